@@ -1,0 +1,162 @@
+//! Claim-check: payloads too large for a Pub/Sub message live in the payload bucket.
+//!
+//! Objects are named `{account_id}/{yyyy}/{mm}/{dd}/{event_id}.json` (date from `occurred_at`)
+//! and written create-only (`if_generation_match = 0`), so an object is never overwritten: a
+//! re-emit of the same event finds its own object and reuses it, while a different payload under
+//! a reused `event_id` is refused. The bucket deletes objects after 30 days, which is why the
+//! worker stores the full payload in the event store.
+
+use crate::config::Config;
+use crate::envelope::{Event, PayloadRef};
+use crate::error::{Error, Result, Service, gax_is_transient};
+use bytes::Bytes;
+use google_cloud_storage::client::Storage;
+use sha2::{Digest, Sha256};
+
+/// Reads and writes claim-check objects in the payload bucket.
+#[derive(Clone, Debug)]
+pub struct ClaimCheck {
+    storage: Storage,
+    bucket: String,
+    bucket_path: String,
+}
+
+/// The object name for an event's payload: `{account_id}/{yyyy}/{mm}/{dd}/{event_id}.json`.
+pub fn object_name(event: &Event) -> String {
+    let at = event.occurred_at();
+    format!(
+        "{}/{:04}/{:02}/{:02}/{}.json",
+        event.account_id(),
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        event.event_id()
+    )
+}
+
+/// Lowercase hex sha256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl ClaimCheck {
+    /// Uses `storage` for the bucket named in `config`.
+    pub fn new(storage: Storage, config: &Config) -> ClaimCheck {
+        ClaimCheck {
+            storage,
+            bucket: config.names().payload_bucket.clone(),
+            bucket_path: config.bucket_path(),
+        }
+    }
+
+    /// Connects a storage client for `config`.
+    pub async fn connect(config: &Config) -> Result<ClaimCheck> {
+        Ok(ClaimCheck::new(crate::clients::storage(config).await?, config))
+    }
+
+    /// The bucket name.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Uploads `payload` (the payload's JSON) for `event`, create-only, and returns the reference
+    /// that replaces the inline payload.
+    pub async fn offload(&self, event: &Event, payload: Bytes) -> Result<PayloadRef> {
+        let object = object_name(event);
+        let sha256 = sha256_hex(&payload);
+        let size = payload.len() as u64;
+        let written = self
+            .storage
+            .write_object(&self.bucket_path, &object, payload)
+            .set_if_generation_match(0)
+            .set_content_type("application/json")
+            .set_metadata([("sha256", sha256.as_str()), ("event_id", &event.event_id().to_string())])
+            .send_buffered()
+            .await;
+        let generation = match written {
+            Ok(obj) => obj.generation,
+            // The object exists: an earlier attempt of this same emit, or a reused event_id.
+            Err(e) if e.http_status_code() == Some(412) => {
+                let (existing, generation) = self.read(&object, None).await?;
+                let existing_sha256 = sha256_hex(&existing);
+                if existing_sha256 != sha256 || existing.len() as u64 != size {
+                    return Err(Error::ClaimCheckConflict {
+                        bucket: self.bucket.clone(),
+                        object,
+                        existing_size: existing.len() as u64,
+                        existing_sha256,
+                    });
+                }
+                generation
+            }
+            Err(e) => {
+                let transient = gax_is_transient(&e);
+                return Err(Error::service(
+                    Service::Storage,
+                    format!("uploading gs://{}/{object}", self.bucket),
+                    transient,
+                    e,
+                ));
+            }
+        };
+        Ok(PayloadRef { bucket: self.bucket.clone(), object, generation, sha256, size })
+    }
+
+    /// Downloads the payload a reference points to and verifies its size and sha256.
+    /// A missing object or a mismatch is [`Error::ClaimCheckInvalid`]; anything else is a
+    /// (usually transient) service error.
+    pub async fn fetch(&self, r: &PayloadRef) -> Result<Bytes> {
+        if r.bucket != self.bucket {
+            return Err(Error::ClaimCheckInvalid {
+                bucket: r.bucket.clone(),
+                object: r.object.clone(),
+                problem: format!("is not in the configured payload bucket {}", self.bucket),
+            });
+        }
+        let (bytes, _) = self.read(&r.object, Some(r.size)).await?;
+        let invalid = |problem: String| Error::ClaimCheckInvalid {
+            bucket: r.bucket.clone(),
+            object: r.object.clone(),
+            problem,
+        };
+        if bytes.len() as u64 != r.size {
+            return Err(invalid(format!("holds {} bytes but the reference says {}", bytes.len(), r.size)));
+        }
+        let sha = sha256_hex(&bytes);
+        if sha != r.sha256 {
+            return Err(invalid(format!("has sha256 {sha} but the reference says {}", r.sha256)));
+        }
+        Ok(bytes)
+    }
+
+    /// Reads a whole object. With `expected`, stops as soon as more than that many bytes arrive
+    /// (a tampered object must not exhaust memory).
+    async fn read(&self, object: &str, expected: Option<u64>) -> Result<(Bytes, i64)> {
+        let op = || format!("downloading gs://{}/{object}", self.bucket);
+        let classify = |e: google_cloud_storage::Error| {
+            if e.http_status_code() == Some(404) {
+                Error::ClaimCheckInvalid {
+                    bucket: self.bucket.clone(),
+                    object: object.to_string(),
+                    problem: "does not exist (deleted, expired after 30 days, or never written)".into(),
+                }
+            } else {
+                let transient = gax_is_transient(&e);
+                Error::service(Service::Storage, op(), transient, e)
+            }
+        };
+        let mut resp = self.storage.read_object(&self.bucket_path, object).send().await.map_err(classify)?;
+        let generation = resp.object().generation;
+        let mut buf = Vec::with_capacity(expected.unwrap_or(0).min(64 << 20) as usize);
+        while let Some(chunk) = resp.next().await {
+            let chunk = chunk.map_err(classify)?;
+            buf.extend_from_slice(&chunk);
+            if let Some(limit) = expected
+                && buf.len() as u64 > limit
+            {
+                break;
+            }
+        }
+        Ok((Bytes::from(buf), generation))
+    }
+}

@@ -1,0 +1,87 @@
+//! Command-line front end. Each subcommand lives in its own module; this one parses arguments,
+//! sets up logging and the runtime, and turns errors into exit codes.
+
+mod emit;
+mod provision;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use suitex_events::Error;
+
+/// Exit code for invalid input (sysexits EX_DATAERR).
+pub const EXIT_INVALID: u8 = 65;
+/// Exit code for a service that failed or was unreachable (EX_UNAVAILABLE).
+pub const EXIT_UNAVAILABLE: u8 = 69;
+/// Exit code for a configuration problem (EX_CONFIG).
+pub const EXIT_CONFIG: u8 = 78;
+
+#[derive(Parser)]
+#[command(
+    name = "suitex-events",
+    version,
+    about = "SuiteX event backbone: emit, provision, store and replay events"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Emit an event (a JSON object) or a batch (a JSON array) read from a file or stdin.
+    Emit(emit::Args),
+    /// Create the topics, subscriptions and bucket on the emulators (local/dev only).
+    Provision(provision::Args),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Emit(args) => emit::run(args).await,
+            Command::Provision(args) => provision::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // The SDK's errors already carry their causes in the message; other errors
+            // (file access, …) print their context chain.
+            match e.downcast_ref::<Error>() {
+                Some(sdk) => eprintln!("error: {sdk}"),
+                None => eprintln!("error: {e:#}"),
+            }
+            exit_code(&e)
+        }
+    }
+}
+
+/// The exit code for a failure.
+pub fn exit_code(e: &anyhow::Error) -> ExitCode {
+    if e.is::<suitex_events::ValidationError>() {
+        return ExitCode::from(EXIT_INVALID);
+    }
+    if e.is::<suitex_events::ConfigError>() {
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    match e.downcast_ref::<Error>() {
+        Some(e) if e.is_validation() => ExitCode::from(EXIT_INVALID),
+        Some(e) if e.is_config() => ExitCode::from(EXIT_CONFIG),
+        Some(_) => ExitCode::from(EXIT_UNAVAILABLE),
+        None => ExitCode::FAILURE,
+    }
+}

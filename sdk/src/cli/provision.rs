@@ -1,0 +1,39 @@
+//! `suitex-events provision`: local/dev topology on the emulators.
+
+use std::process::ExitCode;
+use suitex_events::Config;
+use suitex_events::provision::{ProvisionOptions, Status, provision, warnings};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Create events.raw-sub WITHOUT message ordering (required on the official emulator, which
+    /// crashes on ordering + dead-lettering; production keeps ordering on).
+    #[arg(long)]
+    without_ordering: bool,
+    /// Also create this subscription on events.merged (repeatable).
+    #[arg(long = "merged-subscription", value_name = "NAME")]
+    merged_subscriptions: Vec<String>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = Config::from_env()?;
+    let options = ProvisionOptions {
+        without_ordering: args.without_ordering,
+        merged_subscriptions: args.merged_subscriptions,
+    };
+    for w in warnings(&options, &config) {
+        eprintln!("{w}");
+    }
+    let steps = provision(&config, &options).await?;
+    for step in &steps {
+        match &step.status {
+            Status::Created => println!("created  {:<12} {}", step.kind, step.name),
+            Status::Exists => println!("exists   {:<12} {}", step.kind, step.name),
+            Status::ExistsDiffering(d) => {
+                println!("exists   {:<12} {}", step.kind, step.name);
+                eprintln!("warning: {} {} differs from the wanted settings: {d}", step.kind, step.name);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

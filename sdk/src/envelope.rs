@@ -1,0 +1,924 @@
+//! The event envelope: the one JSON document every part of the backbone agrees on.
+//!
+//! An [`Event`] can only be obtained valid — from [`Event::builder`], from [`Event::from_input`]
+//! (what the web tier, PHP and C hand in) or from [`Event::decode`] (the strict wire form read by
+//! the worker) — so code holding an `Event` never re-checks it. Every rule of the contract lives
+//! here, and every broken rule is reported as a [`ValidationError`] naming the field, what is
+//! wrong with the value, and the limit.
+//!
+//! ```
+//! use suitex_events::envelope::Event;
+//! use serde_json::json;
+//!
+//! let event = Event::builder()
+//!     .account_id(42)
+//!     .aggregate("customer", "C-1001")
+//!     .event_type("customer.updated")
+//!     .payload(json!({"name": "Ada"}))
+//!     .build()?;
+//! assert_eq!(event.ordering_key(), "42:customer:C-1001");
+//!
+//! let err = Event::builder()
+//!     .account_id(42)
+//!     .aggregate("customer", "x".repeat(240))
+//!     .event_type("customer.updated")
+//!     .payload(json!(null))
+//!     .build()
+//!     .unwrap_err();
+//! assert_eq!(err.to_string(), "aggregate_id is 240 bytes; the limit is 191");
+//! # Ok::<(), suitex_events::ValidationError>(())
+//! ```
+
+use crate::error::ValidationError;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::fmt::Write as _;
+use time::{OffsetDateTime, UtcOffset, format_description::BorrowedFormatItem, macros::format_description};
+use uuid::Uuid;
+
+/// The envelope version this SDK writes and the only one it reads.
+pub const SCHEMA_VERSION: u32 = 1;
+/// `aggregate_type` length limit, in characters.
+pub const AGGREGATE_TYPE_MAX_CHARS: usize = 128;
+/// `aggregate_id` length limit, in bytes (the store's `VARCHAR(191)` utf8mb4 index limit).
+pub const AGGREGATE_ID_MAX_BYTES: usize = 191;
+/// `event_type` length limit, in characters.
+pub const EVENT_TYPE_MAX_CHARS: usize = 128;
+/// Pub/Sub's limit on an ordering key, in bytes.
+pub const ORDERING_KEY_MAX_BYTES: usize = 1024;
+/// Limit on the serialized `metadata` object, in bytes.
+pub const METADATA_MAX_BYTES: usize = 64 * 1024;
+/// Limit on each well-known string in `metadata`, in bytes.
+pub const METADATA_STRING_MAX_BYTES: usize = 255;
+/// Metadata keys that, when present, must be strings.
+pub const METADATA_STRING_KEYS: [&str; 4] = ["correlation_id", "causation_id", "actor", "source"];
+
+const OCCURRED_AT_FORMAT: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+const FIELDS: [&str; 10] = [
+    "event_id",
+    "account_id",
+    "aggregate_type",
+    "aggregate_id",
+    "event_type",
+    "occurred_at",
+    "payload",
+    "payload_ref",
+    "metadata",
+    "schema_version",
+];
+
+/// Where an event's payload travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadLocation {
+    /// Inside the Pub/Sub message.
+    Inline,
+    /// In the claim-check bucket; the message carries a [`PayloadRef`].
+    Gcs,
+}
+
+impl PayloadLocation {
+    /// The value of the `payload_location` message attribute.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayloadLocation::Inline => "inline",
+            PayloadLocation::Gcs => "gcs",
+        }
+    }
+}
+
+impl std::fmt::Display for PayloadLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A claim-check: where an offloaded payload lives and how to verify it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PayloadRef {
+    /// Bucket name (not the `projects/_/buckets/` path).
+    pub bucket: String,
+    /// Object name, `{account_id}/{yyyy}/{mm}/{dd}/{event_id}.json`.
+    pub object: String,
+    /// The object generation written for this event.
+    pub generation: i64,
+    /// Lowercase hex sha256 of the object's bytes (the payload's JSON).
+    pub sha256: String,
+    /// Size of the object's bytes.
+    pub size: u64,
+}
+
+/// An event's payload: inline JSON, or a reference to the claim-check object holding it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// The payload travels in the message.
+    Inline(Value),
+    /// The payload was offloaded to Cloud Storage.
+    Offloaded(PayloadRef),
+}
+
+/// A valid event envelope (DESIGN §3.1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    event_id: Uuid,
+    account_id: u64,
+    aggregate_type: String,
+    aggregate_id: String,
+    event_type: String,
+    occurred_at: OffsetDateTime,
+    payload: Payload,
+    metadata: Option<Map<String, Value>>,
+}
+
+impl Event {
+    /// Starts building an event; `event_id` (UUID v7) and `occurred_at` (now) are generated
+    /// when not given.
+    pub fn builder() -> EventBuilder {
+        EventBuilder::default()
+    }
+
+    /// Reads an event as a producer hands it in (a JSON object, or a PHP array converted to one).
+    ///
+    /// Required: `account_id`, `aggregate_type`, `aggregate_id`, `event_type`, `payload`.
+    /// Optional: `event_id`, `occurred_at`, `metadata`, `schema_version` (must be 1).
+    /// `payload_ref` is refused: offloading is the SDK's job. Unknown fields are refused.
+    pub fn from_input(value: Value) -> Result<Event, ValidationError> {
+        parse(value, Form::Input)
+    }
+
+    /// [`Event::from_input`] for JSON text.
+    pub fn from_input_json(bytes: &[u8]) -> Result<Event, ValidationError> {
+        parse(parse_json(bytes)?, Form::Input)
+    }
+
+    /// Strictly decodes the wire form (the `data` of a message on `events.raw`): every field
+    /// present, exactly one of `payload` / `payload_ref`, `schema_version` known.
+    pub fn decode(bytes: &[u8]) -> Result<Event, ValidationError> {
+        parse(parse_json(bytes)?, Form::Wire)
+    }
+
+    /// [`Event::decode`] for an already parsed JSON value.
+    pub fn decode_value(value: Value) -> Result<Event, ValidationError> {
+        parse(value, Form::Wire)
+    }
+
+    /// Serializes the wire form. Field order is stable; `occurred_at` has microseconds.
+    pub fn to_wire_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.wire()).expect("a JSON value always serializes")
+    }
+
+    /// The wire form as a JSON value.
+    pub fn to_wire_value(&self) -> Value {
+        serde_json::to_value(self.wire()).expect("a JSON value always serializes")
+    }
+
+    fn wire(&self) -> Wire<'_> {
+        let (payload, payload_ref) = match &self.payload {
+            Payload::Inline(v) => (Some(v), None),
+            Payload::Offloaded(r) => (None, Some(r)),
+        };
+        Wire {
+            event_id: self.event_id.hyphenated(),
+            account_id: self.account_id,
+            aggregate_type: &self.aggregate_type,
+            aggregate_id: &self.aggregate_id,
+            event_type: &self.event_type,
+            occurred_at: self.occurred_at_rfc3339(),
+            payload,
+            payload_ref,
+            metadata: self.metadata.as_ref(),
+            schema_version: SCHEMA_VERSION,
+        }
+    }
+
+    /// The Pub/Sub ordering key, `{account_id}:{aggregate_type}:{aggregate_id}`.
+    pub fn ordering_key(&self) -> String {
+        ordering_key(self.account_id, &self.aggregate_type, &self.aggregate_id)
+    }
+
+    /// The message attributes: `event_id`, `account_id`, `aggregate_type`, `event_type`,
+    /// `schema_version`, `payload_location`.
+    pub fn attributes(&self) -> [(&'static str, String); 6] {
+        [
+            ("event_id", self.event_id.to_string()),
+            ("account_id", self.account_id.to_string()),
+            ("aggregate_type", self.aggregate_type.clone()),
+            ("event_type", self.event_type.clone()),
+            ("schema_version", SCHEMA_VERSION.to_string()),
+            ("payload_location", self.payload_location().as_str().to_string()),
+        ]
+    }
+
+    /// The idempotency key.
+    pub fn event_id(&self) -> Uuid {
+        self.event_id
+    }
+    /// The tenant.
+    pub fn account_id(&self) -> u64 {
+        self.account_id
+    }
+    /// E.g. `customer`.
+    pub fn aggregate_type(&self) -> &str {
+        &self.aggregate_type
+    }
+    /// E.g. `C-1001`.
+    pub fn aggregate_id(&self) -> &str {
+        &self.aggregate_id
+    }
+    /// E.g. `customer.updated`.
+    pub fn event_type(&self) -> &str {
+        &self.event_type
+    }
+    /// When it happened, UTC, microsecond precision.
+    pub fn occurred_at(&self) -> OffsetDateTime {
+        self.occurred_at
+    }
+    /// `occurred_at` in the wire format, e.g. `2026-11-26T15:24:00.123456Z`.
+    pub fn occurred_at_rfc3339(&self) -> String {
+        self.occurred_at.format(OCCURRED_AT_FORMAT).expect("years 1000-9999 always format")
+    }
+    /// The payload, inline or offloaded.
+    pub fn payload(&self) -> &Payload {
+        &self.payload
+    }
+    /// Optional metadata (correlation_id, causation_id, actor, source, …).
+    pub fn metadata(&self) -> Option<&Map<String, Value>> {
+        self.metadata.as_ref()
+    }
+    /// Always [`SCHEMA_VERSION`].
+    pub fn schema_version(&self) -> u32 {
+        SCHEMA_VERSION
+    }
+    /// Where the payload travels.
+    pub fn payload_location(&self) -> PayloadLocation {
+        match self.payload {
+            Payload::Inline(_) => PayloadLocation::Inline,
+            Payload::Offloaded(_) => PayloadLocation::Gcs,
+        }
+    }
+
+    /// The same event with its payload replaced (claim-check offload, or its resolution).
+    pub fn with_payload(mut self, payload: Payload) -> Event {
+        self.payload = payload;
+        self
+    }
+
+    /// Consumes the event, returning its payload.
+    pub fn into_payload(self) -> Payload {
+        self.payload
+    }
+}
+
+/// The ordering key for an aggregate: `{account_id}:{aggregate_type}:{aggregate_id}`.
+pub fn ordering_key(account_id: u64, aggregate_type: &str, aggregate_id: &str) -> String {
+    let mut key = String::with_capacity(22 + aggregate_type.len() + aggregate_id.len());
+    let _ = write!(key, "{account_id}:{aggregate_type}:{aggregate_id}");
+    key
+}
+
+#[derive(Serialize)]
+struct Wire<'a> {
+    event_id: uuid::fmt::Hyphenated,
+    account_id: u64,
+    aggregate_type: &'a str,
+    aggregate_id: &'a str,
+    event_type: &'a str,
+    occurred_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_ref: Option<&'a PayloadRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a Map<String, Value>>,
+    schema_version: u32,
+}
+
+/// Builds an [`Event`]; [`EventBuilder::build`] checks every rule.
+#[derive(Debug, Default, Clone)]
+#[must_use]
+pub struct EventBuilder {
+    event_id: Option<Uuid>,
+    account_id: Option<u64>,
+    aggregate_type: Option<String>,
+    aggregate_id: Option<String>,
+    event_type: Option<String>,
+    occurred_at: Option<OffsetDateTime>,
+    payload: Option<Value>,
+    metadata: Option<Map<String, Value>>,
+}
+
+impl EventBuilder {
+    /// The idempotency key. Default: a new UUID v7.
+    pub fn event_id(mut self, id: Uuid) -> Self {
+        self.event_id = Some(id);
+        self
+    }
+    /// The tenant, 1 to 2^64-1.
+    pub fn account_id(mut self, id: u64) -> Self {
+        self.account_id = Some(id);
+        self
+    }
+    /// Sets `aggregate_type` and `aggregate_id`.
+    pub fn aggregate(self, aggregate_type: impl Into<String>, aggregate_id: impl Into<String>) -> Self {
+        self.aggregate_type(aggregate_type).aggregate_id(aggregate_id)
+    }
+    /// 1–128 characters of `[a-z0-9_.-]`.
+    pub fn aggregate_type(mut self, v: impl Into<String>) -> Self {
+        self.aggregate_type = Some(v.into());
+        self
+    }
+    /// 1–191 bytes, no control characters.
+    pub fn aggregate_id(mut self, v: impl Into<String>) -> Self {
+        self.aggregate_id = Some(v.into());
+        self
+    }
+    /// 1–128 characters of `[a-zA-Z0-9_.-]`.
+    pub fn event_type(mut self, v: impl Into<String>) -> Self {
+        self.event_type = Some(v.into());
+        self
+    }
+    /// When it happened. Converted to UTC and truncated to microseconds. Default: now.
+    pub fn occurred_at(mut self, at: OffsetDateTime) -> Self {
+        self.occurred_at = Some(at);
+        self
+    }
+    /// Any JSON value.
+    pub fn payload(mut self, payload: Value) -> Self {
+        self.payload = Some(payload);
+        self
+    }
+    /// Optional metadata object.
+    pub fn metadata(mut self, metadata: Map<String, Value>) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+
+    /// Checks every rule and returns the event.
+    pub fn build(self) -> Result<Event, ValidationError> {
+        let account_id = check_account_id(self.account_id.ok_or_else(|| missing("account_id"))?)?;
+        let aggregate_type =
+            check_aggregate_type(self.aggregate_type.ok_or_else(|| missing("aggregate_type"))?)?;
+        let aggregate_id = check_aggregate_id(self.aggregate_id.ok_or_else(|| missing("aggregate_id"))?)?;
+        let event_type = check_event_type(self.event_type.ok_or_else(|| missing("event_type"))?)?;
+        let event_id = match self.event_id {
+            Some(id) => check_event_id(id)?,
+            None => Uuid::now_v7(),
+        };
+        let occurred_at = check_occurred_at(self.occurred_at.unwrap_or_else(OffsetDateTime::now_utc))?;
+        let payload = self.payload.ok_or_else(|| missing("payload"))?;
+        let metadata = self.metadata.map(check_metadata).transpose()?;
+        assemble(
+            event_id,
+            account_id,
+            aggregate_type,
+            aggregate_id,
+            event_type,
+            occurred_at,
+            Payload::Inline(payload),
+            metadata,
+        )
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    event_id: Uuid,
+    account_id: u64,
+    aggregate_type: String,
+    aggregate_id: String,
+    event_type: String,
+    occurred_at: OffsetDateTime,
+    payload: Payload,
+    metadata: Option<Map<String, Value>>,
+) -> Result<Event, ValidationError> {
+    // With the field limits above the key is at most 341 bytes; the check keeps the Pub/Sub
+    // limit explicit should those limits ever grow.
+    let key_len = ordering_key(account_id, &aggregate_type, &aggregate_id).len();
+    if key_len > ORDERING_KEY_MAX_BYTES {
+        return Err(ValidationError::new(
+            "ordering_key",
+            format!(
+                "(account_id:aggregate_type:aggregate_id) is {key_len} bytes; the limit is {ORDERING_KEY_MAX_BYTES}"
+            ),
+        ));
+    }
+    Ok(Event {
+        event_id,
+        account_id,
+        aggregate_type,
+        aggregate_id,
+        event_type,
+        occurred_at,
+        payload,
+        metadata,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Form {
+    Input,
+    Wire,
+}
+
+fn parse_json(bytes: &[u8]) -> Result<Value, ValidationError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ValidationError::new("event", format!("is not valid JSON: {e}")))
+}
+
+fn parse(value: Value, form: Form) -> Result<Event, ValidationError> {
+    let mut obj = match value {
+        Value::Object(m) => m,
+        other => {
+            return Err(ValidationError::new(
+                "event",
+                format!("must be a JSON object; got {}", type_name(&other)),
+            ));
+        }
+    };
+    if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(ValidationError::new(
+            "event",
+            format!("has unknown field {unknown:?}; the fields are {}", FIELDS.join(", ")),
+        ));
+    }
+    // schema_version first: a document of another version may follow other rules entirely.
+    match obj.remove("schema_version") {
+        None if form == Form::Input => {}
+        None => return Err(missing("schema_version")),
+        Some(v) => match v.as_u64() {
+            Some(version) if version == u64::from(SCHEMA_VERSION) => {}
+            Some(version) => {
+                return Err(ValidationError::new(
+                    "schema_version",
+                    format!("{version} is not supported; this SDK reads version {SCHEMA_VERSION}"),
+                ));
+            }
+            None => {
+                return Err(ValidationError::new(
+                    "schema_version",
+                    format!("must be the integer {SCHEMA_VERSION}; got {}", type_name(&v)),
+                ));
+            }
+        },
+    }
+    let event_id = match obj.remove("event_id") {
+        None if form == Form::Input => Uuid::now_v7(),
+        None => return Err(missing("event_id")),
+        Some(v) => parse_event_id(v)?,
+    };
+    let account_id = parse_account_id(required(&mut obj, "account_id")?)?;
+    let aggregate_type =
+        check_aggregate_type(string(required(&mut obj, "aggregate_type")?, "aggregate_type")?)?;
+    let aggregate_id = check_aggregate_id(string(required(&mut obj, "aggregate_id")?, "aggregate_id")?)?;
+    let event_type = check_event_type(string(required(&mut obj, "event_type")?, "event_type")?)?;
+    let occurred_at = match obj.remove("occurred_at") {
+        None if form == Form::Input => check_occurred_at(OffsetDateTime::now_utc())?,
+        None => return Err(missing("occurred_at")),
+        Some(v) => parse_occurred_at(v)?,
+    };
+    let payload = match (obj.remove("payload"), obj.remove("payload_ref"), form) {
+        (Some(_), Some(_), _) => {
+            return Err(ValidationError::new("payload_ref", "must not be given together with payload"));
+        }
+        (Some(p), None, _) => Payload::Inline(p),
+        (None, Some(_), Form::Input) => {
+            return Err(ValidationError::new(
+                "payload_ref",
+                "is set by the SDK when it offloads a payload; give the payload inline",
+            ));
+        }
+        (None, Some(r), Form::Wire) => Payload::Offloaded(parse_payload_ref(r)?),
+        (None, None, Form::Input) => {
+            return Err(ValidationError::new(
+                "payload",
+                "is missing; give null for an event without a payload",
+            ));
+        }
+        (None, None, Form::Wire) => {
+            return Err(ValidationError::new("payload", "is missing and there is no payload_ref"));
+        }
+    };
+    let metadata = match obj.remove("metadata") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(check_metadata(m)?),
+        Some(other) => {
+            return Err(ValidationError::new(
+                "metadata",
+                format!("must be a JSON object; got {}", type_name(&other)),
+            ));
+        }
+    };
+    assemble(event_id, account_id, aggregate_type, aggregate_id, event_type, occurred_at, payload, metadata)
+}
+
+fn missing(field: &str) -> ValidationError {
+    ValidationError::new(field, "is missing")
+}
+
+fn required(obj: &mut Map<String, Value>, field: &str) -> Result<Value, ValidationError> {
+    obj.remove(field).ok_or_else(|| missing(field))
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_f64() => "a fractional number",
+        Value::Number(_) => "an integer",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn string(v: Value, field: &str) -> Result<String, ValidationError> {
+    match v {
+        Value::String(s) => Ok(s),
+        other => Err(ValidationError::new(field, format!("must be a string; got {}", type_name(&other)))),
+    }
+}
+
+fn parse_event_id(v: Value) -> Result<Uuid, ValidationError> {
+    let s = string(v, "event_id")?;
+    // Only the canonical 36-character form: the id is compared as text across PHP, SQL and logs.
+    let parsed = (s.len() == 36).then(|| Uuid::try_parse(&s).ok()).flatten();
+    match parsed {
+        Some(id) => check_event_id(id),
+        None => Err(ValidationError::new(
+            "event_id",
+            format!("{:?} is not a UUID in the 8-4-4-4-12 hex form", truncate_for_message(&s)),
+        )),
+    }
+}
+
+fn check_event_id(id: Uuid) -> Result<Uuid, ValidationError> {
+    if id.is_nil() || id.is_max() {
+        return Err(ValidationError::new("event_id", format!("{id} is reserved; use a UUID v7")));
+    }
+    Ok(id)
+}
+
+const ACCOUNT_ID_RANGE: &str = "must be an integer from 1 to 18446744073709551615";
+
+fn parse_account_id(v: Value) -> Result<u64, ValidationError> {
+    match &v {
+        Value::Number(n) => match (n.as_u64(), n.as_f64()) {
+            (Some(id), _) => check_account_id(id),
+            // Integers beyond u64 arrive as floats; say so rather than print 1.8e19.
+            (None, Some(f)) if f.fract() == 0.0 && f >= 1.8e19 => {
+                Err(ValidationError::new("account_id", format!("{ACCOUNT_ID_RANGE}; got a larger number")))
+            }
+            (None, _) => Err(ValidationError::new("account_id", format!("{ACCOUNT_ID_RANGE}; got {n}"))),
+        },
+        other => {
+            Err(ValidationError::new("account_id", format!("{ACCOUNT_ID_RANGE}; got {}", type_name(other))))
+        }
+    }
+}
+
+fn check_account_id(id: u64) -> Result<u64, ValidationError> {
+    if id == 0 {
+        return Err(ValidationError::new("account_id", format!("{ACCOUNT_ID_RANGE}; got 0")));
+    }
+    Ok(id)
+}
+
+fn check_name(
+    field: &str,
+    value: String,
+    allowed: fn(char) -> bool,
+    allowed_text: &str,
+) -> Result<String, ValidationError> {
+    let chars = value.chars().count();
+    if chars == 0 {
+        return Err(ValidationError::new(field, "is empty; it must be 1 to 128 characters"));
+    }
+    if let Some((pos, c)) = value.chars().enumerate().find(|(_, c)| !allowed(*c)) {
+        return Err(ValidationError::new(
+            field,
+            format!("contains {} at character {}; allowed are {allowed_text}", describe_char(c), pos + 1),
+        ));
+    }
+    // Only ASCII passes the character check, so characters and bytes agree here.
+    if chars > 128 {
+        return Err(ValidationError::new(field, format!("is {chars} characters; the limit is 128")));
+    }
+    Ok(value)
+}
+
+fn check_aggregate_type(value: String) -> Result<String, ValidationError> {
+    const _: () = assert!(AGGREGATE_TYPE_MAX_CHARS == 128);
+    check_name(
+        "aggregate_type",
+        value,
+        |c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'),
+        "a-z, 0-9, '_', '.', '-'",
+    )
+}
+
+fn check_event_type(value: String) -> Result<String, ValidationError> {
+    const _: () = assert!(EVENT_TYPE_MAX_CHARS == 128);
+    check_name(
+        "event_type",
+        value,
+        |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'),
+        "a-z, A-Z, 0-9, '_', '.', '-'",
+    )
+}
+
+/// Characters that are not printable or that make text display differently from its bytes:
+/// C0/C1 controls, line and paragraph separators, bidirectional overrides, the BOM.
+fn is_unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{FEFF}')
+        || ('\u{202A}'..='\u{202E}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+fn check_aggregate_id(value: String) -> Result<String, ValidationError> {
+    if value.is_empty() {
+        return Err(ValidationError::new(
+            "aggregate_id",
+            format!("is empty; it must be 1 to {AGGREGATE_ID_MAX_BYTES} bytes"),
+        ));
+    }
+    if value.len() > AGGREGATE_ID_MAX_BYTES {
+        return Err(ValidationError::new(
+            "aggregate_id",
+            format!("is {} bytes; the limit is {AGGREGATE_ID_MAX_BYTES}", value.len()),
+        ));
+    }
+    if let Some((pos, c)) = value.char_indices().find(|(_, c)| is_unprintable(*c)) {
+        return Err(ValidationError::new(
+            "aggregate_id",
+            format!("contains unprintable character {} at byte {pos}", describe_char(c)),
+        ));
+    }
+    if value.trim() != value {
+        return Err(ValidationError::new("aggregate_id", "has leading or trailing whitespace"));
+    }
+    Ok(value)
+}
+
+fn describe_char(c: char) -> String {
+    if c.is_control() || is_unprintable(c) || c.is_whitespace() {
+        format!("U+{:04X}", c as u32)
+    } else {
+        format!("{c:?} (U+{:04X})", c as u32)
+    }
+}
+
+fn truncate_for_message(s: &str) -> String {
+    if s.chars().count() <= 64 {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(64).collect::<String>())
+    }
+}
+
+fn check_occurred_at(at: OffsetDateTime) -> Result<OffsetDateTime, ValidationError> {
+    let at = at.to_offset(UtcOffset::UTC);
+    let at =
+        at.replace_nanosecond(at.nanosecond() / 1000 * 1000).expect("a truncated nanosecond is in range");
+    if !(1000..=9999).contains(&at.year()) {
+        return Err(ValidationError::new(
+            "occurred_at",
+            format!("is in year {}; it must be between 1000 and 9999", at.year()),
+        ));
+    }
+    Ok(at)
+}
+
+fn parse_occurred_at(v: Value) -> Result<OffsetDateTime, ValidationError> {
+    let s = string(v, "occurred_at")?;
+    let bad = |why: &str| {
+        ValidationError::new(
+            "occurred_at",
+            format!(
+                "{:?} {why}; expected RFC 3339 UTC like 2026-11-26T15:24:00.123456Z",
+                truncate_for_message(&s)
+            ),
+        )
+    };
+    let body = if let Some(b) = s.strip_suffix('Z').or_else(|| s.strip_suffix('z')) {
+        b
+    } else if let Some(b) = s.strip_suffix("+00:00") {
+        b
+    } else {
+        return Err(bad("is not UTC (it must end in Z or +00:00)"));
+    };
+    if let Some((_, frac)) = body.split_once('.')
+        && frac.len() > 6
+    {
+        return Err(bad("has more than 6 fractional digits (the precision is microseconds)"));
+    }
+    let at = OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| bad(&format!("is not a valid timestamp ({e})")))?;
+    check_occurred_at(at)
+}
+
+fn check_metadata(m: Map<String, Value>) -> Result<Map<String, Value>, ValidationError> {
+    for key in METADATA_STRING_KEYS {
+        match m.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s.len() > METADATA_STRING_MAX_BYTES => {
+                return Err(ValidationError::new(
+                    format!("metadata.{key}"),
+                    format!("is {} bytes; the limit is {METADATA_STRING_MAX_BYTES}", s.len()),
+                ));
+            }
+            Some(Value::String(_)) => {}
+            Some(other) => {
+                return Err(ValidationError::new(
+                    format!("metadata.{key}"),
+                    format!("must be a string; got {}", type_name(other)),
+                ));
+            }
+        }
+    }
+    let size = serde_json::to_vec(&m).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > METADATA_MAX_BYTES {
+        return Err(ValidationError::new(
+            "metadata",
+            format!("is {size} bytes as JSON; the limit is {METADATA_MAX_BYTES}"),
+        ));
+    }
+    Ok(m)
+}
+
+fn parse_payload_ref(v: Value) -> Result<PayloadRef, ValidationError> {
+    let Value::Object(mut m) = v else {
+        return Err(ValidationError::new(
+            "payload_ref",
+            format!("must be a JSON object; got {}", type_name(&v)),
+        ));
+    };
+    const KEYS: [&str; 5] = ["bucket", "object", "generation", "sha256", "size"];
+    if let Some(unknown) = m.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(ValidationError::new(
+            "payload_ref",
+            format!("has unknown field {unknown:?}; the fields are {}", KEYS.join(", ")),
+        ));
+    }
+    let mut take = |k: &str| m.remove(k).ok_or_else(|| missing(&format!("payload_ref.{k}")));
+    let bucket = string(take("bucket")?, "payload_ref.bucket")?;
+    let object = string(take("object")?, "payload_ref.object")?;
+    let generation = take("generation")?;
+    let sha256 = string(take("sha256")?, "payload_ref.sha256")?;
+    let size = take("size")?;
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
+    if !bucket_ok {
+        return Err(ValidationError::new(
+            "payload_ref.bucket",
+            format!("{bucket:?} is not a bucket name (3 to 63 of a-z, 0-9, '-', '_', '.')"),
+        ));
+    }
+    if object.is_empty() || object.len() > 1024 {
+        return Err(ValidationError::new(
+            "payload_ref.object",
+            format!("is {} bytes; it must be 1 to 1024", object.len()),
+        ));
+    }
+    let generation = generation.as_i64().filter(|g| *g > 0).ok_or_else(|| {
+        ValidationError::new(
+            "payload_ref.generation",
+            format!("must be a positive integer; got {generation}"),
+        )
+    })?;
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(ValidationError::new("payload_ref.sha256", "must be 64 lowercase hex digits"));
+    }
+    let size = size.as_u64().ok_or_else(|| {
+        ValidationError::new("payload_ref.size", format!("must be a non-negative integer; got {size}"))
+    })?;
+    Ok(PayloadRef { bucket, object, generation, sha256, size })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn valid() -> Value {
+        json!({
+            "account_id": 42,
+            "aggregate_type": "customer",
+            "aggregate_id": "C-1001",
+            "event_type": "customer.updated",
+            "payload": {"name": "Zoë", "n": 1.5, "tags": [], "empty": {}},
+        })
+    }
+
+    #[test]
+    fn input_generates_v7_event_id_and_microsecond_utc_time() {
+        let e = Event::from_input(valid()).unwrap();
+        assert_eq!(e.event_id().get_version_num(), 7);
+        assert_eq!(e.occurred_at().offset(), UtcOffset::UTC);
+        assert_eq!(e.occurred_at().nanosecond() % 1000, 0);
+        let text = e.occurred_at_rfc3339();
+        assert_eq!(text.len(), "2026-11-26T15:24:00.123456Z".len(), "{text}");
+    }
+
+    #[test]
+    fn wire_round_trip_is_lossless_and_field_order_is_stable() {
+        let mut input = valid();
+        input["event_id"] = json!("0190a7f2-4c1e-7b3a-9d2e-1f2a3b4c5d6e");
+        input["occurred_at"] = json!("2026-11-26T15:24:00.123456Z");
+        input["metadata"] = json!({"correlation_id": "abc", "source": "suitex-web"});
+        let e = Event::from_input(input).unwrap();
+        let wire = e.to_wire_json();
+        let text = String::from_utf8(wire.clone()).unwrap();
+        assert!(
+            text.starts_with(r#"{"event_id":"0190a7f2-4c1e-7b3a-9d2e-1f2a3b4c5d6e","account_id":42,"aggregate_type":"customer","aggregate_id":"C-1001","event_type":"customer.updated","occurred_at":"2026-11-26T15:24:00.123456Z","payload":{"name":"Zoë","n":1.5,"tags":[],"empty":{}},"metadata":"#),
+            "{text}"
+        );
+        assert!(text.ends_with(r#","schema_version":1}"#), "{text}");
+        assert_eq!(Event::decode(&wire).unwrap(), e);
+    }
+
+    #[test]
+    fn offloaded_event_round_trips_without_inline_payload() {
+        let r = PayloadRef {
+            bucket: "suitex-payload-snapshots".into(),
+            object: "42/2026/11/26/x.json".into(),
+            generation: 7,
+            sha256: "a".repeat(64),
+            size: 300_000,
+        };
+        let e = Event::from_input(valid()).unwrap().with_payload(Payload::Offloaded(r.clone()));
+        let v: Value = serde_json::from_slice(&e.to_wire_json()).unwrap();
+        assert!(v.get("payload").is_none());
+        assert_eq!(v["payload_ref"]["size"], 300_000);
+        assert_eq!(e.payload_location(), PayloadLocation::Gcs);
+        let back = Event::decode(&e.to_wire_json()).unwrap();
+        assert_eq!(back.payload(), &Payload::Offloaded(r));
+    }
+
+    #[test]
+    fn null_payload_is_kept_distinct_from_absent() {
+        let mut input = valid();
+        input["payload"] = Value::Null;
+        let e = Event::from_input(input).unwrap();
+        let v: Value = serde_json::from_slice(&e.to_wire_json()).unwrap();
+        assert_eq!(v.get("payload"), Some(&Value::Null));
+    }
+
+    #[test]
+    fn ordering_key_and_attributes() {
+        let e = Event::from_input(valid()).unwrap();
+        assert_eq!(e.ordering_key(), "42:customer:C-1001");
+        let attrs: std::collections::HashMap<_, _> = e.attributes().into_iter().collect();
+        assert_eq!(attrs["account_id"], "42");
+        assert_eq!(attrs["aggregate_type"], "customer");
+        assert_eq!(attrs["event_type"], "customer.updated");
+        assert_eq!(attrs["schema_version"], "1");
+        assert_eq!(attrs["payload_location"], "inline");
+        assert_eq!(attrs["event_id"], e.event_id().to_string());
+    }
+
+    #[test]
+    fn builder_truncates_to_microseconds_and_converts_to_utc() {
+        let at = time::macros::datetime!(2026-11-26 17:24:00.123456789 +02:00);
+        let e = Event::builder()
+            .account_id(1)
+            .aggregate("a", "b")
+            .event_type("c")
+            .occurred_at(at)
+            .payload(json!(1))
+            .build()
+            .unwrap();
+        assert_eq!(e.occurred_at_rfc3339(), "2026-11-26T15:24:00.123456Z");
+    }
+
+    #[test]
+    fn decode_accepts_plus_zero_offset_and_fewer_fraction_digits() {
+        let mut input = valid();
+        input["occurred_at"] = json!("2026-11-26T15:24:00.5+00:00");
+        let e = Event::from_input(input).unwrap();
+        assert_eq!(e.occurred_at_rfc3339(), "2026-11-26T15:24:00.500000Z");
+    }
+
+    #[test]
+    fn wire_decoding_requires_every_field() {
+        let e = Event::from_input(valid()).unwrap();
+        for field in ["event_id", "occurred_at", "schema_version", "account_id"] {
+            let mut v = e.to_wire_value();
+            v.as_object_mut().unwrap().remove(field);
+            let err = Event::decode_value(v).unwrap_err();
+            assert_eq!(err.field(), field);
+            assert_eq!(err.problem(), "is missing");
+        }
+    }
+
+    #[test]
+    fn unknown_schema_version_is_refused_by_decode() {
+        let mut v = Event::from_input(valid()).unwrap().to_wire_value();
+        v["schema_version"] = json!(2);
+        let err = Event::decode_value(v).unwrap_err();
+        assert_eq!(err.to_string(), "schema_version 2 is not supported; this SDK reads version 1");
+    }
+}

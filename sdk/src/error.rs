@@ -1,0 +1,228 @@
+//! The SDK's one error type.
+//!
+//! Every failure a caller can see is an [`Error`]. Callers branch on the `is_*` helpers rather
+//! than on variants, so new variants can be added without breaking them. Bindings (PHP, C) map
+//! these helpers onto their own exception classes and result codes.
+
+use std::time::Duration;
+
+/// A boxed error from a client library, kept as the [`std::error::Error::source`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Result alias used throughout the SDK.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An input that broke a rule of the event contract.
+///
+/// `field` names the offending field (`aggregate_id`, `payload`, `events[3].event_type`), and the
+/// message says what is wrong with the value and what the limit is, e.g.
+/// `aggregate_id is 240 bytes; the limit is 191`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} {problem}")]
+pub struct ValidationError {
+    field: String,
+    problem: String,
+}
+
+impl ValidationError {
+    /// `problem` continues the sentence that starts with the field name
+    /// (`"is 240 bytes; the limit is 191"`).
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self { field: field.into(), problem: problem.into() }
+    }
+
+    /// The field that broke a rule.
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
+    /// What is wrong with it, without the field name.
+    pub fn problem(&self) -> &str {
+        &self.problem
+    }
+
+    /// Re-roots the field under a parent, e.g. `aggregate_id` → `events[3].aggregate_id`.
+    pub fn within(mut self, parent: &str) -> Self {
+        self.field = format!("{parent}.{}", self.field);
+        self
+    }
+}
+
+/// A setting that is missing or out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting} {problem}")]
+pub struct ConfigError {
+    setting: String,
+    problem: String,
+}
+
+impl ConfigError {
+    /// `problem` continues the sentence that starts with the setting name.
+    pub fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self { setting: setting.into(), problem: problem.into() }
+    }
+
+    /// The setting (environment variable or builder field) at fault.
+    pub fn setting(&self) -> &str {
+        &self.setting
+    }
+}
+
+/// Which external system an operation talked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Google Cloud Pub/Sub (or its emulator).
+    PubSub,
+    /// Google Cloud Storage (or its emulator).
+    Storage,
+    /// The MySQL event store.
+    Database,
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Service::PubSub => "Pub/Sub",
+            Service::Storage => "Cloud Storage",
+            Service::Database => "the event store database",
+        })
+    }
+}
+
+/// Every error the SDK returns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The event (or a batch entry) broke a rule of the envelope contract. Nothing was sent.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+
+    /// The configuration is incomplete or out of range. Nothing was sent.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+
+    /// An external service refused or failed an operation.
+    #[error("{operation} on {service} failed: {source}")]
+    Service {
+        /// The system that failed.
+        service: Service,
+        /// What the SDK was doing, e.g. `publishing to projects/p/topics/events.raw`.
+        operation: String,
+        /// Whether retrying the same operation later can succeed.
+        transient: bool,
+        /// The client library's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// An operation did not finish within its deadline. It may still complete later; emitting
+    /// the same event again is safe because `event_id` is the idempotency key.
+    #[error("{operation} did not complete within {deadline:?}")]
+    DeadlineExceeded {
+        /// What the SDK was doing.
+        operation: String,
+        /// The deadline that passed.
+        deadline: Duration,
+    },
+
+    /// A claim-check object for this event already exists with different content. The existing
+    /// object is never overwritten.
+    #[error(
+        "claim-check object gs://{bucket}/{object} already holds a different payload \
+         ({existing_size} bytes, sha256 {existing_sha256}); event_id values must not be reused \
+         for different payloads"
+    )]
+    ClaimCheckConflict {
+        /// Bucket of the existing object.
+        bucket: String,
+        /// Name of the existing object.
+        object: String,
+        /// Size of the existing object's content.
+        existing_size: u64,
+        /// sha256 (hex) of the existing object's content.
+        existing_sha256: String,
+    },
+
+    /// A claim-check cannot be resolved: the object is missing, or its bytes do not match the
+    /// reference's size or sha256. Retrying cannot help (the worker treats it as poison).
+    #[error("claim-check gs://{bucket}/{object} {problem}")]
+    ClaimCheckInvalid {
+        /// Bucket named by the reference.
+        bucket: String,
+        /// Object named by the reference.
+        object: String,
+        /// What is wrong (`does not exist`, `has sha256 … but the reference says …`).
+        problem: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn service(
+        service: Service,
+        operation: impl Into<String>,
+        transient: bool,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Service { service, operation: operation.into(), transient, source: source.into() }
+    }
+
+    /// The input broke a rule of the event contract.
+    pub fn is_validation(&self) -> bool {
+        matches!(self, Error::Invalid(_))
+    }
+
+    /// The configuration is incomplete or out of range.
+    pub fn is_config(&self) -> bool {
+        matches!(self, Error::Config(_))
+    }
+
+    /// Publishing to Pub/Sub failed or timed out.
+    pub fn is_publish(&self) -> bool {
+        matches!(self, Error::Service { service: Service::PubSub, .. })
+            || matches!(self, Error::DeadlineExceeded { operation, .. } if operation.starts_with("publishing"))
+    }
+
+    /// A deadline passed before the operation completed.
+    pub fn is_deadline_exceeded(&self) -> bool {
+        matches!(self, Error::DeadlineExceeded { .. })
+    }
+
+    /// Retrying the same operation later can succeed (service outage, timeout).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Service { transient, .. } => *transient,
+            Error::DeadlineExceeded { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The validation error, when this is one.
+    pub fn as_validation(&self) -> Option<&ValidationError> {
+        match self {
+            Error::Invalid(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a Google client error is worth retrying later.
+pub(crate) fn gax_is_transient(e: &google_cloud_gax::error::Error) -> bool {
+    use google_cloud_gax::error::rpc::Code;
+    if e.is_timeout() || e.is_io() || e.is_connect() || e.is_exhausted() {
+        return true;
+    }
+    if let Some(status) = e.http_status_code() {
+        return status == 408 || status == 429 || status >= 500;
+    }
+    matches!(
+        e.status().map(|s| s.code),
+        Some(
+            Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::ResourceExhausted
+                | Code::Aborted
+                | Code::Internal
+                | Code::Unknown
+        )
+    )
+}

@@ -1,0 +1,7 @@
+//! `suitex-events`: the command line of the event backbone.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

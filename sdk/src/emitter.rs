@@ -24,14 +24,16 @@
 
 use crate::claim_check::ClaimCheck;
 use crate::config::{Config, PUBSUB_MESSAGE_MAX_BYTES};
-use crate::envelope::{Event, Payload, PayloadLocation};
+use crate::envelope::{Event, Payload, PayloadLocation, PayloadRef};
 use crate::error::{Error, Result, ValidationError};
-use crate::ordered_publisher::{Deadline, OrderedPublisher};
+use crate::ordered_publisher::{Deadline, OrderedPublisher, PublishBatch};
 use bytes::Bytes;
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use google_cloud_pubsub::model::Message;
 use serde::Serialize;
-use std::collections::HashSet;
+use serde_json::value::RawValue;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -68,7 +70,17 @@ struct Inner {
 /// An event ready to publish, and what its payload needs.
 struct Prepared {
     event: Event,
-    offload: Option<Bytes>,
+    key: String,
+    payload: PreparedPayload,
+}
+
+enum PreparedPayload {
+    /// Inline, already serialized (serialized once for the size check and the message).
+    Inline(Box<RawValue>),
+    /// Too large for a message: to be uploaded.
+    Offload(Bytes),
+    /// Already a claim-check reference.
+    Reference,
 }
 
 impl Emitter {
@@ -141,85 +153,174 @@ impl Emitter {
     /// Size checks; decides whether the payload is offloaded.
     fn prepare(&self, event: Event) -> std::result::Result<Prepared, ValidationError> {
         let config = &self.inner.config;
-        let offload = match event.payload() {
-            Payload::Offloaded(_) => None,
+        let payload = match event.payload() {
+            Payload::Offloaded(_) => PreparedPayload::Reference,
             Payload::Inline(value) => {
-                let bytes = serde_json::to_vec(value).expect("a JSON value always serializes");
-                if bytes.len() > config.max_payload() {
+                let raw = serde_json::value::to_raw_value(value).expect("a JSON value always serializes");
+                let size = raw.get().len();
+                if size > config.max_payload() {
                     return Err(ValidationError::new(
                         "payload",
-                        format!("is {} bytes as JSON; the limit is {}", bytes.len(), config.max_payload()),
+                        format!("is {size} bytes as JSON; the limit is {}", config.max_payload()),
                     ));
                 }
-                (bytes.len() > config.offload_threshold()).then(|| Bytes::from(bytes))
+                if size > config.offload_threshold() {
+                    PreparedPayload::Offload(Bytes::from(String::from(Box::<str>::from(raw))))
+                } else {
+                    PreparedPayload::Inline(raw)
+                }
             }
         };
-        Ok(Prepared { event, offload })
+        Ok(Prepared { key: event.ordering_key(), event, payload })
     }
 
     async fn claim_check(&self) -> Result<&ClaimCheck> {
         self.inner.claim_check.get_or_try_init(|| ClaimCheck::connect(&self.inner.config)).await
     }
 
-    /// Uploads what must be offloaded, then publishes everything that is still intact.
-    async fn send(&self, prepared: Vec<Prepared>, deadline: Deadline) -> Vec<Result<EmitReceipt>> {
-        let total = prepared.len();
-        let mut outcome: Vec<Option<Result<EmitReceipt>>> = (0..total).map(|_| None).collect();
-
-        // 1. Claim-check uploads, bounded in number, all inside the deadline.
-        let uploads = futures::stream::iter(prepared.into_iter().enumerate())
-            .map(|(i, p)| async move {
-                let Prepared { event, offload } = p;
-                let key = event.ordering_key();
-                let Some(bytes) = offload else { return (i, key, Ok(event)) };
-                let upload = async {
-                    let claim_check = self.claim_check().await?;
-                    let payload_ref = claim_check.offload(&event, bytes).await?;
-                    Ok::<_, Error>(event.with_payload(Payload::Offloaded(payload_ref)))
-                };
-                let result = tokio::time::timeout_at(deadline.at, upload).await.unwrap_or_else(|_| {
-                    Err(Error::DeadlineExceeded {
-                        operation: format!(
-                            "uploading the payload to gs://{}",
-                            self.inner.config.names().payload_bucket
-                        ),
-                        deadline: deadline.budget,
-                    })
-                });
-                (i, key, result)
+    async fn offload(&self, event: &Event, bytes: Bytes, deadline: Deadline) -> Result<PayloadRef> {
+        let upload = async { self.claim_check().await?.offload(event, bytes).await };
+        tokio::time::timeout_at(deadline.at, upload).await.unwrap_or_else(|_| {
+            Err(Error::DeadlineExceeded {
+                operation: format!(
+                    "uploading the payload to gs://{}",
+                    self.inner.config.names().payload_bucket
+                ),
+                deadline: deadline.budget,
             })
-            .buffered(UPLOAD_CONCURRENCY)
-            .collect::<Vec<_>>()
-            .await;
+        })
+    }
 
-        // 2. Messages, in order; a key with a failed event sends nothing after it.
-        let mut broken_keys: HashSet<String> = HashSet::new();
-        let mut to_publish = Vec::with_capacity(total);
-        for (i, key, result) in uploads {
-            if broken_keys.contains(&key) {
-                outcome[i] = Some(Err(earlier_failure(&key)));
-                continue;
+    /// Publishes every event, in order per ordering key, uploading oversized payloads first.
+    ///
+    /// Each key is walked in batch order: events are pushed to the publisher as soon as nothing
+    /// before them on their key is pending, so an upload delays only its own key. A failed
+    /// upload fails the rest of its key; other keys are unaffected.
+    async fn send(&self, prepared: Vec<Prepared>, deadline: Deadline) -> Vec<Result<EmitReceipt>> {
+        let mut run =
+            SendRun::new(self.inner.publisher.batch(prepared.iter().map(|p| p.key.as_str())), prepared);
+        let limit = tokio::sync::Semaphore::new(UPLOAD_CONCURRENCY);
+        let mut uploads = FuturesUnordered::new();
+        let start_upload = |(i, event, bytes): (usize, Event, Bytes)| {
+            let limit = &limit;
+            async move {
+                let _permit = limit.acquire().await;
+                (i, self.offload(&event, bytes, deadline).await)
             }
-            let prepared = result.and_then(|event| {
-                let msg = message(&event).map_err(Error::Invalid)?;
-                Ok((event.event_id(), event.payload_location(), msg))
-            });
-            match prepared {
-                Ok((id, location, msg)) => to_publish.push((i, id, location, msg)),
+        };
+        for key in run.keys() {
+            uploads.extend(run.advance(&key).map(start_upload));
+        }
+        while let Some((i, result)) = uploads.next().await {
+            uploads.extend(run.uploaded(i, result).map(start_upload));
+        }
+        run.finish(deadline).await
+    }
+}
+
+/// The state of one `send`: which events are pushed, pending or failed.
+struct SendRun {
+    batch: PublishBatch,
+    slots: Vec<Option<Prepared>>,
+    outcome: Vec<Option<Result<EmitReceipt>>>,
+    /// Per key, the indices of its events not yet pushed, in order.
+    queues: HashMap<String, VecDeque<usize>>,
+    /// Event index of each pushed message, in push order.
+    pushed: Vec<usize>,
+}
+
+impl SendRun {
+    fn new(batch: PublishBatch, prepared: Vec<Prepared>) -> SendRun {
+        let mut queues: HashMap<String, VecDeque<usize>> = HashMap::new();
+        for (i, p) in prepared.iter().enumerate() {
+            queues.entry(p.key.clone()).or_default().push_back(i);
+        }
+        SendRun {
+            batch,
+            outcome: (0..prepared.len()).map(|_| None).collect(),
+            slots: prepared.into_iter().map(Some).collect(),
+            queues,
+            pushed: Vec::new(),
+        }
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.queues.keys().cloned().collect()
+    }
+
+    /// Pushes what is ready at the front of `key`'s queue. Returns the upload that blocks the
+    /// key, if one must start.
+    fn advance(&mut self, key: &str) -> Option<(usize, Event, Bytes)> {
+        while let Some(&i) = self.queues[key].front() {
+            let p = self.slots[i].as_mut().expect("a queued event is present");
+            if matches!(p.payload, PreparedPayload::Offload(_)) {
+                let PreparedPayload::Offload(bytes) =
+                    std::mem::replace(&mut p.payload, PreparedPayload::Reference)
+                else {
+                    unreachable!("checked above")
+                };
+                return Some((i, p.event.clone_without_payload(), bytes));
+            }
+            self.queues.get_mut(key).expect("queued").pop_front();
+            let p = self.slots[i].take().expect("a queued event is present");
+            let data = match &p.payload {
+                PreparedPayload::Inline(raw) => p.event.to_wire_json_with(raw),
+                _ => p.event.to_wire_json(),
+            };
+            match message(&p.event, &p.key, data) {
+                Ok(msg) => {
+                    self.batch.push(msg);
+                    self.pushed.push(i);
+                    self.outcome[i] = Some(Ok(EmitReceipt {
+                        event_id: p.event.event_id(),
+                        message_id: String::new(),
+                        payload_location: p.event.payload_location(),
+                    }));
+                }
                 Err(e) => {
-                    broken_keys.insert(key);
-                    outcome[i] = Some(Err(e));
+                    self.outcome[i] = Some(Err(e));
+                    self.fail_rest(key);
                 }
             }
         }
+        None
+    }
 
-        // 3. Publish.
-        let (meta, messages): (Vec<_>, Vec<_>) =
-            to_publish.into_iter().map(|(i, id, loc, msg)| ((i, id, loc), msg)).unzip();
-        let published = self.inner.publisher.publish(messages, deadline).await;
-        for ((i, event_id, payload_location), result) in meta.into_iter().zip(published) {
-            outcome[i] =
-                Some(result.map(|message_id| EmitReceipt { event_id, message_id, payload_location }));
+    /// Records the end of event `i`'s upload and carries on with its key.
+    fn uploaded(&mut self, i: usize, result: Result<PayloadRef>) -> Option<(usize, Event, Bytes)> {
+        let key = self.slots[i].as_ref().expect("an uploading event is present").key.clone();
+        match result {
+            Ok(r) => {
+                self.slots[i].as_mut().expect("present").event.replace_payload(Payload::Offloaded(r));
+                self.advance(&key)
+            }
+            Err(e) => {
+                self.queues.get_mut(&key).expect("queued").pop_front();
+                self.slots[i] = None;
+                self.outcome[i] = Some(Err(e));
+                self.fail_rest(&key);
+                None
+            }
+        }
+    }
+
+    /// Fails every event still queued on `key`: something before it failed.
+    fn fail_rest(&mut self, key: &str) {
+        for j in std::mem::take(self.queues.get_mut(key).expect("queued")) {
+            self.slots[j] = None;
+            self.outcome[j] = Some(Err(earlier_failure(key)));
+        }
+    }
+
+    async fn finish(self, deadline: Deadline) -> Vec<Result<EmitReceipt>> {
+        let SendRun { batch, mut outcome, pushed, .. } = self;
+        for (i, result) in pushed.into_iter().zip(batch.finish(deadline).await) {
+            let slot = outcome[i].as_mut().expect("a pushed event has an outcome");
+            match (result, slot) {
+                (Ok(message_id), Ok(receipt)) => receipt.message_id = message_id,
+                (Err(e), slot) => *slot = Err(e),
+                (Ok(_), Err(_)) => unreachable!("only successfully built messages are pushed"),
+            }
         }
         outcome.into_iter().map(|o| o.expect("every event has an outcome")).collect()
     }
@@ -235,16 +336,14 @@ fn earlier_failure(key: &str) -> Error {
 }
 
 /// The Pub/Sub message for an event, checked against Pub/Sub's message limit.
-fn message(event: &Event) -> std::result::Result<Message, ValidationError> {
-    let data = event.to_wire_json();
+fn message(event: &Event, key: &str, data: Vec<u8>) -> Result<Message> {
     let attributes = event.attributes();
-    let key = event.ordering_key();
     let size = data.len() + key.len() + attributes.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
     if size > PUBSUB_MESSAGE_MAX_BYTES {
-        return Err(ValidationError::new(
+        return Err(Error::Invalid(ValidationError::new(
             "event",
             format!("is {size} bytes as a Pub/Sub message; the limit is {PUBSUB_MESSAGE_MAX_BYTES}"),
-        ));
+        )));
     }
-    Ok(Message::new().set_data(data).set_ordering_key(key).set_attributes(attributes))
+    Ok(Message::new().set_data(Bytes::from(data)).set_ordering_key(key).set_attributes(attributes))
 }

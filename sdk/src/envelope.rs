@@ -31,6 +31,7 @@
 
 use crate::error::ValidationError;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::fmt::Write as _;
 use time::{OffsetDateTime, UtcOffset, format_description::BorrowedFormatItem, macros::format_description};
@@ -165,18 +166,26 @@ impl Event {
 
     /// Serializes the wire form. Field order is stable; `occurred_at` has microseconds.
     pub fn to_wire_json(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.wire()).expect("a JSON value always serializes")
+        serde_json::to_vec(&self.wire(None)).expect("a JSON value always serializes")
+    }
+
+    /// [`Event::to_wire_json`] with the inline payload already serialized (`payload_json` must be
+    /// this event's payload as JSON): the emitter serializes each payload once, for both the
+    /// size check and the message.
+    pub(crate) fn to_wire_json_with(&self, payload_json: &RawValue) -> Vec<u8> {
+        serde_json::to_vec(&self.wire(Some(payload_json))).expect("a JSON value always serializes")
     }
 
     /// The wire form as a JSON value.
     pub fn to_wire_value(&self) -> Value {
-        serde_json::to_value(self.wire()).expect("a JSON value always serializes")
+        serde_json::to_value(self.wire(None)).expect("a JSON value always serializes")
     }
 
-    fn wire(&self) -> Wire<'_> {
-        let (payload, payload_ref) = match &self.payload {
-            Payload::Inline(v) => (Some(v), None),
-            Payload::Offloaded(r) => (None, Some(r)),
+    fn wire<'a>(&'a self, raw: Option<&'a RawValue>) -> Wire<'a> {
+        let (payload, payload_ref) = match (&self.payload, raw) {
+            (Payload::Inline(_), Some(raw)) => (Some(WirePayload::Raw(raw)), None),
+            (Payload::Inline(v), None) => (Some(WirePayload::Value(v)), None),
+            (Payload::Offloaded(r), _) => (None, Some(r)),
         };
         Wire {
             event_id: self.event_id.hyphenated(),
@@ -264,6 +273,26 @@ impl Event {
         self
     }
 
+    /// A copy with a `null` payload: everything that names and dates the event, without cloning
+    /// a large payload.
+    pub(crate) fn clone_without_payload(&self) -> Event {
+        Event {
+            event_id: self.event_id,
+            account_id: self.account_id,
+            aggregate_type: self.aggregate_type.clone(),
+            aggregate_id: self.aggregate_id.clone(),
+            event_type: self.event_type.clone(),
+            occurred_at: self.occurred_at,
+            payload: Payload::Inline(Value::Null),
+            metadata: None,
+        }
+    }
+
+    /// Replaces the payload in place, returning the old one.
+    pub(crate) fn replace_payload(&mut self, payload: Payload) -> Payload {
+        std::mem::replace(&mut self.payload, payload)
+    }
+
     /// Consumes the event, returning its payload.
     pub fn into_payload(self) -> Payload {
         self.payload
@@ -286,12 +315,19 @@ struct Wire<'a> {
     event_type: &'a str,
     occurred_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    payload: Option<&'a Value>,
+    payload: Option<WirePayload<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     payload_ref: Option<&'a PayloadRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata: Option<&'a Map<String, Value>>,
     schema_version: u32,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum WirePayload<'a> {
+    Value(&'a Value),
+    Raw(&'a RawValue),
 }
 
 /// Builds an [`Event`]; [`EventBuilder::build`] checks every rule.

@@ -18,13 +18,15 @@
 
 use crate::config::Batching;
 use crate::error::{Error, Service, gax_is_transient};
+use futures::FutureExt;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use google_cloud_pubsub::client::{BasePublisher, Publisher};
 use google_cloud_pubsub::error::PublishError;
 use google_cloud_pubsub::model::Message;
 use google_cloud_pubsub::publisher::PublishFuture;
 use std::collections::HashSet;
 use std::hash::BuildHasher;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -114,55 +116,91 @@ impl OrderedPublisher {
                 keys: HashSet::new(),
                 number,
             };
+            release_freed_memory();
         }
         generation.keys.extend(hashes);
         generation.publisher.clone()
     }
 
-    /// Publishes `messages` in order and waits until `deadline` for their message ids.
-    ///
-    /// The result has one entry per message, in order. A message still pending at the deadline
-    /// gets [`Error::DeadlineExceeded`]; it may still be published afterwards, and its ordering
-    /// key is resumed if it then fails.
-    pub async fn publish(&self, messages: Vec<Message>, deadline: Deadline) -> Vec<Result<String, Error>> {
-        let publisher = self.acquire(messages.iter().map(|m| m.ordering_key.as_str()));
-        let keys: Vec<String> = messages.iter().map(|m| m.ordering_key.clone()).collect();
-        let mut pending: Vec<Pin<Box<PublishFuture>>> =
-            messages.into_iter().map(|m| Box::pin(publisher.publish(m))).collect();
-        let settled = futures::future::join_all(
-            pending.iter_mut().map(|f| tokio::time::timeout_at(deadline.at, f.as_mut())),
-        )
-        .await;
-
-        let mut results = Vec::with_capacity(settled.len());
-        let mut paused: HashSet<&str> = HashSet::new();
-        let mut abandoned = Vec::new();
-        for ((outcome, key), fut) in settled.into_iter().zip(&keys).zip(pending) {
-            match outcome {
-                Ok(Ok(id)) => results.push(Ok(id)),
-                Ok(Err(e)) => {
-                    paused.insert(key);
-                    results.push(Err(publish_error(&self.inner.topic, e)));
-                }
-                Err(_elapsed) => {
-                    abandoned.push((key.clone(), fut));
-                    results.push(Err(Error::DeadlineExceeded {
-                        operation: format!("publishing to {}", self.inner.topic),
-                        deadline: deadline.budget,
-                    }));
-                }
-            }
+    /// Starts a batch for messages with these ordering keys; all of them go through one
+    /// generation. Messages are sent as soon as they are pushed.
+    pub fn batch<'a>(&self, keys: impl Iterator<Item = &'a str> + Clone) -> PublishBatch {
+        PublishBatch {
+            publisher: self.acquire(keys),
+            topic: self.inner.topic.clone(),
+            inflight: FuturesUnordered::new(),
+            pushed: 0,
         }
+    }
+
+    /// Publishes `messages` in order and waits until `deadline` for their message ids
+    /// (see [`PublishBatch::finish`]).
+    pub async fn publish(&self, messages: Vec<Message>, deadline: Deadline) -> Vec<Result<String, Error>> {
+        let mut batch = self.batch(messages.iter().map(|m| m.ordering_key.as_str()));
+        for m in messages {
+            batch.push(m);
+        }
+        batch.finish(deadline).await
+    }
+
+    /// Sends everything buffered in the current generation now.
+    pub async fn flush(&self) {
+        let publisher = self.inner.current.lock().expect("generation lock").publisher.clone();
+        publisher.flush().await;
+    }
+}
+
+type Inflight =
+    FuturesUnordered<futures::future::Map<PublishFuture, Box<dyn FnOnce(PublishResult) -> Settled + Send>>>;
+type PublishResult = Result<String, PublishError>;
+type Settled = (usize, String, PublishResult);
+
+/// Messages being published through one generation; see [`OrderedPublisher::batch`].
+pub struct PublishBatch {
+    publisher: Publisher,
+    topic: String,
+    inflight: Inflight,
+    pushed: usize,
+}
+
+impl PublishBatch {
+    /// Sends `message` now (the client batches and orders it per key).
+    pub fn push(&mut self, message: Message) {
+        let (i, key) = (self.pushed, message.ordering_key.clone());
+        self.pushed += 1;
+        let settle: Box<dyn FnOnce(PublishResult) -> Settled + Send> = Box::new(move |r| (i, key, r));
+        self.inflight.push(self.publisher.publish(message).map(settle));
+    }
+
+    /// Waits until `deadline` for the message ids, one result per pushed message, in push order.
+    ///
+    /// A message still pending at the deadline gets [`Error::DeadlineExceeded`]; it may still be
+    /// published afterwards, and its ordering key is resumed if it then fails. Keys whose
+    /// publish failed are resumed before this returns.
+    pub async fn finish(self, deadline: Deadline) -> Vec<Result<String, Error>> {
+        let PublishBatch { publisher, topic, mut inflight, pushed } = self;
+        let mut results: Vec<Option<Result<String, Error>>> = (0..pushed).map(|_| None).collect();
+        let mut paused: HashSet<String> = HashSet::new();
+        // One timer for the whole batch.
+        let _ = tokio::time::timeout_at(deadline.at, async {
+            while let Some((i, key, r)) = inflight.next().await {
+                results[i] = Some(r.map_err(|e| {
+                    paused.insert(key);
+                    publish_error(&topic, e)
+                }));
+            }
+        })
+        .await;
         for key in paused.into_iter().filter(|k| !k.is_empty()) {
             publisher.resume_publish(key);
         }
-        if !abandoned.is_empty() {
+        if !inflight.is_empty() {
             // The client keeps retrying until its retry limit; whatever fails then must not
             // leave its key paused for the next caller.
             tokio::spawn(async move {
                 let mut to_resume = HashSet::new();
-                for (key, fut) in abandoned {
-                    if fut.await.is_err() && !key.is_empty() {
+                while let Some((_, key, r)) = inflight.next().await {
+                    if r.is_err() && !key.is_empty() {
                         to_resume.insert(key);
                     }
                 }
@@ -172,12 +210,33 @@ impl OrderedPublisher {
             });
         }
         results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(Error::DeadlineExceeded {
+                        operation: format!("publishing to {topic}"),
+                        deadline: deadline.budget,
+                    })
+                })
+            })
+            .collect()
     }
+}
 
-    /// Sends everything buffered in the current generation now.
-    pub async fn flush(&self) {
-        let publisher = self.inner.current.lock().expect("generation lock").publisher.clone();
-        publisher.flush().await;
+/// Hands memory freed by earlier generations back to the OS.
+///
+/// The key workers of a generation are allocated on whichever runtime threads ran them, so
+/// glibc spreads them over several malloc arenas and keeps the freed pages mapped: without this,
+/// resident memory settles ~1.6× above a one-generation process instead of staying flat. By the
+/// time a generation is retired, the one before it has long finished and freed its workers.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // Off the caller's path: trimming walks every arena.
+        drop(tokio::task::spawn_blocking(|| {
+            // SAFETY: malloc_trim only returns free memory to the OS; it has no preconditions.
+            unsafe { libc::malloc_trim(0) };
+        }));
     }
 }
 

@@ -189,7 +189,7 @@ async fn payload_over_the_hard_maximum_is_rejected_with_nothing_uploaded_or_publ
     let sentinel = event(13, "H-1", 3, json!("sentinel"));
     let sentinel_id = sentinel.event_id().to_string();
     emitter.emit(sentinel).await.unwrap();
-    let before = receive_until(&config, &probe, &sentinel_id, Duration::from_secs(30)).await;
+    let before = receive_until(&config, &probe, &[&sentinel_id], Duration::from_secs(30)).await;
     assert!(before.is_empty(), "published before the sentinel: {} messages", before.len());
     assert!(list_objects(&config.names().payload_bucket, "13/").await.is_empty(), "nothing uploaded");
 }
@@ -242,4 +242,48 @@ async fn pubsub_that_never_answers_fails_at_the_deadline() {
     );
     assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(8), "returned after {took:?}");
     drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_event_stops_later_events_of_its_key_but_not_other_keys() {
+    // Pub/Sub works; Cloud Storage is unreachable, so the oversized event cannot be offloaded.
+    let good = emulator_config("gap").build().unwrap();
+    let probe = provision_with_probe(&good).await;
+    let config = suitex_events::Config::builder("suitex-local")
+        .pubsub_endpoint(Endpoint::emulator(&required_env("PUBSUB_EMULATOR_HOST")))
+        .storage_endpoint(Endpoint::emulator("127.0.0.1:1"))
+        .names(good.names().clone())
+        .offload_threshold(1024)
+        .publish_deadline(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let emitter = Emitter::connect(config).await.unwrap();
+    let a0 = event(16, "A", 0, json!("small"));
+    let a1 = event(16, "A", 1, json!("z".repeat(4096)));
+    let a2 = event(16, "A", 2, json!("small"));
+    let b0 = event(16, "B", 0, json!("small"));
+    let results = emitter.emit_batch(vec![a0.clone(), a1, a2, b0.clone()]).await.unwrap();
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    let upload_err = results[1].as_ref().unwrap_err();
+    // The storage client keeps retrying a refused connection, so the upload ends at the deadline.
+    assert!(
+        upload_err.to_string().contains(&format!("gs://{}", good.names().payload_bucket)),
+        "{upload_err}"
+    );
+    let gap_err = results[2].as_ref().unwrap_err().to_string();
+    assert!(gap_err.contains("an earlier event of the same ordering key in this batch failed"), "{gap_err}");
+    assert!(results[3].is_ok(), "{:?}", results[3]);
+
+    let (sa, sb) = (event(16, "A", 3, json!("sentinel")), event(16, "B", 1, json!("sentinel")));
+    let sentinels = [sa.event_id().to_string(), sb.event_id().to_string()];
+    for r in emitter.emit_batch(vec![sa, sb]).await.unwrap() {
+        r.unwrap();
+    }
+    let sentinels: Vec<&str> = sentinels.iter().map(String::as_str).collect();
+    let before = receive_until(&good, &probe, &sentinels, Duration::from_secs(30)).await;
+    let mut ids: Vec<&str> = before.iter().map(|m| attr(m, "event_id")).collect();
+    ids.sort();
+    let mut expected = vec![a0.event_id().to_string(), b0.event_id().to_string()];
+    expected.sort();
+    assert_eq!(ids, expected, "only A0 and B0 were published before the sentinel");
 }

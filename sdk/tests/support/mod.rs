@@ -87,34 +87,36 @@ pub async fn receive(config: &Config, subscription: &str, n: usize, timeout: Dur
     got
 }
 
-/// Receives (and acks) until the message whose `event_id` attribute is `sentinel` arrives and
-/// returns everything received before it. Proves absence without waiting on a clock: whatever
-/// was published on the sentinel's ordering key before it would have arrived first.
+/// Receives (and acks) until every message whose `event_id` attribute is in `sentinels` has
+/// arrived and returns the other messages received meanwhile. Proves absence without waiting on
+/// a clock: whatever was published on a sentinel's ordering key before it arrives first, so
+/// emit one sentinel per key in question.
 pub async fn receive_until(
     config: &Config,
     subscription: &str,
-    sentinel: &str,
+    sentinels: &[&str],
     timeout: Duration,
 ) -> Vec<Message> {
     let subscriber = suitex_events::clients::subscriber(config).await.unwrap();
     let mut stream = subscriber.subscribe(subscription).build();
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut before = Vec::new();
-    loop {
+    let mut waiting: std::collections::HashSet<&str> = sentinels.iter().copied().collect();
+    let mut others = Vec::new();
+    while !waiting.is_empty() {
         match tokio::time::timeout_at(deadline, stream.next()).await {
             Ok(Some(Ok((msg, handler)))) => {
                 handler.ack();
-                if attr(&msg, "event_id") == sentinel {
-                    return before;
+                if !waiting.remove(attr(&msg, "event_id")) {
+                    others.push(msg);
                 }
-                before.push(msg);
             }
             Ok(Some(Err(e))) => panic!("streaming pull on {subscription} failed: {e}"),
             Ok(None) | Err(_) => {
-                panic!("the sentinel {sentinel} never arrived on {subscription} within {timeout:?}")
+                panic!("sentinels {waiting:?} never arrived on {subscription} within {timeout:?}")
             }
         }
     }
+    others
 }
 
 /// The storage emulator's base URL.

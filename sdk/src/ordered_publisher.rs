@@ -129,7 +129,7 @@ impl OrderedPublisher {
             publisher: self.acquire(keys),
             topic: self.inner.topic.clone(),
             inflight: FuturesUnordered::new(),
-            pushed: 0,
+            sent: Vec::new(),
         }
     }
 
@@ -160,40 +160,90 @@ pub struct PublishBatch {
     publisher: Publisher,
     topic: String,
     inflight: Inflight,
-    pushed: usize,
+    /// A copy of every pushed message (cheap: the data is shared), for the one retry after a
+    /// pause that another call caused.
+    sent: Vec<Message>,
 }
 
 impl PublishBatch {
     /// Sends `message` now (the client batches and orders it per key).
     pub fn push(&mut self, message: Message) {
-        let (i, key) = (self.pushed, message.ordering_key.clone());
-        self.pushed += 1;
+        let i = self.sent.len();
+        self.sent.push(message.clone());
+        self.send(i, message);
+    }
+
+    fn send(&mut self, i: usize, message: Message) {
+        let key = message.ordering_key.clone();
         let settle: Box<dyn FnOnce(PublishResult) -> Settled + Send> = Box::new(move |r| (i, key, r));
         self.inflight.push(self.publisher.publish(message).map(settle));
     }
 
-    /// Waits until `deadline` for the message ids, one result per pushed message, in push order.
-    ///
-    /// A message still pending at the deadline gets [`Error::DeadlineExceeded`]; it may still be
-    /// published afterwards, and its ordering key is resumed if it then fails. Keys whose
-    /// publish failed are resumed before this returns.
-    pub async fn finish(self, deadline: Deadline) -> Vec<Result<String, Error>> {
-        let PublishBatch { publisher, topic, mut inflight, pushed } = self;
-        let mut results: Vec<Option<Result<String, Error>>> = (0..pushed).map(|_| None).collect();
-        let mut paused: HashSet<String> = HashSet::new();
-        // One timer for the whole batch.
+    /// Collects results until everything in flight settled or the deadline passed.
+    async fn drive(&mut self, results: &mut [Option<PublishResult>], deadline: Deadline) {
+        let inflight = &mut self.inflight;
         let _ = tokio::time::timeout_at(deadline.at, async {
-            while let Some((i, key, r)) = inflight.next().await {
-                results[i] = Some(r.map_err(|e| {
-                    paused.insert(key);
-                    publish_error(&topic, e)
-                }));
+            while let Some((i, _, r)) = inflight.next().await {
+                results[i] = Some(r);
             }
         })
         .await;
-        for key in paused.into_iter().filter(|k| !k.is_empty()) {
-            publisher.resume_publish(key);
+    }
+
+    /// Resumes every key with a failure in `results`.
+    fn resume_failed(&self, results: &[Option<PublishResult>]) {
+        let failed: HashSet<&str> = results
+            .iter()
+            .zip(&self.sent)
+            .filter(|(r, m)| matches!(r, Some(Err(_))) && !m.ordering_key.is_empty())
+            .map(|(_, m)| m.ordering_key.as_str())
+            .collect();
+        for key in failed {
+            self.publisher.resume_publish(key);
         }
+    }
+
+    /// Waits until `deadline` for the message ids, one result per pushed message, in push order.
+    ///
+    /// Keys whose publish failed are resumed before this returns. A key whose *first* failure
+    /// in this batch is "paused" was paused by another call (typically a publish abandoned at
+    /// its deadline that failed later); it is resumed and its messages are sent once more, in
+    /// order. A key paused by a failure in this batch is not retried: later events of the key
+    /// must not overtake the failed one. A message still pending at the deadline gets
+    /// [`Error::DeadlineExceeded`]; it may still be published afterwards, and its key is resumed
+    /// if it then fails.
+    pub async fn finish(mut self, deadline: Deadline) -> Vec<Result<String, Error>> {
+        let mut results: Vec<Option<PublishResult>> = (0..self.sent.len()).map(|_| None).collect();
+        self.drive(&mut results, deadline).await;
+        self.resume_failed(&results);
+
+        if self.inflight.is_empty() {
+            let mut first_failure: std::collections::HashMap<&str, bool> = Default::default();
+            for (r, m) in results.iter().zip(&self.sent) {
+                if let Some(Err(e)) = r {
+                    first_failure
+                        .entry(m.ordering_key.as_str())
+                        .or_insert(matches!(e, PublishError::OrderingKeyPaused));
+                }
+            }
+            let retry: Vec<usize> = (0..results.len())
+                .filter(|&i| {
+                    matches!(results[i], Some(Err(PublishError::OrderingKeyPaused)))
+                        && first_failure.get(self.sent[i].ordering_key.as_str()) == Some(&true)
+                })
+                .collect();
+            if !retry.is_empty() {
+                for i in retry {
+                    results[i] = None;
+                    let message = self.sent[i].clone();
+                    self.send(i, message);
+                }
+                self.drive(&mut results, deadline).await;
+                self.resume_failed(&results);
+            }
+        }
+
+        let PublishBatch { publisher, topic, mut inflight, .. } = self;
         if !inflight.is_empty() {
             // The client keeps retrying until its retry limit; whatever fails then must not
             // leave its key paused for the next caller.
@@ -211,13 +261,13 @@ impl PublishBatch {
         }
         results
             .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(Error::DeadlineExceeded {
-                        operation: format!("publishing to {topic}"),
-                        deadline: deadline.budget,
-                    })
-                })
+            .map(|r| match r {
+                Some(Ok(id)) => Ok(id),
+                Some(Err(e)) => Err(publish_error(&topic, e)),
+                None => Err(Error::DeadlineExceeded {
+                    operation: format!("publishing to {topic}"),
+                    deadline: deadline.budget,
+                }),
             })
             .collect()
     }

@@ -299,6 +299,11 @@ impl Event {
     }
 }
 
+/// A UTC time in the wire format, e.g. `2026-11-26T15:24:00.123456Z` (sub-microseconds dropped).
+pub fn format_occurred_at(at: OffsetDateTime) -> String {
+    at.to_offset(UtcOffset::UTC).format(OCCURRED_AT_FORMAT).expect("years 1000-9999 always format")
+}
+
 /// The ordering key for an aggregate: `{account_id}:{aggregate_type}:{aggregate_id}`.
 pub fn ordering_key(account_id: u64, aggregate_type: &str, aggregate_id: &str) -> String {
     let mut key = String::with_capacity(22 + aggregate_type.len() + aggregate_id.len());

@@ -30,6 +30,7 @@ pub mod envelope;
 pub mod error;
 pub mod ordered_publisher;
 pub mod provision;
+pub mod store;
 
 pub use config::Config;
 pub use emitter::{EmitReceipt, Emitter};

@@ -148,3 +148,76 @@ pub async fn list_objects(bucket: &str, prefix: &str) -> Vec<String> {
 pub fn attr<'a>(m: &'a Message, key: &str) -> &'a str {
     m.attributes.get(key).map(String::as_str).unwrap_or_default()
 }
+
+/// The MariaDB server the tests use (`SUITEX_TEST_MYSQL_URL`, `mysql://user[:password]@host:port`).
+pub fn mysql_server() -> suitex_events::store::StoreSettings {
+    let url = required_env("SUITEX_TEST_MYSQL_URL");
+    let rest = url
+        .strip_prefix("mysql://")
+        .unwrap_or_else(|| panic!("SUITEX_TEST_MYSQL_URL {url:?} is not mysql://…"));
+    let (creds, addr) = rest.rsplit_once('@').unwrap_or(("root", rest));
+    let (user, password) = creds.split_once(':').unwrap_or((creds, ""));
+    let addr = addr.trim_end_matches('/');
+    let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "3306"));
+    suitex_events::store::StoreSettings::from_lookup(|k| match k {
+        "DB_EVENT_STORE_HOST" => Some(host.to_string()),
+        "DB_EVENT_STORE_PORT" => Some(port.to_string()),
+        "DB_EVENT_STORE_USERNAME" => Some(user.to_string()),
+        "DB_EVENT_STORE_PASSWORD" => Some(password.to_string()),
+        "DB_EVENT_STORE_DATABASE" => Some("mysql".to_string()),
+        "DB_EVENT_STORE_SSL_MODE" => Some("disabled".to_string()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+/// A database of its own on the test server, migrated; dropped when this is dropped.
+pub struct TestDb {
+    pub settings: suitex_events::store::StoreSettings,
+    pub store: suitex_events::store::EventStore,
+}
+
+impl TestDb {
+    pub async fn new(prefix: &str) -> TestDb {
+        let server = mysql_server();
+        let name = format!("t_{}_{}", prefix.replace('-', "_"), unique());
+        let admin = suitex_events::store::EventStore::connect(&server).await.unwrap();
+        admin
+            .execute(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("MariaDB at {} is not usable ({e}); scripts/services start", server.describe())
+            });
+        admin.pool().close().await;
+        let settings = server.with_database(&name);
+        let store = suitex_events::store::EventStore::open(&settings).await.unwrap();
+        store.migrate().await.unwrap();
+        TestDb { settings, store }
+    }
+
+    /// Rows in `event_store`.
+    pub async fn rows(&self) -> u64 {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM event_store")
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap() as u64
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Synchronous on purpose: Drop cannot await, and the database must not outlive the test.
+        let s = &self.settings;
+        let _ = std::process::Command::new("mariadb")
+            .args([
+                "--protocol=tcp",
+                &format!("-h{}", s.host),
+                &format!("-P{}", s.port),
+                &format!("-u{}", s.username),
+                "-e",
+                &format!("DROP DATABASE IF EXISTS `{}`", s.database),
+            ])
+            .env("MYSQL_PWD", &s.password)
+            .status();
+    }
+}

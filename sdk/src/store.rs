@@ -1,0 +1,723 @@
+//! The append-only event store (`event_store` table, DESIGN §3.2).
+//!
+//! Only workers write it, and only with INSERT. Appending is idempotent on `event_id`: an event
+//! already stored is reported as [`Appended::Duplicate`] with its existing id — never an error
+//! and never an UPDATE. (`ON DUPLICATE KEY UPDATE` would fire the append-only trigger, and
+//! `INSERT IGNORE` would also hide real errors such as a truncated payload.) Every read that
+//! concerns a tenant is scoped by `account_id`.
+//!
+//! Settings come from the same `DB_EVENT_STORE_*` variables as Laravel's `event_store`
+//! connection (DESIGN §3.2a), TLS included.
+
+use crate::envelope::{Event, Payload};
+use crate::error::{ConfigError, Error, Result, Service};
+use serde_json::Value;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow, MySqlSslMode};
+use sqlx::{QueryBuilder, Row as _};
+use std::collections::HashMap;
+use std::time::Duration;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+/// The embedded migrations of `migrations/` (applied by `suitex-events migrate`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Most rows in one INSERT.
+pub const MAX_ROWS_PER_INSERT: usize = 500;
+/// Bytes kept free in every statement for SQL text and protocol framing.
+const PACKET_HEADROOM: usize = 64 * 1024;
+
+/// Where the event store is and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// `DB_EVENT_STORE_HOST` (default `127.0.0.1`).
+    pub host: String,
+    /// `DB_EVENT_STORE_PORT` (default 3306).
+    pub port: u16,
+    /// `DB_EVENT_STORE_DATABASE` (default `event_store`).
+    pub database: String,
+    /// `DB_EVENT_STORE_USERNAME` (default `root`, as Laravel's example).
+    pub username: String,
+    /// `DB_EVENT_STORE_PASSWORD` (default empty).
+    pub password: String,
+    /// `DB_EVENT_STORE_SOCKET`: a Unix socket path (e.g. the Cloud SQL Auth Proxy); wins over host.
+    pub socket: Option<String>,
+    /// `DB_EVENT_STORE_SSL_MODE`: `disabled`, `preferred` (default), `required`, `verify_ca`,
+    /// `verify_identity`. Cloud SQL requires TLS: use `verify_ca` with its server CA.
+    pub ssl_mode: SslMode,
+    /// `DB_EVENT_STORE_SSL_CA`: CA certificate file (PEM).
+    pub ssl_ca: Option<String>,
+    /// `DB_EVENT_STORE_SSL_CERT`: client certificate file (PEM).
+    pub ssl_cert: Option<String>,
+    /// `DB_EVENT_STORE_SSL_KEY`: client key file (PEM).
+    pub ssl_key: Option<String>,
+    /// `DB_EVENT_STORE_POOL_SIZE` (default 4).
+    pub pool_size: u32,
+}
+
+/// TLS mode of the database connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain text.
+    Disabled,
+    /// TLS if the server offers it.
+    Preferred,
+    /// TLS, certificate not checked.
+    Required,
+    /// TLS, certificate checked against the CA.
+    VerifyCa,
+    /// TLS, certificate and host name checked.
+    VerifyIdentity,
+}
+
+impl StoreSettings {
+    /// Reads the `DB_EVENT_STORE_*` variables.
+    pub fn from_env() -> std::result::Result<StoreSettings, ConfigError> {
+        StoreSettings::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the `DB_EVENT_STORE_*` settings through `lookup`.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> std::result::Result<StoreSettings, ConfigError> {
+        let get = |k: &str| lookup(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let port = match get("DB_EVENT_STORE_PORT") {
+            None => 3306,
+            Some(p) => p.parse().map_err(|_| {
+                ConfigError::new("DB_EVENT_STORE_PORT", format!("is {p:?}; expected a port number"))
+            })?,
+        };
+        let ssl_mode = match get("DB_EVENT_STORE_SSL_MODE").as_deref().map(str::to_ascii_lowercase).as_deref()
+        {
+            None | Some("preferred") => SslMode::Preferred,
+            Some("disabled") | Some("disable") => SslMode::Disabled,
+            Some("required") | Some("require") => SslMode::Required,
+            Some("verify_ca") | Some("verify-ca") => SslMode::VerifyCa,
+            Some("verify_identity") | Some("verify-full") | Some("verify_identity_full") => {
+                SslMode::VerifyIdentity
+            }
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "DB_EVENT_STORE_SSL_MODE",
+                    format!(
+                        "is {other:?}; expected disabled, preferred, required, verify_ca or verify_identity"
+                    ),
+                ));
+            }
+        };
+        let pool_size = match get("DB_EVENT_STORE_POOL_SIZE") {
+            None => 4,
+            Some(p) => p.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                ConfigError::new("DB_EVENT_STORE_POOL_SIZE", format!("is {p:?}; expected a positive number"))
+            })?,
+        };
+        let s = StoreSettings {
+            host: get("DB_EVENT_STORE_HOST").unwrap_or_else(|| "127.0.0.1".into()),
+            port,
+            database: get("DB_EVENT_STORE_DATABASE").unwrap_or_else(|| "event_store".into()),
+            username: get("DB_EVENT_STORE_USERNAME").unwrap_or_else(|| "root".into()),
+            password: lookup("DB_EVENT_STORE_PASSWORD").unwrap_or_default(),
+            socket: get("DB_EVENT_STORE_SOCKET"),
+            ssl_mode,
+            ssl_ca: get("DB_EVENT_STORE_SSL_CA"),
+            ssl_cert: get("DB_EVENT_STORE_SSL_CERT"),
+            ssl_key: get("DB_EVENT_STORE_SSL_KEY"),
+            pool_size,
+        };
+        if matches!(s.ssl_mode, SslMode::VerifyCa | SslMode::VerifyIdentity) && s.ssl_ca.is_none() {
+            return Err(ConfigError::new(
+                "DB_EVENT_STORE_SSL_CA",
+                "is not set, but DB_EVENT_STORE_SSL_MODE asks to verify the server certificate",
+            ));
+        }
+        if s.ssl_cert.is_some() != s.ssl_key.is_some() {
+            return Err(ConfigError::new(
+                "DB_EVENT_STORE_SSL_CERT / DB_EVENT_STORE_SSL_KEY",
+                "must be given together (client certificate and its key)",
+            ));
+        }
+        Ok(s)
+    }
+
+    /// The same settings for another database on the same server.
+    pub fn with_database(mut self, database: impl Into<String>) -> StoreSettings {
+        self.database = database.into();
+        self
+    }
+
+    /// Connection options (UTC session, utf8mb4, TLS as configured).
+    pub fn connect_options(&self) -> MySqlConnectOptions {
+        let mut o = MySqlConnectOptions::new().username(&self.username);
+        if !self.password.is_empty() {
+            o = o.password(&self.password);
+        }
+        o = o.database(&self.database).charset("utf8mb4").timezone(Some("+00:00".to_string())).ssl_mode(
+            match self.ssl_mode {
+                SslMode::Disabled => MySqlSslMode::Disabled,
+                SslMode::Preferred => MySqlSslMode::Preferred,
+                SslMode::Required => MySqlSslMode::Required,
+                SslMode::VerifyCa => MySqlSslMode::VerifyCa,
+                SslMode::VerifyIdentity => MySqlSslMode::VerifyIdentity,
+            },
+        );
+        o = match &self.socket {
+            Some(path) => o.socket(path),
+            None => o.host(&self.host).port(self.port),
+        };
+        if let Some(ca) = &self.ssl_ca {
+            o = o.ssl_ca(ca);
+        }
+        if let (Some(cert), Some(key)) = (&self.ssl_cert, &self.ssl_key) {
+            o = o.ssl_client_cert(cert).ssl_client_key(key);
+        }
+        o
+    }
+
+    /// `host:port/database` or `socket/database`, for messages (no credentials).
+    pub fn describe(&self) -> String {
+        match &self.socket {
+            Some(s) => format!("{s}/{}", self.database),
+            None => format!("{}:{}/{}", self.host, self.port, self.database),
+        }
+    }
+}
+
+/// What appending one event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// A new row with this id.
+    Stored(u64),
+    /// The event_id was already stored, as this id; nothing was written.
+    Duplicate(u64),
+    /// The database refuses this row (poison); nothing was written for it.
+    Rejected(String),
+}
+
+impl Appended {
+    /// The row id, for stored and duplicate events.
+    pub fn id(&self) -> Option<u64> {
+        match self {
+            Appended::Stored(id) | Appended::Duplicate(id) => Some(*id),
+            Appended::Rejected(_) => None,
+        }
+    }
+}
+
+/// A row of the event store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// The store id (ascending in commit order; per aggregate, emission order).
+    pub id: u64,
+    /// The event, with its full payload inline.
+    pub event: Event,
+    /// When the row was written (UTC).
+    pub created_at: OffsetDateTime,
+}
+
+/// Which stored events to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// One aggregate's stream, in order.
+    Aggregate {
+        /// The tenant.
+        account_id: u64,
+        /// E.g. `customer`.
+        aggregate_type: String,
+        /// E.g. `C-1001`.
+        aggregate_id: String,
+    },
+    /// Every event of one tenant, in id order.
+    Tenant {
+        /// The tenant.
+        account_id: u64,
+    },
+    /// Ids `from..=to`, optionally one tenant's only.
+    IdRange {
+        /// First id.
+        from: u64,
+        /// Last id.
+        to: u64,
+        /// Only this tenant's events, when given.
+        account_id: Option<u64>,
+    },
+}
+
+/// The event store: a MySQL connection pool and the append/read operations.
+#[derive(Debug, Clone)]
+pub struct EventStore {
+    pool: MySqlPool,
+    max_packet: usize,
+    describe: String,
+}
+
+fn db_error(operation: impl Into<String>, e: sqlx::Error) -> Error {
+    let transient = is_transient(&e);
+    Error::service(Service::Database, operation, transient, e)
+}
+
+/// MySQL/MariaDB error numbers that mean "try again later".
+const TRANSIENT_CODES: [u16; 11] = [
+    1040, // too many connections
+    1053, // server shutdown in progress
+    1205, // lock wait timeout
+    1213, // deadlock
+    1290, // --read-only (failover in progress)
+    1836, // read-only mode
+    1927, // connection was killed (MariaDB)
+    2002, 2003, 2006, 2013, // cannot connect / server gone / lost connection
+];
+
+fn mysql_code(e: &sqlx::Error) -> Option<u16> {
+    e.as_database_error()
+        .and_then(|d| d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+        .map(|d| d.number())
+}
+
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(_) => mysql_code(e).is_some_and(|c| TRANSIENT_CODES.contains(&c)),
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => true,
+        _ => false,
+    }
+}
+
+const DUPLICATE_KEY: u16 = 1062;
+const DEADLOCK: u16 = 1213;
+
+/// One row ready to insert.
+struct InsertRow<'a> {
+    event: &'a Event,
+    payload: String,
+    metadata: Option<String>,
+}
+
+impl InsertRow<'_> {
+    fn size(&self) -> usize {
+        self.payload.len()
+            + self.metadata.as_ref().map_or(0, String::len)
+            + self.event.aggregate_id().len()
+            + self.event.aggregate_type().len()
+            + self.event.event_type().len()
+            + 128
+    }
+}
+
+fn primitive_utc(at: OffsetDateTime) -> PrimitiveDateTime {
+    PrimitiveDateTime::new(at.date(), at.time())
+}
+
+impl EventStore {
+    /// Connects a pool (lazily: the first query opens the first connection).
+    pub async fn connect(settings: &StoreSettings) -> Result<EventStore> {
+        let pool = MySqlPoolOptions::new()
+            .max_connections(settings.pool_size)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(settings.connect_options());
+        Ok(EventStore { pool, max_packet: 16 * 1024 * 1024, describe: settings.describe() })
+    }
+
+    /// Connects and reads the server's `max_allowed_packet`, which bounds every INSERT.
+    pub async fn open(settings: &StoreSettings) -> Result<EventStore> {
+        let mut store = EventStore::connect(settings).await?;
+        store.refresh_limits().await?;
+        Ok(store)
+    }
+
+    /// Re-reads the server's `max_allowed_packet`.
+    pub async fn refresh_limits(&mut self) -> Result<()> {
+        let packet: u64 = sqlx::query_scalar("SELECT @@max_allowed_packet")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error(format!("connecting to {}", self.describe), e))?;
+        self.max_packet = packet as usize;
+        Ok(())
+    }
+
+    /// The pool, for tools and tests.
+    pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+
+    /// The server's `max_allowed_packet` as last read.
+    pub fn max_packet(&self) -> usize {
+        self.max_packet
+    }
+
+    /// Applies the embedded migrations.
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| Error::service(Service::Database, format!("migrating {}", self.describe), false, e))
+    }
+
+    /// Appends events in order; returns one outcome per event.
+    ///
+    /// Events must carry their payload inline. An event already stored (or repeated earlier in
+    /// `events`) is a [`Appended::Duplicate`]. A row the database refuses — too large for its
+    /// `max_allowed_packet`, or rejected as data — is [`Appended::Rejected`] and the others are
+    /// still written. `Err` means nothing more can be said (connection lost, deadlock, …): the
+    /// call can be repeated as a whole, since it is idempotent.
+    pub async fn append(&self, events: &[Event]) -> Result<Vec<Appended>> {
+        let mut outcome: Vec<Option<Appended>> = vec![None; events.len()];
+        let mut rows: Vec<(usize, InsertRow<'_>)> = Vec::with_capacity(events.len());
+        // Later occurrences of an event_id within `events`, with the index of the first.
+        let mut repeats: Vec<(usize, usize)> = Vec::new();
+        let mut first_index: HashMap<uuid::Uuid, usize> = HashMap::new();
+        let limit = self.max_packet.saturating_sub(PACKET_HEADROOM);
+        for (i, event) in events.iter().enumerate() {
+            if let Some(&first) = first_index.get(&event.event_id()) {
+                repeats.push((i, first));
+                continue;
+            }
+            first_index.insert(event.event_id(), i);
+            let Payload::Inline(payload) = event.payload() else {
+                outcome[i] = Some(Appended::Rejected(
+                    "the payload is a claim-check reference; resolve it before storing".into(),
+                ));
+                continue;
+            };
+            let row = InsertRow {
+                event,
+                payload: serde_json::to_string(payload).expect("a JSON value always serializes"),
+                metadata: event.metadata().map(|m| serde_json::to_string(m).expect("JSON serializes")),
+            };
+            if row.size() > limit {
+                outcome[i] = Some(Appended::Rejected(format!(
+                    "the row is {} bytes; the database's max_allowed_packet allows {limit}",
+                    row.size()
+                )));
+                continue;
+            }
+            rows.push((i, row));
+        }
+
+        // Chunks bounded by rows and by packet size.
+        let mut start = 0;
+        while start < rows.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < rows.len() && end - start < MAX_ROWS_PER_INSERT && bytes + rows[end].1.size() <= limit
+            {
+                bytes += rows[end].1.size();
+                end += 1;
+            }
+            self.append_chunk(&rows[start..end], &mut outcome).await?;
+            start = end;
+        }
+        for (i, first) in repeats {
+            outcome[i] = Some(match outcome[first].clone().expect("a first occurrence has an outcome") {
+                Appended::Stored(id) | Appended::Duplicate(id) => Appended::Duplicate(id),
+                rejected => rejected,
+            });
+        }
+        Ok(outcome.into_iter().map(|o| o.expect("every event has an outcome")).collect())
+    }
+
+    /// Inserts one chunk: already-stored event_ids are duplicates, the rest are inserted in
+    /// order. A duplicate-key race with another worker is resolved by looking again.
+    async fn append_chunk(
+        &self,
+        rows: &[(usize, InsertRow<'_>)],
+        outcome: &mut [Option<Appended>],
+    ) -> Result<()> {
+        let mut pending: Vec<&(usize, InsertRow<'_>)> = rows.iter().collect();
+        for _attempt in 0..10 {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let ids: Vec<String> = pending.iter().map(|(_, r)| r.event.event_id().to_string()).collect();
+            match self.insert(&pending).await {
+                Ok(()) => {
+                    let stored = self.ids_of(&ids).await?;
+                    for (i, r) in &pending {
+                        let id = stored.get(&r.event.event_id().to_string()).copied().ok_or_else(|| {
+                            Error::service(
+                                Service::Database,
+                                "reading back appended ids",
+                                true,
+                                format!("event {} was inserted but cannot be read back", r.event.event_id()),
+                            )
+                        })?;
+                        outcome[*i] = Some(Appended::Stored(id));
+                    }
+                    return Ok(());
+                }
+                Err(e) if mysql_code(&e) == Some(DUPLICATE_KEY) => {
+                    // Some are stored already (an earlier attempt, another worker): those are
+                    // duplicates; insert the rest.
+                    let existing = self.ids_of(&ids).await?;
+                    pending.retain(|(i, r)| match existing.get(&r.event.event_id().to_string()) {
+                        Some(id) => {
+                            outcome[*i] = Some(Appended::Duplicate(*id));
+                            false
+                        }
+                        None => true,
+                    });
+                }
+                Err(e) if mysql_code(&e) == Some(DEADLOCK) => {
+                    // Racing inserts of the same event_ids; InnoDB asks to try again.
+                    tracing::debug!("deadlock while appending; retrying");
+                    tokio::time::sleep(Duration::from_millis(5 + (pending.len() as u64 % 7) * 3)).await;
+                }
+                Err(e) if is_transient(&e) => {
+                    return Err(db_error(format!("appending to {}", self.describe), e));
+                }
+                Err(e) if pending.len() > 1 => {
+                    // A row the database refuses fails the whole statement: find it.
+                    tracing::debug!(error = %e, rows = pending.len(), "chunk refused; inserting row by row");
+                    for row in pending.drain(..) {
+                        Box::pin(self.append_chunk(std::slice::from_ref(row), outcome)).await?;
+                    }
+                    return Ok(());
+                }
+                Err(e) => {
+                    let (i, _) = pending[0];
+                    outcome[*i] = Some(Appended::Rejected(format!("the database refused the row: {e}")));
+                    return Ok(());
+                }
+            }
+        }
+        Err(Error::service(
+            Service::Database,
+            format!("appending to {}", self.describe),
+            true,
+            "event_ids kept colliding with concurrent inserts; retry",
+        ))
+    }
+
+    async fn insert(&self, rows: &[&(usize, InsertRow<'_>)]) -> std::result::Result<(), sqlx::Error> {
+        let mut q = QueryBuilder::<sqlx::MySql>::new(
+            "INSERT INTO event_store (account_id, event_id, aggregate_type, aggregate_id, event_type, payload, metadata, occurred_at) ",
+        );
+        q.push_values(rows, |mut b, (_, r)| {
+            b.push_bind(r.event.account_id())
+                .push_bind(r.event.event_id().to_string())
+                .push_bind(r.event.aggregate_type())
+                .push_bind(r.event.aggregate_id())
+                .push_bind(r.event.event_type())
+                .push_bind(&r.payload)
+                .push_bind(r.metadata.as_deref())
+                .push_bind(primitive_utc(r.event.occurred_at()));
+        });
+        q.build().execute(&self.pool).await.map(|_| ())
+    }
+
+    async fn ids_of(&self, event_ids: &[String]) -> Result<HashMap<String, u64>> {
+        let mut q =
+            QueryBuilder::<sqlx::MySql>::new("SELECT event_id, id FROM event_store WHERE event_id IN (");
+        let mut sep = q.separated(", ");
+        for id in event_ids {
+            sep.push_bind(id);
+        }
+        q.push(")");
+        let rows = q
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error(format!("reading ids from {}", self.describe), e))?;
+        rows.iter()
+            .map(|r| {
+                Ok((r.try_get::<String, _>(0).map_err(decode)?, r.try_get::<u64, _>(1).map_err(decode)?))
+            })
+            .collect()
+    }
+
+    /// Reads up to `limit` events of `selection` with ids greater than `after_id`, in id order.
+    pub async fn read(&self, selection: &Selection, after_id: u64, limit: u32) -> Result<Vec<StoredEvent>> {
+        let mut q = QueryBuilder::<sqlx::MySql>::new(
+            "SELECT id, account_id, event_id, aggregate_type, aggregate_id, event_type, payload, metadata, occurred_at, created_at FROM event_store WHERE id > ",
+        );
+        q.push_bind(after_id);
+        match selection {
+            Selection::Aggregate { account_id, aggregate_type, aggregate_id } => {
+                q.push(" AND account_id = ").push_bind(*account_id);
+                q.push(" AND aggregate_type = ").push_bind(aggregate_type);
+                q.push(" AND aggregate_id = ").push_bind(aggregate_id);
+            }
+            Selection::Tenant { account_id } => {
+                q.push(" AND account_id = ").push_bind(*account_id);
+            }
+            Selection::IdRange { from, to, account_id } => {
+                q.push(" AND id >= ").push_bind(*from).push(" AND id <= ").push_bind(*to);
+                if let Some(a) = account_id {
+                    q.push(" AND account_id = ").push_bind(*a);
+                }
+            }
+        }
+        q.push(" ORDER BY id LIMIT ").push_bind(limit);
+        let rows = q
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error(format!("reading from {}", self.describe), e))?;
+        rows.iter().map(stored_event).collect()
+    }
+
+    /// Counts the events of `selection`.
+    pub async fn count(&self, selection: &Selection) -> Result<u64> {
+        let mut q = QueryBuilder::<sqlx::MySql>::new("SELECT COUNT(*) FROM event_store WHERE ");
+        match selection {
+            Selection::Aggregate { account_id, aggregate_type, aggregate_id } => {
+                q.push("account_id = ").push_bind(*account_id);
+                q.push(" AND aggregate_type = ").push_bind(aggregate_type);
+                q.push(" AND aggregate_id = ").push_bind(aggregate_id);
+            }
+            Selection::Tenant { account_id } => {
+                q.push("account_id = ").push_bind(*account_id);
+            }
+            Selection::IdRange { from, to, account_id } => {
+                q.push("id >= ").push_bind(*from).push(" AND id <= ").push_bind(*to);
+                if let Some(a) = account_id {
+                    q.push(" AND account_id = ").push_bind(*a);
+                }
+            }
+        }
+        let n: i64 = q
+            .build_query_scalar()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error(format!("counting in {}", self.describe), e))?;
+        Ok(n as u64)
+    }
+
+    /// Runs one statement as-is (tools and tests: grants, scratch tables).
+    pub async fn execute(&self, sql: &str) -> Result<()> {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| db_error(sql.to_string(), e))
+    }
+}
+
+fn decode(e: sqlx::Error) -> Error {
+    Error::service(Service::Database, "decoding an event_store row", false, e)
+}
+
+fn stored_event(r: &MySqlRow) -> Result<StoredEvent> {
+    let id: u64 = r.try_get("id").map_err(decode)?;
+    let payload: Value = serde_json::from_str(&r.try_get::<String, _>("payload").map_err(decode)?)
+        .map_err(|e| decode(sqlx::Error::Decode(Box::new(e))))?;
+    let metadata: Option<String> = r.try_get("metadata").map_err(decode)?;
+    let occurred_at: PrimitiveDateTime = r.try_get("occurred_at").map_err(decode)?;
+    let created_at: PrimitiveDateTime = r.try_get("created_at").map_err(decode)?;
+    let mut input = serde_json::json!({
+        "event_id": r.try_get::<String, _>("event_id").map_err(decode)?,
+        "occurred_at": crate::envelope::format_occurred_at(occurred_at.assume_utc()),
+        "account_id": r.try_get::<u64, _>("account_id").map_err(decode)?,
+        "aggregate_type": r.try_get::<String, _>("aggregate_type").map_err(decode)?,
+        "aggregate_id": r.try_get::<String, _>("aggregate_id").map_err(decode)?,
+        "event_type": r.try_get::<String, _>("event_type").map_err(decode)?,
+        "payload": payload,
+    });
+    if let Some(m) = metadata {
+        input["metadata"] = serde_json::from_str(&m).map_err(|e| decode(sqlx::Error::Decode(Box::new(e))))?;
+    }
+    let event = Event::from_input(input)
+        .map_err(|e| decode(sqlx::Error::Decode(format!("row {id} breaks the envelope: {e}").into())))?;
+    Ok(StoredEvent { id, event, created_at: created_at.assume_utc() })
+}
+
+/// Characters allowed in a MySQL account name or host for [`worker_user_sql`].
+fn check_account_part(what: &str, v: &str) -> std::result::Result<(), ConfigError> {
+    if v.is_empty() || v.len() > 255 || !v.chars().all(|c| c.is_ascii_alphanumeric() || "_.-%".contains(c)) {
+        return Err(ConfigError::new(
+            what,
+            format!("{v:?} may only contain letters, digits, '_', '.', '-', '%'"),
+        ));
+    }
+    Ok(())
+}
+
+/// Quotes a string literal for MySQL and MariaDB (both escaping styles neutralised).
+fn quote_literal(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// The statements that create the worker's database account: INSERT and SELECT on
+/// `event_store`, nothing else (no UPDATE, DELETE, DROP, ALTER or TRUNCATE).
+pub fn worker_user_sql(
+    database: &str,
+    user: &str,
+    host: &str,
+    password: &str,
+) -> std::result::Result<Vec<String>, ConfigError> {
+    check_account_part("user", user)?;
+    check_account_part("host", host)?;
+    if !database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
+        return Err(ConfigError::new("database", format!("{database:?} is not a plain database name")));
+    }
+    Ok(vec![
+        format!("CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY {}", quote_literal(password)),
+        format!("GRANT INSERT, SELECT ON `{database}`.`event_store` TO '{user}'@'{host}'"),
+    ])
+}
+
+impl EventStore {
+    /// Creates (if absent) the worker's account with INSERT and SELECT on `event_store` only.
+    pub async fn create_worker_user(
+        &self,
+        database: &str,
+        user: &str,
+        host: &str,
+        password: &str,
+    ) -> Result<()> {
+        for sql in worker_user_sql(database, user, host, password)? {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&self.pool)
+                .await
+                .map_err(|e| db_error(format!("creating the worker account {user}@{host}"), e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_follow_laravel_variables() {
+        let s = StoreSettings::from_lookup(|k| match k {
+            "DB_EVENT_STORE_HOST" => Some("10.0.0.5".into()),
+            "DB_EVENT_STORE_PORT" => Some("3307".into()),
+            "DB_EVENT_STORE_DATABASE" => Some("events".into()),
+            "DB_EVENT_STORE_USERNAME" => Some("worker".into()),
+            "DB_EVENT_STORE_PASSWORD" => Some(" s3cret ".into()),
+            "DB_EVENT_STORE_SSL_MODE" => Some("verify_ca".into()),
+            "DB_EVENT_STORE_SSL_CA" => Some("/etc/ssl/server-ca.pem".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.describe(), "10.0.0.5:3307/events");
+        assert_eq!(s.username, "worker");
+        assert_eq!(s.password, " s3cret ", "passwords are taken verbatim");
+        assert_eq!(s.ssl_mode, SslMode::VerifyCa);
+        assert_eq!(s.ssl_ca.as_deref(), Some("/etc/ssl/server-ca.pem"));
+    }
+
+    #[test]
+    fn verifying_tls_without_a_ca_is_refused() {
+        let e = StoreSettings::from_lookup(|k| {
+            (k == "DB_EVENT_STORE_SSL_MODE").then(|| "verify_identity".into())
+        })
+        .unwrap_err();
+        assert_eq!(e.setting(), "DB_EVENT_STORE_SSL_CA");
+        let e = StoreSettings::from_lookup(|k| (k == "DB_EVENT_STORE_SSL_MODE").then(|| "sometimes".into()))
+            .unwrap_err();
+        assert_eq!(e.setting(), "DB_EVENT_STORE_SSL_MODE");
+    }
+
+    #[test]
+    fn worker_user_gets_insert_and_select_only() {
+        let sql = worker_user_sql("event_store", "suitex_worker", "%", "pa'ss\\word").unwrap();
+        assert_eq!(sql[0], r"CREATE USER IF NOT EXISTS 'suitex_worker'@'%' IDENTIFIED BY 'pa''ss\\word'");
+        assert_eq!(sql[1], "GRANT INSERT, SELECT ON `event_store`.`event_store` TO 'suitex_worker'@'%'");
+        assert!(worker_user_sql("event_store", "x'; DROP", "%", "p").is_err());
+    }
+}

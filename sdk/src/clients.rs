@@ -72,3 +72,18 @@ pub async fn storage(config: &Config) -> Result<Storage> {
     }
     b.build().await.map_err(|e| build_error(Service::Storage, "storage", e))
 }
+
+/// Closes a subscriber stream cleanly: runs `release` (acking or dropping the handlers still
+/// held), lets the subscriber send those acknowledgements while the stream is still open (the
+/// emulator ignores acknowledgements for a stream that has closed), then shuts the stream down,
+/// waiting at most `limit`.
+pub async fn close_stream(
+    stream: google_cloud_pubsub::subscriber::MessageStream,
+    release: impl FnOnce(),
+    limit: Duration,
+) {
+    release();
+    // The subscriber sends acknowledgements every 100 ms.
+    tokio::time::sleep(Duration::from_millis(300).min(limit)).await;
+    let _ = tokio::time::timeout(limit, stream.shutdown_token().shutdown()).await;
+}

@@ -449,7 +449,7 @@ fn parse_bytes(setting: &str, v: &str) -> Result<usize, ConfigError> {
 }
 
 /// `500ms`, `10s`, `2m`, or a bare number of milliseconds.
-fn parse_duration(setting: &str, v: &str) -> Result<Duration, ConfigError> {
+pub(crate) fn parse_duration(setting: &str, v: &str) -> Result<Duration, ConfigError> {
     let lower = v.to_ascii_lowercase();
     let (digits, unit) = lower.split_at(lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len()));
     let n: u64 = parse_int(setting, digits)?;

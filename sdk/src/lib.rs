@@ -25,11 +25,17 @@
 pub mod claim_check;
 pub mod clients;
 pub mod config;
+pub mod consumer;
+pub mod dlq;
 pub mod emitter;
 pub mod envelope;
 pub mod error;
+pub mod merged;
+pub mod metrics;
 pub mod ordered_publisher;
 pub mod provision;
+pub mod pull;
+pub mod replay;
 pub mod store;
 
 pub use config::Config;

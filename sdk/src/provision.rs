@@ -24,14 +24,31 @@ pub const DLQ_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Days after which the bucket deletes claim-check objects.
 pub const PAYLOAD_RETENTION_DAYS: u32 = 30;
 
-/// What to create.
-#[derive(Debug, Clone, Default)]
+/// What to create. [`ProvisionOptions::default`] is what production has.
+#[derive(Debug, Clone)]
 pub struct ProvisionOptions {
     /// Create `events.raw-sub` without message ordering. The official emulator crashes on a
     /// subscription with ordering AND a dead-letter policy; production keeps ordering on.
     pub without_ordering: bool,
+    /// Create `events.raw-sub` without a dead-letter policy. Only for tests of ordering on the
+    /// official emulator (see above); never what production has.
+    pub without_dead_lettering: bool,
+    /// Redelivery backoff of `events.raw-sub` after a nack: `(minimum, maximum)`, or `None`
+    /// for immediate redelivery. Default: 10 s to 600 s, as in production.
+    pub retry_backoff: Option<(Duration, Duration)>,
     /// Extra subscriptions on `events.merged` (downstream consumers, the demo's viewer).
     pub merged_subscriptions: Vec<String>,
+}
+
+impl Default for ProvisionOptions {
+    fn default() -> Self {
+        ProvisionOptions {
+            without_ordering: false,
+            without_dead_lettering: false,
+            retry_backoff: Some((RETRY_MIN_BACKOFF, RETRY_MAX_BACKOFF)),
+            merged_subscriptions: Vec::new(),
+        }
+    }
 }
 
 /// What happened to one resource.
@@ -60,6 +77,12 @@ pub struct Step {
 /// Warnings a caller must show (the emulator compromise).
 pub fn warnings(options: &ProvisionOptions, config: &Config) -> Vec<String> {
     let mut w = Vec::new();
+    if options.without_dead_lettering {
+        w.push(format!(
+            "warning: {} is created WITHOUT a dead-letter policy (test topology only).",
+            config.names().raw_subscription
+        ));
+    }
     if options.without_ordering {
         w.push(format!(
             "warning: {} is created WITHOUT message ordering: the Pub/Sub emulator crashes on a \
@@ -108,22 +131,24 @@ pub async fn provision(config: &Config, options: &ProvisionOptions) -> Result<Ve
     }
 
     let dlq_topic = config.topic_path(&names.dlq_topic);
-    let raw_sub = Subscription::new()
+    let mut raw_sub = Subscription::new()
         .set_name(config.subscription_path(&names.raw_subscription))
         .set_topic(config.topic_path(&names.raw_topic))
         .set_ack_deadline_seconds(ACK_DEADLINE_SECONDS)
         .set_enable_message_ordering(!options.without_ordering)
-        .set_dead_letter_policy(
+        .set_expiration_policy(ExpirationPolicy::new());
+    if !options.without_dead_lettering {
+        raw_sub = raw_sub.set_dead_letter_policy(
             DeadLetterPolicy::new()
                 .set_dead_letter_topic(&dlq_topic)
                 .set_max_delivery_attempts(MAX_DELIVERY_ATTEMPTS),
-        )
-        .set_retry_policy(
-            RetryPolicy::new()
-                .set_minimum_backoff(wkt_duration(RETRY_MIN_BACKOFF))
-                .set_maximum_backoff(wkt_duration(RETRY_MAX_BACKOFF)),
-        )
-        .set_expiration_policy(ExpirationPolicy::new());
+        );
+    }
+    if let Some((min, max)) = options.retry_backoff {
+        raw_sub = raw_sub.set_retry_policy(
+            RetryPolicy::new().set_minimum_backoff(wkt_duration(min)).set_maximum_backoff(wkt_duration(max)),
+        );
+    }
     let dlq_sub = Subscription::new()
         .set_name(config.subscription_path(&names.dlq_subscription))
         .set_topic(dlq_topic.clone())

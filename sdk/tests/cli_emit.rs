@@ -1,12 +1,10 @@
 //! `suitex-events emit` and `suitex-events provision` as a user runs them.
 
-mod support;
-
 use serde_json::Value;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use suitex_events::Config;
-use support::*;
+use suitex_test_support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_suitex-events");
 

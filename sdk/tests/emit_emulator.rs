@@ -1,7 +1,5 @@
 //! The emit path against the Pub/Sub emulator and fake-gcs-server.
 
-mod support;
-
 use serde_json::{Value, json};
 use sha2::Digest;
 use std::collections::HashMap;
@@ -9,7 +7,7 @@ use std::time::{Duration, Instant};
 use suitex_events::config::Endpoint;
 use suitex_events::envelope::Event;
 use suitex_events::{Emitter, PayloadLocation};
-use support::*;
+use suitex_test_support::*;
 
 fn event(account: u64, aggregate_id: &str, seq: u64, payload: Value) -> Event {
     Event::builder()

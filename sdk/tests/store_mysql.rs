@@ -1,11 +1,9 @@
 //! The event store against MariaDB: schema, idempotent append, append-only enforcement, reads.
 
-mod support;
-
 use serde_json::json;
 use suitex_events::Event;
 use suitex_events::store::{Appended, EventStore, Selection};
-use support::*;
+use suitex_test_support::*;
 
 fn event(account: u64, aggregate_id: &str, n: u64) -> Event {
     Event::builder()

@@ -1,8 +1,14 @@
 //! Command-line front end. Each subcommand lives in its own module; this one parses arguments,
 //! sets up logging and the runtime, and turns errors into exit codes.
 
+mod dlq;
 mod emit;
+mod migrate;
+mod peek;
 mod provision;
+mod replay;
+mod worker;
+mod worker_user;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -32,17 +38,32 @@ enum Command {
     Emit(emit::Args),
     /// Create the topics, subscriptions and bucket on the emulators (local/dev only).
     Provision(provision::Args),
+    /// Apply the event store migrations (DB_EVENT_STORE_* settings).
+    Migrate(migrate::Args),
+    /// Consume events.raw-sub into the event store and re-publish to events.merged.
+    Worker(worker::Args),
+    /// Create the worker's database account with INSERT and SELECT on event_store only.
+    WorkerUser(worker_user::Args),
+    /// Re-publish stored events to events.merged (by aggregate, tenant or id range).
+    Replay(replay::Args),
+    /// Inspect and redrive dead letters on events.dlq-sub.
+    Dlq(dlq::Args),
+    /// Print the messages a subscription holds.
+    Peek(peek::Args),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    // The worker reports its progress; one-shot commands only warnings.
+    let default_level = if matches!(cli.command, Command::Worker(_)) { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    if std::env::var("SUITEX_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -54,6 +75,12 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Emit(args) => emit::run(args).await,
             Command::Provision(args) => provision::run(args).await,
+            Command::Migrate(args) => migrate::run(args).await,
+            Command::Worker(args) => worker::run(args).await,
+            Command::WorkerUser(args) => worker_user::run(args).await,
+            Command::Replay(args) => replay::run(args).await,
+            Command::Dlq(args) => dlq::run(args).await,
+            Command::Peek(args) => peek::run(args).await,
         }
     });
     match result {

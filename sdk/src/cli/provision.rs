@@ -20,6 +20,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = ProvisionOptions {
         without_ordering: args.without_ordering,
         merged_subscriptions: args.merged_subscriptions,
+        ..ProvisionOptions::default()
     };
     for w in warnings(&options, &config) {
         eprintln!("{w}");

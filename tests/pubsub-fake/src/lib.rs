@@ -134,6 +134,13 @@ impl PubSubFake {
         });
     }
 
+    /// Loses the next `n` acknowledgements on `subscription`, as if they were lost in transit:
+    /// the message is redelivered as when its ack deadline passes (counting a delivery
+    /// attempt), with the deadline brought forward to now so tests need not wait for it.
+    pub fn lose_next_acks(&self, subscription: &str, n: usize) {
+        self.shared.with(|st| *st.lost_acks.entry(subscription.to_string()).or_default() += n);
+    }
+
     /// Ends every open StreamingPull stream on `subscription` with `code` (the client reconnects
     /// on retryable codes). Returns how many streams were ended.
     pub fn end_streaming_pulls(&self, subscription: &str, code: Code) -> usize {

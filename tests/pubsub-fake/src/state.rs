@@ -46,6 +46,8 @@ pub(crate) struct State {
     next_stream: u64,
     /// Statuses the next publish calls on a topic fail with.
     pub(crate) publish_faults: HashMap<String, VecDeque<Status>>,
+    /// Acknowledgements to lose, per subscription (the message is redelivered later).
+    pub(crate) lost_acks: HashMap<String, usize>,
     pub(crate) streams: HashMap<u64, StreamInfo>,
 }
 
@@ -411,6 +413,15 @@ impl State {
             return Err(Status::not_found("Subscription does not exist"));
         }
         for ack_id in ack_ids {
+            if let Some(lost) = self.lost_acks.get_mut(sub).filter(|n| **n > 0) {
+                // The ack never arrives: the lease runs out (brought forward to now).
+                *lost -= 1;
+                if let Some(seq) = self.leased(sub, ack_id) {
+                    self.acks.remove(ack_id);
+                    self.release(sub, seq, Instant::now());
+                }
+                continue;
+            }
             if let Some(seq) = self.leased(sub, ack_id) {
                 self.subs.get_mut(sub).expect("checked").messages.remove(&seq);
             }

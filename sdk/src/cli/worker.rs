@@ -1,0 +1,86 @@
+//! `suitex-events worker`: consume events.raw-sub into the event store.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+use suitex_events::Config;
+use suitex_events::consumer::{Worker, WorkerOptions};
+use suitex_events::store::{EventStore, StoreSettings};
+use tokio::sync::watch;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address of the Prometheus endpoint (`/metrics`); `off` disables it.
+    #[arg(long, env = "SUITEX_WORKER_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+    metrics_addr: String,
+}
+
+/// Resolves once SIGTERM or SIGINT arrives.
+fn signals() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+        }
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = Config::from_env()?;
+    let settings = StoreSettings::from_env()?;
+    let options = WorkerOptions::from_env()?;
+    let stop = signals();
+
+    // The worker cannot store anything without its database: wait for it rather than consume.
+    let mut store = EventStore::connect(&settings).await?;
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match store.refresh_limits().await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?wait, "event store unreachable at start-up");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stopped(stop.clone()) => return Ok(ExitCode::SUCCESS),
+                }
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+    let needed = config.max_payload() + 64 * 1024;
+    if store.max_packet() < needed {
+        tracing::warn!(
+            max_allowed_packet = store.max_packet(),
+            max_payload = config.max_payload(),
+            "the database's max_allowed_packet is below SUITEX_EVENTS_MAX_PAYLOAD; larger payloads will be dead-lettered — raise max_allowed_packet"
+        );
+    }
+
+    let worker = Worker::new(config, store, options).await?;
+    if args.metrics_addr != "off" {
+        let addr: SocketAddr = args.metrics_addr.parse().map_err(|_| {
+            suitex_events::ConfigError::new(
+                "SUITEX_WORKER_METRICS_ADDR",
+                format!("is {:?}; expected host:port or off", args.metrics_addr),
+            )
+        })?;
+        let bound = suitex_events::metrics::spawn(addr, worker.metrics()).await.map_err(|e| {
+            suitex_events::ConfigError::new(
+                "SUITEX_WORKER_METRICS_ADDR",
+                format!("{addr} cannot be bound: {e}"),
+            )
+        })?;
+        tracing::info!(%bound, "metrics at http://{bound}/metrics");
+    }
+    worker.run(stopped(stop)).await?;
+    Ok(ExitCode::SUCCESS)
+}

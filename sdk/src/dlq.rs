@@ -1,0 +1,172 @@
+//! Dead letters: list, show and redrive what `events.dlq-sub` holds.
+//!
+//! Reading a subscription is destructive only when a message is acked, so listing pulls what
+//! is pending, holds it while it looks, and releases it again (nack). Redrive re-publishes each
+//! selected dead letter to `events.raw` — same data, same ordering key, original attributes
+//! without Pub/Sub's `CloudPubSubDeadLetter*` ones — and acks the dead letter only after that
+//! publish succeeded, so nothing is lost if it fails.
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::ordered_publisher::{Deadline, OrderedPublisher};
+use crate::pull::take_pending;
+use google_cloud_pubsub::model::Message;
+use googleapis_tonic_google_pubsub_v1::google::pubsub::v1 as pb;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Prefix of the attributes Pub/Sub adds when it dead-letters a message.
+const DEAD_LETTER_PREFIX: &str = "CloudPubSubDeadLetter";
+
+/// A message on the dead-letter subscription, with what is known about its event.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    /// Pub/Sub message id on the dead-letter topic.
+    pub message_id: String,
+    /// When it was published to the dead-letter topic (RFC 3339).
+    pub publish_time: Option<String>,
+    /// The original ordering key.
+    pub ordering_key: String,
+    /// Attributes, including Pub/Sub's `CloudPubSubDeadLetterSource*`.
+    pub attributes: BTreeMap<String, String>,
+    /// Delivery attempts before it was dead-lettered.
+    pub delivery_count: Option<u32>,
+    /// The subscription that gave up on it.
+    pub source_subscription: Option<String>,
+    /// The event's id, from the attributes or the body, when readable.
+    pub event_id: Option<String>,
+    /// The tenant, from the attributes or the body, when readable.
+    pub account_id: Option<u64>,
+    /// The event type, when readable.
+    pub event_type: Option<String>,
+    /// The message body as text (lossy for binary data).
+    pub data: String,
+}
+
+impl DeadLetter {
+    fn from_message(m: &pb::PubsubMessage) -> DeadLetter {
+        let body: Option<serde_json::Value> = serde_json::from_slice(&m.data).ok();
+        let from_body = |k: &str| body.as_ref().and_then(|b| b.get(k)).cloned();
+        let attr = |k: &str| m.attributes.get(k).cloned();
+        DeadLetter {
+            message_id: m.message_id.clone(),
+            publish_time: m.publish_time.as_ref().map(|t| {
+                time::OffsetDateTime::from_unix_timestamp_nanos(
+                    i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos),
+                )
+                .map(crate::envelope::format_occurred_at)
+                .unwrap_or_default()
+            }),
+            ordering_key: m.ordering_key.clone(),
+            attributes: m.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            delivery_count: attr("CloudPubSubDeadLetterSourceDeliveryCount").and_then(|v| v.parse().ok()),
+            source_subscription: attr("CloudPubSubDeadLetterSourceSubscription"),
+            event_id: attr("event_id")
+                .or_else(|| from_body("event_id").and_then(|v| v.as_str().map(String::from))),
+            account_id: attr("account_id")
+                .and_then(|v| v.parse().ok())
+                .or_else(|| from_body("account_id").and_then(|v| v.as_u64())),
+            event_type: attr("event_type")
+                .or_else(|| from_body("event_type").and_then(|v| v.as_str().map(String::from))),
+            data: String::from_utf8_lossy(&m.data).into_owned(),
+        }
+    }
+}
+
+/// Which dead letters to act on.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this tenant's.
+    pub account_id: Option<u64>,
+    /// Only the one with this event id.
+    pub event_id: Option<String>,
+    /// Only the one with this Pub/Sub message id.
+    pub message_id: Option<String>,
+    /// At most this many (0: no limit).
+    pub limit: usize,
+}
+
+impl Filter {
+    fn matches(&self, d: &DeadLetter) -> bool {
+        self.account_id.is_none_or(|a| d.account_id == Some(a))
+            && self.event_id.as_ref().is_none_or(|e| d.event_id.as_ref() == Some(e))
+            && self.message_id.as_ref().is_none_or(|m| &d.message_id == m)
+    }
+}
+
+/// Dead letters matching `filter`, left on the subscription.
+pub async fn list(config: &Config, filter: &Filter) -> Result<Vec<DeadLetter>> {
+    let sub = config.subscription_path(&config.names().dlq_subscription);
+    let pending = take_pending(config, &sub, 0).await?;
+    let mut out: Vec<DeadLetter> = pending
+        .messages
+        .iter()
+        .filter_map(|r| r.message.as_ref().map(DeadLetter::from_message))
+        .filter(|d| filter.matches(d))
+        .collect();
+    if filter.limit > 0 {
+        out.truncate(filter.limit);
+    }
+    // Everything is released again: listing consumes nothing.
+    pending.settle(&[]).await?;
+    Ok(out)
+}
+
+/// What a redrive did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Redriven {
+    /// Dead letters re-published to `events.raw` and then acked: (dead-letter message id,
+    /// new message id on events.raw).
+    pub redriven: Vec<(String, String)>,
+    /// Dead letters whose re-publish failed; they stay on the dead-letter subscription.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Re-publishes the dead letters matching `filter` to `events.raw`; each is acked only after
+/// its publish succeeded.
+pub async fn redrive(config: &Config, filter: &Filter) -> Result<Redriven> {
+    let sub = config.subscription_path(&config.names().dlq_subscription);
+    let pending = take_pending(config, &sub, 0).await?;
+    let mut selected: Vec<(usize, &pb::PubsubMessage)> = pending
+        .messages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.message.as_ref().map(|m| (i, m)))
+        .filter(|(_, m)| filter.matches(&DeadLetter::from_message(m)))
+        .collect();
+    if filter.limit > 0 {
+        selected.truncate(filter.limit);
+    }
+    let base = crate::clients::base_publisher(config, config.publish_deadline()).await?;
+    let raw =
+        OrderedPublisher::new(&base, config.raw_topic_path(), config.batching(), config.max_ordering_keys());
+    let mut batch = raw.batch(selected.iter().map(|(_, m)| m.ordering_key.as_str()));
+    for (_, m) in &selected {
+        let attributes = m
+            .attributes
+            .iter()
+            .filter(|(k, _)| !k.starts_with(DEAD_LETTER_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()));
+        batch.push(
+            Message::new()
+                .set_data(bytes::Bytes::copy_from_slice(&m.data))
+                .set_ordering_key(m.ordering_key.clone())
+                .set_attributes(attributes),
+        );
+    }
+    let results = batch.finish(Deadline::after(config.publish_deadline())).await;
+    let mut report = Redriven::default();
+    let mut consume = Vec::new();
+    for ((i, m), result) in selected.iter().zip(results) {
+        match result {
+            Ok(new_id) => {
+                consume.push(*i);
+                report.redriven.push((m.message_id.clone(), new_id));
+            }
+            Err(e) => report.failed.push((m.message_id.clone(), e.to_string())),
+        }
+    }
+    // Acks only what was re-published; everything else stays on the dead-letter subscription.
+    pending.settle(&consume).await?;
+    Ok(report)
+}

@@ -1,0 +1,370 @@
+//! The worker against the Pub/Sub emulator, fake-gcs-server and MariaDB: emit → events.raw →
+//! worker → event_store → events.merged, with poison, duplicates, replay and redrive.
+
+use google_cloud_auth::credentials::anonymous;
+use google_cloud_pubsub::client::Publisher;
+use google_cloud_pubsub::model::Message;
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use suitex_events::consumer::WorkerOptions;
+use suitex_events::dlq::{self, Filter};
+use suitex_events::envelope::Payload;
+use suitex_events::merged::MergedEvent;
+use suitex_events::replay::Replayer;
+use suitex_events::store::{Appended, Selection};
+use suitex_events::{Config, Emitter, Event};
+use suitex_test_support::*;
+
+fn options() -> WorkerOptions {
+    WorkerOptions {
+        batch_wait: Duration::from_millis(10),
+        backoff_min: Duration::from_millis(100),
+        backoff_max: Duration::from_secs(1),
+        shutdown_deadline: Duration::from_secs(5),
+        lease_extension: Duration::from_secs(10),
+        ..WorkerOptions::default()
+    }
+}
+
+fn event(account: u64, aggregate_id: &str, seq: u64) -> Event {
+    Event::builder()
+        .account_id(account)
+        .aggregate("customer", aggregate_id)
+        .event_type("customer.updated")
+        .payload(json!({"seq": seq, "name": "Zoë", "x": 1.5, "none": null, "empty": {}}))
+        .build()
+        .unwrap()
+}
+
+fn merged_sub(config: &Config) -> String {
+    format!("{}-sub", config.names().merged_topic)
+}
+
+async fn merged(config: &Config, n: usize) -> Vec<MergedEvent> {
+    receive(config, &config.subscription_path(&merged_sub(config)), n, Duration::from_secs(60))
+        .await
+        .iter()
+        .map(|m| MergedEvent::decode(&m.data).expect("events.merged carries the merged form"))
+        .collect()
+}
+
+async fn raw_publisher(config: &Config) -> Publisher {
+    Publisher::builder(config.raw_topic_path())
+        .with_endpoint(format!("http://{}", required_env("PUBSUB_EMULATOR_HOST")))
+        .with_credentials(anonymous::Builder::new().build())
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_flow_from_emit_to_the_store_and_events_merged() {
+    let config = emulator_config("flow").build().unwrap();
+    provision_for_tests(&config, Topology::OrderedWithoutDeadLetters, &[&merged_sub(&config)]).await;
+    let db = TestDb::new("flow").await;
+    let worker = RunningWorker::start(&config, &db.settings, options()).await;
+    let emitter = Emitter::connect(config.clone()).await.unwrap();
+
+    let mut events: Vec<Event> = Vec::new();
+    for seq in 0..10 {
+        for agg in 0..5 {
+            events.push(event(21, &format!("F-{agg}"), seq));
+        }
+    }
+    let big = Event::builder()
+        .account_id(21)
+        .aggregate("customer", "F-big")
+        .event_type("customer.snapshot")
+        .payload(json!({"blob": "é".repeat(200_000), "n": 3}))
+        .build()
+        .unwrap();
+    events.push(big.clone());
+    for r in emitter.emit_batch(events.clone()).await.unwrap() {
+        r.unwrap();
+    }
+    eventually(Duration::from_secs(60), "51 rows are stored", || async { db.rows().await == 51 }).await;
+
+    for agg in 0..5 {
+        let stream = db
+            .store
+            .read(
+                &Selection::Aggregate {
+                    account_id: 21,
+                    aggregate_type: "customer".into(),
+                    aggregate_id: format!("F-{agg}"),
+                },
+                0,
+                100,
+            )
+            .await
+            .unwrap();
+        let seqs: Vec<u64> = stream
+            .iter()
+            .map(|s| match s.event.payload() {
+                Payload::Inline(v) => v["seq"].as_u64().unwrap(),
+                _ => panic!("stored payloads are inline"),
+            })
+            .collect();
+        assert_eq!(seqs, (0..10).collect::<Vec<_>>(), "aggregate F-{agg}: store ids follow emission order");
+    }
+    let stored_big = db
+        .store
+        .read(
+            &Selection::Aggregate {
+                account_id: 21,
+                aggregate_type: "customer".into(),
+                aggregate_id: "F-big".into(),
+            },
+            0,
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored_big[0].event, big, "the full offloaded payload is in MySQL");
+
+    let got = merged(&config, 51).await;
+    assert_eq!(got.len(), 51);
+    let all = db.store.read(&Selection::Tenant { account_id: 21 }, 0, 100).await.unwrap();
+    let ids: HashMap<String, u64> = all.iter().map(|s| (s.event.event_id().to_string(), s.id)).collect();
+    for m in &got {
+        assert!(!m.replayed);
+        assert_eq!(ids[&m.event.event_id().to_string()], m.store_id, "merged carries the store id");
+    }
+    let big_merged = got.iter().find(|m| m.event.event_id() == big.event_id()).unwrap();
+    assert!(
+        matches!(big_merged.event.payload(), Payload::Offloaded(_)),
+        "a large payload travels as a reference"
+    );
+
+    let metrics = worker.metrics.clone();
+    worker.stop().await;
+    assert_eq!(metrics.appended.load(Ordering::Relaxed), 51);
+    assert_eq!(metrics.in_flight.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_store_one_row_and_still_reach_events_merged() {
+    let config = emulator_config("dup").build().unwrap();
+    provision_for_tests(&config, Topology::OrderedWithoutDeadLetters, &[&merged_sub(&config)]).await;
+    let db = TestDb::new("dup").await;
+    let emitter = Emitter::connect(config.clone()).await.unwrap();
+
+    // The same event published twice.
+    let twice = event(22, "D-1", 0);
+    emitter.emit(twice.clone()).await.unwrap();
+    emitter.emit(twice.clone()).await.unwrap();
+    // An event whose first attempt died between the commit and the publish to events.merged.
+    let committed = event(22, "D-2", 0);
+    let Appended::Stored(committed_id) = db.store.append(std::slice::from_ref(&committed)).await.unwrap()[0]
+    else {
+        panic!()
+    };
+    emitter.emit(committed.clone()).await.unwrap();
+
+    let worker = RunningWorker::start(&config, &db.settings, options()).await;
+    let got = merged(&config, 3).await;
+    assert_eq!(got.len(), 3, "every delivery is re-published");
+    assert_eq!(db.rows().await, 2, "one row per event_id");
+    let twice_copies: Vec<&MergedEvent> =
+        got.iter().filter(|m| m.event.event_id() == twice.event_id()).collect();
+    assert_eq!(twice_copies.len(), 2);
+    assert_eq!(twice_copies[0].store_id, twice_copies[1].store_id);
+    let late = got
+        .iter()
+        .find(|m| m.event.event_id() == committed.event_id())
+        .expect("the committed event reached events.merged");
+    assert_eq!(late.store_id, committed_id);
+    let metrics = worker.metrics.clone();
+    worker.stop().await;
+    assert_eq!(metrics.appended.load(Ordering::Relaxed), 1);
+    assert_eq!(metrics.duplicates.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_is_dead_lettered_after_exactly_five_attempts_and_healthy_events_flow() {
+    // Scenario 3 on the official emulator: events.raw-sub without ordering (the emulator
+    // crashes on ordering + dead-lettering; the ordered variant runs on the Pub/Sub fake).
+    let config = emulator_config("poison").build().unwrap();
+    provision_for_tests(&config, Topology::UnorderedWithDeadLetters, &[]).await;
+    let db = TestDb::new("poison").await;
+    let worker = RunningWorker::start(&config, &db.settings, options()).await;
+
+    let publisher = raw_publisher(&config).await;
+    publisher
+        .publish(Message::new().set_data("{\"not\": \"an envelope\"}").set_attributes([("origin", "test")]))
+        .await
+        .unwrap();
+    let healthy = event(23, "P-1", 0);
+    Emitter::connect(config.clone()).await.unwrap().emit(healthy.clone()).await.unwrap();
+
+    let dead = receive(
+        &config,
+        &config.subscription_path(&config.names().dlq_subscription),
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(dead.len(), 1, "the poison message reached events.dlq");
+    assert_eq!(&dead[0].data[..], b"{\"not\": \"an envelope\"}");
+    assert_eq!(attr(&dead[0], "origin"), "test");
+    assert_eq!(attr(&dead[0], "CloudPubSubDeadLetterSourceDeliveryCount"), "5", "{:?}", dead[0].attributes);
+    eventually(Duration::from_secs(30), "the healthy event is stored", || async { db.rows().await == 1 })
+        .await;
+    let metrics = worker.metrics.clone();
+    worker.stop().await;
+    assert_eq!(metrics.poison.load(Ordering::Relaxed), 5, "nacked on each of its five deliveries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_claim_check_is_poison_and_never_stored() {
+    let config = emulator_config("tamper").offload_threshold(1024).build().unwrap();
+    provision_for_tests(&config, Topology::UnorderedWithDeadLetters, &[]).await;
+    let db = TestDb::new("tamper").await;
+    let big = Event::builder()
+        .account_id(24)
+        .aggregate("customer", "T-1")
+        .event_type("customer.snapshot")
+        .payload(json!("a".repeat(5000)))
+        .build()
+        .unwrap();
+    Emitter::connect(config.clone()).await.unwrap().emit(big.clone()).await.unwrap();
+    // Replace the object's bytes behind the reference's back (no precondition).
+    let object = suitex_events::claim_check::object_name(&big);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/upload/storage/v1/b/{}/o", storage_url(), config.names().payload_bucket))
+        .query(&[("uploadType", "media"), ("name", object.as_str())])
+        .body(format!("\"{}\"", "b".repeat(4998)))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+
+    let worker = RunningWorker::start(&config, &db.settings, options()).await;
+    let dead = receive(
+        &config,
+        &config.subscription_path(&config.names().dlq_subscription),
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(attr(&dead[0], "event_id"), big.event_id().to_string());
+    let metrics = worker.metrics.clone();
+    worker.stop().await;
+    assert_eq!(db.rows().await, 0, "a payload that fails its checksum is never stored");
+    assert_eq!(metrics.poison.load(Ordering::Relaxed), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_publishes_exactly_the_selected_events_marked_replayed() {
+    let config = emulator_config("replay").build().unwrap();
+    provision_for_tests(&config, Topology::OrderedWithoutDeadLetters, &[&merged_sub(&config)]).await;
+    let db = TestDb::new("replay").await;
+    let mut events = Vec::new();
+    for seq in 0..4 {
+        events.push(event(25, "R-1", seq));
+        events.push(event(25, "R-2", seq));
+        events.push(event(26, "R-1", seq));
+    }
+    let ids: Vec<u64> = db.store.append(&events).await.unwrap().iter().map(|a| a.id().unwrap()).collect();
+    let replayer = Replayer::new(config.clone(), db.store.clone()).await.unwrap();
+    let merged_path = config.subscription_path(&merged_sub(&config));
+    let merged_topic = config.topic_path(&config.names().merged_topic);
+    let keys = ["25:customer:R-1", "25:customer:R-2", "26:customer:R-1"];
+
+    let cases: Vec<(Selection, Vec<u64>)> = vec![
+        (
+            Selection::Aggregate {
+                account_id: 25,
+                aggregate_type: "customer".into(),
+                aggregate_id: "R-1".into(),
+            },
+            vec![ids[0], ids[3], ids[6], ids[9]],
+        ),
+        (Selection::Tenant { account_id: 26 }, vec![ids[2], ids[5], ids[8], ids[11]]),
+        (Selection::IdRange { from: ids[4], to: ids[7], account_id: None }, ids[4..=7].to_vec()),
+        (Selection::IdRange { from: ids[4], to: ids[7], account_id: Some(25) }, vec![ids[4], ids[6], ids[7]]),
+    ];
+    for (selection, expected) in cases {
+        let mut progress = Vec::new();
+        let n = replayer.replay(&selection, Some(1000.0), |d| progress.push(d)).await.unwrap();
+        assert_eq!(n, expected.len() as u64, "{selection:?}");
+        assert_eq!(progress.last().copied(), Some(n));
+        let sentinels = publish_sentinels(&config, &merged_topic, &keys).await;
+        let sentinels: Vec<&str> = sentinels.iter().map(String::as_str).collect();
+        let before = receive_until(&config, &merged_path, &sentinels, Duration::from_secs(30)).await;
+        let got: Vec<MergedEvent> = before.iter().map(|m| MergedEvent::decode(&m.data).unwrap()).collect();
+        let mut got_ids: Vec<u64> = got.iter().map(|m| m.store_id).collect();
+        got_ids.sort();
+        assert_eq!(got_ids, expected, "{selection:?} replays exactly its events");
+        assert!(got.iter().all(|m| m.replayed), "replayed events are marked");
+        assert!(before.iter().all(|m| attr(m, "replayed") == "true"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redrive_moves_exactly_the_selected_dead_letters_back_to_events_raw() {
+    let config = emulator_config("redrive").build().unwrap();
+    let probe = provision_with_probe(&config).await;
+    // Three dead letters as Pub/Sub leaves them: original attributes plus its own.
+    let dlq_publisher = Publisher::builder(config.topic_path(&config.names().dlq_topic))
+        .with_endpoint(format!("http://{}", required_env("PUBSUB_EMULATOR_HOST")))
+        .with_credentials(anonymous::Builder::new().build())
+        .build()
+        .await
+        .unwrap();
+    let letters = [event(27, "X-1", 0), event(28, "X-2", 0), event(27, "X-3", 0)];
+    for e in &letters {
+        let mut attrs: Vec<(String, String)> =
+            e.attributes().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        attrs.push(("CloudPubSubDeadLetterSourceDeliveryCount".into(), "5".into()));
+        attrs.push((
+            "CloudPubSubDeadLetterSourceSubscription".into(),
+            config.names().raw_subscription.clone(),
+        ));
+        dlq_publisher
+            .publish(
+                Message::new()
+                    .set_data(e.to_wire_json())
+                    .set_ordering_key(e.ordering_key())
+                    .set_attributes(attrs),
+            )
+            .await
+            .unwrap();
+    }
+    let listed = dlq::list(&config, &Filter { account_id: Some(27), ..Filter::default() }).await.unwrap();
+    let mut listed_ids: Vec<String> = listed.iter().map(|d| d.event_id.clone().unwrap()).collect();
+    listed_ids.sort();
+    let mut want = vec![letters[0].event_id().to_string(), letters[2].event_id().to_string()];
+    want.sort();
+    assert_eq!(listed_ids, want, "list filters by tenant");
+    assert!(listed.iter().all(|d| d.delivery_count == Some(5)));
+    assert_eq!(dlq::list(&config, &Filter::default()).await.unwrap().len(), 3, "listing consumes nothing");
+
+    let report = dlq::redrive(&config, &Filter { account_id: Some(27), ..Filter::default() }).await.unwrap();
+    assert_eq!(report.redriven.len(), 2);
+    assert!(report.failed.is_empty());
+
+    let keys: Vec<String> = letters.iter().map(|e| e.ordering_key()).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let sentinels = publish_sentinels(&config, &config.raw_topic_path(), &keys).await;
+    let sentinels: Vec<&str> = sentinels.iter().map(String::as_str).collect();
+    let before = receive_until(&config, &probe, &sentinels, Duration::from_secs(30)).await;
+    let got: HashSet<String> = before.iter().map(|m| attr(m, "event_id").to_string()).collect();
+    assert_eq!(
+        got,
+        want.iter().cloned().collect::<HashSet<_>>(),
+        "exactly the redriven events are back on events.raw"
+    );
+    for m in &before {
+        assert!(m.attributes.keys().all(|k| !k.starts_with("CloudPubSubDeadLetter")), "{:?}", m.attributes);
+        let e = Event::decode(&m.data).unwrap();
+        assert_eq!(m.ordering_key, e.ordering_key());
+    }
+    let left = dlq::list(&config, &Filter::default()).await.unwrap();
+    assert_eq!(left.len(), 1, "only the other tenant's dead letter is left");
+    assert_eq!(left[0].event_id.as_deref(), Some(letters[1].event_id().to_string().as_str()));
+    let _: Value = serde_json::to_value(&left[0]).unwrap();
+}

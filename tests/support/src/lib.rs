@@ -1,0 +1,462 @@
+//! Test support: fresh, isolated topology on the local emulators, and helpers to read back what
+//! was published. Every test gets its own topics, subscriptions and bucket (unique suffix), so
+//! tests run in parallel and never see each other's messages.
+//!
+//! The emulators must be running (`scripts/services start`, which `scripts/test` calls). A test
+//! that cannot reach them fails with a message saying so; none is skipped.
+
+use google_cloud_pubsub::model::{Message, Subscription};
+use std::time::Duration;
+use suitex_events::config::{Config, Names};
+use suitex_events::provision::{ProvisionOptions, provision};
+
+pub fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set. Start the local services and export their addresses: \
+             `scripts/services start && eval \"$(scripts/services env)\"` (scripts/test does both)"
+        )
+    })
+}
+
+/// A short unique suffix.
+pub fn unique() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+/// Names with a unique suffix, so each test has topology of its own.
+pub fn unique_names(prefix: &str) -> Names {
+    let s = format!("{prefix}-{}", unique());
+    Names {
+        raw_topic: format!("raw-{s}"),
+        merged_topic: format!("merged-{s}"),
+        dlq_topic: format!("dlq-{s}"),
+        raw_subscription: format!("raw-{s}-sub"),
+        dlq_subscription: format!("dlq-{s}-sub"),
+        payload_bucket: format!("b-{s}"),
+    }
+}
+
+pub fn emulator_config(prefix: &str) -> suitex_events::config::ConfigBuilder {
+    Config::builder("suitex-local")
+        .emulators(&required_env("PUBSUB_EMULATOR_HOST"), &required_env("STORAGE_EMULATOR_HOST"))
+        .names(unique_names(prefix))
+}
+
+/// How `events.raw-sub` is made on the official emulator, which crashes on ordering together
+/// with a dead-letter policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// Dead-lettering after 5 attempts, no ordering (dead-letter tests).
+    UnorderedWithDeadLetters,
+    /// Ordering, no dead-lettering (ordering tests).
+    OrderedWithoutDeadLetters,
+}
+
+/// Provisions `config`'s topology on the emulators, with immediate redelivery (no retry
+/// backoff, so a test sees five attempts in seconds) and `merged_subscriptions` on
+/// `events.merged`.
+pub async fn provision_for_tests(config: &Config, topology: Topology, merged_subscriptions: &[&str]) {
+    let options = ProvisionOptions {
+        without_ordering: topology == Topology::UnorderedWithDeadLetters,
+        without_dead_lettering: topology == Topology::OrderedWithoutDeadLetters,
+        retry_backoff: None,
+        merged_subscriptions: merged_subscriptions.iter().map(|s| s.to_string()).collect(),
+    };
+    provision(config, &options)
+        .await
+        .expect("provisioning on the emulators (are they running? scripts/services start)");
+}
+
+/// Provisions `config`'s topology and an ORDERED probe subscription on the raw topic (the
+/// emulator cannot order `events.raw-sub` itself, which carries a dead-letter policy).
+/// Returns the probe subscription's path.
+pub async fn provision_with_probe(config: &Config) -> String {
+    provision_for_tests(config, Topology::UnorderedWithDeadLetters, &[]).await;
+    let probe = config.subscription_path(&format!("{}-probe", config.names().raw_topic));
+    let admin = suitex_events::clients::subscription_admin(config).await.unwrap();
+    admin
+        .create_subscription()
+        .with_request(
+            Subscription::new()
+                .set_name(&probe)
+                .set_topic(config.raw_topic_path())
+                .set_ack_deadline_seconds(60)
+                .set_enable_message_ordering(true),
+        )
+        .send()
+        .await
+        .expect("creating the probe subscription");
+    probe
+}
+
+/// Receives (and acks) messages until `n` arrived or `timeout` passed.
+pub async fn receive(config: &Config, subscription: &str, n: usize, timeout: Duration) -> Vec<Message> {
+    let subscriber = suitex_events::clients::subscriber(config).await.unwrap();
+    let mut stream = subscriber.subscribe(subscription).build();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut got = Vec::new();
+    while got.len() < n {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok((msg, handler)))) => {
+                handler.ack();
+                got.push(msg);
+            }
+            Ok(Some(Err(e))) => panic!("streaming pull on {subscription} failed: {e}"),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    // Flush the acks before the stream goes: an ack still queued would leave the message
+    // leased, and on an ordered subscription hold up its key.
+    suitex_events::clients::close_stream(stream, || {}, Duration::from_secs(30)).await;
+    got
+}
+
+/// Receives (and acks) until every message whose `event_id` attribute is in `sentinels` has
+/// arrived and returns the other messages received meanwhile. Proves absence without waiting on
+/// a clock: whatever was published on a sentinel's ordering key before it arrives first, so
+/// emit one sentinel per key in question.
+pub async fn receive_until(
+    config: &Config,
+    subscription: &str,
+    sentinels: &[&str],
+    timeout: Duration,
+) -> Vec<Message> {
+    let subscriber = suitex_events::clients::subscriber(config).await.unwrap();
+    let mut stream = subscriber.subscribe(subscription).build();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut waiting: std::collections::HashSet<&str> = sentinels.iter().copied().collect();
+    let mut others = Vec::new();
+    while !waiting.is_empty() {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok((msg, handler)))) => {
+                handler.ack();
+                if !waiting.remove(attr(&msg, "event_id")) {
+                    others.push(msg);
+                }
+            }
+            Ok(Some(Err(e))) => panic!("streaming pull on {subscription} failed: {e}"),
+            Ok(None) | Err(_) => {
+                panic!("sentinels {waiting:?} never arrived on {subscription} within {timeout:?}")
+            }
+        }
+    }
+    suitex_events::clients::close_stream(stream, || {}, Duration::from_secs(30)).await;
+    others
+}
+
+/// The storage emulator's base URL.
+pub fn storage_url() -> String {
+    match suitex_events::config::Endpoint::emulator(&required_env("STORAGE_EMULATOR_HOST")) {
+        suitex_events::config::Endpoint::Emulator(url) => url,
+        suitex_events::config::Endpoint::Google => unreachable!(),
+    }
+}
+
+/// Downloads an object straight from the storage emulator's JSON API (not through the SDK).
+pub async fn download(bucket: &str, object: &str) -> Vec<u8> {
+    let url = format!("{}/storage/v1/b/{bucket}/o/{}?alt=media", storage_url(), object.replace('/', "%2F"));
+    let resp = reqwest::get(&url).await.expect("GET object");
+    assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
+    resp.bytes().await.unwrap().to_vec()
+}
+
+/// Object names in `bucket` under `prefix`, straight from the emulator.
+pub async fn list_objects(bucket: &str, prefix: &str) -> Vec<String> {
+    let url = format!("{}/storage/v1/b/{bucket}/o?prefix={prefix}", storage_url());
+    let v: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    v.get("items")
+        .and_then(|i| i.as_array())
+        .map(|items| items.iter().map(|o| o["name"].as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+pub fn attr<'a>(m: &'a Message, key: &str) -> &'a str {
+    m.attributes.get(key).map(String::as_str).unwrap_or_default()
+}
+
+/// The MariaDB server the tests use (`SUITEX_TEST_MYSQL_URL`, `mysql://user[:password]@host:port`).
+pub fn mysql_server() -> suitex_events::store::StoreSettings {
+    let url = required_env("SUITEX_TEST_MYSQL_URL");
+    let rest = url
+        .strip_prefix("mysql://")
+        .unwrap_or_else(|| panic!("SUITEX_TEST_MYSQL_URL {url:?} is not mysql://…"));
+    let (creds, addr) = rest.rsplit_once('@').unwrap_or(("root", rest));
+    let (user, password) = creds.split_once(':').unwrap_or((creds, ""));
+    let addr = addr.trim_end_matches('/');
+    let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "3306"));
+    suitex_events::store::StoreSettings::from_lookup(|k| match k {
+        "DB_EVENT_STORE_HOST" => Some(host.to_string()),
+        "DB_EVENT_STORE_PORT" => Some(port.to_string()),
+        "DB_EVENT_STORE_USERNAME" => Some(user.to_string()),
+        "DB_EVENT_STORE_PASSWORD" => Some(password.to_string()),
+        "DB_EVENT_STORE_DATABASE" => Some("mysql".to_string()),
+        "DB_EVENT_STORE_SSL_MODE" => Some("disabled".to_string()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+/// A database of its own on the test server, migrated; dropped when this is dropped.
+pub struct TestDb {
+    pub settings: suitex_events::store::StoreSettings,
+    pub store: suitex_events::store::EventStore,
+}
+
+impl TestDb {
+    pub async fn new(prefix: &str) -> TestDb {
+        let server = mysql_server();
+        let name = format!("t_{}_{}", prefix.replace('-', "_"), unique());
+        let admin = suitex_events::store::EventStore::connect(&server).await.unwrap();
+        admin
+            .execute(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("MariaDB at {} is not usable ({e}); scripts/services start", server.describe())
+            });
+        admin.pool().close().await;
+        let settings = server.with_database(&name);
+        let store = suitex_events::store::EventStore::open(&settings).await.unwrap();
+        store.migrate().await.unwrap();
+        TestDb { settings, store }
+    }
+
+    /// Rows in `event_store`.
+    pub async fn rows(&self) -> u64 {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM event_store")
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap() as u64
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Synchronous on purpose: Drop cannot await, and the database must not outlive the test.
+        let s = &self.settings;
+        let _ = std::process::Command::new("mariadb")
+            .args([
+                "--protocol=tcp",
+                &format!("-h{}", s.host),
+                &format!("-P{}", s.port),
+                &format!("-u{}", s.username),
+                "-e",
+                &format!("DROP DATABASE IF EXISTS `{}`", s.database),
+            ])
+            .env("MYSQL_PWD", &s.password)
+            .status();
+    }
+}
+
+/// A MariaDB server of a test's own (own data directory and port), so a test can take it away
+/// and bring it back without disturbing anything else. Stopped and deleted on drop.
+pub struct PrivateMariaDb {
+    dir: std::path::PathBuf,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn which(names: &[&str]) -> String {
+    for n in names {
+        for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"] {
+            let p = format!("{dir}/{n}");
+            if std::path::Path::new(&p).exists() {
+                return p;
+            }
+        }
+    }
+    panic!("none of {names:?} is installed (apt-get install mariadb-server)")
+}
+
+impl PrivateMariaDb {
+    /// Initialises a data directory and starts the server on a free port.
+    pub fn start() -> PrivateMariaDb {
+        let dir = std::env::temp_dir().join(format!("suitex-mariadb-{}", unique()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = std::process::Command::new(which(&["mariadb-install-db", "mysql_install_db"]))
+            .args([
+                "--no-defaults",
+                &format!("--datadir={}", dir.join("data").display()),
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
+            .output()
+            .expect("run mariadb-install-db");
+        assert!(out.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&out.stderr));
+        let mut db = PrivateMariaDb { dir, port: free_port(), child: None };
+        db.resume();
+        db
+    }
+
+    /// Settings for its `event_store` database.
+    pub fn settings(&self) -> suitex_events::store::StoreSettings {
+        let port = self.port.to_string();
+        suitex_events::store::StoreSettings::from_lookup(|k| match k {
+            "DB_EVENT_STORE_HOST" => Some("127.0.0.1".into()),
+            "DB_EVENT_STORE_PORT" => Some(port.clone()),
+            "DB_EVENT_STORE_USERNAME" => Some("root".into()),
+            "DB_EVENT_STORE_DATABASE" => Some("event_store".into()),
+            "DB_EVENT_STORE_SSL_MODE" => Some("disabled".into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    /// Starts the server again on the same port and data.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::File::create(self.dir.join("server.log")).unwrap();
+        let child = std::process::Command::new(which(&["mariadbd", "mysqld"]))
+            .args([
+                "--no-defaults",
+                &format!("--datadir={}", self.dir.join("data").display()),
+                &format!("--socket={}", self.dir.join("mysqld.sock").display()),
+                &format!("--pid-file={}", self.dir.join("mysqld.pid").display()),
+                &format!("--port={}", self.port),
+                "--bind-address=127.0.0.1",
+                "--user=root",
+                "--skip-name-resolve",
+                "--max-allowed-packet=64M",
+                "--innodb-buffer-pool-size=64M",
+                "--skip-log-bin",
+            ])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start mariadbd");
+        self.child = Some(child);
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                let ok = std::process::Command::new("mariadb")
+                    .args([
+                        "--protocol=tcp",
+                        "-h127.0.0.1",
+                        &format!("-P{}", self.port),
+                        "-uroot",
+                        "-e",
+                        "CREATE DATABASE IF NOT EXISTS event_store",
+                    ])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if ok {
+                    return;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the private MariaDB did not start; see {}", self.dir.join("server.log").display());
+    }
+
+    /// Stops the server (as an outage would): connections drop, the port stops answering.
+    pub fn pause(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGTERM: a clean shutdown, so the restart does not spend time on crash recovery.
+            let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateMariaDb {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A worker running in this process; stopped (gracefully) by [`RunningWorker::stop`].
+pub struct RunningWorker {
+    pub metrics: std::sync::Arc<suitex_events::metrics::Metrics>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<suitex_events::Result<suitex_events::consumer::RunSummary>>,
+}
+
+impl RunningWorker {
+    pub async fn start(
+        config: &Config,
+        settings: &suitex_events::store::StoreSettings,
+        options: suitex_events::consumer::WorkerOptions,
+    ) -> RunningWorker {
+        let store = suitex_events::store::EventStore::open(settings).await.unwrap();
+        let worker = suitex_events::consumer::Worker::new(config.clone(), store, options).await.unwrap();
+        let metrics = worker.metrics();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            worker
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        RunningWorker { metrics, stop: Some(tx), handle }
+    }
+
+    /// Asks for shutdown and waits for the run to end.
+    pub async fn stop(mut self) -> suitex_events::consumer::RunSummary {
+        let _ = self.stop.take().unwrap().send(());
+        self.handle.await.expect("worker task").expect("worker run")
+    }
+}
+
+/// Polls `f` every 100 ms until it returns true or `timeout` passes (then panics with `what`).
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < until {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out after {timeout:?} waiting until {what}");
+}
+
+/// Rows in `event_store` of the database `settings` names.
+pub async fn count_rows(store: &suitex_events::store::EventStore) -> u64 {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM event_store")
+        .fetch_one(store.pool())
+        .await
+        .unwrap_or(-1)
+        .max(0) as u64
+}
+
+/// Publishes one sentinel message per ordering key to `topic` (full path) and returns their
+/// `event_id` attributes, for [`receive_until`]: once every sentinel has arrived, everything
+/// published earlier on those keys has too.
+pub async fn publish_sentinels(config: &Config, topic: &str, keys: &[&str]) -> Vec<String> {
+    let publisher = google_cloud_pubsub::client::Publisher::builder(topic)
+        .with_endpoint(match config.pubsub_endpoint() {
+            suitex_events::config::Endpoint::Emulator(url) => url.clone(),
+            suitex_events::config::Endpoint::Google => panic!("tests run on emulators"),
+        })
+        .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build())
+        .build()
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for key in keys {
+        let id = format!("sentinel-{}", unique());
+        publisher
+            .publish(
+                google_cloud_pubsub::model::Message::new()
+                    .set_data("sentinel")
+                    .set_ordering_key(key.to_string())
+                    .set_attributes([("event_id", id.as_str())]),
+            )
+            .await
+            .expect("publish a sentinel");
+        ids.push(id);
+    }
+    ids
+}

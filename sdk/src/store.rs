@@ -246,6 +246,9 @@ pub enum Selection {
 pub struct EventStore {
     pool: MySqlPool,
     max_packet: usize,
+    /// The server hands a multi-row INSERT consecutive ids without gaps (auto-increment step 1
+    /// and lock mode 0 or 1), so ids follow from LAST_INSERT_ID() alone.
+    consecutive_ids: bool,
     describe: String,
 }
 
@@ -317,7 +320,12 @@ impl EventStore {
             .max_connections(settings.pool_size)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(settings.connect_options());
-        Ok(EventStore { pool, max_packet: 16 * 1024 * 1024, describe: settings.describe() })
+        Ok(EventStore {
+            pool,
+            max_packet: 16 * 1024 * 1024,
+            consecutive_ids: false,
+            describe: settings.describe(),
+        })
     }
 
     /// Connects and reads the server's `max_allowed_packet`, which bounds every INSERT.
@@ -327,14 +335,26 @@ impl EventStore {
         Ok(store)
     }
 
-    /// Re-reads the server's `max_allowed_packet`.
+    /// Re-reads the server's `max_allowed_packet` and how it allocates auto-increment ids.
     pub async fn refresh_limits(&mut self) -> Result<()> {
-        let packet: u64 = sqlx::query_scalar("SELECT @@max_allowed_packet")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| db_error(format!("connecting to {}", self.describe), e))?;
+        let (packet, lock_mode, step): (u64, u64, u64) = sqlx::query_as(
+            "SELECT CAST(@@max_allowed_packet AS UNSIGNED), CAST(@@innodb_autoinc_lock_mode AS UNSIGNED), \
+             CAST(@@auto_increment_increment AS UNSIGNED)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| db_error(format!("connecting to {}", self.describe), e))?;
         self.max_packet = packet as usize;
+        self.consecutive_ids = step == 1 && lock_mode <= 1;
         Ok(())
+    }
+
+    /// Reads back the ids of every multi-row INSERT as on a server with interleaved
+    /// auto-increment locking (MySQL 8's default), whatever this server does. For tests.
+    #[doc(hidden)]
+    pub fn verifying_appended_ids(mut self) -> EventStore {
+        self.consecutive_ids = false;
+        self
     }
 
     /// The pool, for tools and tests.
@@ -432,7 +452,13 @@ impl EventStore {
             }
             let ids: Vec<String> = pending.iter().map(|(_, r)| r.event.event_id().to_string()).collect();
             match self.insert(&pending).await {
-                Ok(()) => {
+                Ok(first) => {
+                    if let Some(first) = self.consecutive(first, &pending).await? {
+                        for (k, (i, _)) in pending.iter().enumerate() {
+                            outcome[*i] = Some(Appended::Stored(first + k as u64));
+                        }
+                        return Ok(());
+                    }
                     let stored = self.ids_of(&ids).await?;
                     for (i, r) in &pending {
                         let id = stored.get(&r.event.event_id().to_string()).copied().ok_or_else(|| {
@@ -490,7 +516,28 @@ impl EventStore {
         ))
     }
 
-    async fn insert(&self, rows: &[&(usize, InsertRow<'_>)]) -> std::result::Result<(), sqlx::Error> {
+    /// When the ids of an INSERT of `rows` whose first id is `first` are `first..first+n`,
+    /// returns `Some(first)`. A single statement's ids always ascend in row order; they have no
+    /// gaps when the server says so, or — under interleaved lock mode — when the last row has
+    /// `first + n - 1` (n ascending ids in an interval of n).
+    async fn consecutive(&self, first: u64, rows: &[&(usize, InsertRow<'_>)]) -> Result<Option<u64>> {
+        if first == 0 {
+            return Ok(None);
+        }
+        if self.consecutive_ids || rows.len() == 1 {
+            return Ok(Some(first));
+        }
+        let last = rows.last().expect("a non-empty chunk").1.event.event_id().to_string();
+        let id: Option<u64> = sqlx::query_scalar("SELECT id FROM event_store WHERE event_id = ?")
+            .bind(last)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error(format!("reading back appended ids from {}", self.describe), e))?;
+        Ok((id == Some(first + rows.len() as u64 - 1)).then_some(first))
+    }
+
+    /// Inserts `rows` in one statement; returns the first row's id (LAST_INSERT_ID()).
+    async fn insert(&self, rows: &[&(usize, InsertRow<'_>)]) -> std::result::Result<u64, sqlx::Error> {
         let mut q = QueryBuilder::<sqlx::MySql>::new(
             "INSERT INTO event_store (account_id, event_id, aggregate_type, aggregate_id, event_type, payload, metadata, occurred_at) ",
         );
@@ -504,7 +551,7 @@ impl EventStore {
                 .push_bind(r.metadata.as_deref())
                 .push_bind(primitive_utc(r.event.occurred_at()));
         });
-        q.build().execute(&self.pool).await.map(|_| ())
+        q.build().execute(&self.pool).await.map(|r| r.last_insert_id())
     }
 
     async fn ids_of(&self, event_ids: &[String]) -> Result<HashMap<String, u64>> {

@@ -77,7 +77,18 @@ impl ClaimCheck {
             Ok(obj) => obj.generation,
             // The object exists: an earlier attempt of this same emit, or a reused event_id.
             Err(e) if e.http_status_code() == Some(412) => {
-                let (existing, generation) = self.read(&object, None).await?;
+                let (existing, generation) = match self.read(&object, None).await {
+                    Err(Error::Service { source, .. }) if is_forbidden(&source) => {
+                        return Err(Error::service(
+                            Service::Storage,
+                            format!("re-emitting into gs://{}/{object}", self.bucket),
+                            false,
+                            "the object already exists and this account may not read it to compare \
+                             (storage.objects.get); it was not overwritten",
+                        ));
+                    }
+                    other => other?,
+                };
                 let existing_sha256 = sha256_hex(&existing);
                 if existing_sha256 != sha256 || existing.len() as u64 != size {
                     return Err(Error::ClaimCheckConflict {
@@ -159,4 +170,8 @@ impl ClaimCheck {
         }
         Ok((Bytes::from(buf), generation))
     }
+}
+
+fn is_forbidden(e: &crate::error::BoxError) -> bool {
+    e.downcast_ref::<google_cloud_storage::Error>().and_then(|e| e.http_status_code()) == Some(403)
 }

@@ -1,0 +1,30 @@
+variable "project_id" {
+  description = "GCP project of the bucket."
+  type        = string
+}
+
+variable "name" {
+  description = "Bucket name."
+  type        = string
+}
+
+variable "location" {
+  description = "Bucket location (the event store's region)."
+  type        = string
+}
+
+variable "retention_days" {
+  description = "Days after which claim-check objects are deleted. The event store keeps every payload in full, so nothing depends on the bucket afterwards."
+  type        = number
+  default     = 30
+}
+
+variable "web_service_account" {
+  description = "Email of the web tier's service account: creates claim-check objects."
+  type        = string
+}
+
+variable "worker_service_account" {
+  description = "Email of the workers' service account: reads claim-check objects."
+  type        = string
+}

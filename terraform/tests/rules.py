@@ -1,0 +1,236 @@
+"""Every rule the event backbone's infrastructure must follow, as functions of a `Config`.
+
+Each rule raises AssertionError with a message naming what is wrong. `test_rules.py` applies them
+to `terraform/`; `test_broken_fixtures.py` proves each one fails on a copy missing its rule.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tfconfig import Config, Item, block, blocks
+
+VAR_REF = re.compile(r"^\$\{var\.([A-Za-z0-9_]+)\}$")
+
+
+def module_of(item: Item, cfg: Config) -> str | None:
+    rel = item.file.relative_to(cfg.root).parts
+    return rel[1] if len(rel) > 2 and rel[0] == "modules" else None
+
+
+def resolve(cfg: Config, item: Item, value):
+    """A `${var.x}` value is replaced by the default of `x` in the item's module."""
+    m = VAR_REF.match(value) if isinstance(value, str) else None
+    return cfg.variable_default(m.group(1), module=module_of(item, cfg)) if m else value
+
+
+def module_call(cfg: Config, name: str) -> dict:
+    return cfg.one("module", "", name).body
+
+
+def iam_bindings(cfg: Config, type_: str, member_contains: str) -> list[Item]:
+    return [i for i in cfg.of("resource", type_) if member_contains in str(i.body.get("member", ""))]
+
+
+# --- Pub/Sub -------------------------------------------------------------------------------
+
+
+def topics(cfg: Config):
+    found = {t.name: t.body.get("name") for t in cfg.of("resource", "google_pubsub_topic")}
+    assert found == {
+        "raw": "${var.topic_names.raw}",
+        "merged": "${var.topic_names.merged}",
+        "dlq": "${var.topic_names.dlq}",
+    }, f"topics must be raw, merged and dlq named by var.topic_names; found {found}"
+    assert cfg.variable_default("topic_names") == {
+        "raw": "events.raw",
+        "merged": "events.merged",
+        "dlq": "events.dlq",
+    }, "topic names must default to events.raw, events.merged, events.dlq"
+
+
+def raw_subscription(cfg: Config):
+    sub = cfg.one("resource", "google_pubsub_subscription", "raw")
+    assert sub.body.get("topic") == "${google_pubsub_topic.raw.id}", "events.raw-sub must subscribe to events.raw"
+    assert sub.body.get("enable_message_ordering") is True, "events.raw-sub must have message ordering enabled"
+    dlp = block(sub.body, "dead_letter_policy")
+    assert dlp.get("dead_letter_topic") == "${google_pubsub_topic.dlq.id}", "dead letters must go to events.dlq"
+    attempts = resolve(cfg, sub, dlp.get("max_delivery_attempts"))
+    assert attempts == 5, f"max_delivery_attempts must be 5; it is {attempts}"
+    retry = block(sub.body, "retry_policy")
+    assert retry.get("minimum_backoff") and retry.get("maximum_backoff"), "events.raw-sub needs a retry policy with backoffs"
+    assert cfg.variable_default("raw_subscription_name") == "events.raw-sub"
+
+
+def dlq_subscription(cfg: Config):
+    sub = cfg.one("resource", "google_pubsub_subscription", "dlq")
+    assert sub.body.get("topic") == "${google_pubsub_topic.dlq.id}", "events.dlq-sub must subscribe to events.dlq"
+    assert block(sub.body, "expiration_policy").get("ttl") == "", "events.dlq-sub must never expire"
+    assert cfg.variable_default("dlq_subscription_name") == "events.dlq-sub"
+
+
+def merged_subscriptions(cfg: Config):
+    sub = cfg.one("resource", "google_pubsub_subscription", "merged")
+    assert sub.body.get("for_each") == "${var.merged_subscriptions}", "merged subscriptions must come from a variable"
+    assert sub.body.get("topic") == "${google_pubsub_topic.merged.id}", "merged subscriptions must be on events.merged"
+    assert cfg.variable_default("merged_subscriptions") == {}, "no merged subscription unless configured"
+
+
+def pubsub_service_agent(cfg: Config):
+    publisher = [
+        b
+        for b in cfg.of("resource", "google_pubsub_topic_iam_member")
+        if b.body.get("topic") == "${google_pubsub_topic.dlq.name}" and b.body.get("member") == "${var.pubsub_service_agent}"
+    ]
+    assert [b.body.get("role") for b in publisher] == ["roles/pubsub.publisher"], "the Pub/Sub service agent must publish to events.dlq"
+    subscriber = [
+        b
+        for b in cfg.of("resource", "google_pubsub_subscription_iam_member")
+        if b.body.get("subscription") == "${google_pubsub_subscription.raw.name}"
+        and b.body.get("member") == "${var.pubsub_service_agent}"
+    ]
+    assert [b.body.get("role") for b in subscriber] == ["roles/pubsub.subscriber"], "the Pub/Sub service agent must subscribe to events.raw-sub"
+    agent = next((i for i in cfg.items if i.kind == "module" and i.name == "pubsub"), None)
+    assert agent and agent.body.get("pubsub_service_agent") == "${local.pubsub_service_agent}"
+    main = (cfg.root / "main.tf").read_text()
+    assert "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com" in main, (
+        "the service agent must be service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com"
+    )
+
+
+def web_pubsub_access(cfg: Config):
+    grants = [
+        (b.type, b.body.get("topic") or b.body.get("subscription"), b.body.get("role"))
+        for t in ("google_pubsub_topic_iam_member", "google_pubsub_subscription_iam_member")
+        for b in iam_bindings(cfg, t, "var.web_service_account")
+    ]
+    assert grants == [("google_pubsub_topic_iam_member", "${google_pubsub_topic.raw.name}", "roles/pubsub.publisher")], (
+        f"the web tier may only publish to events.raw; it has {grants}"
+    )
+
+
+def worker_pubsub_access(cfg: Config):
+    grants = {
+        (b.body.get("topic") or b.body.get("subscription"), b.body.get("role"))
+        for t in ("google_pubsub_topic_iam_member", "google_pubsub_subscription_iam_member")
+        for b in iam_bindings(cfg, t, "var.worker_service_account")
+    }
+    for need in [
+        ("${google_pubsub_subscription.raw.name}", "roles/pubsub.subscriber"),
+        ("${google_pubsub_topic.merged.name}", "roles/pubsub.publisher"),
+    ]:
+        assert need in grants, f"the worker needs {need[1]} on {need[0]}; it has {sorted(grants)}"
+
+
+# --- Claim-check bucket --------------------------------------------------------------------
+
+
+def payload_bucket(cfg: Config):
+    bucket = cfg.one("resource", "google_storage_bucket", "payloads")
+    assert cfg.variable_default("payload_bucket_name") == "suitex-payload-snapshots"
+    assert bucket.body.get("uniform_bucket_level_access") is True, "the bucket must use uniform bucket-level access"
+    assert bucket.body.get("public_access_prevention") == "enforced", "public access prevention must be enforced"
+    rules = blocks(bucket.body, "lifecycle_rule")
+    deletes = [r for r in rules if block(r, "action").get("type") == "Delete"]
+    assert len(deletes) == 1, "the bucket needs one lifecycle Delete rule"
+    age = resolve(cfg, bucket, block(deletes[0], "condition").get("age"))
+    passed = module_call(cfg, "payload_bucket").get("retention_days")
+    assert age == 30 and passed == 30, f"objects must be deleted after 30 days (module default {age}, root passes {passed})"
+
+
+def payload_bucket_access(cfg: Config):
+    def roles(member: str) -> list[str]:
+        return sorted(b.body.get("role") for b in iam_bindings(cfg, "google_storage_bucket_iam_member", member))
+
+    assert roles("var.web_service_account") == ["roles/storage.objectCreator"], (
+        f"the web tier may only create objects; it has {roles('var.web_service_account')}"
+    )
+    assert "roles/storage.objectViewer" in roles("var.worker_service_account"), "the worker must be able to read objects"
+
+
+# --- Cloud SQL -----------------------------------------------------------------------------
+
+
+def sql_instance(cfg: Config):
+    inst = cfg.one("resource", "google_sql_database_instance", "event_store")
+    assert inst.body.get("database_version") == "MYSQL_8_0", "the event store must be MySQL 8.0"
+    assert inst.body.get("deletion_protection") is True, "Terraform deletion protection must be on"
+    settings = block(inst.body, "settings")
+    assert settings.get("availability_type") == "REGIONAL", "the instance must be highly available (REGIONAL)"
+    assert settings.get("deletion_protection_enabled") is True, "the instance's own deletion protection must be on"
+    backup = block(settings, "backup_configuration")
+    assert backup.get("enabled") is True, "automated backups must be on"
+    assert backup.get("binary_log_enabled") is True, "binary logging (point-in-time recovery) must be on"
+    days = resolve(cfg, inst, backup.get("transaction_log_retention_days"))
+    assert isinstance(days, int) and days >= 1, f"binary logs must be retained (transaction_log_retention_days is {days})"
+    ip = block(settings, "ip_configuration")
+    assert ip.get("ipv4_enabled") is False, "the instance must have no public IP"
+    assert ip.get("private_network") == "${var.network_id}", "the instance must have a private IP on the network"
+    assert module_call(cfg, "event_store_sql").get("network_id") == "${data.google_compute_network.suitex.id}", (
+        "the network must be the existing SuiteX network (a data source)"
+    )
+    ssl = resolve(cfg, inst, ip.get("ssl_mode"))
+    assert ssl in ("ENCRYPTED_ONLY", "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"), f"TLS must be required (ssl_mode is {ssl})"
+    window = block(settings, "maintenance_window")
+    assert window.get("day") is not None and window.get("hour") is not None, "a maintenance window must be set"
+    assert block(inst.body, "lifecycle").get("prevent_destroy") is True, "prevent_destroy must be set"
+
+
+def sql_database_and_worker_user(cfg: Config):
+    db = cfg.one("resource", "google_sql_database", "event_store")
+    assert resolve(cfg, db, db.body.get("name")) == "event_store", "the database must be event_store"
+    user = cfg.one("resource", "google_sql_user", "worker")
+    assert "password" not in user.body, "the worker's password must not be a regular (state-stored) argument"
+    assert user.body.get("password_wo") == "${var.worker_password}", "the worker's password must be write-only"
+    assert "password_wo_version" in user.body
+    for module, name in [("event_store_sql", "worker_password"), (None, "worker_db_password")]:
+        var = next(v for v in cfg.of("variable", module=module) if v.name == name and (module or v.file.parent == cfg.root))
+        assert var.body.get("sensitive") is True and var.body.get("ephemeral") is True, f"variable {name} must be sensitive and ephemeral"
+
+
+def private_service_access(cfg: Config):
+    conn = cfg.one("resource", "google_service_networking_connection", "private_service_access")
+    assert conn.body.get("count") == "${var.create_private_service_access ? 1 : 0}", "the peering must be optional"
+    assert conn.body.get("deletion_policy") == "ABANDON", "the peering must be abandoned, never deleted"
+    assert cfg.variable_default("create_private_service_access") is False, "creating the peering must be off by default"
+
+
+def existing_primary_untouched(cfg: Config):
+    instances = cfg.of("resource", "google_sql_database_instance")
+    assert [i.name for i in instances] == ["event_store"], (
+        f"only the new event store instance may be managed; found {[i.address for i in instances]}"
+    )
+    assert not cfg.of("import") and not cfg.of("moved"), "nothing may be imported or moved into this configuration"
+    assert not cfg.of("resource", "google_compute_network"), "the existing network must only be read (data source)"
+
+
+def outputs(cfg: Config):
+    names = {o.name for o in cfg.of("output") if o.file.parent == cfg.root}
+    want = {"topic_ids", "subscription_ids", "payload_bucket_name", "event_store_connection_name", "event_store_private_ip"}
+    assert want <= names, f"missing outputs: {sorted(want - names)}"
+    for o in cfg.of("output"):
+        assert "password" not in str(o.body.get("value", "")), f"output {o.name} exposes a password"
+
+
+def documented(cfg: Config):
+    for i in cfg.of("variable") + cfg.of("output"):
+        assert str(i.body.get("description", "")).strip(), f"{i.kind} {i.name} in {i.file.name} has no description"
+
+
+RULES = [
+    topics,
+    raw_subscription,
+    dlq_subscription,
+    merged_subscriptions,
+    pubsub_service_agent,
+    web_pubsub_access,
+    worker_pubsub_access,
+    payload_bucket,
+    payload_bucket_access,
+    sql_instance,
+    sql_database_and_worker_user,
+    private_service_access,
+    existing_primary_untouched,
+    outputs,
+    documented,
+]

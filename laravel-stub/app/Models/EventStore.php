@@ -1,0 +1,96 @@
+<?php
+
+namespace App\Models;
+
+use App\Exceptions\EventStoreImmutableException;
+use App\Exceptions\EventStoreWriteForbiddenException;
+use Illuminate\Database\Eloquent\Model;
+
+/**
+ * One stored event of the append-only event store (the `event_store` connection).
+ *
+ * Immutable: updating, saving an existing row, deleting, force-deleting and mass updates or
+ * deletes throw EventStoreImmutableException (and the table's triggers refuse them as well).
+ * Write isolation: only console processes (queue workers, artisan) may create rows; in a web
+ * request create() throws EventStoreWriteForbiddenException — the web tier emits through
+ * Events::emit() and the worker stores.
+ *
+ * @property int $id
+ * @property int $account_id
+ * @property string $event_id
+ * @property string $aggregate_type
+ * @property string $aggregate_id
+ * @property string $event_type
+ * @property array|null $payload
+ * @property array|null $metadata
+ * @property \Illuminate\Support\Carbon $occurred_at
+ * @property \Illuminate\Support\Carbon $created_at
+ */
+class EventStore extends Model
+{
+    protected $connection = 'event_store';
+
+    protected $table = 'event_store';
+
+    /** created_at is set by the database at commit; there is no updated_at. */
+    public $timestamps = false;
+
+    protected $guarded = ['id', 'created_at'];
+
+    protected $casts = [
+        'account_id' => 'integer',
+        'payload' => 'array',
+        'metadata' => 'array',
+        'occurred_at' => 'datetime',
+        'created_at' => 'datetime',
+    ];
+
+    /** Microseconds, as the columns (DATETIME(6)) and the envelope's occurred_at carry. */
+    protected $dateFormat = 'Y-m-d H:i:s.u';
+
+    protected static function booted()
+    {
+        static::creating(function () {
+            static::assertWritable();
+        });
+        static::updating(function () {
+            throw EventStoreImmutableException::refuse('updating an event');
+        });
+        static::saving(function (EventStore $event) {
+            if ($event->exists) {
+                throw EventStoreImmutableException::refuse('saving an existing event');
+            }
+        });
+        static::deleting(function () {
+            throw EventStoreImmutableException::refuse('deleting an event');
+        });
+    }
+
+    /** Throws unless this process may write the event store (console processes only). */
+    public static function assertWritable(): void
+    {
+        if (! app()->runningInConsole()) {
+            throw EventStoreWriteForbiddenException::outsideConsole();
+        }
+    }
+
+    public function touch($attribute = null)
+    {
+        throw EventStoreImmutableException::refuse('touching an event');
+    }
+
+    public function forceDelete()
+    {
+        throw EventStoreImmutableException::refuse('force-deleting an event');
+    }
+
+    public function delete()
+    {
+        throw EventStoreImmutableException::refuse('deleting an event');
+    }
+
+    public function newEloquentBuilder($query)
+    {
+        return new EventStoreBuilder($query);
+    }
+}

@@ -1,0 +1,62 @@
+<?php
+
+namespace App\Models;
+
+use App\Exceptions\EventStoreImmutableException;
+use Illuminate\Database\Eloquent\Builder;
+
+/**
+ * The query builder of EventStore. Bulk statements never fire model events, so the append-only
+ * rule is enforced here for them: mass updates and deletes throw, and bulk inserts are held to
+ * the same console-only rule as EventStore::create().
+ */
+class EventStoreBuilder extends Builder
+{
+    public function update(array $values)
+    {
+        throw EventStoreImmutableException::refuse('a mass update');
+    }
+
+    public function upsert(array $values, $uniqueBy, $update = null)
+    {
+        throw EventStoreImmutableException::refuse('an upsert');
+    }
+
+    public function increment($column, $amount = 1, array $extra = [])
+    {
+        throw EventStoreImmutableException::refuse('an increment');
+    }
+
+    public function decrement($column, $amount = 1, array $extra = [])
+    {
+        throw EventStoreImmutableException::refuse('a decrement');
+    }
+
+    public function delete()
+    {
+        throw EventStoreImmutableException::refuse('a mass delete');
+    }
+
+    public function forceDelete()
+    {
+        throw EventStoreImmutableException::refuse('a force delete');
+    }
+
+    public function truncate()
+    {
+        throw EventStoreImmutableException::refuse('truncating the table');
+    }
+
+    public function insert(array $values)
+    {
+        EventStore::assertWritable();
+
+        return $this->toBase()->insert($values);
+    }
+
+    public function insertOrIgnore(array $values)
+    {
+        // INSERT IGNORE would also swallow real errors (a truncated payload, a bad date).
+        throw EventStoreImmutableException::refuse('INSERT IGNORE');
+    }
+}

@@ -1,0 +1,49 @@
+<?php
+
+namespace App\Services;
+
+use App\Exceptions\EventBackboneUnavailableException;
+
+/**
+ * Emits events through the suitex_events extension (behind the Events facade).
+ *
+ * The extension validates the envelope, offloads large payloads to the claim-check bucket and
+ * publishes to events.raw; its exceptions (SuiteX\Events\ValidationException, …) pass through
+ * unchanged, naming the field and the limit.
+ */
+class EventBackbone
+{
+    /** Whether the extension is loaded. */
+    public function available(): bool
+    {
+        return function_exists('SuiteX\Events\emit_event');
+    }
+
+    /**
+     * Emits one event: ['account_id' => 42, 'aggregate_type' => 'customer', 'aggregate_id' =>
+     * 'C-1001', 'event_type' => 'customer.updated', 'payload' => [...]] (event_id, occurred_at
+     * and metadata optional). Returns ['event_id' => …, 'message_id' => …, 'payload_location' =>
+     * 'inline'|'gcs'].
+     */
+    public function emit(array $event): array
+    {
+        $this->requireExtension();
+
+        return \SuiteX\Events\emit_event($event);
+    }
+
+    /** Emits several events at once; returns one receipt per event, in order. */
+    public function emitBatch(array $events): array
+    {
+        $this->requireExtension();
+
+        return \SuiteX\Events\emit_events($events);
+    }
+
+    private function requireExtension(): void
+    {
+        if (! $this->available()) {
+            throw EventBackboneUnavailableException::extensionMissing();
+        }
+    }
+}

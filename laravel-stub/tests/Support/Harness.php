@@ -1,0 +1,171 @@
+<?php
+
+namespace Tests\Support;
+
+use PDO;
+use RuntimeException;
+
+/**
+ * Builds the application the tests run: the stub's files (app/, config/, database/) dropped into
+ * the smallest Laravel 8 application (tests/harness), in a temporary directory — exactly what a
+ * SuiteX engineer does with them. Also: per-test databases on the MariaDB test server, and
+ * `php artisan` runs.
+ */
+final class Harness
+{
+    private static ?string $appDir = null;
+
+    /** The composed application's directory (made once per run). */
+    public static function appDir(): string
+    {
+        if (self::$appDir === null) {
+            $stub = dirname(__DIR__, 2);
+            $dir = sys_get_temp_dir().'/suitex-laravel-'.bin2hex(random_bytes(6));
+            self::copyTree($stub.'/tests/harness', $dir);
+            foreach (['app', 'config', 'database'] as $part) {
+                self::copyTree($stub.'/'.$part, $dir.'/'.$part);
+            }
+            self::$appDir = $dir;
+            register_shutdown_function(fn () => self::removeTree($dir));
+        }
+
+        return self::$appDir;
+    }
+
+    /** Autoloads App\ from the composed application, as Composer does in SuiteX. */
+    public static function registerAppAutoloader(): void
+    {
+        spl_autoload_register(function (string $class) {
+            if (strncmp($class, 'App\\', 4) === 0) {
+                $file = self::appDir().'/app/'.str_replace('\\', '/', substr($class, 4)).'.php';
+                if (is_file($file)) {
+                    require $file;
+                }
+            }
+        });
+    }
+
+    /** host, port, user, password of the MariaDB test server (SUITEX_TEST_MYSQL_URL). */
+    public static function server(): array
+    {
+        $url = getenv('SUITEX_TEST_MYSQL_URL');
+        if ($url === false || $url === '') {
+            throw new RuntimeException(
+                'SUITEX_TEST_MYSQL_URL is not set. Start the local services and export their addresses: '
+                .'scripts/services start && eval "$(scripts/services env)" (scripts/test does both).'
+            );
+        }
+        $p = parse_url($url);
+
+        return [$p['host'] ?? '127.0.0.1', (int) ($p['port'] ?? 3306), $p['user'] ?? 'root', $p['pass'] ?? ''];
+    }
+
+    public static function pdo(?string $database = null, ?int $port = null): PDO
+    {
+        [$host, $defaultPort, $user, $password] = self::server();
+        $dsn = "mysql:host={$host};port=".($port ?? $defaultPort).($database ? ";dbname={$database}" : '');
+
+        return new PDO($dsn, $user, $password, [PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION]);
+    }
+
+    public static function createDatabase(string $prefix, ?int $port = null): string
+    {
+        $name = 't_'.$prefix.'_'.bin2hex(random_bytes(5));
+        self::pdo(null, $port)->exec("CREATE DATABASE `{$name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci");
+
+        return $name;
+    }
+
+    public static function dropDatabase(string $name, ?int $port = null): void
+    {
+        self::pdo(null, $port)->exec("DROP DATABASE IF EXISTS `{$name}`");
+    }
+
+    /** The environment of the application: primary `mysql` and `event_store` connections. */
+    public static function env(string $primary, string $eventStore, array $extra = []): array
+    {
+        [$host, $port, $user, $password] = self::server();
+
+        return array_merge([
+            'APP_ENV' => 'testing',
+            'DB_CONNECTION' => 'mysql',
+            'DB_HOST' => $host,
+            'DB_PORT' => (string) $port,
+            'DB_DATABASE' => $primary,
+            'DB_USERNAME' => $user,
+            'DB_PASSWORD' => $password,
+            'DB_EVENT_STORE_HOST' => $host,
+            'DB_EVENT_STORE_PORT' => (string) $port,
+            'DB_EVENT_STORE_DATABASE' => $eventStore,
+            'DB_EVENT_STORE_USERNAME' => $user,
+            'DB_EVENT_STORE_PASSWORD' => $password,
+            'DB_EVENT_STORE_SSL_MODE' => 'disabled',
+        ], $extra);
+    }
+
+    /**
+     * Runs a PHP script (relative to the application, e.g. `artisan`) with `$env` and returns
+     * [exit code, stdout, stderr].
+     */
+    public static function php(array $args, array $env, ?string $cwd = null): array
+    {
+        $cmd = array_merge([PHP_BINARY], $args);
+        $proc = proc_open($cmd, [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, $cwd ?? self::appDir(), array_merge(self::baseEnv(), $env));
+        $out = stream_get_contents($pipes[1]);
+        $err = stream_get_contents($pipes[2]);
+        fclose($pipes[1]);
+        fclose($pipes[2]);
+
+        return [proc_close($proc), $out, $err];
+    }
+
+    public static function artisan(array $args, array $env): array
+    {
+        return self::php(array_merge(['artisan'], $args, ['--no-interaction']), $env);
+    }
+
+    /** What every child process inherits: PATH and the PHP settings, nothing from the tests. */
+    public static function baseEnv(): array
+    {
+        return array_filter(['PATH' => getenv('PATH'), 'PHPRC' => getenv('PHPRC'), 'PHP_INI_SCAN_DIR' => getenv('PHP_INI_SCAN_DIR')], fn ($v) => $v !== false);
+    }
+
+    /** Tables and their row counts, to show a database is unchanged. */
+    public static function snapshot(string $database, ?int $port = null): array
+    {
+        $pdo = self::pdo($database, $port);
+        $out = [];
+        foreach ($pdo->query('SHOW TABLES')->fetchAll(PDO::FETCH_COLUMN) as $table) {
+            $out[$table] = (int) $pdo->query("SELECT COUNT(*) FROM `{$table}`")->fetchColumn();
+        }
+        ksort($out);
+
+        return $out;
+    }
+
+    private static function copyTree(string $from, string $to): void
+    {
+        if (! is_dir($to)) {
+            mkdir($to, 0777, true);
+        }
+        foreach (scandir($from) as $entry) {
+            if ($entry === '.' || $entry === '..') {
+                continue;
+            }
+            is_dir("$from/$entry") ? self::copyTree("$from/$entry", "$to/$entry") : copy("$from/$entry", "$to/$entry");
+        }
+    }
+
+    private static function removeTree(string $dir): void
+    {
+        if (! is_dir($dir)) {
+            return;
+        }
+        foreach (scandir($dir) as $entry) {
+            if ($entry !== '.' && $entry !== '..') {
+                is_dir("$dir/$entry") ? self::removeTree("$dir/$entry") : unlink("$dir/$entry");
+            }
+        }
+        rmdir($dir);
+    }
+}

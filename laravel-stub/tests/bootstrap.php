@@ -1,0 +1,9 @@
+<?php
+
+// Laravel from Debian's php-laravel-framework (on PHP's include path); no Composer here.
+require_once 'Illuminate/autoload.php';
+require_once __DIR__.'/Support/Harness.php';
+require_once __DIR__.'/Support/PrivateMariaDb.php';
+require_once __DIR__.'/Support/LaravelTestCase.php';
+
+\Tests\Support\Harness::registerAppAutoloader();

@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod blocking;
 pub mod claim_check;
 pub mod clients;
 pub mod config;

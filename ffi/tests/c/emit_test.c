@@ -1,0 +1,233 @@
+/*
+ * Tests of libsuitex_events through its header, as a C program sees it.
+ *
+ * Configured from the environment (SUITEX_EVENTS_*, PUBSUB_EMULATOR_HOST, STORAGE_EMULATOR_HOST).
+ * Prints "emitted <event_id> <payload_location>" for every event it publishes, so the harness can
+ * check they arrived, and "FAIL file:line: ..." for every failed check; exits non-zero on any.
+ *
+ *   gcc -std=c11 -Wall -Wextra -Werror -pthread emit_test.c -I include -L target/debug -lsuitex_events
+ */
+#include "suitex_events.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures = 0;
+
+#define CHECK(cond, ...)                                                \
+    do {                                                                \
+        if (!(cond)) {                                                  \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);        \
+            fprintf(stderr, __VA_ARGS__);                               \
+            fputc('\n', stderr);                                        \
+            failures++;                                                 \
+        }                                                               \
+    } while (0)
+
+static const char *last_error(void) {
+    static char buf[2048];
+    size_t needed = 0;
+    if (suitex_last_error_message(buf, sizeof buf, &needed) != SUITEX_OK) {
+        snprintf(buf, sizeof buf, "(message of %zu bytes did not fit)", needed);
+    }
+    return buf;
+}
+
+/* A call that must fail with `want`, leaving a last error that contains `contains`. */
+static void expect_failure(int line, suitex_result got, suitex_result want, const char *contains) {
+    const char *msg = last_error();
+    if (got != want) {
+        fprintf(stderr, "FAIL %s:%d: got %s, wanted %s (%s)\n", __FILE__, line, suitex_result_name(got),
+                suitex_result_name(want), msg);
+        failures++;
+    } else if (strstr(msg, contains) == NULL) {
+        fprintf(stderr, "FAIL %s:%d: message \"%s\" lacks \"%s\"\n", __FILE__, line, msg, contains);
+        failures++;
+    }
+}
+#define EXPECT_FAILURE(got, want, contains) expect_failure(__LINE__, (got), (want), (contains))
+
+static suitex_result emit_str(const suitex_emitter *em, const char *json, suitex_receipt *r) {
+    return suitex_emit(em, (const uint8_t *)json, strlen(json), r);
+}
+
+static void emitted(const suitex_receipt *r) {
+    printf("emitted %s %s\n", r->event_id, r->payload_location == SUITEX_PAYLOAD_GCS ? "gcs" : "inline");
+}
+
+#define EVENT(fields) "{\"account_id\": 42, \"aggregate_type\": \"customer\", \"event_type\": \"customer.updated\", " fields "}"
+
+static void test_emits(const suitex_emitter *em) {
+    suitex_receipt r;
+    memset(&r, 0, sizeof r);
+    const char *small = EVENT("\"event_id\": \"0190a7f2-4c1e-7b3a-9d2e-000000000001\", \"aggregate_id\": \"C-1\", "
+                              "\"payload\": {\"name\": \"Zo\\u00eb\", \"n\": 1.5, \"tags\": [], \"obj\": {}}");
+    suitex_result rc = emit_str(em, small, &r);
+    CHECK(rc == SUITEX_OK, "small emit: %s: %s", suitex_result_name(rc), last_error());
+    CHECK(strcmp(r.event_id, "0190a7f2-4c1e-7b3a-9d2e-000000000001") == 0, "receipt event_id %s", r.event_id);
+    CHECK(strlen(r.message_id) > 0, "receipt has a message id");
+    CHECK(r.payload_location == SUITEX_PAYLOAD_INLINE, "small payload travels inline");
+    if (rc == SUITEX_OK) emitted(&r);
+
+    /* ~300 KB payload: above the 256 KiB offload threshold. */
+    size_t blob = 300 * 1024;
+    const char *head = EVENT("\"aggregate_id\": \"C-2\", \"payload\": {\"blob\": \"");
+    const char *tail = "\"}}";
+    char *big = malloc(strlen(head) + blob + strlen(tail) + 1);
+    strcpy(big, head);
+    memset(big + strlen(head), 'x', blob);
+    strcpy(big + strlen(head) + blob, tail);
+    memset(&r, 0, sizeof r);
+    rc = emit_str(em, big, &r);
+    free(big);
+    CHECK(rc == SUITEX_OK, "oversized emit: %s: %s", suitex_result_name(rc), last_error());
+    CHECK(r.payload_location == SUITEX_PAYLOAD_GCS, "oversized payload goes to the claim-check bucket");
+    CHECK(strlen(r.event_id) == 36, "a generated event id: %s", r.event_id);
+    if (rc == SUITEX_OK) emitted(&r);
+}
+
+static void test_error_paths(const suitex_emitter *em) {
+    suitex_receipt r;
+    const char *ok = EVENT("\"aggregate_id\": \"C-3\", \"payload\": null");
+    memset(&r, 0x5a, sizeof r);
+    suitex_receipt untouched = r;
+
+    EXPECT_FAILURE(emit_str(NULL, ok, &r), SUITEX_ERR_NULL_ARGUMENT, "emitter is NULL");
+    EXPECT_FAILURE(suitex_emit(em, NULL, 10, &r), SUITEX_ERR_NULL_ARGUMENT, "event_json is NULL");
+    EXPECT_FAILURE(emit_str(em, ok, NULL), SUITEX_ERR_NULL_ARGUMENT, "receipt is NULL");
+    EXPECT_FAILURE(suitex_emitter_new_from_env(NULL), SUITEX_ERR_NULL_ARGUMENT, "out is NULL");
+    EXPECT_FAILURE(suitex_emitter_new_from_json((const uint8_t *)"{}", 2, NULL), SUITEX_ERR_NULL_ARGUMENT, "out is NULL");
+
+    const uint8_t not_utf8[] = {'{', '"', 0xff, 0xfe, '"', '}'};
+    EXPECT_FAILURE(suitex_emit(em, not_utf8, sizeof not_utf8, &r), SUITEX_ERR_INVALID_UTF8, "event_json is not valid UTF-8");
+    EXPECT_FAILURE(emit_str(em, "{\"account_id\": 42,", &r), SUITEX_ERR_INVALID_JSON, "event_json is not valid JSON");
+
+    /* Validation: each names the field and the limit, as in the SDK. */
+    EXPECT_FAILURE(emit_str(em, "{\"account_id\": 0, \"aggregate_type\": \"customer\", \"aggregate_id\": \"C\", \"event_type\": \"e\", \"payload\": 1}", &r),
+                   SUITEX_ERR_VALIDATION, "account_id must be an integer from 1 to 18446744073709551615; got 0");
+    char long_id[512];
+    snprintf(long_id, sizeof long_id, EVENT("\"aggregate_id\": \"%0192d\", \"payload\": 1"), 7);
+    EXPECT_FAILURE(emit_str(em, long_id, &r), SUITEX_ERR_VALIDATION, "aggregate_id is 192 bytes; the limit is 191");
+    EXPECT_FAILURE(emit_str(em, "{\"account_id\": 42, \"aggregate_type\": \"Customer\", \"aggregate_id\": \"C\", \"event_type\": \"e\", \"payload\": 1}", &r),
+                   SUITEX_ERR_VALIDATION, "aggregate_type contains 'C' (U+0043) at character 1");
+    EXPECT_FAILURE(emit_str(em, "{\"account_id\": 42, \"aggregate_type\": \"customer\", \"aggregate_id\": \"C\", \"event_type\": \"a b\", \"payload\": 1}", &r),
+                   SUITEX_ERR_VALIDATION, "event_type contains U+0020 at character 2");
+    EXPECT_FAILURE(emit_str(em, EVENT("\"aggregate_id\": \"C\""), &r), SUITEX_ERR_VALIDATION, "payload is missing");
+    EXPECT_FAILURE(emit_str(em, EVENT("\"aggregate_id\": \"C\", \"payload\": 1, \"event_id\": \"abc\""), &r),
+                   SUITEX_ERR_VALIDATION, "event_id \"abc\" is not a UUID");
+    EXPECT_FAILURE(emit_str(em, EVENT("\"aggregate_id\": \"C\", \"payload\": 1, \"occurred_at\": \"2026-11-26T17:24:00+02:00\""), &r),
+                   SUITEX_ERR_VALIDATION, "is not UTC");
+    EXPECT_FAILURE(emit_str(em, EVENT("\"aggregate_id\": \"C\\u0000\", \"payload\": 1"), &r),
+                   SUITEX_ERR_VALIDATION, "aggregate_id contains unprintable character U+0000");
+    EXPECT_FAILURE(emit_str(em, EVENT("\"aggregate_id\": \"C\", \"payload\": 1, \"tenant\": 1"), &r),
+                   SUITEX_ERR_VALIDATION, "event has unknown field \"tenant\"");
+    CHECK(memcmp(&r, &untouched, sizeof r) == 0, "a failed emit leaves the receipt untouched");
+
+    /* Configuration as JSON. */
+    suitex_emitter *bad = NULL;
+    EXPECT_FAILURE(suitex_emitter_new_from_json((const uint8_t *)"[1]", 3, &bad), SUITEX_ERR_INVALID_JSON, "config_json must be a JSON object");
+    EXPECT_FAILURE(suitex_emitter_new_from_json((const uint8_t *)"{", 1, &bad), SUITEX_ERR_INVALID_JSON, "config_json is not valid JSON");
+    const char *bad_threshold = "{\"SUITEX_EVENTS_PROJECT\": \"suitex-prod\", \"SUITEX_EVENTS_OFFLOAD_THRESHOLD\": \"lots\"}";
+    EXPECT_FAILURE(suitex_emitter_new_from_json((const uint8_t *)bad_threshold, strlen(bad_threshold), &bad),
+                   SUITEX_ERR_CONFIG, "SUITEX_EVENTS_OFFLOAD_THRESHOLD is \"lots\"");
+    EXPECT_FAILURE(suitex_emitter_new_from_json((const uint8_t *)"{}", 2, &bad), SUITEX_ERR_CONFIG, "SUITEX_EVENTS_PROJECT is not set");
+    CHECK(bad == NULL, "no handle on failure");
+
+    /* The last error into a caller buffer: too small, size query, exact fit. */
+    emit_str(em, "{", &r);
+    char tiny[8];
+    size_t needed = 0;
+    CHECK(suitex_last_error_message(tiny, sizeof tiny, &needed) == SUITEX_ERR_BUFFER_TOO_SMALL, "a small buffer is refused");
+    CHECK(needed > sizeof tiny, "the needed size is reported (%zu)", needed);
+    size_t queried = 0;
+    CHECK(suitex_last_error_message(NULL, 0, &queried) == SUITEX_ERR_BUFFER_TOO_SMALL && queried == needed, "size query");
+    CHECK(suitex_last_error_message(NULL, 10, NULL) == SUITEX_ERR_NULL_ARGUMENT, "NULL buffer with a length");
+    char *exact = malloc(needed);
+    CHECK(suitex_last_error_message(exact, needed, NULL) == SUITEX_OK, "an exact buffer fits");
+    CHECK(strlen(exact) + 1 == needed && strstr(exact, "event_json is not valid JSON") == exact, "message: %s", exact);
+    free(exact);
+
+    CHECK(strcmp(suitex_result_name(SUITEX_ERR_VALIDATION), "SUITEX_ERR_VALIDATION") == 0, "result names");
+    CHECK(strcmp(suitex_result_name(99), "SUITEX_UNKNOWN_RESULT") == 0, "unknown result name");
+}
+
+struct worker {
+    const suitex_emitter *em;
+    int index;
+    int ok;
+    char ids[25][SUITEX_EVENT_ID_SIZE];
+};
+
+static void *emit_from_thread(void *arg) {
+    struct worker *w = arg;
+    for (int i = 0; i < 25; i++) {
+        char json[256];
+        snprintf(json, sizeof json, EVENT("\"aggregate_id\": \"T-%d\", \"payload\": {\"thread\": %d, \"seq\": %d}"), w->index, w->index, i);
+        suitex_receipt r;
+        if (emit_str(w->em, json, &r) == SUITEX_OK) {
+            memcpy(w->ids[w->ok], r.event_id, SUITEX_EVENT_ID_SIZE);
+            w->ok++;
+        } else {
+            fprintf(stderr, "FAIL thread %d emit %d: %s\n", w->index, i, last_error());
+        }
+    }
+    return NULL;
+}
+
+static void test_threads(const suitex_emitter *em) {
+    pthread_t threads[4];
+    struct worker workers[4];
+    for (int t = 0; t < 4; t++) {
+        workers[t] = (struct worker){.em = em, .index = t, .ok = 0};
+        CHECK(pthread_create(&threads[t], NULL, emit_from_thread, &workers[t]) == 0, "pthread_create");
+    }
+    for (int t = 0; t < 4; t++) {
+        pthread_join(threads[t], NULL);
+        CHECK(workers[t].ok == 25, "thread %d emitted %d of 25", t, workers[t].ok);
+        for (int i = 0; i < workers[t].ok; i++) {
+            printf("emitted %s inline\n", workers[t].ids[i]);
+        }
+    }
+}
+
+int main(void) {
+    CHECK(strcmp(suitex_version(), "0.1.0") == 0, "version %s", suitex_version());
+
+    suitex_emitter *em = NULL;
+    suitex_result rc = suitex_emitter_new_from_env(&em);
+    CHECK(rc == SUITEX_OK && em != NULL, "new_from_env: %s: %s", suitex_result_name(rc), last_error());
+    if (em == NULL) return 1;
+
+    test_emits(em);
+    test_error_paths(em);
+    test_threads(em);
+
+    /* A handle made from JSON settings works the same. */
+    const char *project = getenv("SUITEX_EVENTS_PROJECT");
+    const char *pubsub = getenv("PUBSUB_EMULATOR_HOST");
+    const char *topic = getenv("SUITEX_EVENTS_RAW_TOPIC");
+    char config[512];
+    snprintf(config, sizeof config,
+             "{\"SUITEX_EVENTS_PROJECT\": \"%s\", \"PUBSUB_EMULATOR_HOST\": \"%s\", \"SUITEX_EVENTS_RAW_TOPIC\": \"%s\", "
+             "\"SUITEX_EVENTS_PUBLISH_DEADLINE\": 10000}",
+             project ? project : "", pubsub ? pubsub : "", topic ? topic : "");
+    suitex_emitter *from_json = NULL;
+    rc = suitex_emitter_new_from_json((const uint8_t *)config, strlen(config), &from_json);
+    CHECK(rc == SUITEX_OK, "new_from_json: %s", last_error());
+    suitex_receipt r;
+    rc = emit_str(from_json, EVENT("\"aggregate_id\": \"J-1\", \"payload\": {\"via\": \"json config\"}"), &r);
+    CHECK(rc == SUITEX_OK, "emit through a JSON-configured handle: %s", last_error());
+    if (rc == SUITEX_OK) emitted(&r);
+    CHECK(suitex_emitter_free(from_json) == SUITEX_OK, "free");
+
+    /* Release, then use after free and double free: detected, never dereferenced. */
+    CHECK(suitex_emitter_free(em) == SUITEX_OK, "free");
+    EXPECT_FAILURE(emit_str(em, EVENT("\"aggregate_id\": \"C\", \"payload\": 1"), &r), SUITEX_ERR_INVALID_HANDLE, "not live");
+    EXPECT_FAILURE(suitex_emitter_free(em), SUITEX_ERR_INVALID_HANDLE, "not live");
+    CHECK(suitex_emitter_free(NULL) == SUITEX_OK, "free(NULL) is a no-op");
+
+    if (failures) fprintf(stderr, "%d checks failed\n", failures);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,153 @@
+//! The C test program (tests/c/emit_test.c), compiled with warnings as errors against
+//! include/suitex_events.h and libsuitex_events.so, run against the Pub/Sub emulator and
+//! fake-gcs-server — natively, and under valgrind's memcheck.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+use suitex_test_support::*;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Where cargo put libsuitex_events.so for this test run.
+fn lib_dir() -> PathBuf {
+    // target/<profile>/deps/c_program-… → target/<profile>
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    assert!(
+        dir.join("libsuitex_events.so").exists(),
+        "libsuitex_events.so is not in {} (cargo build -p suitex-events-ffi)",
+        dir.display()
+    );
+    dir
+}
+
+fn compile(name: &str) -> PathBuf {
+    let out = std::env::temp_dir().join(format!("{name}-{}", unique()));
+    let lib = lib_dir();
+    let status = Command::new("gcc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pthread", "-g"])
+        .arg(repo().join("ffi/tests/c/emit_test.c"))
+        .arg("-I")
+        .arg(repo().join("include"))
+        .arg("-L")
+        .arg(&lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-lsuitex_events", "-o"])
+        .arg(&out)
+        .status()
+        .expect("gcc is installed");
+    assert!(status.success(), "emit_test.c does not compile cleanly with -Wall -Wextra -Werror");
+    out
+}
+
+fn run(program: &[&Path], config: &sdk::Config) -> Output {
+    let n = config.names();
+    let mut cmd = Command::new(program[0]);
+    cmd.args(&program[1..])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PUBSUB_EMULATOR_HOST", required_env("PUBSUB_EMULATOR_HOST"))
+        .env("STORAGE_EMULATOR_HOST", required_env("STORAGE_EMULATOR_HOST"))
+        .env("SUITEX_EVENTS_PROJECT", config.project())
+        .env("SUITEX_EVENTS_RAW_TOPIC", &n.raw_topic)
+        .env("SUITEX_EVENTS_PAYLOAD_BUCKET", &n.payload_bucket);
+    cmd.output().unwrap()
+}
+
+/// Checks the program passed and every event it says it emitted arrived on events.raw.
+async fn check(out: &Output, config: &sdk::Config, probe: &str) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("FAIL "), "the C checks failed:\n{stderr}");
+    let emitted: Vec<(String, String)> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("emitted "))
+        .map(|l| {
+            let (id, loc) = l.split_once(' ').unwrap();
+            (id.to_string(), loc.to_string())
+        })
+        .collect();
+    assert_eq!(
+        emitted.len(),
+        103,
+        "2 single emits, 4 threads x 25, 1 through a JSON-configured handle:\n{stdout}"
+    );
+    assert_eq!(emitted.iter().filter(|(_, l)| l == "gcs").count(), 1);
+    let got = receive(config, probe, emitted.len(), Duration::from_secs(60)).await;
+    let arrived: HashSet<&str> = got.iter().map(|m| attr(m, "event_id")).collect();
+    let want: HashSet<&str> = emitted.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(arrived, want, "every event the C program emitted is on events.raw");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_c_program_passes_against_the_emulators() {
+    let program = compile("emit_test");
+    let config = emulator_config("c").build().unwrap();
+    let probe = provision_with_probe(&config).await;
+    let out = run(&[&program], &config);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    check(&out, &config, &probe).await;
+    std::fs::remove_file(program).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_valgrind_memcheck_there_are_no_errors_and_nothing_definitely_lost() {
+    let program = compile("emit_test_valgrind");
+    let config = emulator_config("cvg").build().unwrap();
+    let probe = provision_with_probe(&config).await;
+    let valgrind = Path::new("/usr/bin/valgrind");
+    assert!(valgrind.exists(), "valgrind is not installed (apt-get install valgrind)");
+    let out = run(
+        &[
+            valgrind,
+            Path::new("--tool=memcheck"),
+            Path::new("--leak-check=full"),
+            Path::new("--errors-for-leak-kinds=definite"),
+            Path::new("--error-exitcode=99"),
+            &program,
+        ],
+        &config,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "valgrind or the program failed:\n{stderr}");
+    assert!(stderr.contains("ERROR SUMMARY: 0 errors"), "memcheck reported errors:\n{stderr}");
+    let definitely = stderr.lines().find(|l| l.contains("definitely lost:"));
+    assert!(
+        definitely.is_none_or(|l| l.contains("definitely lost: 0 bytes")),
+        "memory definitely lost:\n{stderr}"
+    );
+    check(&out, &config, &probe).await;
+    std::fs::remove_file(program).ok();
+}
+
+#[test]
+fn the_example_builds_with_its_makefile() {
+    let out_dir = std::env::temp_dir().join(format!("suitex-example-{}", unique()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let status = Command::new("make")
+        .arg("-C")
+        .arg(repo().join("ffi/examples"))
+        .arg(format!("LIBDIR={}", lib_dir().display()))
+        .arg("emit")
+        .status()
+        .expect("make is installed");
+    assert!(status.success(), "make -C ffi/examples failed");
+    let example = repo().join("ffi/examples/emit");
+    let out = Command::new(&example)
+        .arg("{\"account_id\": 0}")
+        .env_clear()
+        .env("SUITEX_EVENTS_PROJECT", "suitex-prod")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(65), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "emit: SUITEX_ERR_VALIDATION: account_id must be an integer from 1 to 18446744073709551615; got 0\n"
+    );
+    std::fs::remove_file(example).ok();
+    std::fs::remove_dir_all(out_dir).ok();
+}

@@ -14,42 +14,36 @@ use crate::config::Config;
 use crate::emitter::{EmitReceipt, Emitter};
 use crate::envelope::Event;
 use crate::error::{Error, Result, Service};
+use crate::pull::{Delivery, Inbox};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Runtime worker threads per process (emitting is I/O bound).
 const WORKER_THREADS: usize = 2;
 
-/// One process's runtime and emitter.
-struct ProcessState {
-    pid: u32,
-    runtime: tokio::runtime::Runtime,
-    emitter: Emitter,
+/// A value that needs a Tokio runtime, made once per process: on first use, and again in a
+/// forked child (whose inherited runtime has no threads; it is leaked, never dropped).
+pub struct PerProcess<T> {
+    state: Mutex<Option<Arc<(u32, tokio::runtime::Runtime, T)>>>,
 }
 
-/// A blocking, fork-safe [`Emitter`].
-pub struct BlockingEmitter {
-    config: Config,
-    state: Mutex<Option<Arc<ProcessState>>>,
+impl<T> Default for PerProcess<T> {
+    fn default() -> Self {
+        PerProcess { state: Mutex::new(None) }
+    }
 }
 
-impl BlockingEmitter {
-    /// An emitter for `config`. Creates no thread, runtime or connection.
-    pub fn new(config: Config) -> BlockingEmitter {
-        BlockingEmitter { config, state: Mutex::new(None) }
-    }
-
-    /// The configuration in use.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// This process's runtime and emitter, built on first use here.
-    fn process(&self) -> Result<Arc<ProcessState>> {
+impl<T> PerProcess<T> {
+    /// This process's runtime and value, made with `make` on first use here.
+    pub fn get<F, Fut>(&self, make: F) -> Result<Arc<(u32, tokio::runtime::Runtime, T)>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         let pid = std::process::id();
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(s) = state.as_ref() {
-            if s.pid == pid {
+            if s.0 == pid {
                 return Ok(s.clone());
             }
             // Inherited across fork(): its threads are gone. Never drop it here.
@@ -61,37 +55,91 @@ impl BlockingEmitter {
             .enable_all()
             .build()
             .map_err(|e| Error::service(Service::PubSub, "starting the async runtime", true, e))?;
-        let emitter = runtime.block_on(Emitter::connect(self.config.clone()))?;
-        let fresh = Arc::new(ProcessState { pid, runtime, emitter });
+        let value = runtime.block_on(make())?;
+        let fresh = Arc::new((pid, runtime, value));
         *state = Some(fresh.clone());
         Ok(fresh)
+    }
+}
+
+impl<T> Drop for PerProcess<T> {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(s) = state.filter(|s| s.0 != std::process::id()) {
+            // Inherited across fork(): see above.
+            std::mem::forget(s);
+        }
+    }
+}
+
+/// A blocking, fork-safe [`Emitter`].
+pub struct BlockingEmitter {
+    config: Config,
+    process: PerProcess<Emitter>,
+}
+
+impl BlockingEmitter {
+    /// An emitter for `config`. Creates no thread, runtime or connection.
+    pub fn new(config: Config) -> BlockingEmitter {
+        BlockingEmitter { config, process: PerProcess::default() }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn run<R>(&self, f: impl AsyncFnOnce(&Emitter) -> R) -> Result<R> {
+        let p = self.process.get(|| Emitter::connect(self.config.clone()))?;
+        Ok(p.1.block_on(f(&p.2)))
     }
 
     /// Emits one event within the configured deadline.
     pub fn emit(&self, event: Event) -> Result<EmitReceipt> {
-        let p = self.process()?;
-        p.runtime.block_on(p.emitter.emit(event))
+        self.run(async |e| e.emit(event).await)?
     }
 
     /// Emits one event within `deadline`.
     pub fn emit_within(&self, event: Event, deadline: Duration) -> Result<EmitReceipt> {
-        let p = self.process()?;
-        p.runtime.block_on(p.emitter.emit_within(event, deadline))
+        self.run(async |e| e.emit_within(event, deadline).await)?
     }
 
     /// Emits several events (see [`Emitter::emit_batch`]).
     pub fn emit_batch(&self, events: Vec<Event>) -> Result<Vec<Result<EmitReceipt>>> {
-        let p = self.process()?;
-        p.runtime.block_on(p.emitter.emit_batch(events))
+        self.run(async |e| e.emit_batch(events).await)?
     }
 }
 
-impl Drop for BlockingEmitter {
-    fn drop(&mut self) {
-        let state = self.state.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
-        if let Some(s) = state.filter(|s| s.pid != std::process::id()) {
-            // Inherited across fork(): see above.
-            std::mem::forget(s);
-        }
+/// A blocking, fork-safe [`Inbox`]: pull events from `events.raw-sub` and settle them one by
+/// one (for consumers such as PHP queue workers that store events themselves).
+pub struct BlockingConsumer {
+    config: Config,
+    process: PerProcess<Inbox>,
+}
+
+impl BlockingConsumer {
+    /// A consumer of `config`'s raw subscription. Creates no thread, runtime or connection.
+    pub fn new(config: Config) -> BlockingConsumer {
+        BlockingConsumer { config, process: PerProcess::default() }
+    }
+
+    fn run<R>(&self, f: impl AsyncFnOnce(&Inbox) -> R) -> Result<R> {
+        let p = self.process.get(|| Inbox::connect(self.config.clone()))?;
+        Ok(p.1.block_on(f(&p.2)))
+    }
+
+    /// Up to `max` events, waiting at most `wait` for the first (see [`Inbox::pull`]).
+    pub fn pull(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+        self.run(async |i| i.pull(max, wait).await)?
+    }
+
+    /// Acknowledges (consumes) deliveries by ack id.
+    pub fn ack(&self, ack_ids: Vec<String>) -> Result<()> {
+        self.run(async |i| i.ack(ack_ids).await)?
+    }
+
+    /// Releases deliveries for redelivery (counts a delivery attempt).
+    pub fn nack(&self, ack_ids: Vec<String>) -> Result<()> {
+        self.run(async |i| i.nack(ack_ids).await)?
     }
 }

@@ -193,3 +193,102 @@ impl Pending {
         self.puller.release(&self.subscription, release).await
     }
 }
+
+/// One message pulled from `events.raw-sub`, decoded.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Settle it with this id (ack or nack).
+    pub ack_id: String,
+    /// The Pub/Sub message id.
+    pub message_id: String,
+    /// 1 + earlier nacks and expired leases (0 when the subscription has no dead-letter policy).
+    pub delivery_attempt: i32,
+    /// The message's ordering key.
+    pub ordering_key: String,
+    /// The message's attributes.
+    pub attributes: std::collections::HashMap<String, String>,
+    /// The event with its payload inline (claim-check resolved and verified), or why the
+    /// message is poison (nack it; it dead-letters after 5 attempts).
+    pub event: std::result::Result<crate::envelope::Event, String>,
+}
+
+/// Pulls `events.raw-sub` for consumers that store events themselves.
+pub struct Inbox {
+    puller: Puller,
+    claim_check: tokio::sync::OnceCell<crate::claim_check::ClaimCheck>,
+    config: Config,
+    subscription: String,
+}
+
+impl Inbox {
+    /// An inbox on `config`'s raw subscription.
+    pub async fn connect(config: Config) -> Result<Inbox> {
+        Ok(Inbox {
+            puller: Puller::connect(&config).await?,
+            claim_check: tokio::sync::OnceCell::new(),
+            subscription: config.subscription_path(&config.names().raw_subscription),
+            config,
+        })
+    }
+
+    /// Up to `max` deliveries; when none is pending, waits up to `wait` for one.
+    pub async fn pull(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+        let until = tokio::time::Instant::now() + wait;
+        let max = max.clamp(1, PULL_MAX as usize) as i32;
+        let received = loop {
+            let got = self.puller.pull(&self.subscription, max).await?;
+            if !got.is_empty() || tokio::time::Instant::now() >= until {
+                break got;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let mut out = Vec::with_capacity(received.len());
+        for r in received {
+            let m = r.message.unwrap_or_default();
+            let event = match crate::envelope::Event::decode(&m.data) {
+                Err(e) => Err(format!("bad envelope: {e}")),
+                Ok(e) => self.resolve(e).await?,
+            };
+            out.push(Delivery {
+                ack_id: r.ack_id,
+                message_id: m.message_id,
+                delivery_attempt: r.delivery_attempt,
+                ordering_key: m.ordering_key,
+                attributes: m.attributes,
+                event,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The event with its payload inline; `Err(reason)` for a claim-check that cannot be
+    /// resolved; `Err` of the outer result for a failure worth retrying.
+    async fn resolve(
+        &self,
+        event: crate::envelope::Event,
+    ) -> Result<std::result::Result<crate::envelope::Event, String>> {
+        let crate::envelope::Payload::Offloaded(reference) = event.payload() else { return Ok(Ok(event)) };
+        let claim_check = self
+            .claim_check
+            .get_or_try_init(|| crate::claim_check::ClaimCheck::connect(&self.config))
+            .await?;
+        match claim_check.fetch(reference).await {
+            Ok(bytes) => Ok(match serde_json::from_slice(&bytes) {
+                Ok(payload) => Ok(event.with_payload(crate::envelope::Payload::Inline(payload))),
+                Err(e) => Err(format!("claim-check {} is not JSON: {e}", reference.object)),
+            }),
+            Err(e @ Error::ClaimCheckInvalid { .. }) => Ok(Err(e.to_string())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Acknowledges (consumes) deliveries.
+    pub async fn ack(&self, ack_ids: Vec<String>) -> Result<()> {
+        self.puller.ack(&self.subscription, ack_ids).await
+    }
+
+    /// Releases deliveries for redelivery.
+    pub async fn nack(&self, ack_ids: Vec<String>) -> Result<()> {
+        self.puller.release(&self.subscription, ack_ids).await
+    }
+}

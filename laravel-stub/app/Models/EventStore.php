@@ -74,6 +74,19 @@ class EventStore extends Model
         }
     }
 
+    /**
+     * One aggregate's history in append order (the order the worker stored it, which is the
+     * order it was emitted in): EventStore::forAggregate(42, 'customer', 'C-1001')->get().
+     * Uses the (account_id, aggregate_type, aggregate_id) index.
+     */
+    public function scopeForAggregate($query, int $accountId, string $aggregateType, string $aggregateId)
+    {
+        return $query->where('account_id', $accountId)
+            ->where('aggregate_type', $aggregateType)
+            ->where('aggregate_id', $aggregateId)
+            ->orderBy('id');
+    }
+
     public function touch($attribute = null)
     {
         throw EventStoreImmutableException::refuse('touching an event');

@@ -1,0 +1,177 @@
+//! Emitting: `emit_event()`, `emit_events()` and the `Emitter` class.
+
+use crate::convert::{string_map, to_json};
+use crate::exceptions::{from_refused, from_sdk, invalid};
+use crate::settings;
+use ext_php_rs::boxed::ZBox;
+use ext_php_rs::exception::PhpException;
+use ext_php_rs::prelude::*;
+use ext_php_rs::types::{ArrayKey, ZendHashTable};
+use sdk::EmitReceipt;
+use sdk::blocking::BlockingEmitter;
+use sdk::envelope::Event;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The per-process emitter of `emit_event()` / `emit_events()`, made on first use.
+static DEFAULT: Mutex<Option<Arc<BlockingEmitter>>> = Mutex::new(None);
+
+fn default_emitter() -> PhpResult<Arc<BlockingEmitter>> {
+    let mut slot = DEFAULT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(e) = slot.as_ref() {
+        return Ok(e.clone());
+    }
+    let config = settings::config(HashMap::new()).map_err(|e| from_sdk(&sdk::Error::Config(e)))?;
+    let emitter = Arc::new(BlockingEmitter::new(config));
+    *slot = Some(emitter.clone());
+    Ok(emitter)
+}
+
+/// The envelope of a PHP event array (`payload_json` carries a pre-encoded JSON document).
+pub fn event_from_php(event: &ZendHashTable, field: &str) -> Result<Event, PhpException> {
+    let at = |name: &str| if field.is_empty() { name.to_string() } else { format!("{field}.{name}") };
+    let mut map = Map::new();
+    for (key, value) in event.iter() {
+        let name = match &key {
+            ArrayKey::Long(i) => {
+                return Err(invalid(
+                    &at(&i.to_string()),
+                    "is a numeric key; an event is an array keyed by field name",
+                ));
+            }
+            other => other.to_string(),
+        };
+        if name == "payload_json" {
+            if map.contains_key("payload") {
+                return Err(invalid(&at("payload_json"), "must not be given together with payload"));
+            }
+            let text =
+                value.str().ok_or_else(|| invalid(&at("payload_json"), "must be a string of JSON text"))?;
+            let parsed: Value = serde_json::from_str(text)
+                .map_err(|e| invalid(&at("payload_json"), &format!("is not valid JSON: {e}")))?;
+            map.insert("payload".into(), parsed);
+            continue;
+        }
+        if name == "payload" && map.contains_key("payload") {
+            return Err(invalid(&at("payload"), "must not be given together with payload_json"));
+        }
+        let v = to_json(value, &at(&name)).map_err(from_refused)?;
+        map.insert(name, v);
+    }
+    Event::from_input(Value::Object(map)).map_err(|e| {
+        let e = if field.is_empty() { e } else { e.within(field) };
+        from_sdk(&sdk::Error::Invalid(e))
+    })
+}
+
+fn events_from_php(events: &ZendHashTable) -> Result<Vec<Event>, PhpException> {
+    let mut out = Vec::with_capacity(events.len());
+    for (i, (_, value)) in events.iter().enumerate() {
+        let field = format!("events[{i}]");
+        let ht = value.array().ok_or_else(|| invalid(&field, "must be an array (one event)"))?;
+        out.push(event_from_php(ht, &field)?);
+    }
+    Ok(out)
+}
+
+fn receipt(r: &EmitReceipt) -> ZBox<ZendHashTable> {
+    let id = r.event_id.to_string();
+    string_map([
+        ("event_id", id.as_str()),
+        ("message_id", r.message_id.as_str()),
+        ("payload_location", r.payload_location.as_str()),
+    ])
+}
+
+fn emit_one(emitter: &BlockingEmitter, event: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
+    let event = event_from_php(event, "")?;
+    emitter.emit(event).map(|r| receipt(&r)).map_err(|e| from_sdk(&e))
+}
+
+/// One receipt per event; a failed one has `message_id` null and `error` set.
+fn emit_many(emitter: &BlockingEmitter, events: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
+    let events = events_from_php(events)?;
+    let ids: Vec<String> = events.iter().map(|e| e.event_id().to_string()).collect();
+    let results = emitter.emit_batch(events).map_err(|e| from_sdk(&e))?;
+    let mut out = ZendHashTable::with_capacity(results.len() as u32);
+    for (id, result) in ids.iter().zip(results) {
+        let mut entry = ZendHashTable::new();
+        let _ = entry.insert("event_id", id.as_str());
+        match result {
+            Ok(r) => {
+                let _ = entry.insert("message_id", r.message_id.as_str());
+                let _ = entry.insert("payload_location", r.payload_location.as_str());
+                let _ = entry.insert("error", ());
+            }
+            Err(e) => {
+                let _ = entry.insert("message_id", ());
+                let _ = entry.insert("payload_location", ());
+                let _ = entry.insert("error", e.to_string().as_str());
+            }
+        }
+        let _ = out.push(entry);
+    }
+    Ok(out)
+}
+
+/// `emit_event()`: one event through the per-process emitter.
+pub fn emit_with_default(event: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
+    emit_one(&*default_emitter()?, event)
+}
+
+/// `emit_events()`: several events through the per-process emitter.
+pub fn emit_batch_with_default(events: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
+    emit_many(&*default_emitter()?, events)
+}
+
+/// An emitter with explicit configuration.
+#[php_class]
+#[php(name = "SuiteX\\Events\\Emitter")]
+pub struct Emitter {
+    inner: Arc<BlockingEmitter>,
+}
+
+/// Option arrays: keys are the environment variables' names, values strings or integers.
+pub fn options(config: Option<&ZendHashTable>) -> PhpResult<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for (key, value) in config.into_iter().flat_map(|c| c.iter()) {
+        let name = key.to_string();
+        if !settings::SETTINGS.contains(&name.as_str()) {
+            return Err(from_sdk(&sdk::Error::Config(sdk::ConfigError::new(
+                name,
+                format!("is not a setting; the settings are {}", settings::SETTINGS.join(", ")),
+            ))));
+        }
+        let text = value.long().map(|l| l.to_string()).or_else(|| value.string()).ok_or_else(|| {
+            from_sdk(&sdk::Error::Config(sdk::ConfigError::new(
+                name.clone(),
+                "must be a string or an integer",
+            )))
+        })?;
+        out.insert(name, text);
+    }
+    Ok(out)
+}
+
+#[php_impl]
+impl Emitter {
+    /// `$options` keys are the settings' environment variable names (e.g.
+    /// `'SUITEX_EVENTS_PUBLISH_DEADLINE' => '5s'`); settings not given come from php.ini, then
+    /// the environment. Connects nothing until the first emit.
+    pub fn __construct(options: Option<&ZendHashTable>) -> PhpResult<Self> {
+        let config =
+            settings::config(self::options(options)?).map_err(|e| from_sdk(&sdk::Error::Config(e)))?;
+        Ok(Emitter { inner: Arc::new(BlockingEmitter::new(config)) })
+    }
+
+    /// Emits one event (see `emit_event()`).
+    pub fn emit(&self, event: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
+        emit_one(&self.inner, event)
+    }
+
+    /// Emits several events (see `emit_events()`).
+    pub fn emit_batch(&self, events: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
+        emit_many(&self.inner, events)
+    }
+}

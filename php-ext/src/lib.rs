@@ -1,0 +1,79 @@
+//! # `suitex_events`: the SuiteX event backbone for PHP
+//!
+//! A thin binding over the SDK (`suitex-events`): it converts PHP values to the envelope and
+//! back, and maps SDK errors onto exceptions. Validation, claim-checks and publishing are the
+//! SDK's.
+//!
+//! * `SuiteX\Events\emit_event(array $event): array` and `emit_events(array $events): array`
+//!   use a per-process emitter configured from php.ini with the environment as fallback.
+//! * `new SuiteX\Events\Emitter(array $options = [])` for explicit configuration.
+//! * `SuiteX\Events\Consumer` — **CLI only** — pulls `events.raw-sub` for queue workers that
+//!   store events themselves. Under php-fpm and other web SAPIs the class does not exist: the
+//!   web tier only emits.
+//!
+//! Nothing is created at module startup: php-fpm forks its workers after it, and a runtime
+//! created before a fork has no threads in the child. Runtimes and clients are made on first
+//! use per process (`sdk::blocking`), so php-fpm workers and `pcntl_fork()` children work.
+
+#![cfg_attr(windows, feature(abi_vectorcall))]
+
+mod consumer;
+mod convert;
+mod emitter;
+mod exceptions;
+mod settings;
+
+use ext_php_rs::prelude::*;
+use ext_php_rs::zend::IniEntryDef;
+
+/// The SAPIs that get the consumer (everything else is a web SAPI and only emits).
+const CONSUMER_SAPIS: [&str; 2] = ["cli", "phpdbg"];
+
+/// Emits one event and returns its receipt: `['event_id' => …, 'message_id' => …,
+/// 'payload_location' => 'inline'|'gcs']`. Keys: `account_id`, `aggregate_type`, `aggregate_id`,
+/// `event_type`, `payload` (or `payload_json`, a JSON document as a string), and optionally
+/// `event_id`, `occurred_at` (RFC 3339 UTC string or a DateTimeInterface), `metadata`.
+/// Throws ValidationException, ConfigurationException or PublishException.
+#[php_function]
+#[php(name = "SuiteX\\Events\\emit_event")]
+pub fn emit_event(
+    event: &ext_php_rs::types::ZendHashTable,
+) -> PhpResult<ext_php_rs::boxed::ZBox<ext_php_rs::types::ZendHashTable>> {
+    emitter::emit_with_default(event)
+}
+
+/// Emits several events, in order per aggregate. Every event is checked first (one invalid
+/// event throws ValidationException and nothing is sent). Returns one receipt per event; a
+/// failed event has `message_id` null and `error` set (later events of its aggregate are not
+/// sent).
+#[php_function]
+#[php(name = "SuiteX\\Events\\emit_events")]
+pub fn emit_events(
+    events: &ext_php_rs::types::ZendHashTable,
+) -> PhpResult<ext_php_rs::boxed::ZBox<ext_php_rs::types::ZendHashTable>> {
+    emitter::emit_batch_with_default(events)
+}
+
+/// Module startup (MINIT): the php.ini directives and the exception classes. Nothing else:
+/// runtimes and connections are made per process on first use.
+pub extern "C" fn startup(_ty: i32, module_number: i32) -> i32 {
+    IniEntryDef::register(settings::INI_ENTRIES.as_slice(), module_number);
+    match exceptions::register() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("suitex_events: registering the exception classes failed: {e}");
+            -1
+        }
+    }
+}
+
+#[php_module]
+#[php(startup = "startup")]
+pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
+    let module = module
+        .class::<emitter::Emitter>()
+        .function(wrap_function!(emit_event))
+        .function(wrap_function!(emit_events));
+    let sapi = ext_php_rs::zend::php_sapi_name().unwrap_or_default();
+    if CONSUMER_SAPIS.contains(&sapi.as_str()) { module.class::<consumer::Consumer>() } else { module }
+}

@@ -1,0 +1,131 @@
+<?php
+
+/**
+ * IDE and static-analysis stubs for the suitex_events extension (never loaded at run time).
+ * A test (php-ext/tests/Feature/StubTest.php) fails when these signatures drift from the
+ * extension's.
+ *
+ * Event arrays: account_id (int > 0), aggregate_type, aggregate_id, event_type (strings),
+ * payload (any JSON-encodable value) or payload_json (a JSON document as a string), and
+ * optionally event_id (UUID), occurred_at (RFC 3339 UTC string or DateTimeInterface),
+ * metadata (array/object of JSON values).
+ *
+ * Settings, in order of precedence: constructor options (by environment-variable name), php.ini
+ * directives (suitex_events.<name in lower case without the SUITEX_EVENTS_ prefix>), the
+ * environment.
+ */
+
+namespace SuiteX\Events;
+
+/**
+ * Emits one event through this process's emitter (configured from php.ini and the environment).
+ *
+ * @param array<string, mixed> $event
+ * @return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs'}
+ * @throws ValidationException the event broke a rule (the message names the field and the limit); nothing was sent
+ * @throws ConfigurationException a setting is missing or invalid
+ * @throws PublishException uploading or publishing failed or timed out; emitting the same event again is safe
+ */
+function emit_event(array $event): array
+{
+}
+
+/**
+ * Emits several events, in order per aggregate. Every event is validated first: one invalid
+ * event throws and nothing is sent. A receipt per event, in order; a failed event has
+ * message_id null and error set, and later events of its aggregate are not sent.
+ *
+ * @param list<array<string, mixed>> $events
+ * @return list<array{event_id: string, message_id: ?string, payload_location: ?string, error: ?string}>
+ * @throws ValidationException
+ * @throws ConfigurationException
+ */
+function emit_events(array $events): array
+{
+}
+
+/** Base of every exception the extension throws. */
+class Exception extends \Exception
+{
+}
+
+/** The event, or a value in it, broke a rule; nothing was sent. */
+class ValidationException extends Exception
+{
+}
+
+/** A setting (option, php.ini directive or environment variable) is missing or invalid. */
+class ConfigurationException extends Exception
+{
+}
+
+/** Uploading or publishing failed or timed out (emitting the same event again is safe). */
+class PublishException extends Exception
+{
+}
+
+/** An emitter with its own settings (emit_event() uses the process-wide one). */
+class Emitter
+{
+    /**
+     * @param array<string, string|int>|null $options settings by environment-variable name, e.g.
+     *        ['SUITEX_EVENTS_RAW_TOPIC' => 'events.raw', 'SUITEX_EVENTS_PUBLISH_DEADLINE' => '5s']
+     * @throws ConfigurationException
+     */
+    public function __construct(?array $options = null)
+    {
+    }
+
+    /**
+     * @param array<string, mixed> $event
+     * @return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs'}
+     * @throws ValidationException|PublishException
+     */
+    public function emit(array $event): array
+    {
+    }
+
+    /**
+     * @param list<array<string, mixed>> $events
+     * @return list<array{event_id: string, message_id: ?string, payload_location: ?string, error: ?string}>
+     * @throws ValidationException
+     */
+    public function emitBatch(array $events): array
+    {
+    }
+}
+
+/**
+ * Pulls events.raw-sub for CLI workers that store events themselves. Exists under the CLI SAPI
+ * only: web SAPIs emit, they never consume.
+ */
+class Consumer
+{
+    /**
+     * @param array<string, string|int>|null $options as for Emitter, plus SUITEX_EVENTS_RAW_SUBSCRIPTION
+     * @throws ConfigurationException
+     */
+    public function __construct(?array $options = null)
+    {
+    }
+
+    /**
+     * Up to $max deliveries (1–1000), waiting up to $waitMs milliseconds for the first.
+     *
+     * @return list<array{ack_id: string, message_id: string, delivery_attempt: int, ordering_key: string, attributes: array<string, string>, event: ?array<string, mixed>, error: ?string}>
+     * @throws PublishException Pub/Sub or the claim-check bucket could not be reached
+     */
+    public function pull(?int $max = null, ?int $waitMs = null): array
+    {
+    }
+
+    /** Acknowledges a delivery: it is consumed. */
+    public function ack(string $ackId): void
+    {
+    }
+
+    /** Releases a delivery for redelivery (dead-lettered after 5 attempts). */
+    public function nack(string $ackId): void
+    {
+    }
+}

@@ -1,0 +1,107 @@
+<?php
+
+namespace Tests\Feature;
+
+use PHPUnit\Framework\TestCase;
+use SuiteX\Events\Consumer;
+use SuiteX\Events\Emitter;
+use Tests\Support\Emulator;
+
+/** SuiteX\Events\Consumer (CLI only): pull, ack, nack, claim-checks resolved, poison reported. */
+final class ConsumerTest extends TestCase
+{
+    private string $topic;
+
+    private string $subscription;
+
+    protected function setUp(): void
+    {
+        $this->topic = 'php-consume-'.bin2hex(random_bytes(4));
+        Emulator::createTopic($this->topic);
+        $this->subscription = Emulator::createSubscription($this->topic, ['ackDeadlineSeconds' => 600]);
+    }
+
+    private function options(): array
+    {
+        return ['SUITEX_EVENTS_RAW_TOPIC' => $this->topic, 'SUITEX_EVENTS_RAW_SUBSCRIPTION' => $this->subscription];
+    }
+
+    private static function event(string $aggregate, array $payload): array
+    {
+        return ['account_id' => 9, 'aggregate_type' => 'invoice', 'aggregate_id' => $aggregate, 'event_type' => 'invoice.saved', 'payload' => $payload];
+    }
+
+    /** Pulls until `n` deliveries arrived (the emulator hands out a few at a time). */
+    private static function pullAll(Consumer $consumer, int $n): array
+    {
+        $got = [];
+        $until = microtime(true) + 30;
+        while (count($got) < $n && microtime(true) < $until) {
+            array_push($got, ...$consumer->pull(100, 1000));
+        }
+
+        return $got;
+    }
+
+    public function test_pulled_events_carry_their_full_payload_and_settle_explicitly(): void
+    {
+        $emitter = new Emitter($this->options());
+        $big = ['lines' => array_fill(0, 8000, ['sku' => 'SKU-000123', 'qty' => 2, 'price' => 19.99])];
+        $receipts = $emitter->emitBatch([
+            self::event('I-1', ['n' => 1]),
+            self::event('I-2', $big),
+            self::event('I-3', ['n' => 3]),
+        ]);
+        $this->assertSame(['inline', 'gcs', 'inline'], array_column($receipts, 'payload_location'));
+
+        $consumer = new Consumer($this->options());
+        $deliveries = self::pullAll($consumer, 3);
+        $this->assertCount(3, $deliveries);
+        $byId = [];
+        foreach ($deliveries as $d) {
+            $this->assertNull($d['error']);
+            $this->assertSame(['ack_id', 'message_id', 'delivery_attempt', 'ordering_key', 'attributes', 'event', 'error'], array_keys($d));
+            $byId[$d['event']['event_id']] = $d;
+        }
+        $bigDelivery = $byId[$receipts[1]['event_id']];
+        $this->assertSame('gcs', $bigDelivery['attributes']['payload_location']);
+        $this->assertSame($big, $bigDelivery['event']['payload'], 'the claim-check is resolved to the payload that was emitted');
+        $this->assertSame('9:invoice:I-2', $bigDelivery['ordering_key']);
+        $this->assertSame(['n' => 1], $byId[$receipts[0]['event_id']]['event']['payload']);
+
+        // Ack two, nack one: only the nacked one comes back.
+        $consumer->ack($byId[$receipts[0]['event_id']]['ack_id']);
+        $consumer->ack($bigDelivery['ack_id']);
+        $consumer->nack($byId[$receipts[2]['event_id']]['ack_id']);
+        $again = self::pullAll($consumer, 1);
+        $this->assertCount(1, $again);
+        $this->assertSame($receipts[2]['event_id'], $again[0]['event']['event_id']);
+        $consumer->ack($again[0]['ack_id']);
+        $this->assertSame([], $consumer->pull(10, 1500), 'acked deliveries stay consumed');
+    }
+
+    public function test_a_message_that_is_not_an_event_is_reported_not_thrown(): void
+    {
+        $url = Emulator::pubsub().'/v1/projects/'.Emulator::$project.'/topics/'.$this->topic.':publish';
+        [$status] = Emulator::request('POST', $url, ['messages' => [['data' => base64_encode('{"not":"an event"}')]]]);
+        $this->assertSame(200, $status);
+
+        $consumer = new Consumer($this->options());
+        [$d] = self::pullAll($consumer, 1);
+        $this->assertNull($d['event']);
+        $this->assertStringStartsWith('bad envelope: ', $d['error']);
+        $this->assertStringContainsString('account_id', $d['error'], 'the error names the missing field');
+        $consumer->ack($d['ack_id']);
+    }
+
+    public function test_a_missing_subscription_is_an_exception_naming_it(): void
+    {
+        $consumer = new Consumer(['SUITEX_EVENTS_RAW_SUBSCRIPTION' => 'no-such-sub-'.bin2hex(random_bytes(3))]);
+        try {
+            $consumer->pull(1, 0);
+            $this->fail('pulled from a subscription that does not exist');
+        } catch (\SuiteX\Events\Exception $e) {
+            $this->assertStringContainsString('no-such-sub-', $e->getMessage());
+        }
+    }
+}

@@ -1,0 +1,76 @@
+<?php
+
+namespace Tests\Feature;
+
+use PHPUnit\Framework\TestCase;
+use SuiteX\Events\ConfigurationException;
+use SuiteX\Events\Emitter;
+use SuiteX\Events\PublishException;
+use Tests\Support\Emulator;
+
+/** The Emitter class, configuration from options, php.ini and the environment. */
+final class EmitterTest extends TestCase
+{
+    private const EVENT = ['account_id' => 7, 'aggregate_type' => 'order', 'aggregate_id' => 'O-1', 'event_type' => 'order.placed', 'payload' => []];
+
+    public function test_options_override_the_environment(): void
+    {
+        $topic = 'php-other-'.bin2hex(random_bytes(4));
+        Emulator::createTopic($topic);
+        $sub = Emulator::createSubscription($topic);
+        $emitter = new Emitter(['SUITEX_EVENTS_RAW_TOPIC' => $topic, 'SUITEX_EVENTS_PUBLISH_DEADLINE' => 5000]);
+        $receipt = $emitter->emit(self::EVENT);
+        [$m] = Emulator::receive($sub, 1);
+        $this->assertSame($receipt['event_id'], $m['attributes']['event_id']);
+        $batch = $emitter->emitBatch([self::EVENT, self::EVENT]);
+        $this->assertCount(2, $batch);
+        $this->assertCount(2, Emulator::receive($sub, 2));
+    }
+
+    public function test_bad_options_are_configuration_errors_naming_the_setting(): void
+    {
+        foreach ([
+            [['SUITEX_EVENTS_OFFLOAD_THRESHOLD' => 'lots'], 'SUITEX_EVENTS_OFFLOAD_THRESHOLD is "lots"; expected bytes'],
+            [['SUITEX_EVENTS_TOPIC' => 'x'], 'SUITEX_EVENTS_TOPIC is not a setting; the settings are SUITEX_EVENTS_PROJECT'],
+            [['SUITEX_EVENTS_PUBLISH_DEADLINE' => ['5s']], 'SUITEX_EVENTS_PUBLISH_DEADLINE must be a string or an integer'],
+            [['SUITEX_EVENTS_MAX_PAYLOAD' => 1024], 'max_payload is 1024 bytes, below the offload threshold of 262144 bytes'],
+        ] as [$options, $message]) {
+            try {
+                new Emitter($options);
+                $this->fail('accepted '.json_encode($options));
+            } catch (ConfigurationException $e) {
+                $this->assertStringContainsString($message, $e->getMessage());
+            }
+        }
+    }
+
+    public function test_an_unreachable_pubsub_is_a_publish_exception_within_the_deadline(): void
+    {
+        $emitter = new Emitter(['PUBSUB_EMULATOR_HOST' => '127.0.0.1:1', 'SUITEX_EVENTS_PUBLISH_DEADLINE' => '2s']);
+        $started = microtime(true);
+        try {
+            $emitter->emit(self::EVENT);
+            $this->fail('published to nowhere');
+        } catch (PublishException $e) {
+            $this->assertStringContainsString('topics/'.getenv('SUITEX_EVENTS_RAW_TOPIC'), $e->getMessage());
+        }
+        $this->assertLessThan(8, microtime(true) - $started, 'the call returned at its deadline');
+    }
+
+    public function test_php_ini_directives_win_over_the_environment(): void
+    {
+        $topic = 'php-ini-'.bin2hex(random_bytes(4));
+        Emulator::createTopic($topic);
+        $sub = Emulator::createSubscription($topic);
+        $script = 'echo json_encode(SuiteX\Events\emit_event('.var_export(self::EVENT, true).'));';
+        [$status, $out, $err] = Emulator::php(['-r', $script], ['suitex_events.raw_topic' => $topic]);
+        $this->assertSame(0, $status, $out.$err);
+        $receipt = json_decode($out, true);
+        [$m] = Emulator::receive($sub, 1);
+        $this->assertSame($receipt['event_id'], $m['attributes']['event_id'], 'the directive chose the topic, not SUITEX_EVENTS_RAW_TOPIC');
+        $this->assertSame('', ini_get('suitex_events.raw_topic'), 'every setting has a directive');
+        foreach (['project', 'payload_bucket', 'offload_threshold', 'max_payload', 'publish_deadline', 'pubsub_emulator_host', 'storage_emulator_host'] as $d) {
+            $this->assertNotFalse(ini_get("suitex_events.$d"), "suitex_events.$d is registered");
+        }
+    }
+}

@@ -1,0 +1,108 @@
+<?php
+
+namespace Tests\Feature;
+
+use PHPUnit\Framework\TestCase;
+use Tests\Support\Emulator;
+
+/**
+ * The extension under php-fpm: loaded by the master, used by the workers it forks (and
+ * re-forks after pm.max_requests). The web SAPI only emits: there is no Consumer class.
+ */
+final class FpmTest extends TestCase
+{
+    private $fpm;
+
+    private string $dir;
+
+    protected function tearDown(): void
+    {
+        if (is_resource($this->fpm)) {
+            proc_terminate($this->fpm, SIGTERM);
+            proc_close($this->fpm);
+        }
+    }
+
+    public function test_fpm_workers_emit_and_have_no_consumer(): void
+    {
+        $fpmBinary = '/usr/sbin/php-fpm'.PHP_MAJOR_VERSION.'.'.PHP_MINOR_VERSION;
+        $this->assertFileExists($fpmBinary, 'php-fpm is installed (.ci/run installs it)');
+        $this->assertFileExists('/usr/bin/cgi-fcgi', 'cgi-fcgi is installed (libfcgi-bin; .ci/run installs it)');
+        $subscription = Emulator::createSubscription(getenv('SUITEX_EVENTS_RAW_TOPIC'));
+
+        $port = self::freePort();
+        $this->dir = sys_get_temp_dir().'/suitex-fpm-'.bin2hex(random_bytes(4));
+        mkdir($this->dir);
+        file_put_contents("$this->dir/fpm.conf", implode("\n", [
+            '[global]',
+            "error_log = $this->dir/fpm.log",
+            "pid = $this->dir/fpm.pid",
+            '[web]',
+            "listen = 127.0.0.1:$port",
+            'pm = static',
+            'pm.max_children = 2',
+            'pm.max_requests = 3',
+            'clear_env = no',
+            'catch_workers_output = yes',
+            '',
+        ]));
+        $cmd = [$fpmBinary, '-F', '-R', '-n', '-y', "$this->dir/fpm.conf", '-d', 'extension='.Emulator::extensionPath()];
+        $this->fpm = proc_open($cmd, [1 => ['file', "$this->dir/stdout", 'w'], 2 => ['file', "$this->dir/stderr", 'w']], $pipes, null, getenv());
+        $this->waitForPort($port);
+
+        $served = [];
+        for ($i = 0; $i < 8; $i++) {
+            $served[] = $this->request($port, "r$i");
+        }
+        $pids = array_unique(array_column($served, 'pid'));
+        $this->assertGreaterThanOrEqual(3, count($pids), 'workers were re-forked after pm.max_requests');
+        foreach ($served as $s) {
+            $this->assertSame('fpm-fcgi', $s['sapi']);
+            $this->assertFalse($s['consumer_class'], 'the web SAPI has no Consumer');
+            $this->assertSame('inline', $s['receipt']['payload_location']);
+        }
+
+        $ids = array_map(fn ($s) => $s['receipt']['event_id'], $served);
+        $received = array_map(fn ($m) => $m['attributes']['event_id'], Emulator::receive($subscription, 8));
+        sort($ids);
+        sort($received);
+        $this->assertSame($ids, $received, 'every request\'s event arrived once');
+        $this->assertStringNotContainsString('SIGSEGV', (string) file_get_contents("$this->dir/fpm.log"));
+    }
+
+    private function request(int $port, string $id): array
+    {
+        $script = realpath(__DIR__.'/../fixtures/fpm-emit.php');
+        $env = ['SCRIPT_FILENAME' => $script, 'SCRIPT_NAME' => '/fpm-emit.php', 'REQUEST_METHOD' => 'GET', 'QUERY_STRING' => "request=$id"];
+        [, $out, $err] = Emulator::run(['/usr/bin/cgi-fcgi', '-bind', '-connect', "127.0.0.1:$port"], $env, 30);
+        $body = explode("\r\n\r\n", $out, 2)[1] ?? '';
+        $decoded = json_decode($body, true);
+        $this->assertIsArray($decoded, "request $id: $out$err\n".@file_get_contents("$this->dir/fpm.log"));
+
+        return $decoded;
+    }
+
+    private function waitForPort(int $port): void
+    {
+        $until = microtime(true) + 15;
+        while (microtime(true) < $until) {
+            $s = @fsockopen('127.0.0.1', $port, $errno, $errstr, 0.2);
+            if ($s !== false) {
+                fclose($s);
+
+                return;
+            }
+            usleep(100_000);
+        }
+        $this->fail("php-fpm did not listen on $port: ".@file_get_contents("$this->dir/stderr").@file_get_contents("$this->dir/fpm.log"));
+    }
+
+    private static function freePort(): int
+    {
+        $server = stream_socket_server('tcp://127.0.0.1:0');
+        $port = (int) substr(strrchr(stream_socket_get_name($server, false), ':'), 1);
+        fclose($server);
+
+        return $port;
+    }
+}

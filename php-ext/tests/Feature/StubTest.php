@@ -1,0 +1,39 @@
+<?php
+
+namespace Tests\Feature;
+
+use PHPUnit\Framework\TestCase;
+use SuiteX\Events\ConfigurationException;
+use SuiteX\Events\PublishException;
+use SuiteX\Events\ValidationException;
+use Tests\Support\Emulator;
+
+/** The published stubs match the extension; the exceptions behave as PHP exceptions. */
+final class StubTest extends TestCase
+{
+    public function test_the_stub_file_declares_exactly_what_the_extension_does(): void
+    {
+        $script = __DIR__.'/../fixtures/signatures.php';
+        [$status, $fromExtension, $err] = Emulator::php([$script]);
+        $this->assertSame(0, $status, $err);
+        $proc = Emulator::run([PHP_BINARY, '-n', $script, realpath(__DIR__.'/../../stubs/suitex_events.stub.php')], getenv());
+        $this->assertSame(0, $proc[0], $proc[2]);
+
+        $extension = json_decode($fromExtension, true, 512, JSON_THROW_ON_ERROR);
+        $this->assertCount(2, $extension['functions']);
+        $this->assertCount(6, $extension['classes'], 'CLI has the Consumer too');
+        $this->assertSame($extension, json_decode($proc[1], true, 512, JSON_THROW_ON_ERROR), 'php-ext/stubs/suitex_events.stub.php has drifted');
+    }
+
+    public function test_the_exceptions_are_ordinary_php_exceptions(): void
+    {
+        foreach ([ValidationException::class, ConfigurationException::class, PublishException::class] as $class) {
+            $previous = new \RuntimeException('cause');
+            $e = new $class('message', 7, $previous);
+            $this->assertInstanceOf(\SuiteX\Events\Exception::class, $e);
+            $this->assertInstanceOf(\Exception::class, $e);
+            $this->assertSame(['message', 7, $previous], [$e->getMessage(), $e->getCode(), $e->getPrevious()]);
+            $this->assertEquals($e->getMessage(), unserialize(serialize($e))->getMessage());
+        }
+    }
+}

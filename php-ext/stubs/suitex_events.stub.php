@@ -2,8 +2,7 @@
 
 /**
  * IDE and static-analysis stubs for the suitex_events extension (never loaded at run time).
- * A test (php-ext/tests/Feature/StubTest.php) fails when these signatures drift from the
- * extension's.
+ * Generated from the extension by php-ext/stubs/generate.php; a test fails when they differ.
  *
  * Event arrays: account_id (int > 0), aggregate_type, aggregate_id, event_type (strings),
  * payload (any JSON-encodable value) or payload_json (a JSON document as a string), and
@@ -11,8 +10,25 @@
  * metadata (array/object of JSON values).
  *
  * Settings, in order of precedence: constructor options (by environment-variable name), php.ini
- * directives (suitex_events.<name in lower case without the SUITEX_EVENTS_ prefix>), the
- * environment.
+ * directives, the environment. The directives:
+ *   suitex_events.project
+ *   suitex_events.raw_topic
+ *   suitex_events.merged_topic
+ *   suitex_events.dlq_topic
+ *   suitex_events.raw_subscription
+ *   suitex_events.dlq_subscription
+ *   suitex_events.payload_bucket
+ *   suitex_events.offload_threshold
+ *   suitex_events.max_payload
+ *   suitex_events.publish_deadline
+ *   suitex_events.batch_max_messages
+ *   suitex_events.batch_max_bytes
+ *   suitex_events.batch_max_delay
+ *   suitex_events.max_ordering_keys
+ *   suitex_events.pubsub_emulator_host
+ *   suitex_events.storage_emulator_host
+ *   suitex_events.google_cloud_project
+ *   suitex_events.google_application_credentials
  */
 
 namespace SuiteX\Events;
@@ -44,27 +60,37 @@ function emit_events(array $events): array
 {
 }
 
-/** Base of every exception the extension throws. */
+/**
+ * Base of every exception the extension throws.
+ */
 class Exception extends \Exception
 {
 }
 
-/** The event, or a value in it, broke a rule; nothing was sent. */
+/**
+ * The event, or a value in it, broke a rule; nothing was sent.
+ */
 class ValidationException extends Exception
 {
 }
 
-/** A setting (option, php.ini directive or environment variable) is missing or invalid. */
+/**
+ * A setting (option, php.ini directive or environment variable) is missing or invalid.
+ */
 class ConfigurationException extends Exception
 {
 }
 
-/** Uploading or publishing failed or timed out (emitting the same event again is safe). */
+/**
+ * Uploading or publishing failed or timed out (emitting the same event again is safe).
+ */
 class PublishException extends Exception
 {
 }
 
-/** An emitter with its own settings (emit_event() uses the process-wide one). */
+/**
+ * An emitter with its own settings (emit_event() uses the process-wide one).
+ */
 class Emitter
 {
     /**
@@ -110,7 +136,8 @@ class Consumer
     }
 
     /**
-     * Up to $max deliveries (1–1000), waiting up to $waitMs milliseconds for the first.
+     * Up to $max deliveries (1–1000, default 100), waiting up to $waitMs milliseconds (default 2000)
+     * for the first.
      *
      * @return list<array{ack_id: string, message_id: string, delivery_attempt: int, ordering_key: string, attributes: array<string, string>, event: ?array<string, mixed>, error: ?string}>
      * @throws PublishException Pub/Sub or the claim-check bucket could not be reached
@@ -119,12 +146,16 @@ class Consumer
     {
     }
 
-    /** Acknowledges a delivery: it is consumed. */
+    /**
+     * Acknowledges a delivery: it is consumed.
+     */
     public function ack(string $ackId): void
     {
     }
 
-    /** Releases a delivery for redelivery (dead-lettered after 5 attempts). */
+    /**
+     * Releases a delivery for redelivery (dead-lettered after 5 attempts).
+     */
     public function nack(string $ackId): void
     {
     }

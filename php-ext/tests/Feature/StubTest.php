@@ -11,6 +11,16 @@ use Tests\Support\Emulator;
 /** The published stubs match the extension; the exceptions behave as PHP exceptions. */
 final class StubTest extends TestCase
 {
+    public function test_the_checked_in_stub_file_is_what_the_generator_makes_from_the_extension(): void
+    {
+        $stub = realpath(__DIR__.'/../../stubs/suitex_events.stub.php');
+        [$status, $generated, $err] = Emulator::php([__DIR__.'/../../stubs/generate.php']);
+        $this->assertSame(0, $status, $err);
+        $this->assertStringContainsString('function emit_event(array $event): array', $generated);
+        $this->assertSame($generated, file_get_contents($stub), "$stub is stale; regenerate it:\n"
+            .'php -n -d extension=target/debug/libsuitex_events_php.so php-ext/stubs/generate.php > php-ext/stubs/suitex_events.stub.php');
+    }
+
     public function test_the_stub_file_declares_exactly_what_the_extension_does(): void
     {
         $script = __DIR__.'/../fixtures/signatures.php';

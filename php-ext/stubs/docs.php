@@ -1,0 +1,75 @@
+<?php
+
+// The prose of the stub file, by symbol. generate.php takes signatures from the extension
+// itself and these docs from here; a symbol missing here is still stubbed, without docs.
+
+return [
+    'file' => <<<'DOC'
+IDE and static-analysis stubs for the suitex_events extension (never loaded at run time).
+Generated from the extension by php-ext/stubs/generate.php; a test fails when they differ.
+
+Event arrays: account_id (int > 0), aggregate_type, aggregate_id, event_type (strings),
+payload (any JSON-encodable value) or payload_json (a JSON document as a string), and
+optionally event_id (UUID), occurred_at (RFC 3339 UTC string or DateTimeInterface),
+metadata (array/object of JSON values).
+
+Settings, in order of precedence: constructor options (by environment-variable name), php.ini
+directives, the environment. The directives:
+DOC,
+    'emit_event' => <<<'DOC'
+Emits one event through this process's emitter (configured from php.ini and the environment).
+
+@param array<string, mixed> $event
+@return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs'}
+@throws ValidationException the event broke a rule (the message names the field and the limit); nothing was sent
+@throws ConfigurationException a setting is missing or invalid
+@throws PublishException uploading or publishing failed or timed out; emitting the same event again is safe
+DOC,
+    'emit_events' => <<<'DOC'
+Emits several events, in order per aggregate. Every event is validated first: one invalid
+event throws and nothing is sent. A receipt per event, in order; a failed event has
+message_id null and error set, and later events of its aggregate are not sent.
+
+@param list<array<string, mixed>> $events
+@return list<array{event_id: string, message_id: ?string, payload_location: ?string, error: ?string}>
+@throws ValidationException
+@throws ConfigurationException
+DOC,
+    'Exception' => 'Base of every exception the extension throws.',
+    'ValidationException' => 'The event, or a value in it, broke a rule; nothing was sent.',
+    'ConfigurationException' => 'A setting (option, php.ini directive or environment variable) is missing or invalid.',
+    'PublishException' => 'Uploading or publishing failed or timed out (emitting the same event again is safe).',
+    'Emitter' => 'An emitter with its own settings (emit_event() uses the process-wide one).',
+    'Emitter::__construct' => <<<'DOC'
+@param array<string, string|int>|null $options settings by environment-variable name, e.g.
+       ['SUITEX_EVENTS_RAW_TOPIC' => 'events.raw', 'SUITEX_EVENTS_PUBLISH_DEADLINE' => '5s']
+@throws ConfigurationException
+DOC,
+    'Emitter::emit' => <<<'DOC'
+@param array<string, mixed> $event
+@return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs'}
+@throws ValidationException|PublishException
+DOC,
+    'Emitter::emitBatch' => <<<'DOC'
+@param list<array<string, mixed>> $events
+@return list<array{event_id: string, message_id: ?string, payload_location: ?string, error: ?string}>
+@throws ValidationException
+DOC,
+    'Consumer' => <<<'DOC'
+Pulls events.raw-sub for CLI workers that store events themselves. Exists under the CLI SAPI
+only: web SAPIs emit, they never consume.
+DOC,
+    'Consumer::__construct' => <<<'DOC'
+@param array<string, string|int>|null $options as for Emitter, plus SUITEX_EVENTS_RAW_SUBSCRIPTION
+@throws ConfigurationException
+DOC,
+    'Consumer::pull' => <<<'DOC'
+Up to $max deliveries (1–1000, default 100), waiting up to $waitMs milliseconds (default 2000)
+for the first.
+
+@return list<array{ack_id: string, message_id: string, delivery_attempt: int, ordering_key: string, attributes: array<string, string>, event: ?array<string, mixed>, error: ?string}>
+@throws PublishException Pub/Sub or the claim-check bucket could not be reached
+DOC,
+    'Consumer::ack' => 'Acknowledges a delivery: it is consumed.',
+    'Consumer::nack' => 'Releases a delivery for redelivery (dead-lettered after 5 attempts).',
+];

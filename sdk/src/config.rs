@@ -69,7 +69,14 @@ impl Default for Names {
     }
 }
 
-/// Publisher batching (the official client's defaults: 100 messages, 1 MB, 10 ms).
+/// Publisher batching: 100 messages, 1 MB, no delay.
+///
+/// No delay (the official client's default is 10 ms): ordering allows one batch in flight per
+/// key, so a key's batch goes out at once when nothing of that key is in flight, and messages
+/// arriving meanwhile collect into the next one. Under load that batches as much as a timer
+/// would (`cargo bench -p suitex_events --bench compare` shows the same throughput), and a
+/// synchronous emit is not held back for a timer (p50 ≈ 1.4 ms instead of ≈ 12 ms on the
+/// emulator).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Batching {
     /// Send a batch when it holds this many messages.
@@ -82,7 +89,7 @@ pub struct Batching {
 
 impl Default for Batching {
     fn default() -> Self {
-        Batching { max_messages: 100, max_bytes: 1_000_000, max_delay: Duration::from_millis(10) }
+        Batching { max_messages: 100, max_bytes: 1_000_000, max_delay: Duration::ZERO }
     }
 }
 
@@ -165,7 +172,7 @@ impl Config {
     /// | `SUITEX_EVENTS_PUBLISH_DEADLINE` (`ms`/`s` suffix; bare = ms) | `10s` |
     /// | `SUITEX_EVENTS_BATCH_MAX_MESSAGES` | `100` |
     /// | `SUITEX_EVENTS_BATCH_MAX_BYTES` | `1000000` |
-    /// | `SUITEX_EVENTS_BATCH_MAX_DELAY` | `10ms` |
+    /// | `SUITEX_EVENTS_BATCH_MAX_DELAY` | `0ms` |
     /// | `SUITEX_EVENTS_MAX_ORDERING_KEYS` | `1024` |
     /// | `PUBSUB_EMULATOR_HOST` / `STORAGE_EMULATOR_HOST` | unset (use Google) |
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {

@@ -15,7 +15,7 @@
 use ext_php_rs::boxed::ZBox;
 use ext_php_rs::convert::IntoZval;
 use ext_php_rs::flags::DataType;
-use ext_php_rs::types::{ArrayKey, ZendHashTable, ZendObject, Zval};
+use ext_php_rs::types::{ZendHashTable, ZendObject, Zval};
 use ext_php_rs::zend::ClassEntry;
 use serde_json::{Map, Number, Value};
 
@@ -29,22 +29,36 @@ pub struct Refused {
     pub problem: String,
 }
 
-fn refuse(path: &str, problem: impl Into<String>) -> Refused {
+/// Where a value sits (`payload.items[2].price`), rendered only when a value is refused: the
+/// happy path allocates no path strings.
+#[derive(Clone, Copy)]
+pub enum Path<'a> {
+    Root,
+    Field(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl Path<'_> {
+    pub fn render(&self) -> String {
+        match self {
+            Path::Root => String::new(),
+            Path::Field(Path::Root, name) => name.to_string(),
+            Path::Field(parent, name) => format!("{}.{name}", parent.render()),
+            Path::Index(parent, i) => format!("{}[{i}]", parent.render()),
+        }
+    }
+}
+
+fn refuse(path: &Path<'_>, problem: impl Into<String>) -> Refused {
+    let path = path.render();
     // A deeply nested path says enough in its first part.
     let path = if path.len() > 120 {
         let end = (0..=100).rev().find(|&i| path.is_char_boundary(i)).unwrap_or(0);
         format!("{}…", &path[..end])
     } else {
-        path.to_string()
+        path
     };
     Refused { path, problem: problem.into() }
-}
-
-fn child(path: &str, key: &ArrayKey<'_>, list: bool) -> String {
-    match key {
-        ArrayKey::Long(i) if list => format!("{path}[{i}]"),
-        other => format!("{path}.{other}"),
-    }
 }
 
 fn class_named(name: &str) -> Option<&'static ClassEntry> {
@@ -52,11 +66,11 @@ fn class_named(name: &str) -> Option<&'static ClassEntry> {
 }
 
 /// Converts a PHP value to JSON.
-pub fn to_json(z: &Zval, path: &str) -> Result<Value, Refused> {
+pub fn to_json(z: &Zval, path: &Path<'_>) -> Result<Value, Refused> {
     to_json_at(z, path, 0, &mut Vec::new())
 }
 
-fn to_json_at(z: &Zval, path: &str, depth: usize, objects: &mut Vec<u32>) -> Result<Value, Refused> {
+fn to_json_at(z: &Zval, path: &Path<'_>, depth: usize, objects: &mut Vec<u32>) -> Result<Value, Refused> {
     if depth > MAX_DEPTH {
         return Err(refuse(path, format!("nests deeper than {MAX_DEPTH} levels (is it recursive?)")));
     }
@@ -101,22 +115,22 @@ fn to_json_at(z: &Zval, path: &str, depth: usize, objects: &mut Vec<u32>) -> Res
 
 fn array_to_json(
     ht: &ZendHashTable,
-    path: &str,
+    path: &Path<'_>,
     depth: usize,
     objects: &mut Vec<u32>,
 ) -> Result<Value, Refused> {
     let list = ht.is_empty() || ht.has_sequential_keys();
     if list {
         let mut out = Vec::with_capacity(ht.len());
-        for (key, value) in ht.iter() {
-            out.push(to_json_at(value, &child(path, &key, true), depth + 1, objects)?);
+        for (i, (_, value)) in ht.iter().enumerate() {
+            out.push(to_json_at(value, &Path::Index(path, i), depth + 1, objects)?);
         }
         return Ok(Value::Array(out));
     }
     let mut out = Map::new();
     for (key, value) in ht.iter() {
         let name = key.to_string();
-        let v = to_json_at(value, &child(path, &key, false), depth + 1, objects)?;
+        let v = to_json_at(value, &Path::Field(path, &name), depth + 1, objects)?;
         out.insert(name, v);
     }
     Ok(Value::Object(out))
@@ -124,7 +138,7 @@ fn array_to_json(
 
 fn object_to_json(
     obj: &ZendObject,
-    path: &str,
+    path: &Path<'_>,
     depth: usize,
     objects: &mut Vec<u32>,
 ) -> Result<Value, Refused> {
@@ -160,7 +174,7 @@ fn object_to_json(
             if name.starts_with('\0') {
                 continue; // private or protected
             }
-            let v = to_json_at(value, &format!("{path}.{name}"), depth + 1, objects)?;
+            let v = to_json_at(value, &Path::Field(path, &name), depth + 1, objects)?;
             out.insert(name, v);
         }
         Ok(Value::Object(out))
@@ -170,7 +184,7 @@ fn object_to_json(
 }
 
 /// A `DateTimeInterface` as RFC 3339 UTC with microseconds.
-fn date_to_json(obj: &ZendObject, path: &str) -> Result<Value, Refused> {
+fn date_to_json(obj: &ZendObject, path: &Path<'_>) -> Result<Value, Refused> {
     let stamp = obj
         .try_call_method("format", vec![&"U.u"])
         .ok()

@@ -1,6 +1,6 @@
 //! Emitting: `emit_event()`, `emit_events()` and the `Emitter` class.
 
-use crate::convert::{string_map, to_json};
+use crate::convert::{Path, string_map, to_json};
 use crate::exceptions::{from_refused, from_sdk, invalid};
 use crate::settings;
 use ext_php_rs::boxed::ZBox;
@@ -29,14 +29,15 @@ fn default_emitter() -> PhpResult<Arc<BlockingEmitter>> {
 }
 
 /// The envelope of a PHP event array (`payload_json` carries a pre-encoded JSON document).
-pub fn event_from_php(event: &ZendHashTable, field: &str) -> Result<Event, PhpException> {
-    let at = |name: &str| if field.is_empty() { name.to_string() } else { format!("{field}.{name}") };
+/// `at` is where the array sits (`events[3]` in a batch); errors name fields below it.
+pub fn event_from_php(event: &ZendHashTable, at: &Path<'_>) -> Result<Event, PhpException> {
+    let field = |name: &str| Path::Field(at, name).render();
     let mut map = Map::new();
     for (key, value) in event.iter() {
         let name = match &key {
             ArrayKey::Long(i) => {
                 return Err(invalid(
-                    &at(&i.to_string()),
+                    &field(&i.to_string()),
                     "is a numeric key; an event is an array keyed by field name",
                 ));
             }
@@ -44,23 +45,27 @@ pub fn event_from_php(event: &ZendHashTable, field: &str) -> Result<Event, PhpEx
         };
         if name == "payload_json" {
             if map.contains_key("payload") {
-                return Err(invalid(&at("payload_json"), "must not be given together with payload"));
+                return Err(invalid(&field("payload_json"), "must not be given together with payload"));
             }
-            let text =
-                value.str().ok_or_else(|| invalid(&at("payload_json"), "must be a string of JSON text"))?;
+            let text = value
+                .str()
+                .ok_or_else(|| invalid(&field("payload_json"), "must be a string of JSON text"))?;
             let parsed: Value = serde_json::from_str(text)
-                .map_err(|e| invalid(&at("payload_json"), &format!("is not valid JSON: {e}")))?;
+                .map_err(|e| invalid(&field("payload_json"), &format!("is not valid JSON: {e}")))?;
             map.insert("payload".into(), parsed);
             continue;
         }
         if name == "payload" && map.contains_key("payload") {
-            return Err(invalid(&at("payload"), "must not be given together with payload_json"));
+            return Err(invalid(&field("payload"), "must not be given together with payload_json"));
         }
-        let v = to_json(value, &at(&name)).map_err(from_refused)?;
+        let v = to_json(value, &Path::Field(at, &name)).map_err(from_refused)?;
         map.insert(name, v);
     }
     Event::from_input(Value::Object(map)).map_err(|e| {
-        let e = if field.is_empty() { e } else { e.within(field) };
+        let e = match at {
+            Path::Root => e,
+            _ => e.within(&at.render()),
+        };
         from_sdk(&sdk::Error::Invalid(e))
     })
 }
@@ -68,9 +73,9 @@ pub fn event_from_php(event: &ZendHashTable, field: &str) -> Result<Event, PhpEx
 fn events_from_php(events: &ZendHashTable) -> Result<Vec<Event>, PhpException> {
     let mut out = Vec::with_capacity(events.len());
     for (i, (_, value)) in events.iter().enumerate() {
-        let field = format!("events[{i}]");
-        let ht = value.array().ok_or_else(|| invalid(&field, "must be an array (one event)"))?;
-        out.push(event_from_php(ht, &field)?);
+        let at = Path::Index(&Path::Field(&Path::Root, "events"), i);
+        let ht = value.array().ok_or_else(|| invalid(&at.render(), "must be an array (one event)"))?;
+        out.push(event_from_php(ht, &at)?);
     }
     Ok(out)
 }
@@ -85,7 +90,7 @@ fn receipt(r: &EmitReceipt) -> ZBox<ZendHashTable> {
 }
 
 fn emit_one(emitter: &BlockingEmitter, event: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
-    let event = event_from_php(event, "")?;
+    let event = event_from_php(event, &Path::Root)?;
     emitter.emit(event).map(|r| receipt(&r)).map_err(|e| from_sdk(&e))
 }
 

@@ -90,25 +90,45 @@ pub async fn provision_with_probe(config: &Config) -> String {
     probe
 }
 
+/// Pulls (unary Pull, returning immediately) and acks what is there now, with unary
+/// Acknowledge calls: unlike acks sent through a StreamingPull stream, these are never lost
+/// when the stream closes (the emulator ignores acks that arrive after its stream ended, which
+/// on an ordered subscription would hold up the message's key until its lease expired).
+async fn pull_and_ack(puller: &suitex_events::pull::Puller, subscription: &str) -> Vec<Message> {
+    let received = puller
+        .pull(subscription, 100)
+        .await
+        .unwrap_or_else(|e| panic!("pulling from {subscription} failed: {e}"));
+    let ack_ids = received.iter().map(|r| r.ack_id.clone()).collect();
+    puller
+        .ack(subscription, ack_ids)
+        .await
+        .unwrap_or_else(|e| panic!("acking on {subscription} failed: {e}"));
+    received
+        .into_iter()
+        .map(|r| {
+            let m = r.message.unwrap_or_default();
+            Message::new()
+                .set_data(bytes::Bytes::from(m.data))
+                .set_attributes(m.attributes)
+                .set_ordering_key(m.ordering_key)
+                .set_message_id(m.message_id)
+        })
+        .collect()
+}
+
 /// Receives (and acks) messages until `n` arrived or `timeout` passed.
 pub async fn receive(config: &Config, subscription: &str, n: usize, timeout: Duration) -> Vec<Message> {
-    let subscriber = suitex_events::clients::subscriber(config).await.unwrap();
-    let mut stream = subscriber.subscribe(subscription).build();
+    let puller = suitex_events::pull::Puller::connect(config).await.unwrap();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut got = Vec::new();
-    while got.len() < n {
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok((msg, handler)))) => {
-                handler.ack();
-                got.push(msg);
-            }
-            Ok(Some(Err(e))) => panic!("streaming pull on {subscription} failed: {e}"),
-            Ok(None) | Err(_) => break,
+    while got.len() < n && tokio::time::Instant::now() < deadline {
+        let batch = pull_and_ack(&puller, subscription).await;
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        got.extend(batch);
     }
-    // Flush the acks before the stream goes: an ack still queued would leave the message
-    // leased, and on an ordered subscription hold up its key.
-    suitex_events::clients::close_stream(stream, || {}, Duration::from_secs(30)).await;
     got
 }
 
@@ -122,26 +142,25 @@ pub async fn receive_until(
     sentinels: &[&str],
     timeout: Duration,
 ) -> Vec<Message> {
-    let subscriber = suitex_events::clients::subscriber(config).await.unwrap();
-    let mut stream = subscriber.subscribe(subscription).build();
+    let puller = suitex_events::pull::Puller::connect(config).await.unwrap();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut waiting: std::collections::HashSet<&str> = sentinels.iter().copied().collect();
     let mut others = Vec::new();
     while !waiting.is_empty() {
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok((msg, handler)))) => {
-                handler.ack();
-                if !waiting.remove(attr(&msg, "event_id")) {
-                    others.push(msg);
-                }
-            }
-            Ok(Some(Err(e))) => panic!("streaming pull on {subscription} failed: {e}"),
-            Ok(None) | Err(_) => {
-                panic!("sentinels {waiting:?} never arrived on {subscription} within {timeout:?}")
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sentinels {waiting:?} never arrived on {subscription} within {timeout:?}"
+        );
+        let batch = pull_and_ack(&puller, subscription).await;
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for msg in batch {
+            if !waiting.remove(attr(&msg, "event_id")) {
+                others.push(msg);
             }
         }
     }
-    suitex_events::clients::close_stream(stream, || {}, Duration::from_secs(30)).await;
     others
 }
 

@@ -128,6 +128,16 @@ impl Puller {
 
     /// Releases messages for immediate redelivery.
     pub async fn release(&self, subscription: &str, ack_ids: Vec<String>) -> Result<()> {
+        self.modify_deadline(subscription, ack_ids, 0).await
+    }
+
+    /// Keeps messages leased for `seconds` from now (0 releases them).
+    pub async fn modify_deadline(
+        &self,
+        subscription: &str,
+        ack_ids: Vec<String>,
+        seconds: i32,
+    ) -> Result<()> {
         if ack_ids.is_empty() {
             return Ok(());
         }
@@ -135,15 +145,16 @@ impl Puller {
             .request(pb::ModifyAckDeadlineRequest {
                 subscription: subscription.to_string(),
                 ack_ids,
-                ack_deadline_seconds: 0,
+                ack_deadline_seconds: seconds,
             })
             .await?;
+        let what = if seconds == 0 { "releasing" } else { "extending the lease of" };
         self.client
             .clone()
             .modify_ack_deadline(req)
             .await
             .map(|_| ())
-            .map_err(|s| rpc_error(format!("releasing messages on {subscription}"), s, true))
+            .map_err(|s| rpc_error(format!("{what} messages on {subscription}"), s, true))
     }
 }
 
@@ -212,12 +223,29 @@ pub struct Delivery {
     pub event: std::result::Result<crate::envelope::Event, String>,
 }
 
+/// How long one claim-check download may take in [`Inbox::pull`] before the pull gives up with
+/// a transient error (the storage client alone would retry for up to five minutes).
+const FETCH_DEADLINE: Duration = Duration::from_secs(10);
+/// How long messages held back by a transient failure stay leased to the inbox; past that they
+/// are dropped from it and the service redelivers them.
+const CARRY_LEASE: Duration = Duration::from_secs(60);
+
 /// Pulls `events.raw-sub` for consumers that store events themselves.
+///
+/// A claim-check that cannot be downloaded *for now* (Cloud Storage unreachable or failing)
+/// never costs a delivery attempt and never loses the batch: the deliveries resolved before it
+/// are returned, and it and the rest of its batch are kept, still leased (extended to
+/// [`CARRY_LEASE`]), and handed out first by the next [`Inbox::pull`]. When nothing could be
+/// resolved the pull returns the transient error.
 pub struct Inbox {
     puller: Puller,
     claim_check: tokio::sync::OnceCell<crate::claim_check::ClaimCheck>,
     config: Config,
     subscription: String,
+    fetch_deadline: Duration,
+    /// Messages held back by a transient failure, in the order received, and until when they
+    /// are leased.
+    carried: std::sync::Mutex<(tokio::time::Instant, std::collections::VecDeque<pb::ReceivedMessage>)>,
 }
 
 impl Inbox {
@@ -228,27 +256,48 @@ impl Inbox {
             claim_check: tokio::sync::OnceCell::new(),
             subscription: config.subscription_path(&config.names().raw_subscription),
             config,
+            fetch_deadline: FETCH_DEADLINE,
+            carried: std::sync::Mutex::new((tokio::time::Instant::now(), Default::default())),
         })
     }
 
-    /// Up to `max` deliveries; when none is pending, waits up to `wait` for one.
+    /// How long one claim-check download may take before [`Inbox::pull`] gives up on it for
+    /// now (default 10 s).
+    pub fn with_fetch_deadline(mut self, deadline: Duration) -> Inbox {
+        self.fetch_deadline = deadline;
+        self
+    }
+
+    /// Up to `max` deliveries; when none is pending, waits up to `wait` for one. Messages held
+    /// back by an earlier transient failure come first.
     pub async fn pull(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
-        let until = tokio::time::Instant::now() + wait;
-        let max = max.clamp(1, PULL_MAX as usize) as i32;
-        let received = loop {
-            let got = self.puller.pull(&self.subscription, max).await?;
-            if !got.is_empty() || tokio::time::Instant::now() >= until {
-                break got;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        let mut out = Vec::with_capacity(received.len());
-        for r in received {
-            let m = r.message.unwrap_or_default();
-            let event = match crate::envelope::Event::decode(&m.data) {
-                Err(e) => Err(format!("bad envelope: {e}")),
-                Ok(e) => self.resolve(e).await?,
+        let max = max.clamp(1, PULL_MAX as usize);
+        let mut received = self.take_carried(max);
+        if received.is_empty() {
+            let until = tokio::time::Instant::now() + wait;
+            received = loop {
+                let got = self.puller.pull(&self.subscription, max as i32).await?;
+                if !got.is_empty() || tokio::time::Instant::now() >= until {
+                    break got;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             };
+        }
+        let mut out = Vec::with_capacity(received.len());
+        let mut received = received.into_iter();
+        while let Some(r) = received.next() {
+            let data = r.message.as_ref().map(|m| &m.data[..]).unwrap_or_default();
+            let event = match crate::envelope::Event::decode(data) {
+                Err(e) => Err(format!("bad envelope: {e}")),
+                Ok(e) => match self.resolve(e).await {
+                    Ok(resolved) => resolved,
+                    Err(e) => {
+                        self.carry(std::iter::once(r).chain(received).collect()).await;
+                        return if out.is_empty() { Err(e) } else { Ok(out) };
+                    }
+                },
+            };
+            let m = r.message.unwrap_or_default();
             out.push(Delivery {
                 ack_id: r.ack_id,
                 message_id: m.message_id,
@@ -259,6 +308,34 @@ impl Inbox {
             });
         }
         Ok(out)
+    }
+
+    /// Up to `max` carried messages, unless their lease has run out.
+    fn take_carried(&self, max: usize) -> Vec<pb::ReceivedMessage> {
+        let mut carried = self.carried.lock().unwrap_or_else(|p| p.into_inner());
+        if tokio::time::Instant::now() >= carried.0 {
+            carried.1.clear();
+        }
+        let n = max.min(carried.1.len());
+        carried.1.drain(..n).collect()
+    }
+
+    /// Holds `messages` for the next pull, ahead of anything still carried, and extends their
+    /// lease. Messages whose lease cannot be extended are left to expire and be redelivered.
+    async fn carry(&self, messages: Vec<pb::ReceivedMessage>) {
+        let ids = messages.iter().map(|m| m.ack_id.clone()).collect();
+        let seconds = CARRY_LEASE.as_secs() as i32;
+        // Counted from before the call: the service's own deadline ends no earlier.
+        let leased_until = tokio::time::Instant::now() + CARRY_LEASE;
+        if self.puller.modify_deadline(&self.subscription, ids, seconds).await.is_err() {
+            return;
+        }
+        let mut carried = self.carried.lock().unwrap_or_else(|p| p.into_inner());
+        // Messages still carried keep their own, earlier lease.
+        carried.0 = if carried.1.is_empty() { leased_until } else { carried.0.min(leased_until) };
+        for m in messages.into_iter().rev() {
+            carried.1.push_front(m);
+        }
     }
 
     /// The event with its payload inline; `Err(reason)` for a claim-check that cannot be
@@ -272,7 +349,17 @@ impl Inbox {
             .claim_check
             .get_or_try_init(|| crate::claim_check::ClaimCheck::connect(&self.config))
             .await?;
-        match claim_check.fetch(reference).await {
+        let fetched = tokio::time::timeout(self.fetch_deadline, claim_check.fetch(reference))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::service(
+                    Service::Storage,
+                    format!("downloading gs://{}/{}", reference.bucket, reference.object),
+                    true,
+                    format!("no answer within {:?}", self.fetch_deadline),
+                ))
+            });
+        match fetched {
             Ok(bytes) => Ok(match serde_json::from_slice(&bytes) {
                 Ok(payload) => Ok(event.with_payload(crate::envelope::Payload::Inline(payload))),
                 Err(e) => Err(format!("claim-check {} is not JSON: {e}", reference.object)),

@@ -164,6 +164,50 @@ pub async fn receive_until(
     others
 }
 
+/// A TCP relay to another server that a test can take down and bring back: while it is down,
+/// new connections are closed at once and open ones are cut (a service outage as a client sees
+/// it).
+pub struct Relay {
+    addr: std::net::SocketAddr,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl Relay {
+    /// Relays 127.0.0.1:<free port> to `target` (`host:port`). Runs on the calling runtime.
+    pub async fn start(target: &str) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the relay");
+        let addr = listener.local_addr().unwrap();
+        let (up, watch) = tokio::sync::watch::channel(true);
+        let target = target.to_string();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let (target, mut watch) = (target.clone(), watch.clone());
+                tokio::spawn(async move {
+                    if !*watch.borrow() {
+                        return;
+                    }
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch.wait_for(|up| !up) => {}
+                    }
+                });
+            }
+        });
+        Relay { addr, up }
+    }
+
+    /// `http://127.0.0.1:<port>`, the relay's address as an emulator host.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Takes the relayed service down (`false`) or brings it back (`true`).
+    pub fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
 /// The storage emulator's base URL.
 pub fn storage_url() -> String {
     match suitex_events::config::Endpoint::emulator(&required_env("STORAGE_EMULATOR_HOST")) {

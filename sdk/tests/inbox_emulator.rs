@@ -1,0 +1,82 @@
+//! `pull::Inbox` (the consumer behind the PHP extension's `Consumer`) against the Pub/Sub
+//! emulator, with fake-gcs-server behind a relay the test takes down and brings back.
+
+use serde_json::json;
+use std::time::Duration;
+use suitex_events::config::Config;
+use suitex_events::envelope::{Event, Payload};
+use suitex_events::pull::Inbox;
+use suitex_events::{Emitter, PayloadLocation};
+use suitex_test_support::*;
+
+fn oversized(aggregate_id: &str) -> Event {
+    Event::builder()
+        .account_id(11)
+        .aggregate("invoice", aggregate_id)
+        .event_type("invoice.synced")
+        .payload(json!({"id": aggregate_id, "lines": "x".repeat(4096)}))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_outage_keeps_the_batch_without_spending_delivery_attempts() {
+    let names = unique_names("inbox");
+    let pubsub = required_env("PUBSUB_EMULATOR_HOST");
+    let storage = required_env("STORAGE_EMULATOR_HOST");
+    let config = Config::builder("suitex-local")
+        .emulators(&pubsub, &storage)
+        .names(names.clone())
+        .offload_threshold(1024)
+        .build()
+        .unwrap();
+    // Dead-lettering on: the emulator then counts delivery attempts.
+    provision_for_tests(&config, Topology::UnorderedWithDeadLetters, &[]).await;
+
+    let emitter = Emitter::connect(config.clone()).await.unwrap();
+    let events = [oversized("INV-1"), oversized("INV-2")];
+    for e in &events {
+        let receipt = emitter.emit(e.clone()).await.expect("emit");
+        assert_eq!(receipt.payload_location, PayloadLocation::Gcs);
+    }
+
+    let relay = Relay::start(storage.trim_start_matches("http://").trim_end_matches('/')).await;
+    let through_relay = Config::builder("suitex-local")
+        .emulators(&pubsub, &relay.url())
+        .names(names)
+        .offload_threshold(1024)
+        .build()
+        .unwrap();
+    let inbox = Inbox::connect(through_relay).await.unwrap().with_fetch_deadline(Duration::from_secs(2));
+
+    // Cloud Storage is down: nothing can be resolved, the pull says so, and loses nothing.
+    relay.set_up(false);
+    let err = inbox.pull(10, Duration::from_secs(10)).await.expect_err("no claim-check can be resolved");
+    assert!(err.is_transient(), "a storage outage must be transient: {err}");
+    assert!(err.to_string().contains("downloading gs://"), "{err}");
+
+    // Back up: the same deliveries come first, on their first attempt, with their payloads.
+    relay.set_up(true);
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        if got.len() == events.len() {
+            break;
+        }
+        got.extend(inbox.pull(10, Duration::from_secs(1)).await.expect("pull after the outage"));
+    }
+    assert_eq!(got.len(), events.len(), "the batch held during the outage was not handed out again");
+    for d in &got {
+        assert_eq!(d.delivery_attempt, 1, "the outage spent a delivery attempt on {}", d.message_id);
+        let event = d.event.as_ref().expect("resolved");
+        let sent = events.iter().find(|e| e.event_id() == event.event_id()).expect("an emitted event");
+        let (Payload::Inline(received), Payload::Inline(original)) = (event.payload(), sent.payload()) else {
+            panic!("payloads are not inline: {:?}", event.payload());
+        };
+        assert_eq!(received, original);
+    }
+    assert_ne!(got[0].event.as_ref().unwrap().event_id(), got[1].event.as_ref().unwrap().event_id());
+
+    inbox.ack(got.iter().map(|d| d.ack_id.clone()).collect()).await.unwrap();
+    let after = inbox.pull(10, Duration::from_secs(2)).await.unwrap();
+    assert!(after.is_empty(), "acked deliveries came back: {after:?}");
+}

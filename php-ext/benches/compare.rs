@@ -25,12 +25,12 @@
 //! the Python is `SUITEX_BENCH_PYTHON` (default `.services/bench-venv/bin/python`, which
 //! `scripts/bench-php` creates with google-cloud-pubsub installed).
 
-use sdk::config::{Config, Names};
 use sdk::{Emitter, Event};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+use suitex_test_support::bench::*;
 
 struct Args {
     events: usize,
@@ -68,53 +68,14 @@ fn env_or(name: &str, default: PathBuf) -> PathBuf {
     path
 }
 
-fn emulator() -> String {
-    std::env::var("PUBSUB_EMULATOR_HOST").unwrap_or_else(|_| {
-        panic!("PUBSUB_EMULATOR_HOST is not set: scripts/services start && eval \"$(scripts/services env)\"")
-    })
-}
-
-const PROJECT: &str = "suitex-local";
-
-fn config(topic: &str) -> Config {
-    Config::builder(PROJECT)
-        .emulators(&emulator(), &std::env::var("STORAGE_EMULATOR_HOST").unwrap_or_else(|_| emulator()))
-        .names(Names { raw_topic: topic.to_string(), ..Names::default() })
-        .publish_deadline(Duration::from_secs(120))
-        .build()
-        .unwrap()
-}
-
-async fn fresh_topic(tag: &str) -> String {
-    let name = format!("bench-{tag}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let c = config(&name);
-    let admin = sdk::clients::topic_admin(&c).await.unwrap();
-    admin.create_topic().set_name(c.raw_topic_path()).send().await.expect("create topic");
-    name
-}
-
-/// The same events the PHP script builds: 1 KiB bodies, `keys` aggregates.
-fn events(range: std::ops::Range<usize>, keys: usize) -> Vec<Event> {
-    let filler = "x".repeat(1024 - 40);
-    range
-        .map(|i| {
-            Event::builder()
-                .account_id(7)
-                .aggregate("customer", format!("C-{}", i % keys))
-                .event_type("customer.updated")
-                .payload(json!({"seq": i, "filler": filler}))
-                .build()
-                .unwrap()
-        })
-        .collect()
-}
-
 async fn rust_batch(a: &Args) -> f64 {
     let emitter = Emitter::connect(config(&fresh_topic("rust").await)).await.unwrap();
-    let batches: Vec<Vec<Event>> =
-        (0..a.events).step_by(a.chunk).map(|s| events(s..(s + a.chunk).min(a.events), a.keys)).collect();
+    let batches: Vec<Vec<Event>> = (0..a.events)
+        .step_by(a.chunk)
+        .map(|s| one_kib_events(s..(s + a.chunk).min(a.events), a.keys, 0))
+        .collect();
     // Connected and warm before the clock starts, as the PHP side is.
-    emitter.emit(events(0..1, a.keys).remove(0)).await.unwrap();
+    emitter.emit(one_kib_events(0..1, a.keys, 0).remove(0)).await.unwrap();
     let started = Instant::now();
     for batch in batches {
         let results = emitter.emit_batch(batch).await.expect("batch accepted");
@@ -130,11 +91,11 @@ struct Latency {
 
 async fn rust_single(a: &Args) -> Latency {
     let emitter = Emitter::connect(config(&fresh_topic("rust1").await)).await.unwrap();
-    for e in events(0..20, a.keys) {
+    for e in one_kib_events(0..20, a.keys, 0) {
         emitter.emit(e).await.unwrap();
     }
     let mut us = Vec::with_capacity(a.single);
-    for e in events(0..a.single, a.keys) {
+    for e in one_kib_events(0..a.single, a.keys, 0) {
         let t = Instant::now();
         emitter.emit(e).await.unwrap();
         us.push(t.elapsed().as_secs_f64() * 1e6);
@@ -175,11 +136,6 @@ fn python(topic: &str, a: &Args) -> f64 {
     assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).expect("the script's JSON");
     v["seconds"].as_f64().unwrap()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 fn verdict(ok: bool) -> &'static str {

@@ -20,10 +20,9 @@ use bytes::Bytes;
 use google_cloud_auth::credentials::anonymous;
 use google_cloud_pubsub::client::Publisher;
 use google_cloud_pubsub::model::Message;
-use serde_json::json;
-use std::time::{Duration, Instant};
-use suitex_events::config::{Config, Names};
+use std::time::Instant;
 use suitex_events::{Emitter, Event};
+use suitex_test_support::bench::*;
 
 struct Args {
     events: usize,
@@ -55,44 +54,6 @@ fn args() -> Args {
     a
 }
 
-fn emulator() -> String {
-    std::env::var("PUBSUB_EMULATOR_HOST").unwrap_or_else(|_| {
-        panic!("PUBSUB_EMULATOR_HOST is not set: scripts/services start && eval \"$(scripts/services env)\"")
-    })
-}
-
-fn config(topic: &str) -> Config {
-    Config::builder("suitex-local")
-        .emulators(&emulator(), &std::env::var("STORAGE_EMULATOR_HOST").unwrap_or_else(|_| emulator()))
-        .names(Names { raw_topic: topic.to_string(), ..Names::default() })
-        .publish_deadline(Duration::from_secs(120))
-        .build()
-        .unwrap()
-}
-
-async fn fresh_topic(tag: &str) -> String {
-    let name = format!("bench-{tag}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let c = config(&name);
-    let admin = suitex_events::clients::topic_admin(&c).await.unwrap();
-    admin.create_topic().set_name(c.raw_topic_path()).send().await.expect("create topic");
-    name
-}
-
-fn events(n: usize, keys: usize, key_offset: usize) -> Vec<Event> {
-    let filler = "x".repeat(1024 - 40);
-    (0..n)
-        .map(|i| {
-            Event::builder()
-                .account_id(7)
-                .aggregate("customer", format!("C-{}", key_offset + i % keys))
-                .event_type("customer.updated")
-                .payload(json!({"seq": i, "filler": filler}))
-                .build()
-                .unwrap()
-        })
-        .collect()
-}
-
 /// The bare client's messages: the same 1 KiB bodies, keys and attributes the SDK sends.
 fn messages(events: &[Event]) -> Vec<Message> {
     events
@@ -108,7 +69,7 @@ fn messages(events: &[Event]) -> Vec<Message> {
 
 async fn bare_publisher(topic: &str) -> Publisher {
     Publisher::builder(format!("projects/suitex-local/topics/{topic}"))
-        .with_endpoint(format!("http://{}", emulator()))
+        .with_endpoint(format!("http://{}", pubsub_emulator()))
         .with_credentials(anonymous::Builder::new().build())
         .build()
         .await
@@ -158,11 +119,6 @@ async fn run_sdk(events: Vec<Event>) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let kb: f64 = status
@@ -184,7 +140,7 @@ async fn memory_child(which: &str, keys: usize) {
         "sdk" => {
             let emitter = Emitter::connect(config(&topic)).await.unwrap();
             for start in (0..keys).step_by(chunk) {
-                let batch = events(chunk.min(keys - start), usize::MAX, start);
+                let batch = one_kib_events(0..chunk.min(keys - start), usize::MAX, start);
                 let results = emitter.emit_batch(batch).await.unwrap();
                 assert!(results.iter().all(|r| r.is_ok()));
                 if start == 0 {
@@ -195,7 +151,7 @@ async fn memory_child(which: &str, keys: usize) {
         "bare" => {
             let publisher = bare_publisher(&topic).await;
             for start in (0..keys).step_by(chunk) {
-                let msgs = messages(&events(chunk.min(keys - start), usize::MAX, start));
+                let msgs = messages(&one_kib_events(0..chunk.min(keys - start), usize::MAX, start));
                 let futures: Vec<_> = msgs.into_iter().map(|m| publisher.publish(m)).collect();
                 for f in futures {
                     f.await.unwrap();
@@ -233,9 +189,9 @@ async fn main() {
         a.events,
         a.keys,
         a.rounds,
-        emulator()
+        pubsub_emulator()
     );
-    let batch = events(a.events, a.keys, 0);
+    let batch = one_kib_events(0..a.events, a.keys, 0);
     let (mut sdk, mut bare, mut prebuilt) = (Vec::new(), Vec::new(), Vec::new());
     // Warm-up round (connection set-up, JIT in the emulator), not counted.
     let warm = &batch[..a.events.min(2_000)];

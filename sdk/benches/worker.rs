@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use suitex_events::consumer::WorkerOptions;
 use suitex_events::store::{EventStore, MAX_ROWS_PER_INSERT};
 use suitex_events::{Emitter, Event};
+use suitex_test_support::bench::{median, percentile};
 use suitex_test_support::*;
 
 struct Args {
@@ -84,15 +85,6 @@ async fn raw_insert(store: &EventStore, events: &[Event]) {
         });
         q.build().execute(store.pool()).await.unwrap();
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 #[tokio::main]

@@ -5,6 +5,8 @@
 //! The emulators must be running (`scripts/services start`, which `scripts/test` calls). A test
 //! that cannot reach them fails with a message saying so; none is skipped.
 
+pub mod bench;
+
 use google_cloud_pubsub::model::{Message, Subscription};
 use std::time::Duration;
 use suitex_events::config::{Config, Names};

@@ -90,3 +90,21 @@ fn replay_and_dlq_refuse_ambiguous_selections_with_exit_78() {
         assert!(text(&out.stderr).contains(expected), "{args:?}: {}", text(&out.stderr));
     }
 }
+
+#[test]
+fn a_command_whose_output_is_closed_ends_quietly_by_sigpipe() {
+    use std::os::unix::process::ExitStatusExt;
+    // `suitex-events worker-user --print | head -0`: the reading end is gone before it writes.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(["worker-user", "--print"])
+        .env_clear()
+        .env("DB_EVENT_STORE_DATABASE", "event_store")
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "status {:?}, stderr: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -54,6 +54,15 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Worker(_)) {
+        // One-shot commands end quietly when their output is closed early (`suitex-events dlq
+        // list | head`), like other Unix tools, instead of panicking on the next print. The
+        // worker keeps SIGPIPE ignored, so a closed log pipe never stops it.
+        // SAFETY: called before any other thread exists; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     // The worker reports its progress; one-shot commands only warnings.
     let default_level = if matches!(cli.command, Command::Worker(_)) { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

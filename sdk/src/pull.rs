@@ -243,9 +243,15 @@ pub struct Inbox {
     config: Config,
     subscription: String,
     fetch_deadline: Duration,
-    /// Messages held back by a transient failure, in the order received, and until when they
-    /// are leased.
-    carried: std::sync::Mutex<(tokio::time::Instant, std::collections::VecDeque<pb::ReceivedMessage>)>,
+    carried: std::sync::Mutex<Carried>,
+}
+
+/// Messages held back by a transient failure, in the order received.
+#[derive(Default)]
+struct Carried {
+    messages: std::collections::VecDeque<pb::ReceivedMessage>,
+    /// Until when all of them are leased to the inbox (meaningless while there are none).
+    leased_until: Option<tokio::time::Instant>,
 }
 
 impl Inbox {
@@ -257,7 +263,7 @@ impl Inbox {
             subscription: config.subscription_path(&config.names().raw_subscription),
             config,
             fetch_deadline: FETCH_DEADLINE,
-            carried: std::sync::Mutex::new((tokio::time::Instant::now(), Default::default())),
+            carried: Default::default(),
         })
     }
 
@@ -313,11 +319,11 @@ impl Inbox {
     /// Up to `max` carried messages, unless their lease has run out.
     fn take_carried(&self, max: usize) -> Vec<pb::ReceivedMessage> {
         let mut carried = self.carried.lock().unwrap_or_else(|p| p.into_inner());
-        if tokio::time::Instant::now() >= carried.0 {
-            carried.1.clear();
+        if carried.leased_until.is_some_and(|until| tokio::time::Instant::now() >= until) {
+            carried.messages.clear();
         }
-        let n = max.min(carried.1.len());
-        carried.1.drain(..n).collect()
+        let n = max.min(carried.messages.len());
+        carried.messages.drain(..n).collect()
     }
 
     /// Holds `messages` for the next pull, ahead of anything still carried, and extends their
@@ -332,9 +338,12 @@ impl Inbox {
         }
         let mut carried = self.carried.lock().unwrap_or_else(|p| p.into_inner());
         // Messages still carried keep their own, earlier lease.
-        carried.0 = if carried.1.is_empty() { leased_until } else { carried.0.min(leased_until) };
+        carried.leased_until = match carried.leased_until {
+            Some(earlier) if !carried.messages.is_empty() => Some(earlier.min(leased_until)),
+            _ => Some(leased_until),
+        };
         for m in messages.into_iter().rev() {
-            carried.1.push_front(m);
+            carried.messages.push_front(m);
         }
     }
 
@@ -352,12 +361,10 @@ impl Inbox {
         let fetched = tokio::time::timeout(self.fetch_deadline, claim_check.fetch(reference))
             .await
             .unwrap_or_else(|_| {
-                Err(Error::service(
-                    Service::Storage,
-                    format!("downloading gs://{}/{}", reference.bucket, reference.object),
-                    true,
-                    format!("no answer within {:?}", self.fetch_deadline),
-                ))
+                Err(Error::DeadlineExceeded {
+                    operation: format!("downloading gs://{}/{}", reference.bucket, reference.object),
+                    deadline: self.fetch_deadline,
+                })
             });
         match fetched {
             Ok(bytes) => Ok(match serde_json::from_slice(&bytes) {

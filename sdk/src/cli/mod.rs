@@ -54,7 +54,8 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Worker(_)) {
+    let worker = matches!(cli.command, Command::Worker(_));
+    if !worker {
         // One-shot commands end quietly when their output is closed early (`suitex-events dlq
         // list | head`), like other Unix tools, instead of panicking on the next print. The
         // worker keeps SIGPIPE ignored, so a closed log pipe never stops it.
@@ -64,7 +65,7 @@ pub fn main() -> ExitCode {
         }
     }
     // The worker reports its progress; one-shot commands only warnings.
-    let default_level = if matches!(cli.command, Command::Worker(_)) { "info" } else { "warn" };
+    let default_level = if worker { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);

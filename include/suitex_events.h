@@ -12,11 +12,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Marks the functions kept only for callers written against an older header. */
+#if defined(__GNUC__) || defined(__clang__)
+#define SUITEX_DEPRECATED(note) __attribute__((deprecated(note)))
+#else
+#define SUITEX_DEPRECATED(note)
+#endif
+
 // Room for an event id: 36 characters and the NUL.
 #define SUITEX_EVENT_ID_SIZE 37
 
 // Room for a Pub/Sub message id and the NUL.
 #define SUITEX_MESSAGE_ID_SIZE 128
+
+// Room for the error message in a `suitex_emit_receipt`, NUL included (a longer message is cut
+// at a character boundary; `suitex_last_error_message` has it whole for a single emit).
+#define SUITEX_ERROR_SIZE 512
 
 // The outcome of a call. Zero is success; everything else is a failure whose message
 // `suitex_last_error_message` renders (per thread, until the thread's next failing call).
@@ -33,7 +44,7 @@ typedef enum {
   SUITEX_ERR_VALIDATION = 4,
   // The configuration is missing or out of range (the message names the setting).
   SUITEX_ERR_CONFIG = 5,
-  // Publishing to Pub/Sub failed.
+  // Publishing to Pub/Sub failed (or the event waited behind a failed one of its aggregate).
   SUITEX_ERR_PUBLISH = 6,
   // Uploading the payload to Cloud Storage failed (or a claim-check conflict).
   SUITEX_ERR_STORAGE = 7,
@@ -45,6 +56,8 @@ typedef enum {
   SUITEX_ERR_INVALID_HANDLE = 10,
   // A bug: the library panicked (and recovered).
   SUITEX_ERR_PANIC = 11,
+  // The library's async runtime could not start (the process is out of threads or memory).
+  SUITEX_ERR_RUNTIME = 12,
 } suitex_result;
 
 // Where an event's payload travelled.
@@ -64,7 +77,22 @@ typedef enum {
 // never created) is reported as `SUITEX_ERR_INVALID_HANDLE`, never dereferenced.
 typedef struct suitex_emitter suitex_emitter;
 
-// What `suitex_emit` fills in for a published event. Caller-owned (e.g. on the stack).
+// What `suitex_emit_event` and `suitex_emit_events` report for one event. Caller-owned (on the
+// stack, or an array of them for a batch).
+typedef struct {
+  // `SUITEX_OK` when the event was published; otherwise why not (see `error`).
+  suitex_result result;
+  // The event's id (UUID, NUL-terminated), also when it failed.
+  char event_id[SUITEX_EVENT_ID_SIZE];
+  // The Pub/Sub message id (NUL-terminated); empty when the event failed.
+  char message_id[SUITEX_MESSAGE_ID_SIZE];
+  // Where the payload travelled.
+  suitex_payload_location payload_location;
+  // Why the event failed (NUL-terminated); empty on success.
+  char error[SUITEX_ERROR_SIZE];
+} suitex_emit_receipt;
+
+// What the deprecated `suitex_emit` fills in for a published event. Caller-owned.
 typedef struct {
   // The event's id (UUID, NUL-terminated).
   char event_id[SUITEX_EVENT_ID_SIZE];
@@ -78,7 +106,7 @@ typedef struct {
 extern "C" {
 #endif // __cplusplus
 
-// The library's version, e.g. "0.1.0". A static string: do not free it.
+// The library's version, e.g. "0.2.0". A static string: do not free it.
 const char *suitex_version(void);
 
 // Creates an emitter configured from the environment (`SUITEX_EVENTS_*`,
@@ -112,12 +140,44 @@ suitex_result suitex_emitter_free(suitex_emitter *emitter);
 // Emits one event given as JSON (`event_json`, `len` bytes): the fields of the envelope
 // (`account_id`, `aggregate_type`, `aggregate_id`, `event_type`, `payload`; optional
 // `event_id`, `occurred_at`, `metadata`). Blocks until the event is published or the
-// configured deadline passes. On success fills `*receipt`. On failure returns the code and
-// leaves the message for `suitex_last_error_message`; `*receipt` is left untouched.
+// configured deadline passes. Fills `*receipt` (its `result` is the returned code) except when
+// an argument is NULL or not JSON; on failure `suitex_last_error_message` has the message too.
 //
 // # Safety
 // `emitter` must be NULL or a handle from `suitex_emitter_new_*` (a freed one is detected);
 // `event_json` NULL or `len` readable bytes; `receipt` NULL or valid.
+suitex_result suitex_emit_event(const suitex_emitter *emitter,
+                                const uint8_t *event_json,
+                                size_t len,
+                                suitex_emit_receipt *receipt);
+
+// Emits several events given as a JSON array (`events_json`, `len` bytes), in order per
+// aggregate, with one deadline for all. Every event is checked first: one that breaks a rule
+// refuses the whole batch (`SUITEX_ERR_VALIDATION`, naming `events[i]`), and nothing is sent.
+// Otherwise `receipts[i]` is filled for every event `i` — its own `result` says whether it was
+// published — `*count` is set to the number of events, and `SUITEX_OK` is returned even when
+// some events failed (a failed event stops the later events of its aggregate). When
+// `receipts_len` is smaller than the number of events nothing is sent: the call returns
+// `SUITEX_ERR_BUFFER_TOO_SMALL` with `*count` set to the number needed.
+//
+// # Safety
+// `emitter` must be NULL or a handle from `suitex_emitter_new_*`; `events_json` NULL or `len`
+// readable bytes; `receipts` NULL or `receipts_len` writable receipts; `count` NULL or valid.
+suitex_result suitex_emit_events(const suitex_emitter *emitter,
+                                 const uint8_t *events_json,
+                                 size_t len,
+                                 suitex_emit_receipt *receipts,
+                                 size_t receipts_len,
+                                 size_t *count);
+
+// Deprecated: `suitex_emit_event` is this with the receipt every emit call shares. Emits one
+// event given as JSON; on success fills `*receipt`; on failure returns the code, leaves the
+// message for `suitex_last_error_message` and `*receipt` untouched.
+//
+// # Safety
+// `emitter` must be NULL or a handle from `suitex_emitter_new_*` (a freed one is detected);
+// `event_json` NULL or `len` readable bytes; `receipt` NULL or valid.
+SUITEX_DEPRECATED("use suitex_emit_event")
 suitex_result suitex_emit(const suitex_emitter *emitter,
                           const uint8_t *event_json,
                           size_t len,

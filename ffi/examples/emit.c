@@ -33,8 +33,8 @@ int main(int argc, char **argv) {
         print_last_error("configuration", rc);
         return 78;
     }
-    suitex_receipt receipt;
-    rc = suitex_emit(emitter, (const uint8_t *)argv[1], strlen(argv[1]), &receipt);
+    suitex_emit_receipt receipt;
+    rc = suitex_emit_event(emitter, (const uint8_t *)argv[1], strlen(argv[1]), &receipt);
     if (rc == SUITEX_OK) {
         printf("{\"event_id\": \"%s\", \"message_id\": \"%s\", \"payload_location\": \"%s\"}\n", receipt.event_id,
                receipt.message_id, receipt.payload_location == SUITEX_PAYLOAD_GCS ? "gcs" : "inline");

@@ -1,10 +1,10 @@
 //! The emitter handle and emitting.
 
-use crate::error::{SuitexResult, fail, set_last_error};
+use crate::error::{SuitexResult, code_of, fail, set_last_error};
 use crate::panic::ffi_boundary;
 use sdk::Config;
-use sdk::blocking::BlockingEmitter;
-use sdk::envelope::{Event, PayloadLocation};
+use sdk::BlockingEmitter;
+use sdk::{Event, PayloadLocation};
 use std::collections::HashMap;
 use std::ffi::c_char;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -35,7 +35,27 @@ pub const SUITEX_EVENT_ID_SIZE: usize = 37;
 /// Room for a Pub/Sub message id and the NUL.
 pub const SUITEX_MESSAGE_ID_SIZE: usize = 128;
 
-/// What `suitex_emit` fills in for a published event. Caller-owned (e.g. on the stack).
+/// Room for the error message in a `suitex_emit_receipt`, NUL included (a longer message is cut
+/// at a character boundary; `suitex_last_error_message` has it whole for a single emit).
+pub const SUITEX_ERROR_SIZE: usize = 512;
+
+/// What `suitex_emit_event` and `suitex_emit_events` report for one event. Caller-owned (on the
+/// stack, or an array of them for a batch).
+#[repr(C)]
+pub struct suitex_emit_receipt {
+    /// `SUITEX_OK` when the event was published; otherwise why not (see `error`).
+    pub result: SuitexResult,
+    /// The event's id (UUID, NUL-terminated), also when it failed.
+    pub event_id: [c_char; SUITEX_EVENT_ID_SIZE],
+    /// The Pub/Sub message id (NUL-terminated); empty when the event failed.
+    pub message_id: [c_char; SUITEX_MESSAGE_ID_SIZE],
+    /// Where the payload travelled.
+    pub payload_location: SuitexPayloadLocation,
+    /// Why the event failed (NUL-terminated); empty on success.
+    pub error: [c_char; SUITEX_ERROR_SIZE],
+}
+
+/// What the deprecated `suitex_emit` fills in for a published event. Caller-owned.
 #[repr(C)]
 pub struct suitex_receipt {
     /// The event's id (UUID, NUL-terminated).
@@ -183,23 +203,176 @@ pub unsafe extern "C" fn suitex_emitter_free(emitter: *mut suitex_emitter) -> Su
     })
 }
 
+/// Copies `s` NUL-terminated into `dst`, cut at a character boundary when it does not fit.
 fn copy_str(dst: &mut [c_char], s: &str) {
-    let n = s.len().min(dst.len() - 1);
+    let mut n = s.len().min(dst.len() - 1);
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
     for (d, b) in dst.iter_mut().zip(s.as_bytes()[..n].iter()) {
         *d = *b as c_char;
     }
     dst[n] = 0;
 }
 
+fn location(l: PayloadLocation) -> SuitexPayloadLocation {
+    match l {
+        PayloadLocation::Inline => SuitexPayloadLocation::SUITEX_PAYLOAD_INLINE,
+        PayloadLocation::Gcs => SuitexPayloadLocation::SUITEX_PAYLOAD_GCS,
+    }
+}
+
+/// Fills `receipt` with one event's outcome; returns its result code.
+fn fill(receipt: &mut suitex_emit_receipt, event_id: &str, outcome: &sdk::Result<sdk::EmitReceipt>) -> SuitexResult {
+    copy_str(&mut receipt.event_id, event_id);
+    match outcome {
+        Ok(r) => {
+            receipt.result = SuitexResult::SUITEX_OK;
+            copy_str(&mut receipt.message_id, &r.message_id);
+            receipt.payload_location = location(r.payload_location);
+            copy_str(&mut receipt.error, "");
+        }
+        Err(e) => {
+            receipt.result = code_of(e);
+            copy_str(&mut receipt.message_id, "");
+            receipt.payload_location = SuitexPayloadLocation::SUITEX_PAYLOAD_INLINE;
+            copy_str(&mut receipt.error, &e.to_string());
+        }
+    }
+    receipt.result
+}
+
+/// The live emitter behind `emitter`, or the code to return.
+fn live(emitter: *const suitex_emitter) -> Result<Arc<BlockingEmitter>, SuitexResult> {
+    if emitter.is_null() {
+        return Err(set_last_error(SuitexResult::SUITEX_ERR_NULL_ARGUMENT, "emitter is NULL"));
+    }
+    lookup(emitter).ok_or_else(|| {
+        set_last_error(SuitexResult::SUITEX_ERR_INVALID_HANDLE, "the emitter is not live (already freed?)")
+    })
+}
+
 /// Emits one event given as JSON (`event_json`, `len` bytes): the fields of the envelope
 /// (`account_id`, `aggregate_type`, `aggregate_id`, `event_type`, `payload`; optional
 /// `event_id`, `occurred_at`, `metadata`). Blocks until the event is published or the
-/// configured deadline passes. On success fills `*receipt`. On failure returns the code and
-/// leaves the message for `suitex_last_error_message`; `*receipt` is left untouched.
+/// configured deadline passes. Fills `*receipt` (its `result` is the returned code) except when
+/// an argument is NULL or not JSON; on failure `suitex_last_error_message` has the message too.
 ///
 /// # Safety
 /// `emitter` must be NULL or a handle from `suitex_emitter_new_*` (a freed one is detected);
 /// `event_json` NULL or `len` readable bytes; `receipt` NULL or valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn suitex_emit_event(
+    emitter: *const suitex_emitter,
+    event_json: *const u8,
+    len: usize,
+    receipt: *mut suitex_emit_receipt,
+) -> SuitexResult {
+    ffi_boundary(|| {
+        let inner = match live(emitter) {
+            Ok(inner) => inner,
+            Err(code) => return code,
+        };
+        if receipt.is_null() {
+            return set_last_error(SuitexResult::SUITEX_ERR_NULL_ARGUMENT, "receipt is NULL");
+        }
+        let value = match bytes(event_json, len, "event_json").and_then(|b| json(b, "event_json")) {
+            Ok(v) => v,
+            Err(code) => return code,
+        };
+        // SAFETY: `receipt` is non-NULL and valid per the contract.
+        let receipt = unsafe { &mut *receipt };
+        let outcome = Event::from_input(value).map_err(sdk::Error::Invalid);
+        let (event_id, outcome) = match outcome {
+            Ok(event) => (event.event_id().to_string(), inner.emit_event(event)),
+            Err(e) => (String::new(), Err(e)),
+        };
+        let code = fill(receipt, &event_id, &outcome);
+        if let Err(e) = &outcome {
+            fail(e);
+        }
+        code
+    })
+}
+
+/// Emits several events given as a JSON array (`events_json`, `len` bytes), in order per
+/// aggregate, with one deadline for all. Every event is checked first: one that breaks a rule
+/// refuses the whole batch (`SUITEX_ERR_VALIDATION`, naming `events[i]`), and nothing is sent.
+/// Otherwise `receipts[i]` is filled for every event `i` — its own `result` says whether it was
+/// published — `*count` is set to the number of events, and `SUITEX_OK` is returned even when
+/// some events failed (a failed event stops the later events of its aggregate). When
+/// `receipts_len` is smaller than the number of events nothing is sent: the call returns
+/// `SUITEX_ERR_BUFFER_TOO_SMALL` with `*count` set to the number needed.
+///
+/// # Safety
+/// `emitter` must be NULL or a handle from `suitex_emitter_new_*`; `events_json` NULL or `len`
+/// readable bytes; `receipts` NULL or `receipts_len` writable receipts; `count` NULL or valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn suitex_emit_events(
+    emitter: *const suitex_emitter,
+    events_json: *const u8,
+    len: usize,
+    receipts: *mut suitex_emit_receipt,
+    receipts_len: usize,
+    count: *mut usize,
+) -> SuitexResult {
+    ffi_boundary(|| {
+        let inner = match live(emitter) {
+            Ok(inner) => inner,
+            Err(code) => return code,
+        };
+        if count.is_null() {
+            return set_last_error(SuitexResult::SUITEX_ERR_NULL_ARGUMENT, "count is NULL");
+        }
+        let items = match bytes(events_json, len, "events_json").and_then(|b| json(b, "events_json")) {
+            Ok(serde_json::Value::Array(items)) => items,
+            Ok(_) => {
+                return set_last_error(SuitexResult::SUITEX_ERR_INVALID_JSON, "events_json must be a JSON array");
+            }
+            Err(code) => return code,
+        };
+        // SAFETY: `count` is non-NULL and valid per the contract.
+        unsafe { *count = items.len() };
+        if receipts_len < items.len() {
+            return set_last_error(
+                SuitexResult::SUITEX_ERR_BUFFER_TOO_SMALL,
+                format!("receipts holds {receipts_len} receipts; the batch has {} events", items.len()),
+            );
+        }
+        if receipts.is_null() && !items.is_empty() {
+            return set_last_error(SuitexResult::SUITEX_ERR_NULL_ARGUMENT, "receipts is NULL");
+        }
+        let events = match items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| Event::from_input(v).map_err(|e| e.within(&format!("events[{i}]"))))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(events) => events,
+            Err(e) => return fail(&sdk::Error::Invalid(e)),
+        };
+        let ids: Vec<String> = events.iter().map(|e| e.event_id().to_string()).collect();
+        let outcomes = match inner.emit_events(events) {
+            Ok(outcomes) => outcomes,
+            Err(e) => return fail(&e),
+        };
+        for (i, (id, outcome)) in ids.iter().zip(&outcomes).enumerate() {
+            // SAFETY: `receipts` holds at least `receipts_len >= outcomes.len()` receipts.
+            let receipt = unsafe { &mut *receipts.add(i) };
+            fill(receipt, id, outcome);
+        }
+        SuitexResult::SUITEX_OK
+    })
+}
+
+/// Deprecated: `suitex_emit_event` is this with the receipt every emit call shares. Emits one
+/// event given as JSON; on success fills `*receipt`; on failure returns the code, leaves the
+/// message for `suitex_last_error_message` and `*receipt` untouched.
+///
+/// # Safety
+/// `emitter` must be NULL or a handle from `suitex_emitter_new_*` (a freed one is detected);
+/// `event_json` NULL or `len` readable bytes; `receipt` NULL or valid.
+#[deprecated(note = "use suitex_emit_event")]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn suitex_emit(
     emitter: *const suitex_emitter,
@@ -228,16 +401,13 @@ pub unsafe extern "C" fn suitex_emit(
             Ok(e) => e,
             Err(e) => return fail(&sdk::Error::Invalid(e)),
         };
-        match inner.emit(event) {
+        match inner.emit_event(event) {
             Ok(r) => {
                 // SAFETY: `receipt` is non-NULL and valid per the contract.
                 let receipt = unsafe { &mut *receipt };
                 copy_str(&mut receipt.event_id, &r.event_id.to_string());
                 copy_str(&mut receipt.message_id, &r.message_id);
-                receipt.payload_location = match r.payload_location {
-                    PayloadLocation::Inline => SuitexPayloadLocation::SUITEX_PAYLOAD_INLINE,
-                    PayloadLocation::Gcs => SuitexPayloadLocation::SUITEX_PAYLOAD_GCS,
-                };
+                receipt.payload_location = location(r.payload_location);
                 SuitexResult::SUITEX_OK
             }
             Err(e) => fail(&e),

@@ -6,7 +6,7 @@ use std::ffi::c_char;
 /// The outcome of a call. Zero is success; everything else is a failure whose message
 /// `suitex_last_error_message` renders (per thread, until the thread's next failing call).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumIter)]
 pub enum SuitexResult {
     /// Success.
     SUITEX_OK = 0,
@@ -20,7 +20,7 @@ pub enum SuitexResult {
     SUITEX_ERR_VALIDATION = 4,
     /// The configuration is missing or out of range (the message names the setting).
     SUITEX_ERR_CONFIG = 5,
-    /// Publishing to Pub/Sub failed.
+    /// Publishing to Pub/Sub failed (or the event waited behind a failed one of its aggregate).
     SUITEX_ERR_PUBLISH = 6,
     /// Uploading the payload to Cloud Storage failed (or a claim-check conflict).
     SUITEX_ERR_STORAGE = 7,
@@ -32,6 +32,8 @@ pub enum SuitexResult {
     SUITEX_ERR_INVALID_HANDLE = 10,
     /// A bug: the library panicked (and recovered).
     SUITEX_ERR_PANIC = 11,
+    /// The library's async runtime could not start (the process is out of threads or memory).
+    SUITEX_ERR_RUNTIME = 12,
 }
 
 thread_local! {
@@ -48,6 +50,7 @@ pub(crate) fn set_last_error(code: SuitexResult, message: impl Into<String>) -> 
 pub(crate) fn code_of(e: &sdk::Error) -> SuitexResult {
     use SuitexResult::*;
     match e {
+        sdk::Error::Runtime(_) => SUITEX_ERR_RUNTIME,
         _ if e.is_validation() => SUITEX_ERR_VALIDATION,
         _ if e.is_config() => SUITEX_ERR_CONFIG,
         _ if e.is_deadline_exceeded() => SUITEX_ERR_DEADLINE_EXCEEDED,
@@ -106,23 +109,35 @@ pub unsafe extern "C" fn suitex_last_error_message(
 /// number that is none). A static string: do not free it.
 #[unsafe(no_mangle)]
 pub extern "C" fn suitex_result_name(result: i32) -> *const c_char {
-    crate::panic::guard(c"?".as_ptr(), || name_of(result).as_ptr().cast())
+    crate::panic::guard(c"?".as_ptr(), || name_of(result).as_ptr())
 }
 
-fn name_of(result: i32) -> &'static str {
-    match result {
-        0 => "SUITEX_OK\0",
-        1 => "SUITEX_ERR_NULL_ARGUMENT\0",
-        2 => "SUITEX_ERR_INVALID_UTF8\0",
-        3 => "SUITEX_ERR_INVALID_JSON\0",
-        4 => "SUITEX_ERR_VALIDATION\0",
-        5 => "SUITEX_ERR_CONFIG\0",
-        6 => "SUITEX_ERR_PUBLISH\0",
-        7 => "SUITEX_ERR_STORAGE\0",
-        8 => "SUITEX_ERR_DEADLINE_EXCEEDED\0",
-        9 => "SUITEX_ERR_BUFFER_TOO_SMALL\0",
-        10 => "SUITEX_ERR_INVALID_HANDLE\0",
-        11 => "SUITEX_ERR_PANIC\0",
-        _ => "SUITEX_UNKNOWN_RESULT\0",
+/// NUL-terminated names of the result codes, derived from the enum itself.
+fn names() -> &'static std::collections::HashMap<i32, std::ffi::CString> {
+    use strum::IntoEnumIterator;
+    static NAMES: std::sync::OnceLock<std::collections::HashMap<i32, std::ffi::CString>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        SuitexResult::iter()
+            .map(|r| (r as i32, std::ffi::CString::new(<&'static str>::from(r)).expect("names hold no NUL")))
+            .collect()
+    })
+}
+
+fn name_of(result: i32) -> &'static std::ffi::CStr {
+    names().get(&result).map_or(c"SUITEX_UNKNOWN_RESULT", |n| n.as_c_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_result_code_has_its_own_name() {
+        use strum::IntoEnumIterator;
+        for r in SuitexResult::iter() {
+            let name = name_of(r as i32).to_str().unwrap();
+            assert_eq!(name, format!("{r:?}"));
+        }
+        assert_eq!(name_of(99), c"SUITEX_UNKNOWN_RESULT");
     }
 }

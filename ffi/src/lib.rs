@@ -18,7 +18,7 @@ mod panic;
 pub use emitter::*;
 pub use error::*;
 
-/// The library's version, e.g. "0.1.0". A static string: do not free it.
+/// The library's version, e.g. "0.2.0". A static string: do not free it.
 #[unsafe(no_mangle)]
 pub extern "C" fn suitex_version() -> *const std::ffi::c_char {
     crate::panic::guard(c"?".as_ptr(), || concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast())

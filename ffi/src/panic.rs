@@ -61,6 +61,6 @@ mod tests {
                 &body[..open]
             );
         }
-        assert_eq!(exported, 7, "the exported functions were counted");
+        assert_eq!(exported, 9, "the exported functions were counted");
     }
 }

@@ -45,16 +45,11 @@ fn compile(name: &str) -> PathBuf {
 }
 
 fn run(program: &[&Path], config: &sdk::Config) -> Output {
-    let n = config.names();
     let mut cmd = Command::new(program[0]);
     cmd.args(&program[1..])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PUBSUB_EMULATOR_HOST", required_env("PUBSUB_EMULATOR_HOST"))
-        .env("STORAGE_EMULATOR_HOST", required_env("STORAGE_EMULATOR_HOST"))
-        .env("SUITEX_EVENTS_PROJECT", config.project())
-        .env("SUITEX_EVENTS_RAW_TOPIC", &n.raw_topic)
-        .env("SUITEX_EVENTS_PAYLOAD_BUCKET", &n.payload_bucket);
+        .envs(config.to_settings());
     cmd.output().unwrap()
 }
 
@@ -73,8 +68,8 @@ async fn check(out: &Output, config: &sdk::Config, probe: &str) {
         .collect();
     assert_eq!(
         emitted.len(),
-        103,
-        "2 single emits, 4 threads x 25, 1 through a JSON-configured handle:\n{stdout}"
+        107,
+        "2 single emits, a batch of 3, 1 deprecated emit, 4 threads x 25, 1 through a JSON-configured handle:\n{stdout}"
     );
     assert_eq!(emitted.iter().filter(|(_, l)| l == "gcs").count(), 1);
     let got = receive(config, probe, emitted.len(), Duration::from_secs(60)).await;

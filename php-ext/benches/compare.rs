@@ -32,30 +32,27 @@ use std::process::Command;
 use std::time::Instant;
 use suitex_test_support::bench::*;
 
+/// PHP vs Rust vs Python emit benchmark (see the file's docs).
+#[derive(clap::Parser)]
 struct Args {
+    /// Events per round.
+    #[arg(long, default_value_t = 20_000)]
     events: usize,
+    /// Distinct ordering keys.
+    #[arg(long, default_value_t = 1_000)]
     keys: usize,
+    /// Events per emit_events() call.
+    #[arg(long, default_value_t = 5_000)]
     chunk: usize,
+    /// Single emits for the latency figure.
+    #[arg(long, default_value_t = 300)]
     single: usize,
+    /// Rounds (the median is reported).
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
-}
-
-fn args() -> Args {
-    let mut a = Args { events: 20_000, keys: 1_000, chunk: 5_000, single: 300, rounds: 5 };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut num = || it.next().and_then(|v| v.parse().ok()).expect("a number after the flag");
-        match arg.as_str() {
-            "--events" => a.events = num(),
-            "--keys" => a.keys = num(),
-            "--chunk" => a.chunk = num(),
-            "--single" => a.single = num(),
-            "--rounds" => a.rounds = num(),
-            "--bench" => {}
-            other => panic!("unknown argument {other}"),
-        }
-    }
-    a
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 fn workspace() -> PathBuf {
@@ -75,10 +72,10 @@ async fn rust_batch(a: &Args) -> f64 {
         .map(|s| one_kib_events(s..(s + a.chunk).min(a.events), a.keys, 0))
         .collect();
     // Connected and warm before the clock starts, as the PHP side is.
-    emitter.emit(one_kib_events(0..1, a.keys, 0).remove(0)).await.unwrap();
+    emitter.emit_event(one_kib_events(0..1, a.keys, 0).remove(0)).await.unwrap();
     let started = Instant::now();
     for batch in batches {
-        let results = emitter.emit_batch(batch).await.expect("batch accepted");
+        let results = emitter.emit_events(batch).await.expect("batch accepted");
         assert!(results.iter().all(|r| r.is_ok()), "every event published");
     }
     started.elapsed().as_secs_f64()
@@ -92,12 +89,12 @@ struct Latency {
 async fn rust_single(a: &Args) -> Latency {
     let emitter = Emitter::connect(config(&fresh_topic("rust1").await)).await.unwrap();
     for e in one_kib_events(0..20, a.keys, 0) {
-        emitter.emit(e).await.unwrap();
+        emitter.emit_event(e).await.unwrap();
     }
     let mut us = Vec::with_capacity(a.single);
     for e in one_kib_events(0..a.single, a.keys, 0) {
         let t = Instant::now();
-        emitter.emit(e).await.unwrap();
+        emitter.emit_event(e).await.unwrap();
         us.push(t.elapsed().as_secs_f64() * 1e6);
     }
     us.sort_by(|x, y| x.partial_cmp(y).unwrap());
@@ -144,7 +141,7 @@ fn verdict(ok: bool) -> &'static str {
 
 #[tokio::main]
 async fn main() {
-    let a = args();
+    let a = <Args as clap::Parser>::parse();
     let n = a.events as f64;
     println!(
         "PHP extension benchmark: {} ordered 1 KiB events over {} keys, batches of {}; {} single emits; {} rounds",

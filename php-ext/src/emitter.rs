@@ -7,9 +7,7 @@ use ext_php_rs::boxed::ZBox;
 use ext_php_rs::exception::PhpException;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ArrayKey, ZendHashTable};
-use sdk::EmitReceipt;
-use sdk::blocking::BlockingEmitter;
-use sdk::envelope::Event;
+use sdk::{BlockingEmitter, EmitReceipt, Event};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -91,14 +89,14 @@ fn receipt(r: &EmitReceipt) -> ZBox<ZendHashTable> {
 
 fn emit_one(emitter: &BlockingEmitter, event: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
     let event = event_from_php(event, &Path::Root)?;
-    emitter.emit(event).map(|r| receipt(&r)).map_err(|e| from_sdk(&e))
+    emitter.emit_event(event).map(|r| receipt(&r)).map_err(|e| from_sdk(&e))
 }
 
 /// One receipt per event; a failed one has `message_id` null and `error` set.
 fn emit_many(emitter: &BlockingEmitter, events: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
     let events = events_from_php(events)?;
     let ids: Vec<String> = events.iter().map(|e| e.event_id().to_string()).collect();
-    let results = emitter.emit_batch(events).map_err(|e| from_sdk(&e))?;
+    let results = emitter.emit_events(events).map_err(|e| from_sdk(&e))?;
     let mut out = ZendHashTable::with_capacity(results.len() as u32);
     for (id, result) in ids.iter().zip(results) {
         let mut entry = ZendHashTable::new();
@@ -142,10 +140,10 @@ pub fn options(config: Option<&ZendHashTable>) -> PhpResult<HashMap<String, Stri
     let mut out = HashMap::new();
     for (key, value) in config.into_iter().flat_map(|c| c.iter()) {
         let name = key.to_string();
-        if !settings::SETTINGS.contains(&name.as_str()) {
+        if !settings::names().any(|n| n == name) {
             return Err(from_sdk(&sdk::Error::Config(sdk::ConfigError::new(
                 name,
-                format!("is not a setting; the settings are {}", settings::SETTINGS.join(", ")),
+                format!("is not a setting; the settings are {}", settings::names().collect::<Vec<_>>().join(", ")),
             ))));
         }
         let text = value.long().map(|l| l.to_string()).or_else(|| value.string()).ok_or_else(|| {
@@ -171,11 +169,21 @@ impl Emitter {
     }
 
     /// Emits one event (see `emit_event()`).
-    pub fn emit(&self, event: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
+    pub fn emit_event(&self, event: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
         emit_one(&self.inner, event)
     }
 
     /// Emits several events (see `emit_events()`).
+    pub fn emit_events(&self, events: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
+        emit_many(&self.inner, events)
+    }
+
+    /// Deprecated name of `emitEvent()`.
+    pub fn emit(&self, event: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
+        emit_one(&self.inner, event)
+    }
+
+    /// Deprecated name of `emitEvents()`.
     pub fn emit_batch(&self, events: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
         emit_many(&self.inner, events)
     }

@@ -4,7 +4,9 @@
 //! * `ValidationException` — the event (or a value in it) broke a rule; nothing was sent;
 //! * `ConfigurationException` — a setting is missing or out of range;
 //! * `PublishException` — uploading or publishing failed or timed out (emitting the same event
-//!   again is safe: `event_id` is the idempotency key).
+//!   again is safe: `event_id` is the idempotency key);
+//! * `ConsumeException` — pulling or settling through `Inbox` failed (Pub/Sub or the claim-check
+//!   bucket unreachable): nothing was lost, the deliveries come again.
 //!
 //! Messages are the SDK's, naming the field and the limit.
 //!
@@ -23,12 +25,14 @@ pub const BASE: &str = "SuiteX\\Events\\Exception";
 pub const VALIDATION: &str = "SuiteX\\Events\\ValidationException";
 pub const CONFIGURATION: &str = "SuiteX\\Events\\ConfigurationException";
 pub const PUBLISH: &str = "SuiteX\\Events\\PublishException";
+pub const CONSUME: &str = "SuiteX\\Events\\ConsumeException";
 
 /// Class entries, set once at module startup.
 static BASE_CE: AtomicPtr<ClassEntry> = AtomicPtr::new(std::ptr::null_mut());
 static VALIDATION_CE: AtomicPtr<ClassEntry> = AtomicPtr::new(std::ptr::null_mut());
 static CONFIGURATION_CE: AtomicPtr<ClassEntry> = AtomicPtr::new(std::ptr::null_mut());
 static PUBLISH_CE: AtomicPtr<ClassEntry> = AtomicPtr::new(std::ptr::null_mut());
+static CONSUME_CE: AtomicPtr<ClassEntry> = AtomicPtr::new(std::ptr::null_mut());
 
 /// The class entry registered into `slot`; `\Exception` if startup has not run (it always
 /// has by the time PHP code can call the extension).
@@ -37,7 +41,7 @@ fn class(slot: &AtomicPtr<ClassEntry>) -> &'static ClassEntry {
     unsafe { slot.load(Ordering::Acquire).as_ref() }.unwrap_or_else(ce::exception)
 }
 
-/// Registers the four classes. Called from the module's startup (MINIT) function.
+/// Registers the five classes. Called from the module's startup (MINIT) function.
 pub fn register() -> ext_php_rs::error::Result<()> {
     ClassBuilder::new(BASE)
         .extends((ce::exception, "\\Exception"))
@@ -55,18 +59,33 @@ pub fn register() -> ext_php_rs::error::Result<()> {
     ClassBuilder::new(PUBLISH)
         .extends((base, BASE))
         .registration(|ce, _| PUBLISH_CE.store(ce, Ordering::Release))
+        .register()?;
+    ClassBuilder::new(CONSUME)
+        .extends((base, BASE))
+        .registration(|ce, _| CONSUME_CE.store(ce, Ordering::Release))
         .register()
 }
 
-/// The exception for an SDK error.
+/// The exception for an SDK error of an emit (everything that is not the caller's input or
+/// configuration failed to be uploaded or published).
 pub fn from_sdk(e: &sdk::Error) -> PhpException {
-    let message = e.to_string();
+    caller_error(e).unwrap_or_else(|| PhpException::new(e.to_string(), 0, class(&PUBLISH_CE)))
+}
+
+/// The exception for an SDK error while consuming (pulling or settling through `Inbox`).
+#[cfg(feature = "inbox")]
+pub fn from_consume(e: &sdk::Error) -> PhpException {
+    caller_error(e).unwrap_or_else(|| PhpException::new(e.to_string(), 0, class(&CONSUME_CE)))
+}
+
+/// The exception for an error in what the caller gave: the event or the configuration.
+fn caller_error(e: &sdk::Error) -> Option<PhpException> {
     if e.is_validation() {
-        PhpException::new(message, 0, class(&VALIDATION_CE))
+        Some(PhpException::new(e.to_string(), 0, class(&VALIDATION_CE)))
     } else if e.is_config() {
-        PhpException::new(message, 0, class(&CONFIGURATION_CE))
+        Some(PhpException::new(e.to_string(), 0, class(&CONFIGURATION_CE)))
     } else {
-        PhpException::new(message, 0, class(&PUBLISH_CE))
+        None
     }
 }
 

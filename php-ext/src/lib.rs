@@ -7,9 +7,11 @@
 //! * `SuiteX\Events\emit_event(array $event): array` and `emit_events(array $events): array`
 //!   use a per-process emitter configured from php.ini with the environment as fallback.
 //! * `new SuiteX\Events\Emitter(array $options = [])` for explicit configuration.
-//! * `SuiteX\Events\Consumer` — **CLI only** — pulls `events.raw-sub` for queue workers that
-//!   store events themselves. Under php-fpm and other web SAPIs the class does not exist: the
-//!   web tier only emits.
+//! * `SuiteX\Events\Inbox` — **CLI only** — pulls `events.raw-sub` for queue workers that
+//!   store events themselves (`Consumer` is its deprecated old name). Under php-fpm and other web
+//!   SAPIs the class does not exist: the web tier only emits. It is behind the crate's `inbox`
+//!   feature (default on), the one reason the extension links the SDK's consume side; the
+//!   extension never links a database driver.
 //!
 //! Nothing is created at module startup: php-fpm forks its workers after it, and a runtime
 //! created before a fork has no threads in the child. Runtimes and clients are made on first
@@ -17,17 +19,19 @@
 
 #![cfg_attr(windows, feature(abi_vectorcall))]
 
-mod consumer;
 mod convert;
 mod emitter;
 mod exceptions;
+#[cfg(feature = "inbox")]
+mod inbox;
 mod settings;
 
 use ext_php_rs::prelude::*;
 use ext_php_rs::zend::IniEntryDef;
 
-/// The SAPIs that get the consumer (everything else is a web SAPI and only emits).
-const CONSUMER_SAPIS: [&str; 2] = ["cli", "phpdbg"];
+/// The SAPIs that get the inbox (everything else is a web SAPI and only emits).
+#[cfg(feature = "inbox")]
+const INBOX_SAPIS: [&str; 2] = ["cli", "phpdbg"];
 
 /// Emits one event and returns its receipt: `['event_id' => …, 'message_id' => …,
 /// 'payload_location' => 'inline'|'gcs']`. Keys: `account_id`, `aggregate_type`, `aggregate_id`,
@@ -57,7 +61,7 @@ pub fn emit_events(
 /// Module startup (MINIT): the php.ini directives and the exception classes. Nothing else:
 /// runtimes and connections are made per process on first use.
 pub extern "C" fn startup(_ty: i32, module_number: i32) -> i32 {
-    IniEntryDef::register(settings::INI_ENTRIES.as_slice(), module_number);
+    IniEntryDef::register(settings::ini_entries(), module_number);
     match exceptions::register() {
         Ok(()) => 0,
         Err(e) => {
@@ -74,6 +78,14 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<emitter::Emitter>()
         .function(wrap_function!(emit_event))
         .function(wrap_function!(emit_events));
-    let sapi = ext_php_rs::zend::php_sapi_name().unwrap_or_default();
-    if CONSUMER_SAPIS.contains(&sapi.as_str()) { module.class::<consumer::Consumer>() } else { module }
+    #[cfg(feature = "inbox")]
+    let module = {
+        let sapi = ext_php_rs::zend::php_sapi_name().unwrap_or_default();
+        if INBOX_SAPIS.contains(&sapi.as_str()) {
+            module.class::<inbox::Inbox>().class::<inbox::Consumer>()
+        } else {
+            module
+        }
+    };
+    module
 }

@@ -1,73 +1,52 @@
 //! Configuration: php.ini directives, with the environment as fallback.
 //!
-//! Each setting of the SDK has a php.ini directive named after its environment variable:
-//! `SUITEX_EVENTS_PUBLISH_DEADLINE` ↔ `suitex_events.publish_deadline`,
-//! `PUBSUB_EMULATOR_HOST` ↔ `suitex_events.pubsub_emulator_host`. A non-empty directive wins;
-//! otherwise the environment variable is read. `new Emitter([...])` options (keyed by the
-//! environment variables' names) win over both.
+//! The directives are made from the SDK's one list of settings ([`sdk::settings::ALL`]): every
+//! emit-side setting has a directive named after its environment variable
+//! (`SUITEX_EVENTS_PUBLISH_DEADLINE` ↔ `suitex_events.publish_deadline`, `PUBSUB_EMULATOR_HOST`
+//! ↔ `suitex_events.pubsub_emulator_host`), so a setting cannot exist in the SDK and be missing
+//! here. A non-empty directive wins; otherwise the environment variable is read.
+//! `new Emitter([...])` options (keyed by the environment variables' names) win over both.
 
 use ext_php_rs::flags::IniEntryPermission;
-use ext_php_rs::zend::{ExecutorGlobals, IniEntryDef, IniEntryDefs};
+use ext_php_rs::zend::{ExecutorGlobals, IniEntryDef};
 use std::collections::HashMap;
+use std::ffi::CString;
 
-/// Every setting, by environment variable name.
-pub const SETTINGS: [&str; 18] = [
-    "SUITEX_EVENTS_PROJECT",
-    "SUITEX_EVENTS_RAW_TOPIC",
-    "SUITEX_EVENTS_MERGED_TOPIC",
-    "SUITEX_EVENTS_DLQ_TOPIC",
-    "SUITEX_EVENTS_RAW_SUBSCRIPTION",
-    "SUITEX_EVENTS_DLQ_SUBSCRIPTION",
-    "SUITEX_EVENTS_PAYLOAD_BUCKET",
-    "SUITEX_EVENTS_OFFLOAD_THRESHOLD",
-    "SUITEX_EVENTS_MAX_PAYLOAD",
-    "SUITEX_EVENTS_PUBLISH_DEADLINE",
-    "SUITEX_EVENTS_BATCH_MAX_MESSAGES",
-    "SUITEX_EVENTS_BATCH_MAX_BYTES",
-    "SUITEX_EVENTS_BATCH_MAX_DELAY",
-    "SUITEX_EVENTS_MAX_ORDERING_KEYS",
-    "PUBSUB_EMULATOR_HOST",
-    "STORAGE_EMULATOR_HOST",
-    "GOOGLE_CLOUD_PROJECT",
-    "GOOGLE_APPLICATION_CREDENTIALS",
-];
-
-/// `SUITEX_EVENTS_PUBLISH_DEADLINE` → `suitex_events.publish_deadline`.
-pub fn directive(setting: &str) -> String {
-    let name = setting.strip_prefix("SUITEX_EVENTS_").unwrap_or(setting);
-    format!("suitex_events.{}", name.to_ascii_lowercase())
+/// The settings the extension reads (environment variable names), in the SDK's order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    sdk::settings::php_settings().map(|s| s.name)
 }
 
-macro_rules! ini {
-    ($($name:literal),* $(,)?) => {
-        IniEntryDefs::new([
-            $(IniEntryDef::new($name, c"", IniEntryPermission::All),)*
-            IniEntryDef::end(),
-        ])
-    };
+/// The php.ini directive of a setting's environment variable name.
+fn directive(name: &str) -> Option<String> {
+    sdk::settings::find(name).and_then(|s| s.php_directive())
 }
 
-/// The directives, registered at module startup (empty by default: the environment applies).
-pub static INI_ENTRIES: IniEntryDefs<19> = ini!(
-    c"suitex_events.project",
-    c"suitex_events.raw_topic",
-    c"suitex_events.merged_topic",
-    c"suitex_events.dlq_topic",
-    c"suitex_events.raw_subscription",
-    c"suitex_events.dlq_subscription",
-    c"suitex_events.payload_bucket",
-    c"suitex_events.offload_threshold",
-    c"suitex_events.max_payload",
-    c"suitex_events.publish_deadline",
-    c"suitex_events.batch_max_messages",
-    c"suitex_events.batch_max_bytes",
-    c"suitex_events.batch_max_delay",
-    c"suitex_events.max_ordering_keys",
-    c"suitex_events.pubsub_emulator_host",
-    c"suitex_events.storage_emulator_host",
-    c"suitex_events.google_cloud_project",
-    c"suitex_events.google_application_credentials",
-);
+/// The directive table, registered at module startup (empty defaults: the environment applies).
+///
+/// The engine keeps the table for the life of the process, so it is built once and leaked, like
+/// a C extension's static `zend_ini_entry_def[]`.
+pub fn ini_entries() -> &'static [IniEntryDef] {
+    struct Table(&'static [IniEntryDef]);
+    // SAFETY: the table is never changed after it is built, and every pointer in it is to a
+    // leaked string that lives as long as the process.
+    unsafe impl Sync for Table {}
+    unsafe impl Send for Table {}
+    static TABLE: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            let leak = |s: String| -> &'static std::ffi::CStr {
+                Box::leak(CString::new(s).expect("directive names hold no NUL").into_boxed_c_str())
+            };
+            let mut entries: Vec<IniEntryDef> = sdk::settings::php_settings()
+                .filter_map(|s| s.php_directive())
+                .map(|d| IniEntryDef::new(leak(d), c"", IniEntryPermission::All))
+                .collect();
+            entries.push(IniEntryDef::end());
+            Table(Box::leak(entries.into_boxed_slice()))
+        })
+        .0
+}
 
 /// Reads php.ini, then the environment, with `options` on top.
 pub fn lookup(options: HashMap<String, String>) -> impl Fn(&str) -> Option<String> {
@@ -76,7 +55,7 @@ pub fn lookup(options: HashMap<String, String>) -> impl Fn(&str) -> Option<Strin
         options
             .get(k)
             .cloned()
-            .or_else(|| ini.get(&directive(k)).cloned().flatten().filter(|v| !v.trim().is_empty()))
+            .or_else(|| directive(k).and_then(|d| ini.get(&d).cloned().flatten()).filter(|v| !v.trim().is_empty()))
             .or_else(|| std::env::var(k).ok())
     }
 }

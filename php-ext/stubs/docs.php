@@ -39,37 +39,55 @@ DOC,
     'ValidationException' => 'The event, or a value in it, broke a rule; nothing was sent.',
     'ConfigurationException' => 'A setting (option, php.ini directive or environment variable) is missing or invalid.',
     'PublishException' => 'Uploading or publishing failed or timed out (emitting the same event again is safe).',
+    'ConsumeException' => 'Pulling or settling through Inbox failed (Pub/Sub or the claim-check bucket unreachable); nothing was lost, the deliveries come again.',
     'Emitter' => 'An emitter with its own settings (emit_event() uses the process-wide one).',
     'Emitter::__construct' => <<<'DOC'
 @param array<string, string|int>|null $options settings by environment-variable name, e.g.
        ['SUITEX_EVENTS_RAW_TOPIC' => 'events.raw', 'SUITEX_EVENTS_PUBLISH_DEADLINE' => '5s']
 @throws ConfigurationException
 DOC,
+    'Emitter::emitEvent' => <<<'DOC'
+Emits one event (as emit_event()).
+
+@param array<string, mixed> $event
+@return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs'}
+@throws ValidationException|PublishException
+DOC,
+    'Emitter::emitEvents' => <<<'DOC'
+Emits several events (as emit_events()).
+
+@param list<array<string, mixed>> $events
+@return list<array{event_id: string, message_id: ?string, payload_location: ?string, error: ?string}>
+@throws ValidationException
+DOC,
     'Emitter::emit' => <<<'DOC'
+@deprecated use emitEvent()
 @param array<string, mixed> $event
 @return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs'}
 @throws ValidationException|PublishException
 DOC,
     'Emitter::emitBatch' => <<<'DOC'
+@deprecated use emitEvents()
 @param list<array<string, mixed>> $events
 @return list<array{event_id: string, message_id: ?string, payload_location: ?string, error: ?string}>
 @throws ValidationException
 DOC,
-    'Consumer' => <<<'DOC'
+    'Inbox' => <<<'DOC'
 Pulls events.raw-sub for CLI workers that store events themselves. Exists under the CLI SAPI
 only: web SAPIs emit, they never consume.
 DOC,
-    'Consumer::__construct' => <<<'DOC'
+    'Inbox::__construct' => <<<'DOC'
 @param array<string, string|int>|null $options as for Emitter, plus SUITEX_EVENTS_RAW_SUBSCRIPTION
 @throws ConfigurationException
 DOC,
-    'Consumer::pull' => <<<'DOC'
+    'Inbox::pull' => <<<'DOC'
 Up to $max deliveries (1–1000, default 100), waiting up to $waitMs milliseconds (default 2000)
 for the first.
 
 @return list<array{ack_id: string, message_id: string, delivery_attempt: int, ordering_key: string, attributes: array<string, string>, event: ?array<string, mixed>, error: ?string}>
-@throws PublishException Pub/Sub or the claim-check bucket could not be reached
+@throws ConsumeException Pub/Sub or the claim-check bucket could not be reached
 DOC,
-    'Consumer::ack' => 'Acknowledges a delivery: it is consumed.',
-    'Consumer::nack' => 'Releases a delivery for redelivery (dead-lettered after 5 attempts).',
+    'Inbox::ack' => 'Acknowledges a delivery: it is consumed.',
+    'Inbox::nack' => 'Releases a delivery for redelivery (dead-lettered after 5 attempts).',
+    'Consumer' => '@deprecated the old name of Inbox; use Inbox.',
 ];

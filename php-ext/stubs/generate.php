@@ -6,7 +6,7 @@
 //   php -n -d extension=target/debug/libsuitex_events_php.so php-ext/stubs/generate.php \
 //       > php-ext/stubs/suitex_events.stub.php
 //
-// Run it under the CLI: the Consumer class exists only there.
+// Run it under the CLI: the Inbox class exists only there.
 
 if (! extension_loaded('suitex_events')) {
     fwrite(STDERR, "load the extension: php -n -d extension=…/libsuitex_events_php.so ".$argv[0]."\n");

@@ -12,6 +12,7 @@
  * Settings, in order of precedence: constructor options (by environment-variable name), php.ini
  * directives, the environment. The directives:
  *   suitex_events.project
+ *   suitex_events.google_cloud_project
  *   suitex_events.raw_topic
  *   suitex_events.merged_topic
  *   suitex_events.dlq_topic
@@ -27,7 +28,6 @@
  *   suitex_events.max_ordering_keys
  *   suitex_events.pubsub_emulator_host
  *   suitex_events.storage_emulator_host
- *   suitex_events.google_cloud_project
  *   suitex_events.google_application_credentials
  */
 
@@ -89,6 +89,13 @@ class PublishException extends Exception
 }
 
 /**
+ * Pulling or settling through Inbox failed (Pub/Sub or the claim-check bucket unreachable); nothing was lost, the deliveries come again.
+ */
+class ConsumeException extends Exception
+{
+}
+
+/**
  * An emitter with its own settings (emit_event() uses the process-wide one).
  */
 class Emitter
@@ -103,6 +110,29 @@ class Emitter
     }
 
     /**
+     * Emits one event (as emit_event()).
+     *
+     * @param array<string, mixed> $event
+     * @return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs'}
+     * @throws ValidationException|PublishException
+     */
+    public function emitEvent(array $event): array
+    {
+    }
+
+    /**
+     * Emits several events (as emit_events()).
+     *
+     * @param list<array<string, mixed>> $events
+     * @return list<array{event_id: string, message_id: ?string, payload_location: ?string, error: ?string}>
+     * @throws ValidationException
+     */
+    public function emitEvents(array $events): array
+    {
+    }
+
+    /**
+     * @deprecated use emitEvent()
      * @param array<string, mixed> $event
      * @return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs'}
      * @throws ValidationException|PublishException
@@ -112,6 +142,7 @@ class Emitter
     }
 
     /**
+     * @deprecated use emitEvents()
      * @param list<array<string, mixed>> $events
      * @return list<array{event_id: string, message_id: ?string, payload_location: ?string, error: ?string}>
      * @throws ValidationException
@@ -125,7 +156,7 @@ class Emitter
  * Pulls events.raw-sub for CLI workers that store events themselves. Exists under the CLI SAPI
  * only: web SAPIs emit, they never consume.
  */
-class Consumer
+class Inbox
 {
     /**
      * @param array<string, string|int>|null $options as for Emitter, plus SUITEX_EVENTS_RAW_SUBSCRIPTION
@@ -140,7 +171,7 @@ class Consumer
      * for the first.
      *
      * @return list<array{ack_id: string, message_id: string, delivery_attempt: int, ordering_key: string, attributes: array<string, string>, event: ?array<string, mixed>, error: ?string}>
-     * @throws PublishException Pub/Sub or the claim-check bucket could not be reached
+     * @throws ConsumeException Pub/Sub or the claim-check bucket could not be reached
      */
     public function pull(?int $max = null, ?int $waitMs = null): array
     {
@@ -156,6 +187,28 @@ class Consumer
     /**
      * Releases a delivery for redelivery (dead-lettered after 5 attempts).
      */
+    public function nack(string $ackId): void
+    {
+    }
+}
+
+/**
+ * @deprecated the old name of Inbox; use Inbox.
+ */
+class Consumer
+{
+    public function __construct(?array $options = null)
+    {
+    }
+
+    public function pull(?int $max = null, ?int $waitMs = null): array
+    {
+    }
+
+    public function ack(string $ackId): void
+    {
+    }
+
     public function nack(string $ackId): void
     {
     }

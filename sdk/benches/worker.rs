@@ -15,36 +15,33 @@
 use serde_json::json;
 use sqlx::QueryBuilder;
 use std::time::{Duration, Instant};
-use suitex_events::consumer::WorkerOptions;
+use suitex_events::worker::WorkerOptions;
 use suitex_events::store::{EventStore, MAX_ROWS_PER_INSERT};
 use suitex_events::{Emitter, Event};
 use suitex_test_support::bench::{median, percentile};
 use suitex_test_support::*;
 
+/// Worker benchmark (see the file's docs).
+#[derive(clap::Parser)]
 struct Args {
+    /// Rows per append round.
+    #[arg(long, default_value_t = 50_000)]
     rows: usize,
+    /// Rounds (the median is reported).
+    #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Events of the end-to-end run.
+    #[arg(long, default_value_t = 20_000)]
     e2e_events: usize,
+    /// Offered load of the latency run, events/s.
+    #[arg(long, default_value_t = 500)]
     rate: u64,
+    /// Length of the latency run, seconds.
+    #[arg(long, default_value_t = 20)]
     seconds: u64,
-}
-
-fn args() -> Args {
-    let mut a = Args { rows: 50_000, rounds: 3, e2e_events: 20_000, rate: 500, seconds: 20 };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut num = || it.next().and_then(|v| v.parse().ok()).expect("a number after the flag");
-        match arg.as_str() {
-            "--rows" => a.rows = num() as usize,
-            "--rounds" => a.rounds = num() as usize,
-            "--e2e-events" => a.e2e_events = num() as usize,
-            "--rate" => a.rate = num(),
-            "--seconds" => a.seconds = num(),
-            "--bench" => {}
-            other => panic!("unknown argument {other}"),
-        }
-    }
-    a
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 fn events(n: usize, tag: &str) -> Vec<Event> {
@@ -89,7 +86,7 @@ async fn raw_insert(store: &EventStore, events: &[Event]) {
 
 #[tokio::main]
 async fn main() {
-    let a = args();
+    let a = <Args as clap::Parser>::parse();
     println!(
         "worker benchmark: append {} rows x {} rounds; {} events end to end; {} events/s for {} s",
         a.rows, a.rounds, a.e2e_events, a.rate, a.seconds
@@ -130,7 +127,7 @@ async fn main() {
     let batch = events(a.e2e_events, "e2e");
     let started = Instant::now();
     for chunk in batch.chunks(1000) {
-        for r in emitter.emit_batch(chunk.to_vec()).await.unwrap() {
+        for r in emitter.emit_events(chunk.to_vec()).await.unwrap() {
             r.unwrap();
         }
     }
@@ -169,7 +166,7 @@ async fn main() {
             .payload(json!({"seq": i, "filler": "y".repeat(900)}))
             .build()
             .unwrap();
-        tasks.push(tokio::spawn(async move { emitter.emit(e).await.unwrap() }));
+        tasks.push(tokio::spawn(async move { emitter.emit_event(e).await.unwrap() }));
     }
     for t in tasks {
         t.await.unwrap();

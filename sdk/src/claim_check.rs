@@ -7,8 +7,9 @@
 //! worker stores the full payload in the event store.
 
 use crate::config::Config;
-use crate::envelope::{Event, PayloadRef};
-use crate::error::{Error, Result, Service, gax_is_transient};
+use crate::envelope::{Event, Payload, PayloadRef};
+use crate::error::{Error, Poison, Result, Service, gax_is_transient};
+use std::time::Duration;
 use bytes::Bytes;
 use google_cloud_storage::client::Storage;
 use sha2::{Digest, Sha256};
@@ -138,6 +139,35 @@ impl ClaimCheck {
             return Err(invalid(format!("has sha256 {sha} but the reference says {}", r.sha256)));
         }
         Ok(bytes)
+    }
+
+    /// The event with its claim-checked payload inline (downloaded, size and sha256 verified),
+    /// or why the message is poison (the object is missing, tampered or not JSON). An event
+    /// whose payload is already inline comes back as it is.
+    ///
+    /// `Err` is a failure worth retrying: Cloud Storage unavailable, or the download took longer
+    /// than `deadline` ([`Error::DeadlineExceeded`]; the storage client alone would retry for up
+    /// to five minutes).
+    pub async fn resolve(&self, event: Event, deadline: Duration) -> Result<std::result::Result<Event, Poison>> {
+        let Payload::Offloaded(reference) = event.payload() else { return Ok(Ok(event)) };
+        let fetched = tokio::time::timeout(deadline, self.fetch(reference)).await.unwrap_or_else(|_| {
+            Err(Error::DeadlineExceeded {
+                service: Service::Storage,
+                operation: format!("downloading gs://{}/{}", reference.bucket, reference.object),
+                deadline,
+            })
+        });
+        let bytes = match fetched {
+            Ok(bytes) => bytes,
+            Err(Error::ClaimCheckInvalid { bucket, object, problem }) => {
+                return Ok(Err(Poison::ClaimCheck { bucket, object, problem }));
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(match serde_json::from_slice(&bytes) {
+            Ok(payload) => Ok(event.with_payload(Payload::Inline(payload))),
+            Err(e) => Err(Poison::PayloadNotJson { object: reference.object.clone(), error: e.to_string() }),
+        })
     }
 
     /// Reads a whole object. With `expected`, stops as soon as more than that many bytes arrive

@@ -2,7 +2,8 @@
 //!
 //! The official clients read no emulator variables, so this is the one place that turns an
 //! [`Endpoint::Emulator`] into a plain-text endpoint with anonymous credentials (without them,
-//! the default-credential lookup can stall for minutes on a machine outside GCP).
+//! the default-credential lookup can stall for minutes on a machine outside GCP), and the one
+//! place that chooses endpoints and credentials at all.
 
 use crate::config::{Config, Endpoint};
 use crate::error::{Error, Result, Service};
@@ -71,6 +72,34 @@ pub async fn storage(config: &Config) -> Result<Storage> {
         b = b.with_endpoint(url).with_credentials(creds);
     }
     b.build().await.map_err(|e| build_error(Service::Storage, "storage", e))
+}
+
+/// A gRPC channel to `config`'s Pub/Sub endpoint for the unary subscriber stubs, with the
+/// credentials each request must carry (`None` on the emulator: plain text, anonymous).
+#[cfg(feature = "consume")]
+pub fn subscriber_channel(
+    config: &Config,
+) -> Result<(tonic::transport::Channel, Option<Credentials>)> {
+    let fail = |what: String, e: crate::error::BoxError| Error::service(Service::PubSub, what, false, e);
+    let (url, credentials) = match emulator(config.pubsub_endpoint()) {
+        Some((url, _anonymous)) => (url.to_string(), None),
+        None => {
+            let creds = google_cloud_auth::credentials::Builder::default()
+                .with_scopes(["https://www.googleapis.com/auth/pubsub"])
+                .build()
+                .map_err(|e| fail("loading Application Default Credentials".into(), e.into()))?;
+            ("https://pubsub.googleapis.com".to_string(), Some(creds))
+        }
+    };
+    let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+        .map_err(|e| fail(format!("parsing the Pub/Sub endpoint {url}"), e.into()))?
+        .connect_timeout(Duration::from_secs(10));
+    if credentials.is_some() {
+        endpoint = endpoint
+            .tls_config(tonic::transport::ClientTlsConfig::new().with_native_roots())
+            .map_err(|e| fail("configuring TLS for Pub/Sub".into(), e.into()))?;
+    }
+    Ok((endpoint.connect_lazy(), credentials))
 }
 
 /// Closes a subscriber stream cleanly: runs `release` (acking or dropping the handlers still

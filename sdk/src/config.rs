@@ -3,7 +3,7 @@
 //! Every setting has a production default except the project. [`Config::from_env`] reads the
 //! `SUITEX_EVENTS_*` variables documented in the README; [`Config::from_lookup`] does the same
 //! from any key → value source (the PHP extension layers php.ini directives over the environment
-//! this way). `PUBSUB_EMULATOR_HOST` / `STORAGE_EMULATOR_HOST` switch the clients to plain-text
+//! this way). Both live in [`crate::settings`], beside every other setting. `PUBSUB_EMULATOR_HOST` / `STORAGE_EMULATOR_HOST` switch the clients to plain-text
 //! emulator endpoints with anonymous credentials; otherwise Application Default Credentials are
 //! used.
 //!
@@ -151,87 +151,6 @@ impl Config {
         }
     }
 
-    /// Reads the process environment (see the README for every variable).
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// Reads settings through `lookup`, which returns the value of a variable name or `None`.
-    ///
-    /// | variable | default |
-    /// |---|---|
-    /// | `SUITEX_EVENTS_PROJECT` (else `GOOGLE_CLOUD_PROJECT`; else `suitex-local` with emulators) | required |
-    /// | `SUITEX_EVENTS_RAW_TOPIC` | `events.raw` |
-    /// | `SUITEX_EVENTS_MERGED_TOPIC` | `events.merged` |
-    /// | `SUITEX_EVENTS_DLQ_TOPIC` | `events.dlq` |
-    /// | `SUITEX_EVENTS_RAW_SUBSCRIPTION` | `events.raw-sub` |
-    /// | `SUITEX_EVENTS_DLQ_SUBSCRIPTION` | `events.dlq-sub` |
-    /// | `SUITEX_EVENTS_PAYLOAD_BUCKET` | `suitex-payload-snapshots` |
-    /// | `SUITEX_EVENTS_OFFLOAD_THRESHOLD` (bytes; `KiB`/`MiB` suffixes) | `256KiB` |
-    /// | `SUITEX_EVENTS_MAX_PAYLOAD` (bytes; suffixes) | `32MiB` |
-    /// | `SUITEX_EVENTS_PUBLISH_DEADLINE` (`ms`/`s` suffix; bare = ms) | `10s` |
-    /// | `SUITEX_EVENTS_BATCH_MAX_MESSAGES` | `100` |
-    /// | `SUITEX_EVENTS_BATCH_MAX_BYTES` | `1000000` |
-    /// | `SUITEX_EVENTS_BATCH_MAX_DELAY` | `0ms` |
-    /// | `SUITEX_EVENTS_MAX_ORDERING_KEYS` | `1024` |
-    /// | `PUBSUB_EMULATOR_HOST` / `STORAGE_EMULATOR_HOST` | unset (use Google) |
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |k: &str| lookup(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let pubsub = get("PUBSUB_EMULATOR_HOST").map_or(Endpoint::Google, |h| Endpoint::emulator(&h));
-        let storage = get("STORAGE_EMULATOR_HOST").map_or(Endpoint::Google, |h| Endpoint::emulator(&h));
-        let project = match get("SUITEX_EVENTS_PROJECT").or_else(|| get("GOOGLE_CLOUD_PROJECT")) {
-            Some(p) => p,
-            None if pubsub.is_emulator() => "suitex-local".to_string(),
-            None => {
-                return Err(ConfigError::new(
-                    "SUITEX_EVENTS_PROJECT",
-                    "is not set (nor GOOGLE_CLOUD_PROJECT); it names the GCP project of the topics",
-                ));
-            }
-        };
-        let mut b = Config::builder(project).pubsub_endpoint(pubsub).storage_endpoint(storage);
-        let mut names = Names::default();
-        for (var, slot) in [
-            ("SUITEX_EVENTS_RAW_TOPIC", &mut names.raw_topic),
-            ("SUITEX_EVENTS_MERGED_TOPIC", &mut names.merged_topic),
-            ("SUITEX_EVENTS_DLQ_TOPIC", &mut names.dlq_topic),
-            ("SUITEX_EVENTS_RAW_SUBSCRIPTION", &mut names.raw_subscription),
-            ("SUITEX_EVENTS_DLQ_SUBSCRIPTION", &mut names.dlq_subscription),
-            ("SUITEX_EVENTS_PAYLOAD_BUCKET", &mut names.payload_bucket),
-        ] {
-            if let Some(v) = get(var) {
-                *slot = v;
-            }
-        }
-        b = b.names(names);
-        if let Some(v) = get("SUITEX_EVENTS_OFFLOAD_THRESHOLD") {
-            b = b.offload_threshold(parse_bytes("SUITEX_EVENTS_OFFLOAD_THRESHOLD", &v)?);
-        }
-        if let Some(v) = get("SUITEX_EVENTS_MAX_PAYLOAD") {
-            b = b.max_payload(parse_bytes("SUITEX_EVENTS_MAX_PAYLOAD", &v)?);
-        }
-        if let Some(v) = get("SUITEX_EVENTS_PUBLISH_DEADLINE") {
-            b = b.publish_deadline(parse_duration("SUITEX_EVENTS_PUBLISH_DEADLINE", &v)?);
-        }
-        let mut batching = Batching::default();
-        if let Some(v) = get("SUITEX_EVENTS_BATCH_MAX_MESSAGES") {
-            batching.max_messages = parse_int("SUITEX_EVENTS_BATCH_MAX_MESSAGES", &v)?;
-        }
-        if let Some(v) = get("SUITEX_EVENTS_BATCH_MAX_BYTES") {
-            batching.max_bytes = parse_bytes("SUITEX_EVENTS_BATCH_MAX_BYTES", &v)?
-                .try_into()
-                .map_err(|_| ConfigError::new("SUITEX_EVENTS_BATCH_MAX_BYTES", "is larger than 4 GiB"))?;
-        }
-        if let Some(v) = get("SUITEX_EVENTS_BATCH_MAX_DELAY") {
-            batching.max_delay = parse_duration("SUITEX_EVENTS_BATCH_MAX_DELAY", &v)?;
-        }
-        b = b.batching(batching);
-        if let Some(v) = get("SUITEX_EVENTS_MAX_ORDERING_KEYS") {
-            b = b.max_ordering_keys(parse_int("SUITEX_EVENTS_MAX_ORDERING_KEYS", &v)?);
-        }
-        b.build()
-    }
-
     /// The GCP project.
     pub fn project(&self) -> &str {
         &self.project
@@ -317,7 +236,7 @@ impl ConfigBuilder {
         self.config.publish_deadline = deadline;
         self
     }
-    /// Publisher batching. Default 100 messages / 1 MB / 10 ms.
+    /// Publisher batching. Default 100 messages / 1 MB / no delay.
     pub fn batching(mut self, batching: Batching) -> Self {
         self.config.batching = batching;
         self
@@ -428,152 +347,5 @@ impl ConfigBuilder {
             return Err(ConfigError::new("max_ordering_keys", "must be at least 1"));
         }
         Ok(c)
-    }
-}
-
-fn parse_int<T: std::str::FromStr>(setting: &str, v: &str) -> Result<T, ConfigError> {
-    v.parse().map_err(|_| ConfigError::new(setting, format!("is {v:?}; expected a whole number")))
-}
-
-/// `262144`, `256KiB`, `256K`, `32MiB`, `32M`, `1GiB` (binary units).
-fn parse_bytes(setting: &str, v: &str) -> Result<usize, ConfigError> {
-    let lower = v.to_ascii_lowercase();
-    let (digits, unit) = lower.split_at(lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len()));
-    let mult: usize = match unit.trim() {
-        "" | "b" => 1,
-        "k" | "kib" | "kb" => 1024,
-        "m" | "mib" | "mb" => 1024 * 1024,
-        "g" | "gib" | "gb" => 1024 * 1024 * 1024,
-        _ => {
-            return Err(ConfigError::new(
-                setting,
-                format!("is {v:?}; expected bytes such as 262144, 256KiB or 32MiB"),
-            ));
-        }
-    };
-    let n: usize = parse_int(setting, digits)?;
-    n.checked_mul(mult).ok_or_else(|| ConfigError::new(setting, format!("is {v:?}, which is too large")))
-}
-
-/// `500ms`, `10s`, `2m`, or a bare number of milliseconds.
-pub(crate) fn parse_duration(setting: &str, v: &str) -> Result<Duration, ConfigError> {
-    let lower = v.to_ascii_lowercase();
-    let (digits, unit) = lower.split_at(lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len()));
-    let n: u64 = parse_int(setting, digits)?;
-    match unit.trim() {
-        "" | "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" | "min" => Ok(Duration::from_secs(n * 60)),
-        _ => {
-            Err(ConfigError::new(setting, format!("is {v:?}; expected a duration such as 500ms, 10s or 2m")))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |k| map.get(k).cloned()
-    }
-
-    #[test]
-    fn defaults_match_production() {
-        let c = Config::from_lookup(lookup(&[("SUITEX_EVENTS_PROJECT", "suitex-prod")])).unwrap();
-        assert_eq!(c.names(), &Names::default());
-        assert_eq!(c.offload_threshold(), 256 * 1024);
-        assert_eq!(c.max_payload(), 32 * 1024 * 1024);
-        assert_eq!(c.publish_deadline(), Duration::from_secs(10));
-        assert_eq!(c.batching(), Batching::default());
-        assert_eq!(c.pubsub_endpoint(), &Endpoint::Google);
-        assert_eq!(c.storage_endpoint(), &Endpoint::Google);
-    }
-
-    #[test]
-    fn emulator_hosts_become_plain_http_endpoints() {
-        let c = Config::from_lookup(lookup(&[
-            ("PUBSUB_EMULATOR_HOST", "127.0.0.1:8085"),
-            ("STORAGE_EMULATOR_HOST", "http://127.0.0.1:4443/"),
-        ]))
-        .unwrap();
-        assert_eq!(c.project(), "suitex-local");
-        assert_eq!(c.pubsub_endpoint(), &Endpoint::Emulator("http://127.0.0.1:8085".into()));
-        assert_eq!(c.storage_endpoint(), &Endpoint::Emulator("http://127.0.0.1:4443".into()));
-    }
-
-    #[test]
-    fn every_variable_is_read() {
-        let c = Config::from_lookup(lookup(&[
-            ("GOOGLE_CLOUD_PROJECT", "other-project"),
-            ("SUITEX_EVENTS_RAW_TOPIC", "raw2"),
-            ("SUITEX_EVENTS_MERGED_TOPIC", "merged2"),
-            ("SUITEX_EVENTS_DLQ_TOPIC", "dlq2"),
-            ("SUITEX_EVENTS_RAW_SUBSCRIPTION", "raw2-sub"),
-            ("SUITEX_EVENTS_DLQ_SUBSCRIPTION", "dlq2-sub"),
-            ("SUITEX_EVENTS_PAYLOAD_BUCKET", "bucket-2"),
-            ("SUITEX_EVENTS_OFFLOAD_THRESHOLD", "128KiB"),
-            ("SUITEX_EVENTS_MAX_PAYLOAD", "16MiB"),
-            ("SUITEX_EVENTS_PUBLISH_DEADLINE", "2500ms"),
-            ("SUITEX_EVENTS_BATCH_MAX_MESSAGES", "50"),
-            ("SUITEX_EVENTS_BATCH_MAX_BYTES", "512K"),
-            ("SUITEX_EVENTS_BATCH_MAX_DELAY", "5ms"),
-            ("SUITEX_EVENTS_MAX_ORDERING_KEYS", "64"),
-        ]))
-        .unwrap();
-        assert_eq!(c.project(), "other-project");
-        assert_eq!(c.names().raw_topic, "raw2");
-        assert_eq!(c.names().merged_topic, "merged2");
-        assert_eq!(c.names().dlq_topic, "dlq2");
-        assert_eq!(c.names().raw_subscription, "raw2-sub");
-        assert_eq!(c.names().dlq_subscription, "dlq2-sub");
-        assert_eq!(c.names().payload_bucket, "bucket-2");
-        assert_eq!(c.offload_threshold(), 128 * 1024);
-        assert_eq!(c.max_payload(), 16 * 1024 * 1024);
-        assert_eq!(c.publish_deadline(), Duration::from_millis(2500));
-        assert_eq!(c.batching().max_messages, 50);
-        assert_eq!(c.batching().max_bytes, 512 * 1024);
-        assert_eq!(c.batching().max_delay, Duration::from_millis(5));
-        assert_eq!(c.max_ordering_keys(), 64);
-    }
-
-    #[test]
-    fn missing_project_without_emulator_is_a_clear_error() {
-        let err = Config::from_lookup(lookup(&[])).unwrap_err();
-        assert_eq!(err.setting(), "SUITEX_EVENTS_PROJECT");
-    }
-
-    #[test]
-    fn limits_are_checked_against_each_other() {
-        let err = Config::builder("suitex-prod").offload_threshold(11_000_000).build().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "offload_threshold is 11000000 bytes; the limit is 9475712 (Pub/Sub's 10 MB message limit less envelope headroom)"
-        );
-        let err = Config::builder("suitex-prod").max_payload(1024).build().unwrap_err();
-        assert_eq!(err.to_string(), "max_payload is 1024 bytes, below the offload threshold of 262144 bytes");
-        let err = Config::builder("suitex-prod").max_payload(2 << 30).build().unwrap_err();
-        assert_eq!(err.setting(), "max_payload");
-        let err = Config::builder("x").build().unwrap_err();
-        assert_eq!(err.setting(), "project");
-    }
-
-    #[test]
-    fn malformed_numbers_name_the_variable() {
-        let err = Config::from_lookup(lookup(&[
-            ("SUITEX_EVENTS_PROJECT", "suitex-prod"),
-            ("SUITEX_EVENTS_OFFLOAD_THRESHOLD", "lots"),
-        ]))
-        .unwrap_err();
-        assert_eq!(err.setting(), "SUITEX_EVENTS_OFFLOAD_THRESHOLD");
-        let err = Config::from_lookup(lookup(&[
-            ("SUITEX_EVENTS_PROJECT", "suitex-prod"),
-            ("SUITEX_EVENTS_PUBLISH_DEADLINE", "soon"),
-        ]))
-        .unwrap_err();
-        assert_eq!(err.setting(), "SUITEX_EVENTS_PUBLISH_DEADLINE");
     }
 }

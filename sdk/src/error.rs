@@ -68,6 +68,55 @@ impl ConfigError {
     }
 }
 
+/// Why a message can never be stored as it is: the worker nacks it and Pub/Sub dead-letters it
+/// after its last delivery attempt (DESIGN §3.4). Only what is wrong with *that* message is
+/// poison; a failure of a service is an [`Error`] and is retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Poison {
+    /// The message is not a valid envelope (or of an unsupported schema version).
+    #[error("bad envelope: {0}")]
+    BadEnvelope(ValidationError),
+    /// The claim-check cannot be resolved: missing, outside its bucket or account, or its bytes
+    /// do not match the reference.
+    #[error("claim-check gs://{bucket}/{object} {problem}")]
+    ClaimCheck {
+        /// Bucket named by the reference.
+        bucket: String,
+        /// Object named by the reference.
+        object: String,
+        /// What is wrong (`does not exist`, `has sha256 … but the reference says …`).
+        problem: String,
+    },
+    /// The claim-check object holds bytes that are not JSON.
+    #[error("claim-check {object} is not JSON: {error}")]
+    PayloadNotJson {
+        /// Object named by the reference.
+        object: String,
+        /// The parser's message.
+        error: String,
+    },
+    /// The payload is still a claim-check reference (it must be resolved before storing).
+    #[error("the payload is a claim-check reference; resolve it before storing")]
+    Unresolved,
+    /// The row is larger than the database accepts in one statement.
+    #[error("the row is {size} bytes; the database's max_allowed_packet allows {limit}")]
+    RowTooLarge {
+        /// The row's size.
+        size: usize,
+        /// What one statement may hold.
+        limit: usize,
+    },
+    /// The database refused the row's data (value out of range, invalid JSON, too long …).
+    #[error("the database refused the row: {message}")]
+    RowRefused {
+        /// The MySQL/MariaDB error number, when there is one.
+        code: Option<u16>,
+        /// The database's message.
+        message: String,
+    },
+}
+
 /// Which external system an operation talked to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -119,11 +168,26 @@ pub enum Error {
     /// the same event again is safe because `event_id` is the idempotency key.
     #[error("{operation} did not complete within {deadline:?}")]
     DeadlineExceeded {
+        /// The system that did not answer in time.
+        service: Service,
         /// What the SDK was doing.
         operation: String,
         /// The deadline that passed.
         deadline: Duration,
     },
+
+    /// The event was not sent because an earlier event of the same ordering key in the same
+    /// call failed: a key never has a gap followed by later events. Emitting it again (after
+    /// the earlier one) is safe.
+    #[error("not sent: an earlier event of ordering key {ordering_key} in this call failed")]
+    EarlierEventFailed {
+        /// The ordering key (`{account_id}:{aggregate_type}:{aggregate_id}`).
+        ordering_key: String,
+    },
+
+    /// The SDK's async runtime could not be started (the process is out of threads or memory).
+    #[error("starting the SDK's async runtime failed: {0}")]
+    Runtime(#[source] std::io::Error),
 
     /// A claim-check object for this event already exists with different content. The existing
     /// object is never overwritten.
@@ -176,10 +240,29 @@ impl Error {
         matches!(self, Error::Config(_))
     }
 
-    /// Publishing to Pub/Sub failed or timed out.
+    /// The external system an operation failed on, if it was one.
+    pub fn failed_service(&self) -> Option<Service> {
+        match self {
+            Error::Service { service, .. } | Error::DeadlineExceeded { service, .. } => Some(*service),
+            Error::EarlierEventFailed { .. } => Some(Service::PubSub),
+            Error::ClaimCheckConflict { .. } | Error::ClaimCheckInvalid { .. } => Some(Service::Storage),
+            _ => None,
+        }
+    }
+
+    /// Publishing to Pub/Sub failed or timed out (or the event waited behind a failed one).
     pub fn is_publish(&self) -> bool {
-        matches!(self, Error::Service { service: Service::PubSub, .. })
-            || matches!(self, Error::DeadlineExceeded { operation, .. } if operation.starts_with("publishing"))
+        self.failed_service() == Some(Service::PubSub)
+    }
+
+    /// Cloud Storage (the claim-check bucket) failed, timed out, or refused the payload.
+    pub fn is_storage(&self) -> bool {
+        self.failed_service() == Some(Service::Storage)
+    }
+
+    /// The event store database failed or timed out.
+    pub fn is_database(&self) -> bool {
+        self.failed_service() == Some(Service::Database)
     }
 
     /// A deadline passed before the operation completed.
@@ -191,7 +274,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Service { transient, .. } => *transient,
-            Error::DeadlineExceeded { .. } => true,
+            Error::DeadlineExceeded { .. } | Error::EarlierEventFailed { .. } | Error::Runtime(_) => true,
             _ => false,
         }
     }

@@ -10,20 +10,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_suitex-events");
 
 /// Runs the binary with the environment pointing at `config`'s names on the emulators.
 fn run(config: &Config, args: &[&str], stdin: Option<&str>) -> Output {
-    let names = config.names();
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PUBSUB_EMULATOR_HOST", required_env("PUBSUB_EMULATOR_HOST"))
-        .env("STORAGE_EMULATOR_HOST", required_env("STORAGE_EMULATOR_HOST"))
-        .env("SUITEX_EVENTS_PROJECT", config.project())
-        .env("SUITEX_EVENTS_RAW_TOPIC", &names.raw_topic)
-        .env("SUITEX_EVENTS_MERGED_TOPIC", &names.merged_topic)
-        .env("SUITEX_EVENTS_DLQ_TOPIC", &names.dlq_topic)
-        .env("SUITEX_EVENTS_RAW_SUBSCRIPTION", &names.raw_subscription)
-        .env("SUITEX_EVENTS_DLQ_SUBSCRIPTION", &names.dlq_subscription)
-        .env("SUITEX_EVENTS_PAYLOAD_BUCKET", &names.payload_bucket)
+        .envs(config.to_settings())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -37,7 +37,7 @@ async fn two_hundred_events_over_twenty_aggregates_arrive_in_per_key_order() {
         tasks.push(tokio::spawn(async move {
             for seq in 0..10u64 {
                 let e = event(7, &format!("A-{agg}"), seq, json!("x"));
-                let receipt = emitter.emit(e).await.expect("emit");
+                let receipt = emitter.emit_event(e).await.expect("emit");
                 assert_eq!(receipt.payload_location, PayloadLocation::Inline);
                 assert!(!receipt.message_id.is_empty());
             }
@@ -68,7 +68,7 @@ async fn a_batch_is_published_in_order_with_envelope_and_attributes() {
     let emitter = Emitter::connect(config.clone()).await.unwrap();
     let events: Vec<Event> = (0..30).map(|i| event(9, &format!("B-{}", i % 3), i, json!(i))).collect();
     let ids: Vec<_> = events.iter().map(|e| e.event_id()).collect();
-    let results = emitter.emit_batch(events.clone()).await.unwrap();
+    let results = emitter.emit_events(events.clone()).await.unwrap();
     for (r, id) in results.iter().zip(&ids) {
         assert_eq!(&r.as_ref().unwrap().event_id, id);
     }
@@ -101,7 +101,7 @@ async fn oversized_payload_is_offloaded_and_its_object_matches_the_reference() {
     let probe = provision_with_probe(&config).await;
     let emitter = Emitter::connect(config.clone()).await.unwrap();
     let big = event(11, "BIG-1", 0, json!("é".repeat(200_000))); // ~400 KB of JSON
-    let receipt = emitter.emit(big.clone()).await.unwrap();
+    let receipt = emitter.emit_event(big.clone()).await.unwrap();
     assert_eq!(receipt.payload_location, PayloadLocation::Gcs);
 
     let got = receive(&config, &probe, 1, Duration::from_secs(30)).await;
@@ -140,8 +140,8 @@ async fn reemitting_an_event_reuses_its_object_and_a_different_payload_is_refuse
     provision_with_probe(&config).await;
     let emitter = Emitter::connect(config.clone()).await.unwrap();
     let first = event(12, "R-1", 0, json!("a".repeat(5000)));
-    emitter.emit(first.clone()).await.unwrap();
-    let again = emitter.emit(first.clone()).await.expect("a retry of the same event succeeds");
+    emitter.emit_event(first.clone()).await.unwrap();
+    let again = emitter.emit_event(first.clone()).await.expect("a retry of the same event succeeds");
     assert_eq!(again.payload_location, PayloadLocation::Gcs);
 
     let imposter = Event::builder()
@@ -153,7 +153,7 @@ async fn reemitting_an_event_reuses_its_object_and_a_different_payload_is_refuse
         .payload(json!({"seq": 0, "data": "b".repeat(5000)}))
         .build()
         .unwrap();
-    let err = emitter.emit(imposter).await.unwrap_err();
+    let err = emitter.emit_event(imposter).await.unwrap_err();
     assert!(err.to_string().contains("already holds a different payload"), "{err}");
     let objects = list_objects(&config.names().payload_bucket, "12/").await;
     assert_eq!(objects.len(), 1, "{objects:?}");
@@ -168,7 +168,7 @@ async fn payload_over_the_hard_maximum_is_rejected_with_nothing_uploaded_or_publ
     let probe = provision_with_probe(&config).await;
     let emitter = Emitter::connect(config.clone()).await.unwrap();
     let huge = event(13, "H-1", 0, json!("z".repeat(2 * 1024 * 1024)));
-    let err = emitter.emit(huge).await.unwrap_err();
+    let err = emitter.emit_event(huge).await.unwrap_err();
     assert!(err.is_validation());
     let v = err.as_validation().unwrap();
     assert_eq!(v.field(), "payload");
@@ -181,12 +181,12 @@ async fn payload_over_the_hard_maximum_is_rejected_with_nothing_uploaded_or_publ
     // In a batch, one oversized payload refuses the whole batch before anything is sent.
     let ok = event(13, "H-1", 1, json!("fine"));
     let big = event(13, "H-1", 2, json!("z".repeat(2 * 1024 * 1024)));
-    let err = emitter.emit_batch(vec![ok, big]).await.unwrap_err();
+    let err = emitter.emit_events(vec![ok, big]).await.unwrap_err();
     assert_eq!(err.as_validation().unwrap().field(), "events[1].payload");
 
     let sentinel = event(13, "H-1", 3, json!("sentinel"));
     let sentinel_id = sentinel.event_id().to_string();
-    emitter.emit(sentinel).await.unwrap();
+    emitter.emit_event(sentinel).await.unwrap();
     let before = receive_until(&config, &probe, &[&sentinel_id], Duration::from_secs(30)).await;
     assert!(before.is_empty(), "published before the sentinel: {} messages", before.len());
     assert!(list_objects(&config.names().payload_bucket, "13/").await.is_empty(), "nothing uploaded");
@@ -203,7 +203,7 @@ async fn unreachable_pubsub_fails_with_a_clear_error_within_the_deadline() {
         .unwrap();
     let emitter = Emitter::connect(config).await.unwrap();
     let started = Instant::now();
-    let err = emitter.emit(event(14, "U-1", 0, json!(1))).await.unwrap_err();
+    let err = emitter.emit_event(event(14, "U-1", 0, json!(1))).await.unwrap_err();
     let took = started.elapsed();
     assert!(err.is_deadline_exceeded() || err.is_transient(), "{err}");
     assert!(err.is_publish(), "{err}");
@@ -214,7 +214,7 @@ async fn unreachable_pubsub_fails_with_a_clear_error_within_the_deadline() {
 
     // The ordering key is not left paused: the next emit of the key fails the same clear way
     // rather than with "publishing is paused".
-    let err = emitter.emit(event(14, "U-1", 1, json!(1))).await.unwrap_err();
+    let err = emitter.emit_event(event(14, "U-1", 1, json!(1))).await.unwrap_err();
     assert!(!err.to_string().contains("paused"), "{err}");
 }
 
@@ -231,7 +231,7 @@ async fn pubsub_that_never_answers_fails_at_the_deadline() {
         .unwrap();
     let emitter = Emitter::connect(config).await.unwrap();
     let started = Instant::now();
-    let err = emitter.emit(event(15, "S-1", 0, json!(1))).await.unwrap_err();
+    let err = emitter.emit_event(event(15, "S-1", 0, json!(1))).await.unwrap_err();
     let took = started.elapsed();
     assert!(err.is_deadline_exceeded(), "{err}");
     assert_eq!(
@@ -260,7 +260,7 @@ async fn a_failed_event_stops_later_events_of_its_key_but_not_other_keys() {
     let a1 = event(16, "A", 1, json!("z".repeat(4096)));
     let a2 = event(16, "A", 2, json!("small"));
     let b0 = event(16, "B", 0, json!("small"));
-    let results = emitter.emit_batch(vec![a0.clone(), a1, a2, b0.clone()]).await.unwrap();
+    let results = emitter.emit_events(vec![a0.clone(), a1, a2, b0.clone()]).await.unwrap();
     assert!(results[0].is_ok(), "{:?}", results[0]);
     let upload_err = results[1].as_ref().unwrap_err();
     // The storage client keeps retrying a refused connection, so the upload ends at the deadline.
@@ -268,13 +268,17 @@ async fn a_failed_event_stops_later_events_of_its_key_but_not_other_keys() {
         upload_err.to_string().contains(&format!("gs://{}", good.names().payload_bucket)),
         "{upload_err}"
     );
-    let gap_err = results[2].as_ref().unwrap_err().to_string();
-    assert!(gap_err.contains("an earlier event of the same ordering key in this batch failed"), "{gap_err}");
+    let gap_err = results[2].as_ref().unwrap_err();
+    assert!(
+        matches!(gap_err, suitex_events::Error::EarlierEventFailed { ordering_key } if ordering_key == "16:customer:A"),
+        "{gap_err}"
+    );
+    assert_eq!(gap_err.to_string(), "not sent: an earlier event of ordering key 16:customer:A in this call failed");
     assert!(results[3].is_ok(), "{:?}", results[3]);
 
     let (sa, sb) = (event(16, "A", 3, json!("sentinel")), event(16, "B", 1, json!("sentinel")));
     let sentinels = [sa.event_id().to_string(), sb.event_id().to_string()];
-    for r in emitter.emit_batch(vec![sa, sb]).await.unwrap() {
+    for r in emitter.emit_events(vec![sa, sb]).await.unwrap() {
         r.unwrap();
     }
     let sentinels: Vec<&str> = sentinels.iter().map(String::as_str).collect();

@@ -5,7 +5,7 @@ use serde_json::json;
 use std::time::Duration;
 use suitex_events::config::Config;
 use suitex_events::envelope::{Event, Payload};
-use suitex_events::pull::Inbox;
+use suitex_events::consume::Inbox;
 use suitex_events::{Emitter, PayloadLocation};
 use suitex_test_support::*;
 
@@ -36,7 +36,7 @@ async fn a_storage_outage_keeps_the_batch_without_spending_delivery_attempts() {
     let emitter = Emitter::connect(config.clone()).await.unwrap();
     let events = [oversized("INV-1"), oversized("INV-2")];
     for e in &events {
-        let receipt = emitter.emit(e.clone()).await.expect("emit");
+        let receipt = emitter.emit_event(e.clone()).await.expect("emit");
         assert_eq!(receipt.payload_location, PayloadLocation::Gcs);
     }
 

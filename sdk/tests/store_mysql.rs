@@ -2,6 +2,7 @@
 
 use serde_json::json;
 use suitex_events::Event;
+use suitex_events::error::Poison;
 use suitex_events::store::{Appended, EventStore, Selection};
 use suitex_test_support::*;
 
@@ -183,8 +184,8 @@ async fn a_row_the_database_refuses_is_rejected_and_the_rest_are_stored() {
     let ok2 = event(3, "Y", 2);
     let out = db.store.append(&[ok1, big, ok2]).await.unwrap();
     assert!(matches!(out[0], Appended::Stored(_)), "{out:?}");
-    let Appended::Rejected(why) = &out[1] else { panic!("{out:?}") };
-    assert!(why.starts_with("the database refused the row"), "{why}");
+    let Appended::Rejected(why @ Poison::RowRefused { .. }) = &out[1] else { panic!("{out:?}") };
+    assert!(why.to_string().starts_with("the database refused the row"), "{why}");
     assert!(matches!(out[2], Appended::Stored(_)), "{out:?}");
     assert_eq!(db.rows().await, 2);
 }
@@ -201,8 +202,8 @@ async fn a_row_larger_than_max_allowed_packet_is_rejected_before_sending() {
         .build()
         .unwrap();
     let out = db.store.append(&[huge, event(4, "Z", 1)]).await.unwrap();
-    let Appended::Rejected(why) = &out[0] else { panic!("{out:?}") };
-    assert!(why.contains("max_allowed_packet"), "{why}");
+    let Appended::Rejected(why @ Poison::RowTooLarge { .. }) = &out[0] else { panic!("{out:?}") };
+    assert!(why.to_string().contains("max_allowed_packet"), "{why}");
     assert!(matches!(out[1], Appended::Stored(_)));
 }
 

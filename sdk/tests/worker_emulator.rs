@@ -6,13 +6,12 @@ use google_cloud_pubsub::client::Publisher;
 use google_cloud_pubsub::model::Message;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
-use suitex_events::consumer::WorkerOptions;
-use suitex_events::dlq::{self, Filter};
+use suitex_events::worker::WorkerOptions;
+use suitex_events::worker::dlq::{self, Filter};
 use suitex_events::envelope::Payload;
-use suitex_events::merged::MergedEvent;
-use suitex_events::replay::Replayer;
+use suitex_events::consume::merged::MergedEvent;
+use suitex_events::worker::replay::Replayer;
 use suitex_events::store::{Appended, Selection};
 use suitex_events::{Config, Emitter, Event};
 use suitex_test_support::*;
@@ -81,7 +80,7 @@ async fn events_flow_from_emit_to_the_store_and_events_merged() {
         .build()
         .unwrap();
     events.push(big.clone());
-    for r in emitter.emit_batch(events.clone()).await.unwrap() {
+    for r in emitter.emit_events(events.clone()).await.unwrap() {
         r.unwrap();
     }
     eventually(Duration::from_secs(60), "51 rows are stored", || async { db.rows().await == 51 }).await;
@@ -140,8 +139,8 @@ async fn events_flow_from_emit_to_the_store_and_events_merged() {
 
     let metrics = worker.metrics.clone();
     worker.stop().await;
-    assert_eq!(metrics.appended.load(Ordering::Relaxed), 51);
-    assert_eq!(metrics.in_flight.load(Ordering::Relaxed), 0);
+    assert_eq!(metrics.appended.get(), 51);
+    assert_eq!(metrics.in_flight.get(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,15 +152,15 @@ async fn duplicates_store_one_row_and_still_reach_events_merged() {
 
     // The same event published twice.
     let twice = event(22, "D-1", 0);
-    emitter.emit(twice.clone()).await.unwrap();
-    emitter.emit(twice.clone()).await.unwrap();
+    emitter.emit_event(twice.clone()).await.unwrap();
+    emitter.emit_event(twice.clone()).await.unwrap();
     // An event whose first attempt died between the commit and the publish to events.merged.
     let committed = event(22, "D-2", 0);
     let Appended::Stored(committed_id) = db.store.append(std::slice::from_ref(&committed)).await.unwrap()[0]
     else {
         panic!()
     };
-    emitter.emit(committed.clone()).await.unwrap();
+    emitter.emit_event(committed.clone()).await.unwrap();
 
     let worker = RunningWorker::start(&config, &db.settings, options()).await;
     let got = merged(&config, 3).await;
@@ -178,8 +177,8 @@ async fn duplicates_store_one_row_and_still_reach_events_merged() {
     assert_eq!(late.store_id, committed_id);
     let metrics = worker.metrics.clone();
     worker.stop().await;
-    assert_eq!(metrics.appended.load(Ordering::Relaxed), 1);
-    assert_eq!(metrics.duplicates.load(Ordering::Relaxed), 2);
+    assert_eq!(metrics.appended.get(), 1);
+    assert_eq!(metrics.duplicates.get(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,7 +196,7 @@ async fn poison_is_dead_lettered_after_exactly_five_attempts_and_healthy_events_
         .await
         .unwrap();
     let healthy = event(23, "P-1", 0);
-    Emitter::connect(config.clone()).await.unwrap().emit(healthy.clone()).await.unwrap();
+    Emitter::connect(config.clone()).await.unwrap().emit_event(healthy.clone()).await.unwrap();
 
     let dead = receive(
         &config,
@@ -214,7 +213,7 @@ async fn poison_is_dead_lettered_after_exactly_five_attempts_and_healthy_events_
         .await;
     let metrics = worker.metrics.clone();
     worker.stop().await;
-    assert_eq!(metrics.poison.load(Ordering::Relaxed), 5, "nacked on each of its five deliveries");
+    assert_eq!(metrics.poison.get(), 5, "nacked on each of its five deliveries");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,7 +228,7 @@ async fn a_tampered_claim_check_is_poison_and_never_stored() {
         .payload(json!("a".repeat(5000)))
         .build()
         .unwrap();
-    Emitter::connect(config.clone()).await.unwrap().emit(big.clone()).await.unwrap();
+    Emitter::connect(config.clone()).await.unwrap().emit_event(big.clone()).await.unwrap();
     // Replace the object's bytes behind the reference's back (no precondition).
     let object = suitex_events::claim_check::object_name(&big);
     let resp = reqwest::Client::new()
@@ -254,7 +253,7 @@ async fn a_tampered_claim_check_is_poison_and_never_stored() {
     let metrics = worker.metrics.clone();
     worker.stop().await;
     assert_eq!(db.rows().await, 0, "a payload that fails its checksum is never stored");
-    assert_eq!(metrics.poison.load(Ordering::Relaxed), 5);
+    assert_eq!(metrics.poison.get(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,12 +6,11 @@ use google_cloud_pubsub::client::Publisher;
 use google_cloud_pubsub::model::Message;
 use pubsub_fake::{DeadLetterPolicy, PubSubFake, Subscription};
 use serde_json::json;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use suitex_events::config::{Endpoint, Names};
-use suitex_events::consumer::WorkerOptions;
+use suitex_events::worker::WorkerOptions;
 use suitex_events::envelope::Payload;
-use suitex_events::merged::MergedEvent;
+use suitex_events::consume::merged::MergedEvent;
 use suitex_events::store::Selection;
 use suitex_events::{Config, Emitter, Event};
 use suitex_test_support::*;
@@ -85,7 +84,7 @@ async fn on_an_ordered_subscription_poison_is_dead_lettered_after_five_attempts_
         .unwrap();
     let emitter = Emitter::connect(config.clone()).await.unwrap();
     let healthy: Vec<Event> = (1..=3).map(|s| event("K-1", s)).collect();
-    for r in emitter.emit_batch(healthy.clone()).await.unwrap() {
+    for r in emitter.emit_events(healthy.clone()).await.unwrap() {
         r.unwrap();
     }
 
@@ -125,7 +124,7 @@ async fn on_an_ordered_subscription_poison_is_dead_lettered_after_five_attempts_
     assert_eq!(seqs, [1, 2, 3], "the key continues, in order, once the poison is dead-lettered");
     let metrics = worker.metrics.clone();
     worker.stop().await;
-    assert_eq!(metrics.poison.load(Ordering::Relaxed), 5, "one nack per delivery attempt");
+    assert_eq!(metrics.poison.get(), 5, "one nack per delivery attempt");
     assert_eq!(fake.backlog(&config.subscription_path("events.raw-sub")), 0);
 }
 
@@ -136,7 +135,7 @@ async fn a_redelivery_after_a_lost_ack_is_one_row_and_reaches_events_merged_agai
     let db = TestDb::new("fake_lost_ack").await;
     fake.lose_next_acks(&config.subscription_path("events.raw-sub"), 1);
     let e = event("L-1", 0);
-    Emitter::connect(config.clone()).await.unwrap().emit(e.clone()).await.unwrap();
+    Emitter::connect(config.clone()).await.unwrap().emit_event(e.clone()).await.unwrap();
 
     let worker = RunningWorker::start(&config, &db.settings, options()).await;
     let merged =
@@ -148,8 +147,8 @@ async fn a_redelivery_after_a_lost_ack_is_one_row_and_reaches_events_merged_agai
     assert_eq!(db.rows().await, 1);
     let metrics = worker.metrics.clone();
     worker.stop().await;
-    assert_eq!(metrics.appended.load(Ordering::Relaxed), 1);
-    assert_eq!(metrics.duplicates.load(Ordering::Relaxed), 1);
+    assert_eq!(metrics.appended.get(), 1);
+    assert_eq!(metrics.duplicates.get(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +160,7 @@ async fn a_pubsub_outage_on_events_merged_is_retried_without_burning_delivery_at
     // client status: the worker must back off and retry, never nack.
     fake.fail_next_publishes(&config.topic_path("events.merged"), 8, tonic::Code::FailedPrecondition);
     let e = event("M-1", 0);
-    Emitter::connect(config.clone()).await.unwrap().emit(e.clone()).await.unwrap();
+    Emitter::connect(config.clone()).await.unwrap().emit_event(e.clone()).await.unwrap();
     let worker = RunningWorker::start(&config, &db.settings, options()).await;
     let merged =
         receive(&config, &config.subscription_path("events.merged-sub"), 1, Duration::from_secs(60)).await;
@@ -169,8 +168,8 @@ async fn a_pubsub_outage_on_events_merged_is_retried_without_burning_delivery_at
     assert_eq!(MergedEvent::decode(&merged[0].data).unwrap().event, e);
     let metrics = worker.metrics.clone();
     worker.stop().await;
-    assert!(metrics.transient_retries.load(Ordering::Relaxed) >= 8, "{:?}", metrics.transient_retries);
-    assert_eq!(metrics.poison.load(Ordering::Relaxed), 0, "nothing was nacked");
+    assert!(metrics.transient_retries.get() >= 8, "{:?}", metrics.transient_retries);
+    assert_eq!(metrics.poison.get(), 0, "nothing was nacked");
     assert_eq!(db.rows().await, 1);
     assert_eq!(fake.backlog(&config.subscription_path("events.dlq-sub")), 0, "nothing was dead-lettered");
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use suitex_events::consumer::WorkerOptions;
+use suitex_events::worker::WorkerOptions;
 use suitex_events::store::EventStore;
 use suitex_events::{Emitter, Event};
 use suitex_test_support::*;
@@ -47,7 +47,7 @@ async fn a_database_outage_of_over_20_seconds_dead_letters_nothing_and_loses_not
                             .unwrap()
                     })
                     .collect();
-                for r in emitter.emit_batch(events).await.unwrap() {
+                for r in emitter.emit_events(events).await.unwrap() {
                     r.unwrap();
                     emitted.fetch_add(1, Ordering::Relaxed);
                 }
@@ -61,7 +61,7 @@ async fn a_database_outage_of_over_20_seconds_dead_letters_nothing_and_loses_not
     assert!(before_outage > 0, "the worker stores while the database is up");
     db.pause();
     tokio::time::sleep(Duration::from_secs(22)).await;
-    let retries_during_outage = worker.metrics.transient_retries.load(Ordering::Relaxed);
+    let retries_during_outage = worker.metrics.transient_retries.get();
     db.resume();
 
     load.await.unwrap();
@@ -76,9 +76,9 @@ async fn a_database_outage_of_over_20_seconds_dead_letters_nothing_and_loses_not
     worker.stop().await;
 
     assert!(retries_during_outage > 0, "the outage was noticed and retried");
-    assert_eq!(metrics.poison.load(Ordering::Relaxed), 0, "no message was nacked");
+    assert_eq!(metrics.poison.get(), 0, "no message was nacked");
     let dlq = config.subscription_path(&config.names().dlq_subscription);
-    let pending = suitex_events::pull::take_pending(&config, &dlq, 0).await.unwrap();
+    let pending = suitex_events::consume::puller::take_pending(&config, &dlq, 0).await.unwrap();
     assert_eq!(pending.messages.len(), 0, "no healthy event was dead-lettered");
     pending.settle(&[]).await.unwrap();
     let distinct: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT event_id) FROM event_store")

@@ -13,33 +13,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_suitex-events");
 
 /// Starts `suitex-events worker` with every setting from the environment, as in production.
 fn spawn_worker(config: &Config, db: &StoreSettings, log: &str) -> Child {
-    let n = config.names();
     let log = std::fs::File::create(std::env::temp_dir().join(log)).unwrap();
     Command::new(BIN)
         .arg("worker")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env(
-            "PUBSUB_EMULATOR_HOST",
-            match config.pubsub_endpoint() {
-                suitex_events::config::Endpoint::Emulator(u) => u.clone(),
-                _ => unreachable!(),
-            },
-        )
-        .env("STORAGE_EMULATOR_HOST", required_env("STORAGE_EMULATOR_HOST"))
-        .env("SUITEX_EVENTS_PROJECT", config.project())
-        .env("SUITEX_EVENTS_RAW_TOPIC", &n.raw_topic)
-        .env("SUITEX_EVENTS_MERGED_TOPIC", &n.merged_topic)
-        .env("SUITEX_EVENTS_DLQ_TOPIC", &n.dlq_topic)
-        .env("SUITEX_EVENTS_RAW_SUBSCRIPTION", &n.raw_subscription)
-        .env("SUITEX_EVENTS_DLQ_SUBSCRIPTION", &n.dlq_subscription)
-        .env("SUITEX_EVENTS_PAYLOAD_BUCKET", &n.payload_bucket)
-        .env("DB_EVENT_STORE_HOST", &db.host)
-        .env("DB_EVENT_STORE_PORT", db.port.to_string())
-        .env("DB_EVENT_STORE_DATABASE", &db.database)
-        .env("DB_EVENT_STORE_USERNAME", &db.username)
-        .env("DB_EVENT_STORE_PASSWORD", &db.password)
-        .env("DB_EVENT_STORE_SSL_MODE", "disabled")
+        .envs(config.to_settings())
+        .envs(db.to_settings())
         .env("SUITEX_WORKER_METRICS_ADDR", "off")
         .env("SUITEX_WORKER_LEASE_EXTENSION", "10s")
         .env("SUITEX_WORKER_BATCH_WAIT", "10ms")
@@ -70,7 +50,7 @@ fn load(account: u64, aggregates: usize, per_aggregate: u64) -> Vec<Event> {
 
 async fn emit_all(emitter: &Emitter, events: &[Event]) {
     for chunk in events.chunks(1000) {
-        for r in emitter.emit_batch(chunk.to_vec()).await.unwrap() {
+        for r in emitter.emit_events(chunk.to_vec()).await.unwrap() {
             r.unwrap();
         }
     }

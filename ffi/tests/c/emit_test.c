@@ -49,18 +49,18 @@ static void expect_failure(int line, suitex_result got, suitex_result want, cons
 }
 #define EXPECT_FAILURE(got, want, contains) expect_failure(__LINE__, (got), (want), (contains))
 
-static suitex_result emit_str(const suitex_emitter *em, const char *json, suitex_receipt *r) {
-    return suitex_emit(em, (const uint8_t *)json, strlen(json), r);
+static suitex_result emit_str(const suitex_emitter *em, const char *json, suitex_emit_receipt *r) {
+    return suitex_emit_event(em, (const uint8_t *)json, strlen(json), r);
 }
 
-static void emitted(const suitex_receipt *r) {
+static void emitted(const suitex_emit_receipt *r) {
     printf("emitted %s %s\n", r->event_id, r->payload_location == SUITEX_PAYLOAD_GCS ? "gcs" : "inline");
 }
 
 #define EVENT(fields) "{\"account_id\": 42, \"aggregate_type\": \"customer\", \"event_type\": \"customer.updated\", " fields "}"
 
 static void test_emits(const suitex_emitter *em) {
-    suitex_receipt r;
+    suitex_emit_receipt r;
     memset(&r, 0, sizeof r);
     const char *small = EVENT("\"event_id\": \"0190a7f2-4c1e-7b3a-9d2e-000000000001\", \"aggregate_id\": \"C-1\", "
                               "\"payload\": {\"name\": \"Zo\\u00eb\", \"n\": 1.5, \"tags\": [], \"obj\": {}}");
@@ -68,6 +68,7 @@ static void test_emits(const suitex_emitter *em) {
     CHECK(rc == SUITEX_OK, "small emit: %s: %s", suitex_result_name(rc), last_error());
     CHECK(strcmp(r.event_id, "0190a7f2-4c1e-7b3a-9d2e-000000000001") == 0, "receipt event_id %s", r.event_id);
     CHECK(strlen(r.message_id) > 0, "receipt has a message id");
+    CHECK(r.result == SUITEX_OK && r.error[0] == '\0', "receipt says it was published");
     CHECK(r.payload_location == SUITEX_PAYLOAD_INLINE, "small payload travels inline");
     if (rc == SUITEX_OK) emitted(&r);
 
@@ -89,20 +90,21 @@ static void test_emits(const suitex_emitter *em) {
 }
 
 static void test_error_paths(const suitex_emitter *em) {
-    suitex_receipt r;
+    suitex_emit_receipt r;
     const char *ok = EVENT("\"aggregate_id\": \"C-3\", \"payload\": null");
     memset(&r, 0x5a, sizeof r);
-    suitex_receipt untouched = r;
+    suitex_emit_receipt untouched = r;
 
     EXPECT_FAILURE(emit_str(NULL, ok, &r), SUITEX_ERR_NULL_ARGUMENT, "emitter is NULL");
-    EXPECT_FAILURE(suitex_emit(em, NULL, 10, &r), SUITEX_ERR_NULL_ARGUMENT, "event_json is NULL");
+    EXPECT_FAILURE(suitex_emit_event(em, NULL, 10, &r), SUITEX_ERR_NULL_ARGUMENT, "event_json is NULL");
     EXPECT_FAILURE(emit_str(em, ok, NULL), SUITEX_ERR_NULL_ARGUMENT, "receipt is NULL");
     EXPECT_FAILURE(suitex_emitter_new_from_env(NULL), SUITEX_ERR_NULL_ARGUMENT, "out is NULL");
     EXPECT_FAILURE(suitex_emitter_new_from_json((const uint8_t *)"{}", 2, NULL), SUITEX_ERR_NULL_ARGUMENT, "out is NULL");
 
     const uint8_t not_utf8[] = {'{', '"', 0xff, 0xfe, '"', '}'};
-    EXPECT_FAILURE(suitex_emit(em, not_utf8, sizeof not_utf8, &r), SUITEX_ERR_INVALID_UTF8, "event_json is not valid UTF-8");
+    EXPECT_FAILURE(suitex_emit_event(em, not_utf8, sizeof not_utf8, &r), SUITEX_ERR_INVALID_UTF8, "event_json is not valid UTF-8");
     EXPECT_FAILURE(emit_str(em, "{\"account_id\": 42,", &r), SUITEX_ERR_INVALID_JSON, "event_json is not valid JSON");
+    CHECK(memcmp(&r, &untouched, sizeof r) == 0, "a call refused before the event was read leaves the receipt untouched");
 
     /* Validation: each names the field and the limit, as in the SDK. */
     EXPECT_FAILURE(emit_str(em, "{\"account_id\": 0, \"aggregate_type\": \"customer\", \"aggregate_id\": \"C\", \"event_type\": \"e\", \"payload\": 1}", &r),
@@ -123,7 +125,9 @@ static void test_error_paths(const suitex_emitter *em) {
                    SUITEX_ERR_VALIDATION, "aggregate_id contains unprintable character U+0000");
     EXPECT_FAILURE(emit_str(em, EVENT("\"aggregate_id\": \"C\", \"payload\": 1, \"tenant\": 1"), &r),
                    SUITEX_ERR_VALIDATION, "event has unknown field \"tenant\"");
-    CHECK(memcmp(&r, &untouched, sizeof r) == 0, "a failed emit leaves the receipt untouched");
+    CHECK(r.result == SUITEX_ERR_VALIDATION && strstr(r.error, "event has unknown field \"tenant\"") == r.error,
+          "the receipt of a refused event says why: %s", r.error);
+    CHECK(r.message_id[0] == '\0', "a refused event has no message id");
 
     /* Configuration as JSON. */
     suitex_emitter *bad = NULL;
@@ -150,7 +154,49 @@ static void test_error_paths(const suitex_emitter *em) {
     free(exact);
 
     CHECK(strcmp(suitex_result_name(SUITEX_ERR_VALIDATION), "SUITEX_ERR_VALIDATION") == 0, "result names");
+    CHECK(strcmp(suitex_result_name(SUITEX_ERR_RUNTIME), "SUITEX_ERR_RUNTIME") == 0, "result names");
     CHECK(strcmp(suitex_result_name(99), "SUITEX_UNKNOWN_RESULT") == 0, "unknown result name");
+}
+
+static void test_batch(const suitex_emitter *em) {
+    const char *batch = "["
+        EVENT("\"aggregate_id\": \"B-1\", \"payload\": {\"seq\": 1}") ","
+        EVENT("\"aggregate_id\": \"B-1\", \"payload\": {\"seq\": 2}") ","
+        EVENT("\"aggregate_id\": \"B-2\", \"payload\": {\"seq\": 1}") "]";
+    suitex_emit_receipt receipts[3];
+    size_t count = 0;
+
+    /* Too few receipts: nothing is sent, the needed number is reported. */
+    CHECK(suitex_emit_events(em, (const uint8_t *)batch, strlen(batch), receipts, 2, &count) == SUITEX_ERR_BUFFER_TOO_SMALL,
+          "two receipts for three events are refused");
+    CHECK(count == 3, "the batch needs %zu receipts", count);
+
+    suitex_result rc = suitex_emit_events(em, (const uint8_t *)batch, strlen(batch), receipts, 3, &count);
+    CHECK(rc == SUITEX_OK && count == 3, "batch: %s (%zu): %s", suitex_result_name(rc), count, last_error());
+    for (size_t i = 0; i < count && rc == SUITEX_OK; i++) {
+        CHECK(receipts[i].result == SUITEX_OK, "event %zu: %s", i, receipts[i].error);
+        CHECK(strlen(receipts[i].message_id) > 0, "event %zu has a message id", i);
+        if (receipts[i].result == SUITEX_OK) emitted(&receipts[i]);
+    }
+
+    /* One bad event refuses the whole batch, naming it. */
+    const char *bad = "[" EVENT("\"aggregate_id\": \"B-3\", \"payload\": 1") "," EVENT("\"aggregate_id\": \"\", \"payload\": 1") "]";
+    EXPECT_FAILURE(suitex_emit_events(em, (const uint8_t *)bad, strlen(bad), receipts, 3, &count), SUITEX_ERR_VALIDATION,
+                   "events[1].aggregate_id is empty");
+    EXPECT_FAILURE(suitex_emit_events(em, (const uint8_t *)"{}", 2, receipts, 3, &count), SUITEX_ERR_INVALID_JSON,
+                   "events_json must be a JSON array");
+}
+
+/* Callers written against the old header keep working (and the compiler says what to use). */
+static void test_deprecated_emit(const suitex_emitter *em) {
+    const char *json = EVENT("\"aggregate_id\": \"D-1\", \"payload\": {\"old\": true}");
+    suitex_receipt r;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    suitex_result rc = suitex_emit(em, (const uint8_t *)json, strlen(json), &r);
+#pragma GCC diagnostic pop
+    CHECK(rc == SUITEX_OK, "suitex_emit: %s", last_error());
+    if (rc == SUITEX_OK) printf("emitted %s inline\n", r.event_id);
 }
 
 struct worker {
@@ -165,7 +211,7 @@ static void *emit_from_thread(void *arg) {
     for (int i = 0; i < 25; i++) {
         char json[256];
         snprintf(json, sizeof json, EVENT("\"aggregate_id\": \"T-%d\", \"payload\": {\"thread\": %d, \"seq\": %d}"), w->index, w->index, i);
-        suitex_receipt r;
+        suitex_emit_receipt r;
         if (emit_str(w->em, json, &r) == SUITEX_OK) {
             memcpy(w->ids[w->ok], r.event_id, SUITEX_EVENT_ID_SIZE);
             w->ok++;
@@ -193,7 +239,7 @@ static void test_threads(const suitex_emitter *em) {
 }
 
 int main(void) {
-    CHECK(strcmp(suitex_version(), "0.1.0") == 0, "version %s", suitex_version());
+    CHECK(strcmp(suitex_version(), "0.2.0") == 0, "version %s", suitex_version());
 
     suitex_emitter *em = NULL;
     suitex_result rc = suitex_emitter_new_from_env(&em);
@@ -202,6 +248,8 @@ int main(void) {
 
     test_emits(em);
     test_error_paths(em);
+    test_batch(em);
+    test_deprecated_emit(em);
     test_threads(em);
 
     /* A handle made from JSON settings works the same. */
@@ -216,7 +264,7 @@ int main(void) {
     suitex_emitter *from_json = NULL;
     rc = suitex_emitter_new_from_json((const uint8_t *)config, strlen(config), &from_json);
     CHECK(rc == SUITEX_OK, "new_from_json: %s", last_error());
-    suitex_receipt r;
+    suitex_emit_receipt r;
     rc = emit_str(from_json, EVENT("\"aggregate_id\": \"J-1\", \"payload\": {\"via\": \"json config\"}"), &r);
     CHECK(rc == SUITEX_OK, "emit through a JSON-configured handle: %s", last_error());
     if (rc == SUITEX_OK) emitted(&r);

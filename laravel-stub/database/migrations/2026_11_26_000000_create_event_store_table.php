@@ -7,7 +7,7 @@ use Illuminate\Support\Facades\Schema;
 
 /*
  * The append-only event store on the dedicated `event_store` connection. Creates exactly the
- * table of the suitex-events migrations (migrations/0001_create_event_store.sql): same columns,
+ * table of the suitex-events migrations (sdk/migrations/0001_create_event_store.sql): same columns,
  * types, keys and triggers (a test compares the two). Run one or the other, not both.
  */
 return new class extends Migration

@@ -19,18 +19,22 @@ final class EmitterTest extends TestCase
         Emulator::createTopic($topic);
         $sub = Emulator::createSubscription($topic);
         $emitter = new Emitter(['SUITEX_EVENTS_RAW_TOPIC' => $topic, 'SUITEX_EVENTS_PUBLISH_DEADLINE' => 5000]);
-        $receipt = $emitter->emit(self::EVENT);
+        $receipt = $emitter->emitEvent(self::EVENT);
         [$m] = Emulator::receive($sub, 1);
         $this->assertSame($receipt['event_id'], $m['attributes']['event_id']);
-        $batch = $emitter->emitBatch([self::EVENT, self::EVENT]);
+        $batch = $emitter->emitEvents([self::EVENT, self::EVENT]);
         $this->assertCount(2, $batch);
         $this->assertCount(2, Emulator::receive($sub, 2));
+        // The names of 0.1 still work.
+        $old = $emitter->emit(self::EVENT);
+        $this->assertCount(1, $emitter->emitBatch([self::EVENT]));
+        $this->assertContains($old['event_id'], array_map(fn ($m) => $m['attributes']['event_id'], Emulator::receive($sub, 2)));
     }
 
     public function test_bad_options_are_configuration_errors_naming_the_setting(): void
     {
         foreach ([
-            [['SUITEX_EVENTS_OFFLOAD_THRESHOLD' => 'lots'], 'SUITEX_EVENTS_OFFLOAD_THRESHOLD is "lots"; expected bytes'],
+            [['SUITEX_EVENTS_OFFLOAD_THRESHOLD' => 'lots'], 'SUITEX_EVENTS_OFFLOAD_THRESHOLD is "lots"; expected a size such as 262144, 256KiB or 32MiB'],
             [['SUITEX_EVENTS_TOPIC' => 'x'], 'SUITEX_EVENTS_TOPIC is not a setting; the settings are SUITEX_EVENTS_PROJECT'],
             [['SUITEX_EVENTS_PUBLISH_DEADLINE' => ['5s']], 'SUITEX_EVENTS_PUBLISH_DEADLINE must be a string or an integer'],
             [['SUITEX_EVENTS_MAX_PAYLOAD' => 1024], 'max_payload is 1024 bytes, below the offload threshold of 262144 bytes'],
@@ -49,7 +53,7 @@ final class EmitterTest extends TestCase
         $emitter = new Emitter(['PUBSUB_EMULATOR_HOST' => '127.0.0.1:1', 'SUITEX_EVENTS_PUBLISH_DEADLINE' => '2s']);
         $started = microtime(true);
         try {
-            $emitter->emit(self::EVENT);
+            $emitter->emitEvent(self::EVENT);
             $this->fail('published to nowhere');
         } catch (PublishException $e) {
             $this->assertStringContainsString('topics/'.getenv('SUITEX_EVENTS_RAW_TOPIC'), $e->getMessage());

@@ -7,7 +7,7 @@ use Tests\Support\Emulator;
 
 /**
  * The extension under php-fpm: loaded by the master, used by the workers it forks (and
- * re-forks after pm.max_requests). The web SAPI only emits: there is no Consumer class.
+ * re-forks after pm.max_requests). The web SAPI only emits: there is no Inbox class.
  */
 final class FpmTest extends TestCase
 {
@@ -58,7 +58,7 @@ final class FpmTest extends TestCase
         $this->assertGreaterThanOrEqual(3, count($pids), 'workers were re-forked after pm.max_requests');
         foreach ($served as $s) {
             $this->assertSame('fpm-fcgi', $s['sapi']);
-            $this->assertFalse($s['consumer_class'], 'the web SAPI has no Consumer');
+            $this->assertFalse($s['inbox_class'], 'the web SAPI has no Inbox');
             $this->assertSame('inline', $s['receipt']['payload_location']);
         }
 

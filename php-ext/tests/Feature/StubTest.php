@@ -4,6 +4,7 @@ namespace Tests\Feature;
 
 use PHPUnit\Framework\TestCase;
 use SuiteX\Events\ConfigurationException;
+use SuiteX\Events\ConsumeException;
 use SuiteX\Events\PublishException;
 use SuiteX\Events\ValidationException;
 use Tests\Support\Emulator;
@@ -31,13 +32,33 @@ final class StubTest extends TestCase
 
         $extension = json_decode($fromExtension, true, 512, JSON_THROW_ON_ERROR);
         $this->assertCount(2, $extension['functions']);
-        $this->assertCount(6, $extension['classes'], 'CLI has the Consumer too');
+        $this->assertCount(8, $extension['classes'], 'CLI has the Inbox (and its old name, Consumer) too');
         $this->assertSame($extension, json_decode($proc[1], true, 512, JSON_THROW_ON_ERROR), 'php-ext/stubs/suitex_events.stub.php has drifted');
+    }
+
+    public function test_every_emit_side_setting_of_the_sdk_is_a_directive_and_nothing_else_is(): void
+    {
+        // The SDK's one list of settings, as the command line prints it.
+        $bin = getenv('SUITEX_EVENTS_BIN');
+        $this->assertNotFalse($bin, 'SUITEX_EVENTS_BIN names the suitex-events binary');
+        [$status, $out, $err] = Emulator::run([$bin, 'settings', '--json'], getenv());
+        $this->assertSame(0, $status, $err);
+        $fromSdk = [];
+        foreach (json_decode($out, true, 512, JSON_THROW_ON_ERROR) as $setting) {
+            if ($setting['php_directive'] !== null) {
+                $fromSdk[] = $setting['php_directive'];
+            }
+        }
+        $directives = array_keys((new \ReflectionExtension('suitex_events'))->getINIEntries());
+        sort($fromSdk);
+        sort($directives);
+        $this->assertNotEmpty($fromSdk);
+        $this->assertSame($fromSdk, $directives);
     }
 
     public function test_the_exceptions_are_ordinary_php_exceptions(): void
     {
-        foreach ([ValidationException::class, ConfigurationException::class, PublishException::class] as $class) {
+        foreach ([ValidationException::class, ConfigurationException::class, PublishException::class, ConsumeException::class] as $class) {
             $previous = new \RuntimeException('cause');
             $e = new $class('message', 7, $previous);
             $this->assertInstanceOf(\SuiteX\Events\Exception::class, $e);

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 use suitex_events::Config;
-use suitex_events::dlq::{self, Filter};
+use suitex_events::worker::dlq::{self, Filter};
 
 #[derive(clap::Subcommand)]
 pub enum Command {

@@ -38,7 +38,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .map(|(i, v)| Event::from_input(v).map_err(|e| e.within(&format!("events[{i}]"))))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(Error::Invalid)?;
-            let results = emitter.emit_batch(events).await?;
+            let results = emitter.emit_events(events).await?;
             let failed = results.iter().filter(|r| r.is_err()).count();
             let out: Vec<Value> = results
                 .into_iter()
@@ -55,7 +55,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         other => {
             let event = Event::from_input(other).map_err(Error::Invalid)?;
-            let receipt = emitter.emit(event).await?;
+            let receipt = emitter.emit_event(event).await?;
             println!("{}", serde_json::to_string_pretty(&receipt)?);
         }
     }

@@ -1,13 +1,21 @@
 //! Command-line front end. Each subcommand lives in its own module; this one parses arguments,
 //! sets up logging and the runtime, and turns errors into exit codes.
 
+#[cfg(feature = "worker")]
 mod dlq;
 mod emit;
+#[cfg(feature = "store")]
 mod migrate;
+#[cfg(feature = "consume")]
 mod peek;
+#[cfg(feature = "worker")]
 mod provision;
+#[cfg(feature = "worker")]
 mod replay;
+mod settings;
+#[cfg(feature = "worker")]
 mod worker;
+#[cfg(feature = "store")]
 mod worker_user;
 
 use clap::{Parser, Subcommand};
@@ -37,24 +45,44 @@ enum Command {
     /// Emit an event (a JSON object) or a batch (a JSON array) read from a file or stdin.
     Emit(emit::Args),
     /// Create the topics, subscriptions and bucket on the emulators (local/dev only).
+    #[cfg(feature = "worker")]
     Provision(provision::Args),
     /// Apply the event store migrations (DB_EVENT_STORE_* settings).
+    #[cfg(feature = "store")]
     Migrate(migrate::Args),
     /// Consume events.raw-sub into the event store and re-publish to events.merged.
+    #[cfg(feature = "worker")]
     Worker(worker::Args),
     /// Create the worker's database account with INSERT and SELECT on event_store only.
+    #[cfg(feature = "store")]
     WorkerUser(worker_user::Args),
     /// Re-publish stored events to events.merged (by aggregate, tenant or id range).
+    #[cfg(feature = "worker")]
     Replay(replay::Args),
     /// Inspect and redrive dead letters on events.dlq-sub.
+    #[cfg(feature = "worker")]
     Dlq(dlq::Args),
     /// Print the messages a subscription holds.
+    #[cfg(feature = "consume")]
     Peek(peek::Args),
+    /// List every setting the backbone reads (environment variables, php.ini directives).
+    Settings(settings::Args),
+}
+
+impl Command {
+    /// Whether this is a long-running service (it logs progress and ignores SIGPIPE).
+    fn is_long_running(&self) -> bool {
+        #[cfg(feature = "worker")]
+        if matches!(self, Command::Worker(_)) {
+            return true;
+        }
+        false
+    }
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let worker = matches!(cli.command, Command::Worker(_));
+    let worker = cli.command.is_long_running();
     if !worker {
         // One-shot commands end quietly when their output is closed early (`suitex-events dlq
         // list | head`), like other Unix tools, instead of panicking on the next print. The
@@ -69,7 +97,7 @@ pub fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
-    if std::env::var("SUITEX_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+    if std::env::var(suitex_events::settings::LOG_FORMAT.name).is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
         logs.json().init();
     } else {
         logs.init();
@@ -77,20 +105,28 @@ pub fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            eprintln!("error: {}", Error::Runtime(e));
+            return ExitCode::from(EXIT_UNAVAILABLE);
         }
     };
     let result = runtime.block_on(async {
         match cli.command {
             Command::Emit(args) => emit::run(args).await,
+            #[cfg(feature = "worker")]
             Command::Provision(args) => provision::run(args).await,
+            #[cfg(feature = "store")]
             Command::Migrate(args) => migrate::run(args).await,
+            #[cfg(feature = "worker")]
             Command::Worker(args) => worker::run(args).await,
+            #[cfg(feature = "store")]
             Command::WorkerUser(args) => worker_user::run(args).await,
+            #[cfg(feature = "worker")]
             Command::Replay(args) => replay::run(args).await,
+            #[cfg(feature = "worker")]
             Command::Dlq(args) => dlq::run(args).await,
+            #[cfg(feature = "consume")]
             Command::Peek(args) => peek::run(args).await,
+            Command::Settings(args) => settings::run(args).await,
         }
     });
     match result {

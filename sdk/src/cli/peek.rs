@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use suitex_events::Config;
-use suitex_events::pull::take_pending;
+use suitex_events::consume::puller::take_pending;
 
 #[derive(clap::Args)]
 pub struct Args {

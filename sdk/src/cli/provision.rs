@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 use suitex_events::Config;
-use suitex_events::provision::{ProvisionOptions, Status, provision, warnings};
+use suitex_events::worker::provision::{ProvisionOptions, Status, provision, warnings};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use suitex_events::Config;
 use suitex_events::ConfigError;
-use suitex_events::replay::Replayer;
+use suitex_events::worker::replay::Replayer;
 use suitex_events::store::{EventStore, Selection, StoreSettings};
 
 #[derive(clap::Args)]

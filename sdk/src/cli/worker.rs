@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 use suitex_events::Config;
-use suitex_events::consumer::{Worker, WorkerOptions};
+use suitex_events::worker::{Worker, WorkerOptions};
 use suitex_events::store::{EventStore, StoreSettings};
+use backon::BackoffBuilder;
 use tokio::sync::watch;
 
 #[derive(clap::Args)]
@@ -42,17 +43,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     // The worker cannot store anything without its database: wait for it rather than consume.
     let mut store = EventStore::connect(&settings).await?;
-    let mut wait = Duration::from_millis(500);
+    let mut backoff = options.backoff().with_min_delay(Duration::from_millis(500)).build();
     loop {
         match store.refresh_limits().await {
             Ok(()) => break,
             Err(e) => {
+                let wait = backoff.next().unwrap_or(options.backoff_max);
                 tracing::warn!(error = %e, retry_in = ?wait, "event store unreachable at start-up");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = stopped(stop.clone()) => return Ok(ExitCode::SUCCESS),
                 }
-                wait = (wait * 2).min(Duration::from_secs(30));
             }
         }
     }
@@ -73,7 +74,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 format!("is {:?}; expected host:port or off", args.metrics_addr),
             )
         })?;
-        let bound = suitex_events::metrics::spawn(addr, worker.metrics()).await.map_err(|e| {
+        let bound = suitex_events::worker::metrics::spawn(addr, worker.metrics()).await.map_err(|e| {
             suitex_events::ConfigError::new(
                 "SUITEX_WORKER_METRICS_ADDR",
                 format!("{addr} cannot be bound: {e}"),

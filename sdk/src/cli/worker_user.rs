@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 use suitex_events::ConfigError;
-use suitex_events::store::{EventStore, StoreSettings, worker_user_sql};
+use suitex_events::store::grants::worker_user_sql;
+use suitex_events::store::{EventStore, StoreSettings};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -62,13 +62,13 @@ async fn emitter_resumes_an_ordering_key_paused_by_a_failed_publish() {
     let emitter = Emitter::connect(config(&fake, Duration::from_secs(5))).await.unwrap();
 
     fake.fail_next_publishes(RAW, 1, Code::FailedPrecondition);
-    let err = emitter.emit(event("C-1", 1)).await.unwrap_err();
+    let err = emitter.emit_event(event("C-1", 1)).await.unwrap_err();
     assert!(err.is_publish(), "{err}");
     assert!(!err.is_transient(), "FAILED_PRECONDITION is not transient: {err}");
     // Without the emitter's resume, the official client would answer "publishing is paused".
-    let second = emitter.emit(event("C-1", 2)).await.expect("the key was resumed");
+    let second = emitter.emit_event(event("C-1", 2)).await.expect("the key was resumed");
     assert!(!second.message_id.is_empty());
-    let third = emitter.emit(event("C-1", 3)).await.unwrap();
+    let third = emitter.emit_event(event("C-1", 3)).await.unwrap();
 
     let got = received(&fake, sub, 2).await;
     assert_eq!(got[0]["event_id"], second.event_id.to_string());
@@ -88,10 +88,10 @@ async fn a_failure_inside_a_batch_fails_the_rest_of_its_key_and_resumes_it() {
         .unwrap();
     let emitter = Emitter::connect(config).await.unwrap();
     fake.fail_next_publishes(RAW, 1, Code::FailedPrecondition);
-    let results = emitter.emit_batch(vec![event("C-1", 1), event("C-1", 2), event("C-1", 3)]).await.unwrap();
+    let results = emitter.emit_events(vec![event("C-1", 1), event("C-1", 2), event("C-1", 3)]).await.unwrap();
     assert!(results.iter().all(|r| r.is_err()), "{results:?}");
     assert!(results[1].as_ref().unwrap_err().to_string().contains("paused"), "{:?}", results[1]);
-    emitter.emit(event("C-1", 4)).await.expect("the key was resumed after the batch");
+    emitter.emit_event(event("C-1", 4)).await.expect("the key was resumed after the batch");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,10 +100,10 @@ async fn a_slow_pubsub_fails_the_emit_at_its_deadline_and_the_key_recovers() {
     fake.create_topic(RAW).unwrap();
     let emitter = Emitter::connect(config(&fake, Duration::from_secs(1))).await.unwrap();
     fake.set_response_delay(Duration::from_secs(3));
-    let err = emitter.emit(event("C-9", 1)).await.unwrap_err();
+    let err = emitter.emit_event(event("C-9", 1)).await.unwrap_err();
     assert!(err.is_deadline_exceeded(), "{err}");
     assert_eq!(err.to_string(), format!("publishing to {RAW} did not complete within 1s"));
     fake.set_response_delay(Duration::ZERO);
     // The abandoned publish completes in the background; the key keeps working.
-    emitter.emit_within(event("C-9", 2), Duration::from_secs(10)).await.expect("the key is not stuck");
+    emitter.emit_event_within(event("C-9", 2), Duration::from_secs(10)).await.expect("the key is not stuck");
 }

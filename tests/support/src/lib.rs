@@ -10,7 +10,7 @@ pub mod bench;
 use google_cloud_pubsub::model::{Message, Subscription};
 use std::time::Duration;
 use suitex_events::config::{Config, Names};
-use suitex_events::provision::{ProvisionOptions, provision};
+use suitex_events::worker::provision::{ProvisionOptions, provision};
 
 pub fn required_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -96,7 +96,7 @@ pub async fn provision_with_probe(config: &Config) -> String {
 /// Acknowledge calls: unlike acks sent through a StreamingPull stream, these are never lost
 /// when the stream closes (the emulator ignores acks that arrive after its stream ended, which
 /// on an ordered subscription would hold up the message's key until its lease expired).
-async fn pull_and_ack(puller: &suitex_events::pull::Puller, subscription: &str) -> Vec<Message> {
+async fn pull_and_ack(puller: &suitex_events::consume::puller::Puller, subscription: &str) -> Vec<Message> {
     let received = puller
         .pull(subscription, 100)
         .await
@@ -121,7 +121,7 @@ async fn pull_and_ack(puller: &suitex_events::pull::Puller, subscription: &str) 
 
 /// Receives (and acks) messages until `n` arrived or `timeout` passed.
 pub async fn receive(config: &Config, subscription: &str, n: usize, timeout: Duration) -> Vec<Message> {
-    let puller = suitex_events::pull::Puller::connect(config).await.unwrap();
+    let puller = suitex_events::consume::puller::Puller::connect(config).await.unwrap();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut got = Vec::new();
     while got.len() < n && tokio::time::Instant::now() < deadline {
@@ -144,7 +144,7 @@ pub async fn receive_until(
     sentinels: &[&str],
     timeout: Duration,
 ) -> Vec<Message> {
-    let puller = suitex_events::pull::Puller::connect(config).await.unwrap();
+    let puller = suitex_events::consume::puller::Puller::connect(config).await.unwrap();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut waiting: std::collections::HashSet<&str> = sentinels.iter().copied().collect();
     let mut others = Vec::new();
@@ -439,19 +439,19 @@ impl Drop for PrivateMariaDb {
 
 /// A worker running in this process; stopped (gracefully) by [`RunningWorker::stop`].
 pub struct RunningWorker {
-    pub metrics: std::sync::Arc<suitex_events::metrics::Metrics>,
+    pub metrics: std::sync::Arc<suitex_events::worker::metrics::Metrics>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: tokio::task::JoinHandle<suitex_events::Result<suitex_events::consumer::RunSummary>>,
+    handle: tokio::task::JoinHandle<suitex_events::Result<suitex_events::worker::RunSummary>>,
 }
 
 impl RunningWorker {
     pub async fn start(
         config: &Config,
         settings: &suitex_events::store::StoreSettings,
-        options: suitex_events::consumer::WorkerOptions,
+        options: suitex_events::worker::WorkerOptions,
     ) -> RunningWorker {
         let store = suitex_events::store::EventStore::open(settings).await.unwrap();
-        let worker = suitex_events::consumer::Worker::new(config.clone(), store, options).await.unwrap();
+        let worker = suitex_events::worker::Worker::new(config.clone(), store, options).await.unwrap();
         let metrics = worker.metrics();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
@@ -465,7 +465,7 @@ impl RunningWorker {
     }
 
     /// Asks for shutdown and waits for the run to end.
-    pub async fn stop(mut self) -> suitex_events::consumer::RunSummary {
+    pub async fn stop(mut self) -> suitex_events::worker::RunSummary {
         let _ = self.stop.take().unwrap().send(());
         self.handle.await.expect("worker task").expect("worker run")
     }

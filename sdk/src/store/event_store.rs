@@ -1,185 +1,25 @@
-//! The append-only event store (`event_store` table, DESIGN §3.2).
+//! The append-only event store itself: appends and reads.
 //!
 //! Only workers write it, and only with INSERT. Appending is idempotent on `event_id`: an event
 //! already stored is reported as [`Appended::Duplicate`] with its existing id — never an error
 //! and never an UPDATE. (`ON DUPLICATE KEY UPDATE` would fire the append-only trigger, and
 //! `INSERT IGNORE` would also hide real errors such as a truncated payload.) Every read that
 //! concerns a tenant is scoped by `account_id`.
-//!
-//! Settings come from the same `DB_EVENT_STORE_*` variables as Laravel's `event_store`
-//! connection (DESIGN §3.2a), TLS included.
 
+use super::{MIGRATOR, StoreSettings};
 use crate::envelope::{Event, Payload};
-use crate::error::{ConfigError, Error, Result, Service};
+use crate::error::{Error, Poison, Result, Service};
 use serde_json::Value;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow, MySqlSslMode};
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::{QueryBuilder, Row as _};
 use std::collections::HashMap;
 use std::time::Duration;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-/// The embedded migrations of `migrations/` (applied by `suitex-events migrate`).
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
-
 /// Most rows in one INSERT.
 pub const MAX_ROWS_PER_INSERT: usize = 500;
 /// Bytes kept free in every statement for SQL text and protocol framing.
 const PACKET_HEADROOM: usize = 64 * 1024;
-
-/// Where the event store is and how to reach it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreSettings {
-    /// `DB_EVENT_STORE_HOST` (default `127.0.0.1`).
-    pub host: String,
-    /// `DB_EVENT_STORE_PORT` (default 3306).
-    pub port: u16,
-    /// `DB_EVENT_STORE_DATABASE` (default `event_store`).
-    pub database: String,
-    /// `DB_EVENT_STORE_USERNAME` (default `root`, as Laravel's example).
-    pub username: String,
-    /// `DB_EVENT_STORE_PASSWORD` (default empty).
-    pub password: String,
-    /// `DB_EVENT_STORE_SOCKET`: a Unix socket path (e.g. the Cloud SQL Auth Proxy); wins over host.
-    pub socket: Option<String>,
-    /// `DB_EVENT_STORE_SSL_MODE`: `disabled`, `preferred` (default), `required`, `verify_ca`,
-    /// `verify_identity`. Cloud SQL requires TLS: use `verify_ca` with its server CA.
-    pub ssl_mode: SslMode,
-    /// `DB_EVENT_STORE_SSL_CA`: CA certificate file (PEM).
-    pub ssl_ca: Option<String>,
-    /// `DB_EVENT_STORE_SSL_CERT`: client certificate file (PEM).
-    pub ssl_cert: Option<String>,
-    /// `DB_EVENT_STORE_SSL_KEY`: client key file (PEM).
-    pub ssl_key: Option<String>,
-    /// `DB_EVENT_STORE_POOL_SIZE` (default 4).
-    pub pool_size: u32,
-}
-
-/// TLS mode of the database connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SslMode {
-    /// Plain text.
-    Disabled,
-    /// TLS if the server offers it.
-    Preferred,
-    /// TLS, certificate not checked.
-    Required,
-    /// TLS, certificate checked against the CA.
-    VerifyCa,
-    /// TLS, certificate and host name checked.
-    VerifyIdentity,
-}
-
-impl StoreSettings {
-    /// Reads the `DB_EVENT_STORE_*` variables.
-    pub fn from_env() -> std::result::Result<StoreSettings, ConfigError> {
-        StoreSettings::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// Reads the `DB_EVENT_STORE_*` settings through `lookup`.
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> std::result::Result<StoreSettings, ConfigError> {
-        let get = |k: &str| lookup(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let port = match get("DB_EVENT_STORE_PORT") {
-            None => 3306,
-            Some(p) => p.parse().map_err(|_| {
-                ConfigError::new("DB_EVENT_STORE_PORT", format!("is {p:?}; expected a port number"))
-            })?,
-        };
-        let ssl_mode = match get("DB_EVENT_STORE_SSL_MODE").as_deref().map(str::to_ascii_lowercase).as_deref()
-        {
-            None | Some("preferred") => SslMode::Preferred,
-            Some("disabled") | Some("disable") => SslMode::Disabled,
-            Some("required") | Some("require") => SslMode::Required,
-            Some("verify_ca") | Some("verify-ca") => SslMode::VerifyCa,
-            Some("verify_identity") | Some("verify-full") | Some("verify_identity_full") => {
-                SslMode::VerifyIdentity
-            }
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "DB_EVENT_STORE_SSL_MODE",
-                    format!(
-                        "is {other:?}; expected disabled, preferred, required, verify_ca or verify_identity"
-                    ),
-                ));
-            }
-        };
-        let pool_size = match get("DB_EVENT_STORE_POOL_SIZE") {
-            None => 4,
-            Some(p) => p.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                ConfigError::new("DB_EVENT_STORE_POOL_SIZE", format!("is {p:?}; expected a positive number"))
-            })?,
-        };
-        let s = StoreSettings {
-            host: get("DB_EVENT_STORE_HOST").unwrap_or_else(|| "127.0.0.1".into()),
-            port,
-            database: get("DB_EVENT_STORE_DATABASE").unwrap_or_else(|| "event_store".into()),
-            username: get("DB_EVENT_STORE_USERNAME").unwrap_or_else(|| "root".into()),
-            password: lookup("DB_EVENT_STORE_PASSWORD").unwrap_or_default(),
-            socket: get("DB_EVENT_STORE_SOCKET"),
-            ssl_mode,
-            ssl_ca: get("DB_EVENT_STORE_SSL_CA"),
-            ssl_cert: get("DB_EVENT_STORE_SSL_CERT"),
-            ssl_key: get("DB_EVENT_STORE_SSL_KEY"),
-            pool_size,
-        };
-        if matches!(s.ssl_mode, SslMode::VerifyCa | SslMode::VerifyIdentity) && s.ssl_ca.is_none() {
-            return Err(ConfigError::new(
-                "DB_EVENT_STORE_SSL_CA",
-                "is not set, but DB_EVENT_STORE_SSL_MODE asks to verify the server certificate",
-            ));
-        }
-        if s.ssl_cert.is_some() != s.ssl_key.is_some() {
-            return Err(ConfigError::new(
-                "DB_EVENT_STORE_SSL_CERT / DB_EVENT_STORE_SSL_KEY",
-                "must be given together (client certificate and its key)",
-            ));
-        }
-        Ok(s)
-    }
-
-    /// The same settings for another database on the same server.
-    pub fn with_database(mut self, database: impl Into<String>) -> StoreSettings {
-        self.database = database.into();
-        self
-    }
-
-    /// Connection options (UTC session, utf8mb4, TLS as configured).
-    pub fn connect_options(&self) -> MySqlConnectOptions {
-        let mut o = MySqlConnectOptions::new().username(&self.username);
-        if !self.password.is_empty() {
-            o = o.password(&self.password);
-        }
-        o = o.database(&self.database).charset("utf8mb4").timezone(Some("+00:00".to_string())).ssl_mode(
-            match self.ssl_mode {
-                SslMode::Disabled => MySqlSslMode::Disabled,
-                SslMode::Preferred => MySqlSslMode::Preferred,
-                SslMode::Required => MySqlSslMode::Required,
-                SslMode::VerifyCa => MySqlSslMode::VerifyCa,
-                SslMode::VerifyIdentity => MySqlSslMode::VerifyIdentity,
-            },
-        );
-        o = match &self.socket {
-            Some(path) => o.socket(path),
-            None => o.host(&self.host).port(self.port),
-        };
-        if let Some(ca) = &self.ssl_ca {
-            o = o.ssl_ca(ca);
-        }
-        if let (Some(cert), Some(key)) = (&self.ssl_cert, &self.ssl_key) {
-            o = o.ssl_client_cert(cert).ssl_client_key(key);
-        }
-        o
-    }
-
-    /// `host:port/database` or `socket/database`, for messages (no credentials).
-    pub fn describe(&self) -> String {
-        match &self.socket {
-            Some(s) => format!("{s}/{}", self.database),
-            None => format!("{}:{}/{}", self.host, self.port, self.database),
-        }
-    }
-}
 
 /// What appending one event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,8 +28,8 @@ pub enum Appended {
     Stored(u64),
     /// The event_id was already stored, as this id; nothing was written.
     Duplicate(u64),
-    /// The database refuses this row (poison); nothing was written for it.
-    Rejected(String),
+    /// The row can never be stored as it is (poison); nothing was written for it.
+    Rejected(Poison),
 }
 
 impl Appended {
@@ -241,6 +81,28 @@ pub enum Selection {
     },
 }
 
+impl Selection {
+    /// Appends this selection's conditions (joined by AND) to a WHERE clause.
+    fn push_where(&self, q: &mut QueryBuilder<sqlx::MySql>) {
+        match self {
+            Selection::Aggregate { account_id, aggregate_type, aggregate_id } => {
+                q.push("account_id = ").push_bind(*account_id);
+                q.push(" AND aggregate_type = ").push_bind(aggregate_type.as_str());
+                q.push(" AND aggregate_id = ").push_bind(aggregate_id.as_str());
+            }
+            Selection::Tenant { account_id } => {
+                q.push("account_id = ").push_bind(*account_id);
+            }
+            Selection::IdRange { from, to, account_id } => {
+                q.push("id >= ").push_bind(*from).push(" AND id <= ").push_bind(*to);
+                if let Some(a) = account_id {
+                    q.push(" AND account_id = ").push_bind(*a);
+                }
+            }
+        }
+    }
+}
+
 /// The event store: a MySQL connection pool and the append/read operations.
 #[derive(Debug, Clone)]
 pub struct EventStore {
@@ -252,7 +114,7 @@ pub struct EventStore {
     describe: String,
 }
 
-fn db_error(operation: impl Into<String>, e: sqlx::Error) -> Error {
+pub(super) fn db_error(operation: impl Into<String>, e: sqlx::Error) -> Error {
     let transient = is_transient(&e);
     Error::service(Service::Database, operation, transient, e)
 }
@@ -351,14 +213,20 @@ impl EventStore {
 
     /// Reads back the ids of every multi-row INSERT as on a server with interleaved
     /// auto-increment locking (MySQL 8's default), whatever this server does. For tests.
-    #[doc(hidden)]
+    #[cfg(feature = "test-support")]
     pub fn verifying_appended_ids(mut self) -> EventStore {
         self.consecutive_ids = false;
         self
     }
 
-    /// The pool, for tools and tests.
+    /// The connection pool (for the test suites).
+    #[cfg(feature = "test-support")]
     pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+
+    #[cfg(not(feature = "test-support"))]
+    pub(crate) fn pool(&self) -> &MySqlPool {
         &self.pool
     }
 
@@ -396,9 +264,7 @@ impl EventStore {
             }
             first_index.insert(event.event_id(), i);
             let Payload::Inline(payload) = event.payload() else {
-                outcome[i] = Some(Appended::Rejected(
-                    "the payload is a claim-check reference; resolve it before storing".into(),
-                ));
+                outcome[i] = Some(Appended::Rejected(Poison::Unresolved));
                 continue;
             };
             let row = InsertRow {
@@ -407,10 +273,7 @@ impl EventStore {
                 metadata: event.metadata().map(|m| serde_json::to_string(m).expect("JSON serializes")),
             };
             if row.size() > limit {
-                outcome[i] = Some(Appended::Rejected(format!(
-                    "the row is {} bytes; the database's max_allowed_packet allows {limit}",
-                    row.size()
-                )));
+                outcome[i] = Some(Appended::Rejected(Poison::RowTooLarge { size: row.size(), limit }));
                 continue;
             }
             rows.push((i, row));
@@ -503,7 +366,10 @@ impl EventStore {
                 }
                 Err(e) => {
                     let (i, _) = pending[0];
-                    outcome[*i] = Some(Appended::Rejected(format!("the database refused the row: {e}")));
+                    outcome[*i] = Some(Appended::Rejected(Poison::RowRefused {
+                        code: mysql_code(&e),
+                        message: e.to_string(),
+                    }));
                     return Ok(());
                 }
             }
@@ -579,23 +445,8 @@ impl EventStore {
         let mut q = QueryBuilder::<sqlx::MySql>::new(
             "SELECT id, account_id, event_id, aggregate_type, aggregate_id, event_type, payload, metadata, occurred_at, created_at FROM event_store WHERE id > ",
         );
-        q.push_bind(after_id);
-        match selection {
-            Selection::Aggregate { account_id, aggregate_type, aggregate_id } => {
-                q.push(" AND account_id = ").push_bind(*account_id);
-                q.push(" AND aggregate_type = ").push_bind(aggregate_type);
-                q.push(" AND aggregate_id = ").push_bind(aggregate_id);
-            }
-            Selection::Tenant { account_id } => {
-                q.push(" AND account_id = ").push_bind(*account_id);
-            }
-            Selection::IdRange { from, to, account_id } => {
-                q.push(" AND id >= ").push_bind(*from).push(" AND id <= ").push_bind(*to);
-                if let Some(a) = account_id {
-                    q.push(" AND account_id = ").push_bind(*a);
-                }
-            }
-        }
+        q.push_bind(after_id).push(" AND ");
+        selection.push_where(&mut q);
         q.push(" ORDER BY id LIMIT ").push_bind(limit);
         let rows = q
             .build()
@@ -608,22 +459,7 @@ impl EventStore {
     /// Counts the events of `selection`.
     pub async fn count(&self, selection: &Selection) -> Result<u64> {
         let mut q = QueryBuilder::<sqlx::MySql>::new("SELECT COUNT(*) FROM event_store WHERE ");
-        match selection {
-            Selection::Aggregate { account_id, aggregate_type, aggregate_id } => {
-                q.push("account_id = ").push_bind(*account_id);
-                q.push(" AND aggregate_type = ").push_bind(aggregate_type);
-                q.push(" AND aggregate_id = ").push_bind(aggregate_id);
-            }
-            Selection::Tenant { account_id } => {
-                q.push("account_id = ").push_bind(*account_id);
-            }
-            Selection::IdRange { from, to, account_id } => {
-                q.push("id >= ").push_bind(*from).push(" AND id <= ").push_bind(*to);
-                if let Some(a) = account_id {
-                    q.push(" AND account_id = ").push_bind(*a);
-                }
-            }
-        }
+        selection.push_where(&mut q);
         let n: i64 = q
             .build_query_scalar()
             .fetch_one(&self.pool)
@@ -632,7 +468,8 @@ impl EventStore {
         Ok(n as u64)
     }
 
-    /// Runs one statement as-is (tools and tests: grants, scratch tables).
+    /// Runs one statement as-is (for the test suites: scratch databases, grants).
+    #[cfg(feature = "test-support")]
     pub async fn execute(&self, sql: &str) -> Result<()> {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
             .execute(&self.pool)
@@ -670,101 +507,3 @@ fn stored_event(r: &MySqlRow) -> Result<StoredEvent> {
     Ok(StoredEvent { id, event, created_at: created_at.assume_utc() })
 }
 
-/// Characters allowed in a MySQL account name or host for [`worker_user_sql`].
-fn check_account_part(what: &str, v: &str) -> std::result::Result<(), ConfigError> {
-    if v.is_empty() || v.len() > 255 || !v.chars().all(|c| c.is_ascii_alphanumeric() || "_.-%".contains(c)) {
-        return Err(ConfigError::new(
-            what,
-            format!("{v:?} may only contain letters, digits, '_', '.', '-', '%'"),
-        ));
-    }
-    Ok(())
-}
-
-/// Quotes a string literal for MySQL and MariaDB (both escaping styles neutralised).
-fn quote_literal(v: &str) -> String {
-    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"))
-}
-
-/// The statements that create the worker's database account: INSERT and SELECT on
-/// `event_store`, nothing else (no UPDATE, DELETE, DROP, ALTER or TRUNCATE).
-pub fn worker_user_sql(
-    database: &str,
-    user: &str,
-    host: &str,
-    password: &str,
-) -> std::result::Result<Vec<String>, ConfigError> {
-    check_account_part("user", user)?;
-    check_account_part("host", host)?;
-    if !database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
-        return Err(ConfigError::new("database", format!("{database:?} is not a plain database name")));
-    }
-    Ok(vec![
-        format!("CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY {}", quote_literal(password)),
-        format!("GRANT INSERT, SELECT ON `{database}`.`event_store` TO '{user}'@'{host}'"),
-    ])
-}
-
-impl EventStore {
-    /// Creates (if absent) the worker's account with INSERT and SELECT on `event_store` only.
-    pub async fn create_worker_user(
-        &self,
-        database: &str,
-        user: &str,
-        host: &str,
-        password: &str,
-    ) -> Result<()> {
-        for sql in worker_user_sql(database, user, host, password)? {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&self.pool)
-                .await
-                .map_err(|e| db_error(format!("creating the worker account {user}@{host}"), e))?;
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn settings_follow_laravel_variables() {
-        let s = StoreSettings::from_lookup(|k| match k {
-            "DB_EVENT_STORE_HOST" => Some("10.0.0.5".into()),
-            "DB_EVENT_STORE_PORT" => Some("3307".into()),
-            "DB_EVENT_STORE_DATABASE" => Some("events".into()),
-            "DB_EVENT_STORE_USERNAME" => Some("worker".into()),
-            "DB_EVENT_STORE_PASSWORD" => Some(" s3cret ".into()),
-            "DB_EVENT_STORE_SSL_MODE" => Some("verify_ca".into()),
-            "DB_EVENT_STORE_SSL_CA" => Some("/etc/ssl/server-ca.pem".into()),
-            _ => None,
-        })
-        .unwrap();
-        assert_eq!(s.describe(), "10.0.0.5:3307/events");
-        assert_eq!(s.username, "worker");
-        assert_eq!(s.password, " s3cret ", "passwords are taken verbatim");
-        assert_eq!(s.ssl_mode, SslMode::VerifyCa);
-        assert_eq!(s.ssl_ca.as_deref(), Some("/etc/ssl/server-ca.pem"));
-    }
-
-    #[test]
-    fn verifying_tls_without_a_ca_is_refused() {
-        let e = StoreSettings::from_lookup(|k| {
-            (k == "DB_EVENT_STORE_SSL_MODE").then(|| "verify_identity".into())
-        })
-        .unwrap_err();
-        assert_eq!(e.setting(), "DB_EVENT_STORE_SSL_CA");
-        let e = StoreSettings::from_lookup(|k| (k == "DB_EVENT_STORE_SSL_MODE").then(|| "sometimes".into()))
-            .unwrap_err();
-        assert_eq!(e.setting(), "DB_EVENT_STORE_SSL_MODE");
-    }
-
-    #[test]
-    fn worker_user_gets_insert_and_select_only() {
-        let sql = worker_user_sql("event_store", "suitex_worker", "%", "pa'ss\\word").unwrap();
-        assert_eq!(sql[0], r"CREATE USER IF NOT EXISTS 'suitex_worker'@'%' IDENTIFIED BY 'pa''ss\\word'");
-        assert_eq!(sql[1], "GRANT INSERT, SELECT ON `event_store`.`event_store` TO 'suitex_worker'@'%'");
-        assert!(worker_user_sql("event_store", "x'; DROP", "%", "p").is_err());
-    }
-}

@@ -6,8 +6,8 @@
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::merged::MergedWriter;
-use crate::ordered_publisher::{Deadline, OrderedPublisher};
+use crate::consume::merged::MergedWriter;
+use crate::emit::ordered_publisher::{Deadline, OrderedPublisher};
 use crate::store::{EventStore, Selection};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -26,13 +26,7 @@ pub struct Replayer {
 impl Replayer {
     /// A replayer reading `store` and publishing to `config`'s merged topic.
     pub async fn new(config: Config, store: EventStore) -> Result<Replayer> {
-        let base = crate::clients::base_publisher(&config, config.publish_deadline()).await?;
-        let publisher = OrderedPublisher::new(
-            &base,
-            config.topic_path(&config.names().merged_topic),
-            config.batching(),
-            config.max_ordering_keys(),
-        );
+        let publisher = OrderedPublisher::connect(&config, config.topic_path(&config.names().merged_topic)).await?;
         Ok(Replayer { merged: MergedWriter::new(&config), config, store, publisher })
     }
 

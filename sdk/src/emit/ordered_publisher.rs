@@ -76,6 +76,14 @@ struct Generation {
 }
 
 impl OrderedPublisher {
+    /// A publisher for `topic` (full path) with `config`'s connection, credentials, batching and
+    /// generation size; the client's retries stop at `config`'s publish deadline. Must be called
+    /// inside a Tokio runtime.
+    pub async fn connect(config: &crate::Config, topic: impl Into<String>) -> crate::Result<OrderedPublisher> {
+        let base = crate::clients::base_publisher(config, config.publish_deadline()).await?;
+        Ok(OrderedPublisher::new(&base, topic, config.batching(), config.max_ordering_keys()))
+    }
+
     /// A publisher for `topic` (full path) on the `base` connection, retiring each generation
     /// after `max_keys` distinct ordering keys. Must be called inside a Tokio runtime.
     pub fn new(base: &BasePublisher, topic: impl Into<String>, batching: Batching, max_keys: usize) -> Self {
@@ -265,6 +273,7 @@ impl PublishBatch {
                 Some(Ok(id)) => Ok(id),
                 Some(Err(e)) => Err(publish_error(&topic, e)),
                 None => Err(Error::DeadlineExceeded {
+                    service: Service::PubSub,
                     operation: format!("publishing to {topic}"),
                     deadline: deadline.budget,
                 }),

@@ -4,11 +4,12 @@ namespace Tests\Feature;
 
 use PHPUnit\Framework\TestCase;
 use SuiteX\Events\Consumer;
+use SuiteX\Events\Inbox;
 use SuiteX\Events\Emitter;
 use Tests\Support\Emulator;
 
-/** SuiteX\Events\Consumer (CLI only): pull, ack, nack, claim-checks resolved, poison reported. */
-final class ConsumerTest extends TestCase
+/** SuiteX\Events\Inbox (CLI only): pull, ack, nack, claim-checks resolved, poison reported. */
+final class InboxTest extends TestCase
 {
     private string $topic;
 
@@ -32,7 +33,7 @@ final class ConsumerTest extends TestCase
     }
 
     /** Pulls until `n` deliveries arrived (the emulator hands out a few at a time). */
-    private static function pullAll(Consumer $consumer, int $n): array
+    private static function pullAll(Inbox|Consumer $consumer, int $n): array
     {
         $got = [];
         $until = microtime(true) + 30;
@@ -47,14 +48,14 @@ final class ConsumerTest extends TestCase
     {
         $emitter = new Emitter($this->options());
         $big = ['lines' => array_fill(0, 8000, ['sku' => 'SKU-000123', 'qty' => 2, 'price' => 19.99])];
-        $receipts = $emitter->emitBatch([
+        $receipts = $emitter->emitEvents([
             self::event('I-1', ['n' => 1]),
             self::event('I-2', $big),
             self::event('I-3', ['n' => 3]),
         ]);
         $this->assertSame(['inline', 'gcs', 'inline'], array_column($receipts, 'payload_location'));
 
-        $consumer = new Consumer($this->options());
+        $consumer = new Inbox($this->options());
         $deliveries = self::pullAll($consumer, 3);
         $this->assertCount(3, $deliveries);
         $byId = [];
@@ -86,7 +87,7 @@ final class ConsumerTest extends TestCase
         [$status] = Emulator::request('POST', $url, ['messages' => [['data' => base64_encode('{"not":"an event"}')]]]);
         $this->assertSame(200, $status);
 
-        $consumer = new Consumer($this->options());
+        $consumer = new Inbox($this->options());
         [$d] = self::pullAll($consumer, 1);
         $this->assertNull($d['event']);
         $this->assertStringStartsWith('bad envelope: ', $d['error']);
@@ -94,14 +95,24 @@ final class ConsumerTest extends TestCase
         $consumer->ack($d['ack_id']);
     }
 
-    public function test_a_missing_subscription_is_an_exception_naming_it(): void
+    public function test_a_missing_subscription_is_a_consume_exception_naming_it(): void
     {
-        $consumer = new Consumer(['SUITEX_EVENTS_RAW_SUBSCRIPTION' => 'no-such-sub-'.bin2hex(random_bytes(3))]);
+        $inbox = new Inbox(['SUITEX_EVENTS_RAW_SUBSCRIPTION' => 'no-such-sub-'.bin2hex(random_bytes(3))]);
         try {
-            $consumer->pull(1, 0);
+            $inbox->pull(1, 0);
             $this->fail('pulled from a subscription that does not exist');
-        } catch (\SuiteX\Events\Exception $e) {
+        } catch (\SuiteX\Events\ConsumeException $e) {
             $this->assertStringContainsString('no-such-sub-', $e->getMessage());
         }
+    }
+
+    public function test_the_old_consumer_name_still_works(): void
+    {
+        (new Emitter($this->options()))->emitEvent(self::event('I-9', ['n' => 9]));
+        $consumer = new Consumer($this->options());
+        [$d] = self::pullAll($consumer, 1);
+        $this->assertSame(['n' => 9], $d['event']['payload']);
+        $consumer->ack($d['ack_id']);
+        $this->assertSame([], $consumer->pull(10, 1500));
     }
 }

@@ -24,114 +24,30 @@
 //! Several worker processes may share the subscription; with message ordering on, Pub/Sub
 //! hands each ordering key to one of them at a time.
 
+use super::WorkerOptions;
+use super::metrics::Metrics;
 use crate::claim_check::ClaimCheck;
 use crate::config::Config;
+use crate::consume::merged::MergedWriter;
+use crate::emit::ordered_publisher::{Deadline, OrderedPublisher};
 use crate::envelope::{Event, Payload, PayloadRef};
-use crate::error::{ConfigError, Error, Result};
-use crate::merged::MergedWriter;
-use crate::metrics::Metrics;
-use crate::ordered_publisher::{Deadline, OrderedPublisher};
+use crate::error::{Error, Poison, Result};
 use crate::store::{Appended, EventStore};
+use backon::BackoffBuilder;
 use futures::StreamExt;
 use google_cloud_pubsub::model::Message;
 use google_cloud_pubsub::subscriber::ShutdownBehavior;
 use google_cloud_pubsub::subscriber::handler::Handler;
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{OnceCell, watch};
 use tokio::time::Instant;
 
 /// Claim-check downloads of one batch that run at once.
 const FETCH_CONCURRENCY: usize = 8;
-
-/// Tuning of the worker; every field has a production default.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkerOptions {
-    /// Most messages in one batch (`SUITEX_WORKER_BATCH_SIZE`, default 500).
-    pub batch_size: usize,
-    /// Longest wait to fill a batch once its first message arrived (`SUITEX_WORKER_BATCH_WAIT`,
-    /// default 20ms).
-    pub batch_wait: Duration,
-    /// Flow control: messages the subscriber may hold (`SUITEX_WORKER_MAX_OUTSTANDING`,
-    /// default 1000).
-    pub max_outstanding: i64,
-    /// First back-off after a transient failure (`SUITEX_WORKER_BACKOFF_MIN`, default 200ms).
-    pub backoff_min: Duration,
-    /// Longest back-off (`SUITEX_WORKER_BACKOFF_MAX`, default 30s).
-    pub backoff_max: Duration,
-    /// After SIGTERM/SIGINT, how long in-flight work may take before it is released
-    /// (`SUITEX_WORKER_SHUTDOWN_DEADLINE`, default 30s).
-    pub shutdown_deadline: Duration,
-    /// How long a message's lease is kept alive while its batch retries (default 12h, so a
-    /// long database outage does not turn into expired leases and burnt delivery attempts).
-    pub max_lease: Duration,
-    /// How far each lease extension reaches (`SUITEX_WORKER_LEASE_EXTENSION`, 10s–600s,
-    /// default 60s): after a crash, the messages the worker held are redelivered this long
-    /// after its last extension.
-    pub lease_extension: Duration,
-}
-
-impl Default for WorkerOptions {
-    fn default() -> Self {
-        WorkerOptions {
-            batch_size: 500,
-            batch_wait: Duration::from_millis(20),
-            max_outstanding: 1000,
-            backoff_min: Duration::from_millis(200),
-            backoff_max: Duration::from_secs(30),
-            shutdown_deadline: Duration::from_secs(30),
-            max_lease: Duration::from_secs(12 * 3600),
-            lease_extension: Duration::from_secs(60),
-        }
-    }
-}
-
-impl WorkerOptions {
-    /// Reads the `SUITEX_WORKER_*` variables.
-    pub fn from_env() -> std::result::Result<WorkerOptions, ConfigError> {
-        WorkerOptions::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// Reads the `SUITEX_WORKER_*` settings through `lookup`.
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> std::result::Result<WorkerOptions, ConfigError> {
-        let mut o = WorkerOptions::default();
-        let get = |k: &str| lookup(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let int = |k: &str, v: String| -> std::result::Result<i64, ConfigError> {
-            v.parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ConfigError::new(k, format!("is {v:?}; expected a positive whole number")))
-        };
-        if let Some(v) = get("SUITEX_WORKER_BATCH_SIZE") {
-            o.batch_size = int("SUITEX_WORKER_BATCH_SIZE", v)? as usize;
-        }
-        if let Some(v) = get("SUITEX_WORKER_MAX_OUTSTANDING") {
-            o.max_outstanding = int("SUITEX_WORKER_MAX_OUTSTANDING", v)?;
-        }
-        for (k, slot) in [
-            ("SUITEX_WORKER_BATCH_WAIT", &mut o.batch_wait),
-            ("SUITEX_WORKER_BACKOFF_MIN", &mut o.backoff_min),
-            ("SUITEX_WORKER_BACKOFF_MAX", &mut o.backoff_max),
-            ("SUITEX_WORKER_SHUTDOWN_DEADLINE", &mut o.shutdown_deadline),
-            ("SUITEX_WORKER_LEASE_EXTENSION", &mut o.lease_extension),
-        ] {
-            if let Some(v) = get(k) {
-                *slot = crate::config::parse_duration(k, &v)?;
-            }
-        }
-        if o.max_outstanding < o.batch_size as i64 {
-            return Err(ConfigError::new(
-                "SUITEX_WORKER_MAX_OUTSTANDING",
-                format!("is {}, below the batch size of {}", o.max_outstanding, o.batch_size),
-            ));
-        }
-        Ok(o)
-    }
-}
+/// How long one claim-check download may take before the batch is retried.
+const FETCH_DEADLINE: Duration = Duration::from_secs(60);
 
 /// What a finished run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -147,16 +63,17 @@ struct Received {
     message: Message,
     handler: Handler,
     /// The decoded event, or why it is poison.
-    event: std::result::Result<Event, String>,
+    event: std::result::Result<Event, Poison>,
 }
 
-/// A message's event with its payload inline, or why it is poison.
-type Resolved = std::result::Result<(Event, Option<PayloadRef>), String>;
+/// A message's event with its payload inline (and the claim-check it came with), or why it is
+/// poison.
+type Resolved = std::result::Result<(Event, Option<PayloadRef>), Poison>;
 
 /// What to do with a message once its batch is through.
 enum Verdict {
     Ack,
-    Nack(String),
+    Nack(Poison),
 }
 
 /// Consumes `events.raw-sub` into the event store.
@@ -173,13 +90,8 @@ pub struct Worker {
 impl Worker {
     /// A worker for `config`'s subscription and topics, storing into `store`.
     pub async fn new(config: Config, store: EventStore, options: WorkerOptions) -> Result<Worker> {
-        let base = crate::clients::base_publisher(&config, config.publish_deadline()).await?;
-        let merged_publisher = OrderedPublisher::new(
-            &base,
-            config.topic_path(&config.names().merged_topic),
-            config.batching(),
-            config.max_ordering_keys(),
-        );
+        let merged_publisher =
+            OrderedPublisher::connect(&config, config.topic_path(&config.names().merged_topic)).await?;
         Ok(Worker {
             merged: MergedWriter::new(&config),
             config,
@@ -191,7 +103,7 @@ impl Worker {
         })
     }
 
-    /// The worker's metrics (serve them with [`crate::metrics::spawn`]).
+    /// The worker's metrics (serve them with [`super::metrics::spawn`]).
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
     }
@@ -269,15 +181,15 @@ impl Worker {
     }
 
     fn received(&self, message: Message, handler: Handler) -> Received {
-        self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-        let event = Event::decode(&message.data).map_err(|e| format!("bad envelope: {e}"));
+        self.metrics.in_flight.inc();
+        let event = Event::decode(&message.data).map_err(Poison::BadEnvelope);
         Received { message, handler, event }
     }
 
     /// Handles one batch until it is through. Returns `Some(n)` when shutdown's deadline
     /// passed while retrying and `n` messages were released instead.
     async fn handle(&self, batch: Vec<Received>, stop: &watch::Receiver<Option<Instant>>) -> Option<u64> {
-        let mut backoff = self.options.backoff_min;
+        let mut backoff = self.options.backoff().build();
         // Messages of this batch that an earlier attempt stored: not duplicates on a retry.
         let mut ours: HashSet<usize> = HashSet::new();
         loop {
@@ -287,7 +199,8 @@ impl Worker {
                     return None;
                 }
                 Err(e) => {
-                    self.metrics.transient_retries.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.transient_retries.inc();
+                    let backoff = backoff.next().unwrap_or(self.options.backoff_max);
                     if e.is_transient() {
                         tracing::warn!(error = %e, retry_in = ?backoff, messages = batch.len(), "transient failure; batch kept and retried");
                     } else {
@@ -299,7 +212,7 @@ impl Worker {
                         Some(d) if d <= wake => {
                             tokio::time::sleep_until(d).await;
                             let n = batch.len() as u64;
-                            self.metrics.in_flight.fetch_sub(n as i64, Ordering::Relaxed);
+                            self.metrics.in_flight.dec_by(n as i64);
                             tracing::warn!(
                                 messages = n,
                                 "shutdown deadline reached; releasing the batch for redelivery"
@@ -308,7 +221,6 @@ impl Worker {
                         }
                         _ => tokio::time::sleep_until(wake).await,
                     }
-                    backoff = (backoff * 2).min(self.options.backoff_max);
                 }
             }
         }
@@ -316,11 +228,11 @@ impl Worker {
 
     fn settle(&self, batch: Vec<Received>, verdicts: Vec<Verdict>) {
         for (r, verdict) in batch.into_iter().zip(verdicts) {
-            self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+            self.metrics.in_flight.dec();
             match verdict {
                 Verdict::Ack => r.handler.ack(),
                 Verdict::Nack(reason) => {
-                    self.metrics.poison.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.poison.inc();
                     tracing::warn!(
                         message_id = %r.message.message_id,
                         event_id = r.message.attributes.get("event_id").map(String::as_str).unwrap_or(""),
@@ -339,24 +251,20 @@ impl Worker {
     }
 
     /// The event of a message with its payload inline (and the claim-check it came with), or
-    /// why it is poison. `Err` for a failure worth retrying (storage unavailable).
+    /// why it is poison. `Err` for a failure worth retrying (storage unavailable or too slow).
     async fn resolve(&self, r: &Received) -> Result<Resolved> {
         let event = match &r.event {
             Err(reason) => return Ok(Err(reason.clone())),
             Ok(e) => e,
         };
         let Payload::Offloaded(reference) = event.payload() else { return Ok(Ok((event.clone(), None))) };
-        let bytes = match self.claim_check().await?.fetch(reference).await {
-            Ok(b) => b,
-            Err(e @ Error::ClaimCheckInvalid { .. }) => return Ok(Err(e.to_string())),
-            Err(e) => return Err(e),
-        };
-        Ok(match serde_json::from_slice(&bytes) {
-            Ok(payload) => {
-                Ok((event.clone().with_payload(Payload::Inline(payload)), Some(reference.clone())))
-            }
-            Err(e) => Err(format!("claim-check {} is not JSON: {e}", reference.object)),
-        })
+        let reference = reference.clone();
+        Ok(self
+            .claim_check()
+            .await?
+            .resolve(event.clone(), FETCH_DEADLINE)
+            .await?
+            .map(|resolved| (resolved, Some(reference))))
     }
 
     /// One attempt at a batch: resolve, append, publish. `Err` is a batch-wide failure (to be
@@ -403,7 +311,7 @@ impl Worker {
         }
         if new > 0 {
             // Committed rows count now, whatever happens to the rest of the batch.
-            self.metrics.appended.fetch_add(new, Ordering::Relaxed);
+            self.metrics.appended.inc_by(new);
             self.metrics.committed();
         }
 
@@ -418,9 +326,9 @@ impl Worker {
             for result in publish.finish(deadline).await {
                 result?;
             }
-            self.metrics.merged_published.fetch_add(stored.len() as u64, Ordering::Relaxed);
+            self.metrics.merged_published.inc_by(stored.len() as u64);
         }
-        self.metrics.duplicates.fetch_add(dup, Ordering::Relaxed);
+        self.metrics.duplicates.inc_by(dup);
         Ok(verdicts)
     }
 }

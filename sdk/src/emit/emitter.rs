@@ -3,13 +3,13 @@
 //! This is all the web tier does with events. It never touches the event store.
 //!
 //! ```no_run
-//! use suitex_events::{Config, Emitter, envelope::Event};
+//! use suitex_events::{Config, Emitter, Event};
 //! use serde_json::json;
 //!
 //! # async fn demo() -> suitex_events::Result<()> {
 //! let emitter = Emitter::connect(Config::from_env()?).await?;
 //! let receipt = emitter
-//!     .emit(
+//!     .emit_event(
 //!         Event::builder()
 //!             .account_id(42)
 //!             .aggregate("customer", "C-1001")
@@ -26,7 +26,7 @@ use crate::claim_check::ClaimCheck;
 use crate::config::{Config, PUBSUB_MESSAGE_MAX_BYTES};
 use crate::envelope::{Event, Payload, PayloadLocation, PayloadRef};
 use crate::error::{Error, Result, ValidationError};
-use crate::ordered_publisher::{Deadline, OrderedPublisher, PublishBatch};
+use super::ordered_publisher::{Deadline, OrderedPublisher, PublishBatch};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -86,13 +86,7 @@ enum PreparedPayload {
 impl Emitter {
     /// Creates the Pub/Sub connection for `config` (no network round trip happens here).
     pub async fn connect(config: Config) -> Result<Emitter> {
-        let base = crate::clients::base_publisher(&config, config.publish_deadline()).await?;
-        let publisher = OrderedPublisher::new(
-            &base,
-            config.raw_topic_path(),
-            config.batching(),
-            config.max_ordering_keys(),
-        );
+        let publisher = OrderedPublisher::connect(&config, config.raw_topic_path()).await?;
         Ok(Emitter { inner: Arc::new(Inner { config, publisher, claim_check: OnceCell::new() }) })
     }
 
@@ -108,13 +102,13 @@ impl Emitter {
     }
 
     /// Emits one event within the configured publish deadline.
-    pub async fn emit(&self, event: Event) -> Result<EmitReceipt> {
-        self.emit_within(event, self.inner.config.publish_deadline()).await
+    pub async fn emit_event(&self, event: Event) -> Result<EmitReceipt> {
+        self.emit_event_within(event, self.inner.config.publish_deadline()).await
     }
 
     /// Emits one event; fails with [`Error::DeadlineExceeded`] if the upload and publish take
     /// longer than `deadline`.
-    pub async fn emit_within(&self, event: Event, deadline: Duration) -> Result<EmitReceipt> {
+    pub async fn emit_event_within(&self, event: Event, deadline: Duration) -> Result<EmitReceipt> {
         let prepared = self.prepare(event).map_err(Error::Invalid)?;
         let mut results = self.send(vec![prepared], Deadline::after(deadline)).await;
         results.pop().expect("one result per event")
@@ -126,13 +120,13 @@ impl Emitter {
     /// refused (`Err`, field `events[i].payload`) and nothing is uploaded or published. Otherwise
     /// the result holds one outcome per event, in order. Events of one ordering key are published
     /// in batch order; once one of them fails, the later ones of that key are not sent (they fail
-    /// too), so a key never has a gap followed by later events.
-    pub async fn emit_batch(&self, events: Vec<Event>) -> Result<Vec<Result<EmitReceipt>>> {
-        self.emit_batch_within(events, self.inner.config.publish_deadline()).await
+    /// with [`Error::EarlierEventFailed`]), so a key never has a gap followed by later events.
+    pub async fn emit_events(&self, events: Vec<Event>) -> Result<Vec<Result<EmitReceipt>>> {
+        self.emit_events_within(events, self.inner.config.publish_deadline()).await
     }
 
-    /// [`Emitter::emit_batch`] with an explicit deadline.
-    pub async fn emit_batch_within(
+    /// [`Emitter::emit_events`] with an explicit deadline.
+    pub async fn emit_events_within(
         &self,
         events: Vec<Event>,
         deadline: Duration,
@@ -143,6 +137,30 @@ impl Emitter {
             .map(|(i, e)| self.prepare(e).map_err(|v| v.within(&format!("events[{i}]"))))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(self.send(prepared, Deadline::after(deadline)).await)
+    }
+
+    /// Deprecated name of [`Emitter::emit_event`].
+    #[deprecated(since = "0.2.0", note = "use emit_event, the operation's name in every language")]
+    pub async fn emit(&self, event: Event) -> Result<EmitReceipt> {
+        self.emit_event(event).await
+    }
+
+    /// Deprecated name of [`Emitter::emit_event_within`].
+    #[deprecated(since = "0.2.0", note = "use emit_event_within")]
+    pub async fn emit_within(&self, event: Event, deadline: Duration) -> Result<EmitReceipt> {
+        self.emit_event_within(event, deadline).await
+    }
+
+    /// Deprecated name of [`Emitter::emit_events`].
+    #[deprecated(since = "0.2.0", note = "use emit_events, the operation's name in every language")]
+    pub async fn emit_batch(&self, events: Vec<Event>) -> Result<Vec<Result<EmitReceipt>>> {
+        self.emit_events(events).await
+    }
+
+    /// Deprecated name of [`Emitter::emit_events_within`].
+    #[deprecated(since = "0.2.0", note = "use emit_events_within")]
+    pub async fn emit_batch_within(&self, events: Vec<Event>, deadline: Duration) -> Result<Vec<Result<EmitReceipt>>> {
+        self.emit_events_within(events, deadline).await
     }
 
     /// Waits until everything buffered has been sent.
@@ -182,10 +200,8 @@ impl Emitter {
         let upload = async { self.claim_check().await?.offload(event, bytes).await };
         tokio::time::timeout_at(deadline.at, upload).await.unwrap_or_else(|_| {
             Err(Error::DeadlineExceeded {
-                operation: format!(
-                    "uploading the payload to gs://{}",
-                    self.inner.config.names().payload_bucket
-                ),
+                service: crate::error::Service::Storage,
+                operation: format!("uploading the payload to gs://{}", self.inner.config.names().payload_bucket),
                 deadline: deadline.budget,
             })
         })
@@ -327,12 +343,7 @@ impl SendRun {
 }
 
 fn earlier_failure(key: &str) -> Error {
-    Error::service(
-        crate::error::Service::PubSub,
-        format!("publishing ordering key {key}"),
-        true,
-        "not sent: an earlier event of the same ordering key in this batch failed",
-    )
+    Error::EarlierEventFailed { ordering_key: key.to_string() }
 }
 
 /// The Pub/Sub message for an event, checked against Pub/Sub's message limit.

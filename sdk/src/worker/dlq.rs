@@ -8,8 +8,8 @@
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::ordered_publisher::{Deadline, OrderedPublisher};
-use crate::pull::take_pending;
+use crate::consume::puller::take_pending;
+use crate::emit::ordered_publisher::{Deadline, OrderedPublisher};
 use google_cloud_pubsub::model::Message;
 use googleapis_tonic_google_pubsub_v1::google::pubsub::v1 as pb;
 use serde::Serialize;
@@ -137,9 +137,7 @@ pub async fn redrive(config: &Config, filter: &Filter) -> Result<Redriven> {
     if filter.limit > 0 {
         selected.truncate(filter.limit);
     }
-    let base = crate::clients::base_publisher(config, config.publish_deadline()).await?;
-    let raw =
-        OrderedPublisher::new(&base, config.raw_topic_path(), config.batching(), config.max_ordering_keys());
+    let raw = OrderedPublisher::connect(config, config.raw_topic_path()).await?;
     let mut batch = raw.batch(selected.iter().map(|(_, m)| m.ordering_key.as_str()));
     for (_, m) in &selected {
         let attributes = m

@@ -10,11 +10,10 @@
 //! The emitter is `Send + Sync`: share one per process between threads. Do not call it from
 //! inside an async runtime (it blocks the calling thread).
 
+use super::{EmitReceipt, Emitter};
 use crate::config::Config;
-use crate::emitter::{EmitReceipt, Emitter};
 use crate::envelope::Event;
-use crate::error::{Error, Result, Service};
-use crate::pull::{Delivery, Inbox};
+use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,7 +53,7 @@ impl<T> PerProcess<T> {
             .thread_name("suitex-events")
             .enable_all()
             .build()
-            .map_err(|e| Error::service(Service::PubSub, "starting the async runtime", true, e))?;
+            .map_err(Error::Runtime)?;
         let value = runtime.block_on(make())?;
         let fresh = Arc::new((pid, runtime, value));
         *state = Some(fresh.clone());
@@ -94,52 +93,30 @@ impl BlockingEmitter {
         Ok(p.1.block_on(f(&p.2)))
     }
 
-    /// Emits one event within the configured deadline.
-    pub fn emit(&self, event: Event) -> Result<EmitReceipt> {
-        self.run(async |e| e.emit(event).await)?
+    /// Emits one event within the configured deadline (see [`Emitter::emit_event`]).
+    pub fn emit_event(&self, event: Event) -> Result<EmitReceipt> {
+        self.run(async |e| e.emit_event(event).await)?
     }
 
     /// Emits one event within `deadline`.
-    pub fn emit_within(&self, event: Event, deadline: Duration) -> Result<EmitReceipt> {
-        self.run(async |e| e.emit_within(event, deadline).await)?
+    pub fn emit_event_within(&self, event: Event, deadline: Duration) -> Result<EmitReceipt> {
+        self.run(async |e| e.emit_event_within(event, deadline).await)?
     }
 
-    /// Emits several events (see [`Emitter::emit_batch`]).
+    /// Emits several events (see [`Emitter::emit_events`]).
+    pub fn emit_events(&self, events: Vec<Event>) -> Result<Vec<Result<EmitReceipt>>> {
+        self.run(async |e| e.emit_events(events).await)?
+    }
+
+    /// Deprecated name of [`BlockingEmitter::emit_event`].
+    #[deprecated(since = "0.2.0", note = "use emit_event")]
+    pub fn emit(&self, event: Event) -> Result<EmitReceipt> {
+        self.emit_event(event)
+    }
+
+    /// Deprecated name of [`BlockingEmitter::emit_events`].
+    #[deprecated(since = "0.2.0", note = "use emit_events")]
     pub fn emit_batch(&self, events: Vec<Event>) -> Result<Vec<Result<EmitReceipt>>> {
-        self.run(async |e| e.emit_batch(events).await)?
-    }
-}
-
-/// A blocking, fork-safe [`Inbox`]: pull events from `events.raw-sub` and settle them one by
-/// one (for consumers such as PHP queue workers that store events themselves).
-pub struct BlockingConsumer {
-    config: Config,
-    process: PerProcess<Inbox>,
-}
-
-impl BlockingConsumer {
-    /// A consumer of `config`'s raw subscription. Creates no thread, runtime or connection.
-    pub fn new(config: Config) -> BlockingConsumer {
-        BlockingConsumer { config, process: PerProcess::default() }
-    }
-
-    fn run<R>(&self, f: impl AsyncFnOnce(&Inbox) -> R) -> Result<R> {
-        let p = self.process.get(|| Inbox::connect(self.config.clone()))?;
-        Ok(p.1.block_on(f(&p.2)))
-    }
-
-    /// Up to `max` events, waiting at most `wait` for the first (see [`Inbox::pull`]).
-    pub fn pull(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
-        self.run(async |i| i.pull(max, wait).await)?
-    }
-
-    /// Acknowledges (consumes) deliveries by ack id.
-    pub fn ack(&self, ack_ids: Vec<String>) -> Result<()> {
-        self.run(async |i| i.ack(ack_ids).await)?
-    }
-
-    /// Releases deliveries for redelivery (counts a delivery attempt).
-    pub fn nack(&self, ack_ids: Vec<String>) -> Result<()> {
-        self.run(async |i| i.nack(ack_ids).await)?
+        self.emit_events(events)
     }
 }

@@ -1,0 +1,123 @@
+//! `SuiteX\Events\Inbox`: pull `events.raw-sub` from a CLI process (a Laravel queue worker)
+//! and settle each event explicitly. Registered only under the CLI SAPI. A thin binding over the
+//! SDK's `BlockingInbox`.
+
+// Rust parameter names are PHP's (for named arguments), which are camelCase.
+#![allow(non_snake_case)]
+
+use crate::convert::{string_map, to_zval};
+use crate::emitter::options;
+use crate::exceptions::{from_consume, from_sdk};
+use crate::settings;
+use ext_php_rs::boxed::ZBox;
+use ext_php_rs::prelude::*;
+use ext_php_rs::types::ZendHashTable;
+use sdk::BlockingInbox;
+use std::time::Duration;
+
+/// Pulls events for a worker that stores them itself (e.g. with `EventStore::create()`).
+///
+/// ```php
+/// $inbox = new SuiteX\Events\Inbox();
+/// foreach ($inbox->pull(100, 2000) as $delivery) {
+///     if ($delivery['error'] !== null) { $inbox->nack($delivery['ack_id']); continue; }
+///     EventStore::create(...$delivery['event']...);
+///     $inbox->ack($delivery['ack_id']);
+/// }
+/// ```
+#[php_class]
+#[php(name = "SuiteX\\Events\\Inbox")]
+pub struct Inbox {
+    inner: BlockingInbox,
+}
+
+impl Inbox {
+    fn open(options: Option<&ZendHashTable>) -> PhpResult<BlockingInbox> {
+        let config = settings::config(self::options(options)?).map_err(|e| from_sdk(&sdk::Error::Config(e)))?;
+        Ok(BlockingInbox::new(config))
+    }
+
+    fn deliveries(&self, max: Option<i64>, wait_ms: Option<i64>) -> PhpResult<ZBox<ZendHashTable>> {
+        let max = max.unwrap_or(100).clamp(1, 1000) as usize;
+        let wait = Duration::from_millis(wait_ms.unwrap_or(2000).clamp(0, 600_000) as u64);
+        let deliveries = self.inner.pull(max, wait).map_err(|e| from_consume(&e))?;
+        let mut out = ZendHashTable::with_capacity(deliveries.len() as u32);
+        for d in deliveries {
+            let mut entry = ZendHashTable::new();
+            let _ = entry.insert("ack_id", d.ack_id.as_str());
+            let _ = entry.insert("message_id", d.message_id.as_str());
+            let _ = entry.insert("delivery_attempt", i64::from(d.delivery_attempt));
+            let _ = entry.insert("ordering_key", d.ordering_key.as_str());
+            let _ = entry
+                .insert("attributes", string_map(d.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+            match d.event {
+                Ok(e) => {
+                    let _ = entry.insert("event", to_zval(&e.to_wire_value()));
+                    let _ = entry.insert("error", ());
+                }
+                Err(why) => {
+                    let _ = entry.insert("event", ());
+                    let _ = entry.insert("error", why.to_string().as_str());
+                }
+            }
+            let _ = out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
+#[php_impl]
+impl Inbox {
+    /// `$options` as for `Emitter` (plus `SUITEX_EVENTS_RAW_SUBSCRIPTION`).
+    pub fn __construct(options: Option<&ZendHashTable>) -> PhpResult<Self> {
+        Ok(Inbox { inner: Self::open(options)? })
+    }
+
+    /// Up to `$max` deliveries (1–1000), waiting up to `$waitMs` milliseconds for the first.
+    /// Each is `['ack_id', 'message_id', 'delivery_attempt', 'ordering_key', 'attributes',
+    /// 'event' => the envelope with its full payload (claim-checks resolved and verified) or
+    /// null, 'error' => why the message cannot be used (then nack it) or null]`.
+    pub fn pull(&self, max: Option<i64>, waitMs: Option<i64>) -> PhpResult<ZBox<ZendHashTable>> {
+        self.deliveries(max, waitMs)
+    }
+
+    /// Acknowledges a delivery: it is consumed.
+    pub fn ack(&self, ackId: String) -> PhpResult<()> {
+        self.inner.ack(vec![ackId]).map_err(|e| from_consume(&e))
+    }
+
+    /// Releases a delivery: it is redelivered (and dead-lettered after 5 attempts).
+    pub fn nack(&self, ackId: String) -> PhpResult<()> {
+        self.inner.nack(vec![ackId]).map_err(|e| from_consume(&e))
+    }
+}
+
+/// The old name of [`Inbox`], kept for callers written against 0.1 (deprecated).
+#[php_class]
+#[php(name = "SuiteX\\Events\\Consumer")]
+pub struct Consumer {
+    inbox: Inbox,
+}
+
+#[php_impl]
+impl Consumer {
+    /// See `Inbox::__construct`.
+    pub fn __construct(options: Option<&ZendHashTable>) -> PhpResult<Self> {
+        Ok(Consumer { inbox: Inbox { inner: Inbox::open(options)? } })
+    }
+
+    /// See `Inbox::pull`.
+    pub fn pull(&self, max: Option<i64>, waitMs: Option<i64>) -> PhpResult<ZBox<ZendHashTable>> {
+        self.inbox.deliveries(max, waitMs)
+    }
+
+    /// See `Inbox::ack`.
+    pub fn ack(&self, ackId: String) -> PhpResult<()> {
+        self.inbox.ack(ackId)
+    }
+
+    /// See `Inbox::nack`.
+    pub fn nack(&self, ackId: String) -> PhpResult<()> {
+        self.inbox.nack(ackId)
+    }
+}

@@ -1,0 +1,46 @@
+//! [`BlockingInbox`]: the [`Inbox`] for callers without an async runtime (the PHP extension's
+//! `Inbox` class), safe across `fork()` like [`BlockingEmitter`](crate::BlockingEmitter).
+
+use super::{Delivery, Inbox};
+use crate::config::Config;
+use crate::emit::blocking::PerProcess;
+use crate::error::Result;
+use std::time::Duration;
+
+/// A blocking, fork-safe [`Inbox`]: pull events from `events.raw-sub` and settle them one by
+/// one (for consumers such as PHP queue workers that store events themselves).
+pub struct BlockingInbox {
+    config: Config,
+    process: PerProcess<Inbox>,
+}
+
+/// The name this type had before the consuming API was called the inbox everywhere.
+#[deprecated(since = "0.2.0", note = "renamed BlockingInbox")]
+pub type BlockingConsumer = BlockingInbox;
+
+impl BlockingInbox {
+    /// An inbox on `config`'s raw subscription. Creates no thread, runtime or connection.
+    pub fn new(config: Config) -> BlockingInbox {
+        BlockingInbox { config, process: PerProcess::default() }
+    }
+
+    fn run<R>(&self, f: impl AsyncFnOnce(&Inbox) -> R) -> Result<R> {
+        let p = self.process.get(|| Inbox::connect(self.config.clone()))?;
+        Ok(p.1.block_on(f(&p.2)))
+    }
+
+    /// Up to `max` events, waiting at most `wait` for the first (see [`Inbox::pull`]).
+    pub fn pull(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+        self.run(async |i| i.pull(max, wait).await)?
+    }
+
+    /// Acknowledges (consumes) deliveries by ack id.
+    pub fn ack(&self, ack_ids: Vec<String>) -> Result<()> {
+        self.run(async |i| i.ack(ack_ids).await)?
+    }
+
+    /// Releases deliveries for redelivery (counts a delivery attempt).
+    pub fn nack(&self, ack_ids: Vec<String>) -> Result<()> {
+        self.run(async |i| i.nack(ack_ids).await)?
+    }
+}

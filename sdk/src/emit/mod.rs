@@ -1,0 +1,15 @@
+//! The emit side: what the web tier runs. Size check → claim-check upload → ordered publish to
+//! `events.raw`. Nothing here can reach the event store.
+//!
+//! * [`Emitter`]: async, for Rust services (`emit_event`, `emit_events`).
+//! * [`BlockingEmitter`]: the same, synchronous and fork-safe, for the PHP extension, the C
+//!   library and plain threads.
+//! * [`ordered_publisher`]: ordered publishing with memory bounded however many aggregates pass
+//!   through (also used by the worker for `events.merged`).
+
+pub mod blocking;
+mod emitter;
+pub mod ordered_publisher;
+
+pub use blocking::BlockingEmitter;
+pub use emitter::{EmitReceipt, Emitter};

@@ -1,0 +1,343 @@
+//! Every setting of the backbone, in one list, and the parsers that read them.
+//!
+//! A setting is an environment variable name with its default and meaning ([`Setting`]);
+//! [`ALL`] lists every one of them. The readers — [`Config::from_lookup`](crate::Config) for the
+//! emit side, `StoreSettings::from_lookup` for the event store, `WorkerOptions::from_lookup` for
+//! the worker — take their values through the constants defined here, so a setting that is read
+//! is necessarily listed. The PHP extension registers its php.ini directives from this list
+//! ([`Setting::php_directive`]), and the README's configuration table is generated from it
+//! ([`markdown_table`]; a test fails when the README has drifted), so a setting cannot exist
+//! in one place and be missing in another.
+//!
+//! Values: durations are [`humantime`] durations (`500ms`, `10s`, `2m`, `1h 30m`); a bare number
+//! is milliseconds. Sizes are [`bytesize`] sizes: `262144`, `256KiB`, `32MiB` (binary), or
+//! `256KB`, `32MB` (decimal).
+
+#[cfg(feature = "store")]
+mod store;
+#[cfg(feature = "worker")]
+mod worker;
+mod emit;
+
+use crate::error::ConfigError;
+use std::time::Duration;
+
+/// Which part of the system reads a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// The emit side: every emitter (Rust, PHP, C), the relay, the worker's own publishing.
+    Emit,
+    /// Whatever touches the event store database (worker, migrate, grants, replay).
+    Store,
+    /// The `suitex-events worker` process.
+    Worker,
+    /// The `suitex-events` command line.
+    Cli,
+}
+
+impl Reader {
+    /// A short label for docs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Reader::Emit => "every process (`Config`)",
+            Reader::Store => "event store tools (`StoreSettings`)",
+            Reader::Worker => "worker (`WorkerOptions`)",
+            Reader::Cli => "command line",
+        }
+    }
+}
+
+/// One setting: an environment variable, its default and what it means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// The environment variable, e.g. `SUITEX_EVENTS_PUBLISH_DEADLINE`.
+    pub name: &'static str,
+    /// The default, as Markdown for the docs (empty: unset).
+    pub default: &'static str,
+    /// What it means, as Markdown for the docs.
+    pub meaning: &'static str,
+    /// Who reads it.
+    pub reader: Reader,
+    /// Whether the PHP extension offers it as a php.ini directive (see [`Setting::php_directive`]).
+    pub php_ini: bool,
+}
+
+impl Setting {
+    /// The php.ini directive: `SUITEX_EVENTS_PUBLISH_DEADLINE` → `suitex_events.publish_deadline`,
+    /// `PUBSUB_EMULATOR_HOST` → `suitex_events.pubsub_emulator_host`. `None` for settings the
+    /// extension does not read.
+    pub fn php_directive(&self) -> Option<String> {
+        self.php_ini.then(|| {
+            let name = self.name.strip_prefix("SUITEX_EVENTS_").unwrap_or(self.name);
+            format!("suitex_events.{}", name.to_ascii_lowercase())
+        })
+    }
+}
+
+macro_rules! settings {
+    ($($(#[$doc:meta])* $id:ident = $name:literal, $reader:ident, php: $php:literal, default: $default:literal, $meaning:literal;)*) => {
+        $(
+            $(#[$doc])*
+            pub const $id: Setting = Setting {
+                name: $name,
+                default: $default,
+                meaning: $meaning,
+                reader: Reader::$reader,
+                php_ini: $php,
+            };
+        )*
+        /// Every setting, in the order of the README's table.
+        pub const ALL: &[Setting] = &[$($id),*];
+    };
+}
+
+settings! {
+    /// The GCP project of the topics.
+    PROJECT = "SUITEX_EVENTS_PROJECT", Emit, php: true,
+        default: "`GOOGLE_CLOUD_PROJECT`; `suitex-local` with emulators",
+        "GCP project of the topics";
+    /// The project when `SUITEX_EVENTS_PROJECT` is unset (Google's own variable).
+    GOOGLE_CLOUD_PROJECT = "GOOGLE_CLOUD_PROJECT", Emit, php: true, default: "",
+        "Google's project variable, read when `SUITEX_EVENTS_PROJECT` is unset";
+    /// Topic the web tier emits to.
+    RAW_TOPIC = "SUITEX_EVENTS_RAW_TOPIC", Emit, php: true, default: "`events.raw`",
+        "topic the web tier emits to";
+    /// Topic the worker re-publishes stored events to.
+    MERGED_TOPIC = "SUITEX_EVENTS_MERGED_TOPIC", Emit, php: true, default: "`events.merged`",
+        "topic the worker re-publishes stored events to";
+    /// Dead-letter topic.
+    DLQ_TOPIC = "SUITEX_EVENTS_DLQ_TOPIC", Emit, php: true, default: "`events.dlq`",
+        "dead-letter topic";
+    /// The worker's subscription.
+    RAW_SUBSCRIPTION = "SUITEX_EVENTS_RAW_SUBSCRIPTION", Emit, php: true, default: "`events.raw-sub`",
+        "the worker's subscription";
+    /// The subscription that keeps dead letters.
+    DLQ_SUBSCRIPTION = "SUITEX_EVENTS_DLQ_SUBSCRIPTION", Emit, php: true, default: "`events.dlq-sub`",
+        "keeps dead letters";
+    /// The claim-check bucket.
+    PAYLOAD_BUCKET = "SUITEX_EVENTS_PAYLOAD_BUCKET", Emit, php: true, default: "`suitex-payload-snapshots`",
+        "claim-check bucket";
+    /// Payloads larger than this go to the bucket.
+    OFFLOAD_THRESHOLD = "SUITEX_EVENTS_OFFLOAD_THRESHOLD", Emit, php: true, default: "`256KiB`",
+        "payloads larger than this go to the bucket (≤ 10 MB − 512 KiB)";
+    /// Payloads larger than this are refused.
+    MAX_PAYLOAD = "SUITEX_EVENTS_MAX_PAYLOAD", Emit, php: true, default: "`32MiB`",
+        "payloads larger than this are refused before anything is sent (≤ 1 GiB; must fit the database's `max_allowed_packet`)";
+    /// Deadline of one emit call.
+    PUBLISH_DEADLINE = "SUITEX_EVENTS_PUBLISH_DEADLINE", Emit, php: true, default: "`10s`",
+        "deadline of one emit call (upload + publish)";
+    /// Publisher batching: messages per request.
+    BATCH_MAX_MESSAGES = "SUITEX_EVENTS_BATCH_MAX_MESSAGES", Emit, php: true, default: "`100`",
+        "publisher batching: messages per request";
+    /// Publisher batching: bytes per request.
+    BATCH_MAX_BYTES = "SUITEX_EVENTS_BATCH_MAX_BYTES", Emit, php: true, default: "`1MB`",
+        "publisher batching: bytes per request";
+    /// Publisher batching: longest wait for more messages of a key.
+    BATCH_MAX_DELAY = "SUITEX_EVENTS_BATCH_MAX_DELAY", Emit, php: true, default: "`0ms`",
+        "publisher batching: longest wait for more messages of a key (none: ordering allows one batch in flight per key, and what arrives meanwhile forms the next batch)";
+    /// Distinct ordering keys per publisher generation.
+    MAX_ORDERING_KEYS = "SUITEX_EVENTS_MAX_ORDERING_KEYS", Emit, php: true, default: "`1024`",
+        "distinct ordering keys per publisher generation";
+    /// The Pub/Sub emulator.
+    PUBSUB_EMULATOR_HOST = "PUBSUB_EMULATOR_HOST", Emit, php: true, default: "",
+        "`host:port` of the Pub/Sub emulator: plain text, anonymous credentials";
+    /// The Cloud Storage emulator.
+    STORAGE_EMULATOR_HOST = "STORAGE_EMULATOR_HOST", Emit, php: true, default: "",
+        "`host:port` of fake-gcs-server: plain text, anonymous credentials";
+    /// A service account key file for Application Default Credentials.
+    GOOGLE_APPLICATION_CREDENTIALS = "GOOGLE_APPLICATION_CREDENTIALS", Emit, php: true, default: "",
+        "a service account key file, read by Google's Application Default Credentials";
+    /// The event store's host.
+    DB_HOST = "DB_EVENT_STORE_HOST", Store, php: false, default: "`127.0.0.1`",
+        "the event store's host (same variables as Laravel's `event_store` connection)";
+    /// The event store's port.
+    DB_PORT = "DB_EVENT_STORE_PORT", Store, php: false, default: "`3306`", "its port";
+    /// The event store's database.
+    DB_DATABASE = "DB_EVENT_STORE_DATABASE", Store, php: false, default: "`event_store`", "its database";
+    /// The event store account.
+    DB_USERNAME = "DB_EVENT_STORE_USERNAME", Store, php: false, default: "`root`",
+        "its account (the worker's: INSERT + SELECT only)";
+    /// The event store account's password.
+    DB_PASSWORD = "DB_EVENT_STORE_PASSWORD", Store, php: false, default: "empty",
+        "the account's password (taken verbatim)";
+    /// A Unix socket instead of host and port.
+    DB_SOCKET = "DB_EVENT_STORE_SOCKET", Store, php: false, default: "",
+        "Unix socket (e.g. the Cloud SQL Auth Proxy); wins over host";
+    /// TLS mode.
+    DB_SSL_MODE = "DB_EVENT_STORE_SSL_MODE", Store, php: false, default: "`preferred`",
+        "`disabled`, `preferred`, `required`, `verify_ca`, `verify_identity` (Cloud SQL: `verify_ca`)";
+    /// TLS: the server CA.
+    DB_SSL_CA = "DB_EVENT_STORE_SSL_CA", Store, php: false, default: "", "PEM file: the server CA";
+    /// TLS: the client certificate.
+    DB_SSL_CERT = "DB_EVENT_STORE_SSL_CERT", Store, php: false, default: "", "PEM file: client certificate";
+    /// TLS: the client key.
+    DB_SSL_KEY = "DB_EVENT_STORE_SSL_KEY", Store, php: false, default: "", "PEM file: the client certificate's key";
+    /// Connections per worker.
+    DB_POOL_SIZE = "DB_EVENT_STORE_POOL_SIZE", Store, php: false, default: "`4`", "connections per process";
+    /// Most messages in one worker batch.
+    WORKER_BATCH_SIZE = "SUITEX_WORKER_BATCH_SIZE", Worker, php: false, default: "`500`",
+        "most messages in one worker batch";
+    /// Longest wait to fill a worker batch.
+    WORKER_BATCH_WAIT = "SUITEX_WORKER_BATCH_WAIT", Worker, php: false, default: "`20ms`",
+        "longest wait to fill a batch once its first message arrived";
+    /// Messages the worker's subscriber may hold.
+    WORKER_MAX_OUTSTANDING = "SUITEX_WORKER_MAX_OUTSTANDING", Worker, php: false, default: "`1000`",
+        "messages the worker's subscriber may hold";
+    /// First back-off after a transient failure.
+    WORKER_BACKOFF_MIN = "SUITEX_WORKER_BACKOFF_MIN", Worker, php: false, default: "`200ms`",
+        "first retry back-off after a transient failure";
+    /// Longest back-off.
+    WORKER_BACKOFF_MAX = "SUITEX_WORKER_BACKOFF_MAX", Worker, php: false, default: "`30s`",
+        "longest retry back-off";
+    /// How long in-flight work may take after SIGTERM.
+    WORKER_SHUTDOWN_DEADLINE = "SUITEX_WORKER_SHUTDOWN_DEADLINE", Worker, php: false, default: "`30s`",
+        "how long in-flight work may take after SIGTERM";
+    /// How far each lease extension reaches.
+    WORKER_LEASE_EXTENSION = "SUITEX_WORKER_LEASE_EXTENSION", Worker, php: false, default: "`60s`",
+        "how far each lease extension reaches (after a crash, redelivery follows within this; 10s–600s)";
+    /// The Prometheus endpoint.
+    WORKER_METRICS_ADDR = "SUITEX_WORKER_METRICS_ADDR", Worker, php: false, default: "`127.0.0.1:9464`",
+        "Prometheus endpoint (`/metrics`); `off` disables";
+    /// Log format of the command line.
+    LOG_FORMAT = "SUITEX_LOG_FORMAT", Cli, php: false, default: "text",
+        "`json` for JSON log lines on stderr (levels: `RUST_LOG`)";
+}
+
+/// The setting named `name`, if there is one.
+pub fn find(name: &str) -> Option<&'static Setting> {
+    ALL.iter().find(|s| s.name == name)
+}
+
+/// The settings the PHP extension offers as php.ini directives.
+pub fn php_settings() -> impl Iterator<Item = &'static Setting> {
+    ALL.iter().filter(|s| s.php_ini)
+}
+
+/// The README's configuration table (Markdown), generated from [`ALL`].
+pub fn markdown_table() -> String {
+    let mut out = String::from("| variable | read by | default | meaning |\n|---|---|---|---|\n");
+    for s in ALL {
+        let default = if s.default.is_empty() { "unset" } else { s.default };
+        out.push_str(&format!("| `{}` | {} | {} | {} |\n", s.name, s.reader.label(), default, s.meaning));
+    }
+    out
+}
+
+/// Reads settings through a lookup function (the environment, php.ini, a JSON object …).
+pub(crate) struct Source<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl<'a> Source<'a> {
+    pub(crate) fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Source { lookup }
+    }
+
+    /// The value, trimmed; `None` when unset or blank.
+    pub(crate) fn text(&self, s: &Setting) -> Option<String> {
+        (self.lookup)(s.name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    /// The value exactly as given (passwords), `None` when unset.
+    pub(crate) fn verbatim(&self, s: &Setting) -> Option<String> {
+        (self.lookup)(s.name)
+    }
+
+    /// The value parsed with `parse`, whose error continues "`NAME` is "…"; ".
+    pub(crate) fn parsed<T>(
+        &self,
+        s: &Setting,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.text(s) {
+            None => Ok(None),
+            Some(v) => parse(&v).map(Some).map_err(|why| ConfigError::new(s.name, format!("is {v:?}; {why}"))),
+        }
+    }
+
+    /// A duration (see the module docs).
+    pub(crate) fn duration(&self, s: &Setting) -> Result<Option<Duration>, ConfigError> {
+        self.parsed(s, parse_duration)
+    }
+
+    /// A size in bytes (see the module docs).
+    pub(crate) fn bytes(&self, s: &Setting) -> Result<Option<u64>, ConfigError> {
+        self.parsed(s, parse_bytes)
+    }
+
+    /// A whole number.
+    pub(crate) fn number<T: std::str::FromStr>(&self, s: &Setting) -> Result<Option<T>, ConfigError> {
+        self.parsed(s, |v| v.parse().map_err(|_| "expected a whole number".to_string()))
+    }
+
+    /// A whole number above zero.
+    pub(crate) fn positive<T: std::str::FromStr + PartialOrd + Default>(
+        &self,
+        s: &Setting,
+    ) -> Result<Option<T>, ConfigError> {
+        self.parsed(s, |v| {
+            v.parse().ok().filter(|n| *n > T::default()).ok_or_else(|| "expected a positive whole number".to_string())
+        })
+    }
+}
+
+/// `500ms`, `10s`, `2m`, `1h 30m` ([`humantime`]), or a bare number of milliseconds.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let v = v.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return v.parse().map(Duration::from_millis).map_err(|_| "the number is too large".to_string());
+    }
+    humantime::parse_duration(v).map_err(|e| format!("expected a duration such as 500ms, 10s or 2m ({e})"))
+}
+
+/// `262144`, `256KiB`, `32MiB` (binary units) or `256KB`, `32MB` (decimal), as [`bytesize`] reads
+/// them.
+pub fn parse_bytes(v: &str) -> Result<u64, String> {
+    v.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("expected a size such as 262144, 256KiB or 32MiB ({e})"))
+}
+
+/// Settings as `(variable, value)` pairs, for a child process's environment or a PHP options
+/// array: the inverse of the `from_lookup` readers.
+pub type Pairs = Vec<(&'static str, String)>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_directives_follow_the_names() {
+        let mut names: Vec<&str> = ALL.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "a setting is listed twice");
+        assert_eq!(PUBLISH_DEADLINE.php_directive().as_deref(), Some("suitex_events.publish_deadline"));
+        assert_eq!(PUBSUB_EMULATOR_HOST.php_directive().as_deref(), Some("suitex_events.pubsub_emulator_host"));
+        assert_eq!(DB_PASSWORD.php_directive(), None, "the web tier never gets database settings");
+        assert!(php_settings().all(|s| s.reader == Reader::Emit), "only emit-side settings reach PHP");
+    }
+
+    #[test]
+    fn durations_and_sizes_parse_with_units() {
+        assert_eq!(parse_duration("2500"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_bytes("256KiB"), Ok(256 * 1024));
+        assert_eq!(parse_bytes("32MiB"), Ok(32 << 20));
+        assert_eq!(parse_bytes("1MB"), Ok(1_000_000));
+        assert_eq!(parse_bytes("262144"), Ok(262_144));
+        assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_variable_and_the_value() {
+        let lookup = |k: &str| (k == "SUITEX_EVENTS_PUBLISH_DEADLINE").then(|| "soon".to_string());
+        let e = Source::new(&lookup).duration(&PUBLISH_DEADLINE).unwrap_err();
+        assert_eq!(e.setting(), "SUITEX_EVENTS_PUBLISH_DEADLINE");
+        assert!(e.to_string().starts_with("SUITEX_EVENTS_PUBLISH_DEADLINE is \"soon\"; expected a duration"), "{e}");
+    }
+}

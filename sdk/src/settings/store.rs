@@ -1,0 +1,128 @@
+//! [`StoreSettings`] from the `DB_EVENT_STORE_*` variables.
+
+use super::{Pairs, Source};
+use crate::error::ConfigError;
+use crate::store::{SslMode, StoreSettings};
+
+impl StoreSettings {
+    /// Reads the `DB_EVENT_STORE_*` variables.
+    pub fn from_env() -> Result<StoreSettings, ConfigError> {
+        StoreSettings::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the `DB_EVENT_STORE_*` settings through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<StoreSettings, ConfigError> {
+        let src = Source::new(&lookup);
+        let ssl_mode = src
+            .parsed(&super::DB_SSL_MODE, |v| match v.to_ascii_lowercase().as_str() {
+                "preferred" => Ok(SslMode::Preferred),
+                "disabled" | "disable" => Ok(SslMode::Disabled),
+                "required" | "require" => Ok(SslMode::Required),
+                "verify_ca" | "verify-ca" => Ok(SslMode::VerifyCa),
+                "verify_identity" | "verify-full" | "verify_identity_full" => Ok(SslMode::VerifyIdentity),
+                _ => Err("expected disabled, preferred, required, verify_ca or verify_identity".to_string()),
+            })?
+            .unwrap_or(SslMode::Preferred);
+        let s = StoreSettings {
+            host: src.text(&super::DB_HOST).unwrap_or_else(|| "127.0.0.1".into()),
+            port: src.parsed(&super::DB_PORT, |v| v.parse().map_err(|_| "expected a port number".into()))?.unwrap_or(3306),
+            database: src.text(&super::DB_DATABASE).unwrap_or_else(|| "event_store".into()),
+            username: src.text(&super::DB_USERNAME).unwrap_or_else(|| "root".into()),
+            password: src.verbatim(&super::DB_PASSWORD).unwrap_or_default(),
+            socket: src.text(&super::DB_SOCKET),
+            ssl_mode,
+            ssl_ca: src.text(&super::DB_SSL_CA),
+            ssl_cert: src.text(&super::DB_SSL_CERT),
+            ssl_key: src.text(&super::DB_SSL_KEY),
+            pool_size: src.positive(&super::DB_POOL_SIZE)?.unwrap_or(4),
+        };
+        if matches!(s.ssl_mode, SslMode::VerifyCa | SslMode::VerifyIdentity) && s.ssl_ca.is_none() {
+            return Err(ConfigError::new(
+                super::DB_SSL_CA.name,
+                "is not set, but DB_EVENT_STORE_SSL_MODE asks to verify the server certificate",
+            ));
+        }
+        if s.ssl_cert.is_some() != s.ssl_key.is_some() {
+            return Err(ConfigError::new(
+                "DB_EVENT_STORE_SSL_CERT / DB_EVENT_STORE_SSL_KEY",
+                "must be given together (client certificate and its key)",
+            ));
+        }
+        Ok(s)
+    }
+
+    /// The settings that [`StoreSettings::from_lookup`] reads back into these same settings (for
+    /// a child process's environment).
+    pub fn to_settings(&self) -> Pairs {
+        let mut out: Pairs = vec![
+            (super::DB_HOST.name, self.host.clone()),
+            (super::DB_PORT.name, self.port.to_string()),
+            (super::DB_DATABASE.name, self.database.clone()),
+            (super::DB_USERNAME.name, self.username.clone()),
+            (super::DB_PASSWORD.name, self.password.clone()),
+            (super::DB_SSL_MODE.name, self.ssl_mode.as_str().to_string()),
+            (super::DB_POOL_SIZE.name, self.pool_size.to_string()),
+        ];
+        for (setting, value) in [
+            (&super::DB_SOCKET, &self.socket),
+            (&super::DB_SSL_CA, &self.ssl_ca),
+            (&super::DB_SSL_CERT, &self.ssl_cert),
+            (&super::DB_SSL_KEY, &self.ssl_key),
+        ] {
+            if let Some(v) = value {
+                out.push((setting.name, v.clone()));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{SslMode, StoreSettings};
+
+    #[test]
+    fn settings_follow_laravel_variables() {
+        let s = StoreSettings::from_lookup(|k| match k {
+            "DB_EVENT_STORE_HOST" => Some("10.0.0.5".into()),
+            "DB_EVENT_STORE_PORT" => Some("3307".into()),
+            "DB_EVENT_STORE_DATABASE" => Some("events".into()),
+            "DB_EVENT_STORE_USERNAME" => Some("worker".into()),
+            "DB_EVENT_STORE_PASSWORD" => Some(" s3cret ".into()),
+            "DB_EVENT_STORE_SSL_MODE" => Some("verify_ca".into()),
+            "DB_EVENT_STORE_SSL_CA" => Some("/etc/ssl/server-ca.pem".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.describe(), "10.0.0.5:3307/events");
+        assert_eq!(s.username, "worker");
+        assert_eq!(s.password, " s3cret ", "passwords are taken verbatim");
+        assert_eq!(s.ssl_mode, SslMode::VerifyCa);
+        assert_eq!(s.ssl_ca.as_deref(), Some("/etc/ssl/server-ca.pem"));
+    }
+
+    #[test]
+    fn to_settings_reads_back_into_the_same_settings() {
+        let s = StoreSettings::from_lookup(|k| match k {
+            "DB_EVENT_STORE_SOCKET" => Some("/run/cloudsql/x".into()),
+            "DB_EVENT_STORE_PASSWORD" => Some(" p ".into()),
+            "DB_EVENT_STORE_SSL_MODE" => Some("required".into()),
+            _ => None,
+        })
+        .unwrap();
+        let pairs: std::collections::HashMap<&str, String> = s.to_settings().into_iter().collect();
+        assert_eq!(StoreSettings::from_lookup(|k| pairs.get(k).cloned()).unwrap(), s);
+    }
+
+    #[test]
+    fn verifying_tls_without_a_ca_is_refused() {
+        let e = StoreSettings::from_lookup(|k| (k == "DB_EVENT_STORE_SSL_MODE").then(|| "verify_identity".into()))
+            .unwrap_err();
+        assert_eq!(e.setting(), "DB_EVENT_STORE_SSL_CA");
+        let e = StoreSettings::from_lookup(|k| (k == "DB_EVENT_STORE_SSL_MODE").then(|| "sometimes".into()))
+            .unwrap_err();
+        assert_eq!(e.setting(), "DB_EVENT_STORE_SSL_MODE");
+        let e = StoreSettings::from_lookup(|k| (k == "DB_EVENT_STORE_POOL_SIZE").then(|| "0".into())).unwrap_err();
+        assert_eq!(e.setting(), "DB_EVENT_STORE_POOL_SIZE");
+    }
+}

@@ -1,0 +1,19 @@
+//! The append-only event store (`event_store` table, DESIGN §3.2): the store side of the
+//! backbone, behind the `store` feature. The web tier never links this module.
+//!
+//! * [`StoreSettings`]: where the database is (`DB_EVENT_STORE_*`, as Laravel's connection).
+//! * [`EventStore`]: idempotent appends and tenant-scoped reads; INSERT only, never UPDATE or
+//!   DELETE.
+//! * [`grants`]: the database accounts and their rights.
+//! * [`MIGRATOR`]: the migrations in the crate's `migrations/` folder, embedded at compile time.
+
+mod event_store;
+pub mod grants;
+mod settings;
+
+pub use event_store::{Appended, EventStore, MAX_ROWS_PER_INSERT, Selection, StoredEvent};
+pub use settings::{SslMode, StoreSettings};
+
+/// The embedded migrations of the crate's `migrations/` folder (applied by `suitex-events
+/// migrate`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -1,0 +1,106 @@
+//! Where the event store is and how to reach it (DESIGN §3.2a): the same `DB_EVENT_STORE_*`
+//! variables as Laravel's `event_store` connection, TLS included. They are read in
+//! [`crate::settings`] with every other setting.
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
+
+/// Where the event store is and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// `DB_EVENT_STORE_HOST` (default `127.0.0.1`).
+    pub host: String,
+    /// `DB_EVENT_STORE_PORT` (default 3306).
+    pub port: u16,
+    /// `DB_EVENT_STORE_DATABASE` (default `event_store`).
+    pub database: String,
+    /// `DB_EVENT_STORE_USERNAME` (default `root`, as Laravel's example).
+    pub username: String,
+    /// `DB_EVENT_STORE_PASSWORD` (default empty).
+    pub password: String,
+    /// `DB_EVENT_STORE_SOCKET`: a Unix socket path (e.g. the Cloud SQL Auth Proxy); wins over host.
+    pub socket: Option<String>,
+    /// `DB_EVENT_STORE_SSL_MODE`: `disabled`, `preferred` (default), `required`, `verify_ca`,
+    /// `verify_identity`. Cloud SQL requires TLS: use `verify_ca` with its server CA.
+    pub ssl_mode: SslMode,
+    /// `DB_EVENT_STORE_SSL_CA`: CA certificate file (PEM).
+    pub ssl_ca: Option<String>,
+    /// `DB_EVENT_STORE_SSL_CERT`: client certificate file (PEM).
+    pub ssl_cert: Option<String>,
+    /// `DB_EVENT_STORE_SSL_KEY`: client key file (PEM).
+    pub ssl_key: Option<String>,
+    /// `DB_EVENT_STORE_POOL_SIZE` (default 4).
+    pub pool_size: u32,
+}
+
+/// TLS mode of the database connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain text.
+    Disabled,
+    /// TLS if the server offers it.
+    Preferred,
+    /// TLS, certificate not checked.
+    Required,
+    /// TLS, certificate checked against the CA.
+    VerifyCa,
+    /// TLS, certificate and host name checked.
+    VerifyIdentity,
+}
+
+impl SslMode {
+    /// The setting's value for this mode (`disabled`, `preferred`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disabled => "disabled",
+            SslMode::Preferred => "preferred",
+            SslMode::Required => "required",
+            SslMode::VerifyCa => "verify_ca",
+            SslMode::VerifyIdentity => "verify_identity",
+        }
+    }
+}
+
+impl StoreSettings {
+    /// The same settings for another database on the same server.
+    pub fn with_database(mut self, database: impl Into<String>) -> StoreSettings {
+        self.database = database.into();
+        self
+    }
+
+    /// Connection options (UTC session, utf8mb4, TLS as configured).
+    pub fn connect_options(&self) -> MySqlConnectOptions {
+        let mut o = MySqlConnectOptions::new().username(&self.username);
+        if !self.password.is_empty() {
+            o = o.password(&self.password);
+        }
+        o = o.database(&self.database).charset("utf8mb4").timezone(Some("+00:00".to_string())).ssl_mode(
+            match self.ssl_mode {
+                SslMode::Disabled => MySqlSslMode::Disabled,
+                SslMode::Preferred => MySqlSslMode::Preferred,
+                SslMode::Required => MySqlSslMode::Required,
+                SslMode::VerifyCa => MySqlSslMode::VerifyCa,
+                SslMode::VerifyIdentity => MySqlSslMode::VerifyIdentity,
+            },
+        );
+        o = match &self.socket {
+            Some(path) => o.socket(path),
+            None => o.host(&self.host).port(self.port),
+        };
+        if let Some(ca) = &self.ssl_ca {
+            o = o.ssl_ca(ca);
+        }
+        if let (Some(cert), Some(key)) = (&self.ssl_cert, &self.ssl_key) {
+            o = o.ssl_client_cert(cert).ssl_client_key(key);
+        }
+        o
+    }
+
+    /// `host:port/database` or `socket/database`, for messages (no credentials).
+    pub fn describe(&self) -> String {
+        match &self.socket {
+            Some(s) => format!("{s}/{}", self.database),
+            None => format!("{}:{}/{}", self.host, self.port, self.database),
+        }
+    }
+}
+

@@ -1,0 +1,20 @@
+//! The worker side (feature `worker`): the `suitex-events worker` process and the operator
+//! tools around the event store.
+//!
+//! * [`Worker`]: StreamingPull `events.raw-sub` → `event_store` → `events.merged` → ack.
+//! * [`WorkerOptions`]: its tuning.
+//! * [`metrics`]: Prometheus counters and the endpoint that serves them.
+//! * [`replay`]: re-publish stored events to `events.merged`.
+//! * [`dlq`]: list, show and redrive dead letters.
+//! * [`provision`]: local/dev topology on the emulators.
+
+pub mod dlq;
+pub mod metrics;
+mod options;
+pub mod provision;
+pub mod replay;
+#[allow(clippy::module_inception)]
+mod worker;
+
+pub use options::WorkerOptions;
+pub use worker::{RunSummary, Worker};

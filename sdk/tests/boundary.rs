@@ -1,0 +1,75 @@
+//! The web tier's artifacts — the PHP extension and the C library — link the emit side only:
+//! no database driver, no command-line parser. Checked on the dependency graph cargo resolves
+//! for each of them alone (as their release builds see it), so a dependency added to the wrong
+//! side fails here rather than in a php-fpm worker.
+
+use std::process::Command;
+
+/// Packages in the normal (non-dev, non-build) dependency graph of `package` with `args`,
+/// `depth` levels deep (`None`: all).
+fn tree(package: &str, args: &[&str], depth: Option<u32>) -> Vec<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["tree", "--locked", "--offline", "-e", "normal", "--prefix", "none", "--format", "{p}", "-p", package]);
+    if let Some(d) = depth {
+        cmd.args(["--depth", &d.to_string()]);
+    }
+    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    let out = cmd.output().expect("cargo tree runs");
+    assert!(out.status.success(), "cargo tree -p {package}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+/// Never in the web tier's graph: the database driver and the command-line parser.
+const NEVER: [&str; 5] = ["sqlx", "sqlx-core", "sqlx-mysql", "clap", "clap_builder"];
+
+fn assert_emit_only(package: &str, args: &[&str]) {
+    let deps = tree(package, args, None);
+    assert!(deps.iter().any(|d| d == "google-cloud-pubsub"), "{package} was resolved: {deps:?}");
+    let found: Vec<&String> = deps.iter().filter(|d| NEVER.contains(&d.as_str())).collect();
+    assert!(found.is_empty(), "{package} {args:?} links {found:?}, which belong to the worker side");
+}
+
+#[test]
+fn the_php_extension_links_no_database_driver_and_no_command_line() {
+    assert_emit_only("suitex_events", &[]);
+    assert_emit_only("suitex_events", &["--no-default-features"]);
+}
+
+#[test]
+fn the_c_library_links_no_database_driver_and_no_command_line() {
+    assert_emit_only("suitex-events-ffi", &[]);
+}
+
+#[test]
+fn the_sdk_adds_no_worker_dependency_of_its_own_to_the_emit_and_consume_sides() {
+    assert_emit_only("suitex-events", &[]);
+    // Google's clients bring their own anyhow (code generation) and tracing-subscriber
+    // (telemetry); the SDK itself adds neither, nor the database driver, outside the worker.
+    let direct = tree("suitex-events", &["--no-default-features", "--features", "emit,consume"], Some(1));
+    for own in ["anyhow", "tracing-subscriber", "sqlx", "clap", "prometheus-client", "reqwest"] {
+        assert!(!direct.iter().any(|d| d == own), "the emit/consume SDK depends on {own}: {direct:?}");
+    }
+    let worker = tree("suitex-events", &["--features", "worker"], Some(1));
+    assert!(worker.iter().any(|d| d == "sqlx"), "the worker feature brings the event store: {worker:?}");
+}
+
+#[test]
+fn the_crate_package_is_self_contained_and_carries_its_migrations() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["package", "--list", "--locked", "--offline", "--allow-dirty", "-p", "suitex-events"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo package runs");
+    assert!(out.status.success(), "cargo package --list: {}", String::from_utf8_lossy(&out.stderr));
+    let files = String::from_utf8(out.stdout).unwrap();
+    for wanted in ["README.md", "migrations/0001_create_event_store.sql", "examples/emit.rs", "src/lib.rs"] {
+        assert!(files.lines().any(|f| f == wanted), "the package lacks {wanted}:\n{files}");
+    }
+    assert!(!files.lines().any(|f| f.starts_with("../") || f.starts_with("target/")), "{files}");
+}

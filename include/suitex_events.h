@@ -46,7 +46,7 @@ typedef enum {
   SUITEX_ERR_CONFIG = 5,
   // Publishing to Pub/Sub failed (or the event waited behind a failed one of its aggregate).
   SUITEX_ERR_PUBLISH = 6,
-  // Uploading the payload to Cloud Storage failed (or a claim-check conflict).
+  // Uploading the payload to Cloud Storage failed or timed out.
   SUITEX_ERR_STORAGE = 7,
   // The call's deadline passed; the event may still be published (re-emitting is safe).
   SUITEX_ERR_DEADLINE_EXCEEDED = 8,

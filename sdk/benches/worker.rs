@@ -1,44 +1,70 @@
-//! Worker-side benchmark (a bench binary, not a test), in one run:
+//! Worker-side benchmark (a bench binary, not a test). Each section prints its figure beside a
+//! baseline measured in the same run:
 //!
-//! 1. the store's batch append of M 1 KiB events versus a raw multi-row INSERT of the same rows
-//!    through sqlx into a scratch table of the same shape (target ≥ 0.8×), alternating rounds;
-//! 2. the end-to-end rate emit → committed through the Pub/Sub emulator (a worker in this
-//!    process, MariaDB);
-//! 3. end-to-end latency (occurred_at → row created_at) p50/p99 at a fixed offered rate.
+//! 1. `append` — the store's batch append of M 1 KiB events vs a raw multi-row INSERT of the same
+//!    rows through sqlx into a scratch table of the same shape (target ≥ 0.8×), alternating rounds.
+//! 2. `fake` — on the in-process Pub/Sub fake (so the emulator's own latency does not hide the
+//!    worker's), with the worker's *default* settings:
+//!    * latency at a fixed offered rate: emit → committed row (the worker) beside emit →
+//!      received by a bare official subscriber on the same topic, same events, same time — the
+//!      floor; target: the worker adds ≤ 5 ms p50 and ≤ 15 ms p99;
+//!    * full-load throughput: N events waiting on the subscription, stored by the worker, beside
+//!      a raw multi-row INSERT of the same events (the database's ceiling).
+//! 3. `emulator` — the same latency and throughput through the official Pub/Sub emulator.
+//! 4. `memory` — peak RSS of a `suitex-events worker` process storing K claim-checked events of
+//!    S MiB each (default 200 × 30 MiB), beside the same process storing K events of 1 KiB;
+//!    target: ≤ 3 × S + the 1 KiB figure.
 //!
 //! ```sh
 //! scripts/services start --fresh && eval "$(scripts/services env)"
-//! cargo bench -p suitex-events --bench worker            # M=50000, 20000 end to end, 500/s for 20 s
-//! cargo bench -p suitex-events --bench worker -- --rows 100000 --rounds 5
+//! cargo bench -p suitex-events --features worker --bench worker                 # every section
+//! cargo bench -p suitex-events --features worker --bench worker -- --only fake,memory
 //! ```
 
+use google_cloud_auth::credentials::anonymous;
+use google_cloud_pubsub::client::Subscriber;
 use serde_json::json;
 use sqlx::QueryBuilder;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use suitex_events::worker::WorkerOptions;
+use suitex_events::config::Config;
 use suitex_events::store::{EventStore, MAX_ROWS_PER_INSERT};
+use suitex_events::worker::WorkerOptions;
 use suitex_events::{Emitter, Event};
 use suitex_test_support::bench::{median, percentile};
 use suitex_test_support::*;
+use time::OffsetDateTime;
+
+const BIN: &str = env!("CARGO_BIN_EXE_suitex-events");
 
 /// Worker benchmark (see the file's docs).
 #[derive(clap::Parser)]
 struct Args {
+    /// Sections to run: append, fake, emulator, memory.
+    #[arg(long, value_delimiter = ',', default_value = "append,fake,emulator,memory")]
+    only: Vec<String>,
     /// Rows per append round.
     #[arg(long, default_value_t = 50_000)]
     rows: usize,
-    /// Rounds (the median is reported).
+    /// Rounds of the append section (the median is reported).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Events of the end-to-end run.
+    /// Events of the full-load runs.
     #[arg(long, default_value_t = 20_000)]
-    e2e_events: usize,
-    /// Offered load of the latency run, events/s.
+    load_events: usize,
+    /// Offered load of the latency runs, events/s.
     #[arg(long, default_value_t = 500)]
     rate: u64,
-    /// Length of the latency run, seconds.
+    /// Length of the latency runs, seconds.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// Events of the memory run.
+    #[arg(long, default_value_t = 200)]
+    memory_events: usize,
+    /// Payload size of the memory run's large events, MiB.
+    #[arg(long, default_value_t = 30)]
+    memory_mib: usize,
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
@@ -60,16 +86,13 @@ fn events(n: usize, tag: &str) -> Vec<Event> {
 }
 
 /// The baseline: the same rows, a plain multi-row INSERT per 500 rows, nothing else.
-async fn raw_insert(store: &EventStore, events: &[Event]) {
+async fn raw_insert(store: &EventStore, table: &str, events: &[Event]) {
     for chunk in events.chunks(MAX_ROWS_PER_INSERT) {
-        let mut q = QueryBuilder::<sqlx::MySql>::new(
-            "INSERT INTO scratch (account_id, event_id, aggregate_type, aggregate_id, event_type, payload, metadata, occurred_at) ",
-        );
+        let mut q = QueryBuilder::<sqlx::MySql>::new(format!(
+            "INSERT INTO {table} (account_id, event_id, aggregate_type, aggregate_id, event_type, payload, metadata, occurred_at) "
+        ));
         q.push_values(chunk, |mut b, e| {
-            let payload = match e.payload() {
-                suitex_events::envelope::Payload::Inline(v) => serde_json::to_string(v).unwrap(),
-                _ => unreachable!(),
-            };
+            let payload = e.payload().json_text().expect("inline payloads").into_owned();
             let at = e.occurred_at();
             b.push_bind(e.account_id())
                 .push_bind(e.event_id().to_string())
@@ -84,22 +107,14 @@ async fn raw_insert(store: &EventStore, events: &[Event]) {
     }
 }
 
-#[tokio::main]
-async fn main() {
-    let a = <Args as clap::Parser>::parse();
-    println!(
-        "worker benchmark: append {} rows x {} rounds; {} events end to end; {} events/s for {} s",
-        a.rows, a.rounds, a.e2e_events, a.rate, a.seconds
-    );
-
-    // 1. Batch append vs raw INSERT.
+async fn append_section(a: &Args) {
     let (mut ours, mut raw) = (Vec::new(), Vec::new());
     for round in 0..a.rounds {
         let db = TestDb::new("bench_append").await;
         db.store.execute("CREATE TABLE scratch LIKE event_store").await.unwrap();
         let batch = events(a.rows, &format!("r{round}"));
         let started = Instant::now();
-        raw_insert(&db.store, &batch).await;
+        raw_insert(&db.store, "scratch", &batch).await;
         let r = a.rows as f64 / started.elapsed().as_secs_f64();
         let started = Instant::now();
         for chunk in batch.chunks(MAX_ROWS_PER_INSERT) {
@@ -112,48 +127,31 @@ async fn main() {
         raw.push(r);
     }
     let (o, r) = (median(ours), median(raw));
-    println!(
-        "append (median): store {o:.0} rows/s, raw multi-row INSERT {r:.0} rows/s, ratio {:.2} (target >= 0.80)",
-        o / r
-    );
+    println!("append (median): store {o:.0} rows/s, raw multi-row INSERT {r:.0} rows/s, ratio {:.2} (target >= 0.80)", o / r);
+}
 
-    // 2. End-to-end rate emit -> committed.
-    let config = emulator_config("bench-e2e").build().unwrap();
-    provision_for_tests(&config, Topology::UnorderedWithDeadLetters, &[]).await;
-    let db = TestDb::new("bench_e2e").await;
-    let options = WorkerOptions { batch_wait: Duration::from_millis(5), ..WorkerOptions::default() };
-    let worker = RunningWorker::start(&config, &db.settings, options.clone()).await;
-    let emitter = Emitter::connect(config.clone()).await.unwrap();
-    let batch = events(a.e2e_events, "e2e");
-    let started = Instant::now();
-    for chunk in batch.chunks(1000) {
-        for r in emitter.emit_events(chunk.to_vec()).await.unwrap() {
-            r.unwrap();
-        }
-    }
-    let emitted_in = started.elapsed();
-    while db.rows().await < a.e2e_events as u64 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let took = started.elapsed();
-    println!(
-        "end to end: {} events emitted in {:.2} s, all committed after {:.2} s: {:.0} events/s",
-        a.e2e_events,
-        emitted_in.as_secs_f64(),
-        took.as_secs_f64(),
-        a.e2e_events as f64 / took.as_secs_f64()
-    );
-    worker.stop().await;
+/// Milliseconds from each row's occurred_at to its commit (created_at), sorted.
+async fn commit_latencies(db: &TestDb) -> Vec<f64> {
+    let mut lat: Vec<f64> =
+        sqlx::query_scalar::<_, i64>("SELECT TIMESTAMPDIFF(MICROSECOND, occurred_at, created_at) FROM event_store")
+            .fetch_all(db.store.pool())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|us| us as f64 / 1000.0)
+            .collect();
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    lat
+}
 
-    // 3. Latency at a fixed offered rate.
-    let config = emulator_config("bench-lat").build().unwrap();
-    provision_for_tests(&config, Topology::UnorderedWithDeadLetters, &[]).await;
-    let db = TestDb::new("bench_lat").await;
-    let worker = RunningWorker::start(&config, &db.settings, options).await;
-    let emitter = Emitter::connect(config.clone()).await.unwrap();
-    let total = a.rate * a.seconds;
-    let interval = Duration::from_secs_f64(1.0 / a.rate as f64);
-    let mut ticker = tokio::time::interval(interval);
+fn summary(lat: &[f64]) -> String {
+    format!("p50 {:>6.1} ms  p99 {:>6.1} ms  max {:>6.1} ms", percentile(lat, 0.5), percentile(lat, 0.99), lat[lat.len() - 1])
+}
+
+/// Emits `rate` events/s for `seconds` (each its own call, as web requests do), over 200 keys.
+async fn offer(emitter: &Emitter, rate: u64, seconds: u64) -> u64 {
+    let total = rate * seconds;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = Vec::with_capacity(total as usize);
     for i in 0..total {
@@ -171,26 +169,213 @@ async fn main() {
     for t in tasks {
         t.await.unwrap();
     }
-    while db.rows().await < total {
+    total
+}
+
+/// A bare official subscriber on `subscription` that acks at once and records, per event id,
+/// milliseconds from the event's occurred_at to its receipt.
+fn bare_subscriber(config: &Config, subscription: String) -> (Arc<Mutex<HashMap<String, f64>>>, tokio::task::JoinHandle<()>) {
+    let seen: Arc<Mutex<HashMap<String, f64>>> = Default::default();
+    let endpoint = match config.pubsub_endpoint() {
+        suitex_events::config::Endpoint::Emulator(url) => url.clone(),
+        suitex_events::config::Endpoint::Google => unreachable!("benchmarks run locally"),
+    };
+    let task = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let subscriber = Subscriber::builder()
+                .with_endpoint(endpoint)
+                .with_credentials(anonymous::Builder::new().build())
+                .build()
+                .await
+                .unwrap();
+            let mut stream = subscriber.subscribe(subscription).build();
+            while let Some(Ok((m, h))) = stream.next().await {
+                let now = OffsetDateTime::now_utc();
+                h.ack();
+                if let Ok(e) = Event::decode(&m.data) {
+                    let ms = (now - e.occurred_at()).as_seconds_f64() * 1000.0;
+                    seen.lock().unwrap().insert(e.event_id().to_string(), ms);
+                }
+            }
+        })
+    };
+    (seen, task)
+}
+
+async fn wait_rows(db: &TestDb, n: u64) {
+    while db.rows().await < n {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Latency at the offered rate and full-load throughput, on `config`'s Pub/Sub, with the
+/// worker's default settings; `floor_sub` is a second subscription on the raw topic for the bare
+/// subscriber.
+async fn pubsub_section(a: &Args, label: &str, config: &Config, floor_sub: &str) {
+    println!("{label}: latency at {} events/s for {} s (worker defaults: {:?})", a.rate, a.seconds, WorkerOptions::default().batch_wait);
+    let db = TestDb::new("bench_lat").await;
+    let worker = RunningWorker::start(config, &db.settings, WorkerOptions::default()).await;
+    let (floor, floor_task) = bare_subscriber(config, config.subscription_path(floor_sub));
+    let emitter = Emitter::connect(config.clone()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await; // both receivers connected
+    let total = offer(&emitter, a.rate, a.seconds).await;
+    wait_rows(&db, total).await;
+    while (floor.lock().unwrap().len() as u64) < total {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     worker.stop().await;
-    let mut lat: Vec<f64> = sqlx::query_scalar::<_, i64>(
-        "SELECT TIMESTAMPDIFF(MICROSECOND, occurred_at, created_at) FROM event_store",
-    )
-    .fetch_all(db.store.pool())
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|us| us as f64 / 1000.0)
-    .collect();
-    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    floor_task.abort();
+    let worker_lat = commit_latencies(&db).await;
+    let mut floor_lat: Vec<f64> = floor.lock().unwrap().values().copied().collect();
+    floor_lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!("  bare subscriber (the floor), received: {}", summary(&floor_lat));
+    println!("  worker, committed:                    {}", summary(&worker_lat));
     println!(
-        "latency emit -> committed at {} events/s offered ({} events): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        a.rate,
-        lat.len(),
-        percentile(&lat, 0.50),
-        percentile(&lat, 0.99),
-        lat.last().unwrap()
+        "  the worker adds p50 {:+.1} ms (target <= 5), p99 {:+.1} ms (target <= 15)",
+        percentile(&worker_lat, 0.5) - percentile(&floor_lat, 0.5),
+        percentile(&worker_lat, 0.99) - percentile(&floor_lat, 0.99)
     );
+
+    println!("{label}: full load, {} events waiting", a.load_events);
+    let db = TestDb::new("bench_load").await;
+    db.store.execute("CREATE TABLE scratch LIKE event_store").await.unwrap();
+    let batch = events(a.load_events, "load");
+    for chunk in batch.chunks(1000) {
+        for r in emitter.emit_events(chunk.to_vec()).await.unwrap() {
+            r.unwrap();
+        }
+    }
+    let started = Instant::now();
+    let worker = RunningWorker::start(config, &db.settings, WorkerOptions::default()).await;
+    wait_rows(&db, a.load_events as u64).await;
+    let w = a.load_events as f64 / started.elapsed().as_secs_f64();
+    worker.stop().await;
+    let started = Instant::now();
+    raw_insert(&db.store, "scratch", &batch).await;
+    let r = a.load_events as f64 / started.elapsed().as_secs_f64();
+    println!("  worker {w:.0} events/s; raw multi-row INSERT of the same events {r:.0} rows/s (the database's ceiling); ratio {:.2}", w / r);
+}
+
+async fn fake_section(a: &Args) {
+    let fake = pubsub_fake::start().await;
+    let config = fake_topology(&fake, "bench").await;
+    let n = config.names();
+    fake.create_subscription(pubsub_fake::Subscription {
+        name: config.subscription_path("bench-floor"),
+        topic: config.topic_path(&n.raw_topic),
+        ack_deadline_seconds: 60,
+        enable_message_ordering: true,
+        ..Default::default()
+    })
+    .unwrap();
+    pubsub_section(a, "Pub/Sub fake (in process)", &config, "bench-floor").await;
+}
+
+async fn emulator_section(a: &Args) {
+    let config = emulator_config("bench-emu").build().unwrap();
+    provision_for_tests(&config, Topology::UnorderedWithDeadLetters, &[]).await;
+    suitex_events::clients::subscription_admin(&config)
+        .await
+        .unwrap()
+        .create_subscription()
+        .set_name(config.subscription_path("bench-emu-floor"))
+        .set_topic(config.raw_topic_path())
+        .send()
+        .await
+        .unwrap();
+    pubsub_section(a, "Pub/Sub emulator", &config, "bench-emu-floor").await;
+}
+
+/// The peak RSS (VmHWM) of a worker process storing `events` (emitted before it starts).
+async fn worker_peak_rss(config: &Config, events: Vec<Event>) -> f64 {
+    let db = TestDb::new("bench_mem").await;
+    let emitter = Emitter::connect(config.clone()).await.unwrap();
+    let n = events.len() as u64;
+    for chunk in events.chunks(2) {
+        for r in emitter.emit_events(chunk.to_vec()).await.unwrap() {
+            r.unwrap();
+        }
+    }
+    let mut child = std::process::Command::new(BIN)
+        .arg("worker")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(config.to_settings())
+        .envs(db.settings.to_settings())
+        .env("SUITEX_WORKER_METRICS_ADDR", "off")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start suitex-events worker");
+    let mut peak = 0.0;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
+            let kb: f64 = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            peak = kb / 1024.0;
+        }
+        if db.rows().await >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    peak
+}
+
+async fn memory_section(a: &Args) {
+    println!(
+        "memory: peak RSS of a worker process storing {} claim-checked events of {} MiB, and {} events of 1 KiB",
+        a.memory_events, a.memory_mib, a.memory_events
+    );
+    let fake = pubsub_fake::start().await;
+    let config = fake_topology(&fake, "benchmem").await;
+    let small = worker_peak_rss(&config, events(a.memory_events, "small")).await;
+    let fill = "m".repeat(a.memory_mib * 1024 * 1024 - 64);
+    let large: Vec<Event> = (0..a.memory_events)
+        .map(|i| {
+            Event::builder()
+                .account_id(8)
+                .aggregate("customer", format!("M-{i}"))
+                .event_type("customer.snapshot")
+                .payload(json!({"seq": i, "fill": fill}))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    drop(fill);
+    let big = worker_peak_rss(&config, large).await;
+    remove_bucket(&config).await;
+    let target = 3.0 * a.memory_mib as f64 + small;
+    println!("  1 KiB events:                 peak RSS {small:>8.1} MiB");
+    println!("  {:>3} MiB events:               peak RSS {big:>8.1} MiB", a.memory_mib);
+    println!(
+        "  target <= 3 x {} MiB + {small:.1} MiB = {target:.1} MiB: {}",
+        a.memory_mib,
+        if big <= target { "met" } else { "NOT met" }
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let a = <Args as clap::Parser>::parse();
+    let on = |s: &str| a.only.iter().any(|o| o == s);
+    if on("append") {
+        append_section(&a).await;
+    }
+    if on("fake") {
+        fake_section(&a).await;
+    }
+    if on("emulator") {
+        emulator_section(&a).await;
+    }
+    if on("memory") {
+        memory_section(&a).await;
+    }
 }

@@ -1,10 +1,14 @@
 //! Claim-check: payloads too large for a Pub/Sub message live in the payload bucket.
 //!
-//! Objects are named `{account_id}/{yyyy}/{mm}/{dd}/{event_id}.json` (date from `occurred_at`)
-//! and written create-only (`if_generation_match = 0`), so an object is never overwritten: a
-//! re-emit of the same event finds its own object and reuses it, while a different payload under
-//! a reused `event_id` is refused. The bucket deletes objects after 30 days, which is why the
-//! worker stores the full payload in the event store.
+//! Objects are named by content: `{account_id}/{yyyy}/{mm}/{dd}/{event_id}/{sha256}.json` (date
+//! from `occurred_at`, sha256 of the bytes), written create-only (`if_generation_match = 0`), so
+//! an object is never overwritten and a name always means the same bytes. A retry of an upload
+//! whose first attempt landed (a publish that timed out, say) gets 412 and knows from the name
+//! alone that the object holds its bytes: it succeeds with a create-only (`objectCreator`)
+//! account that may not read the bucket. A replay that offloads a payload the database handed
+//! back reformatted (MySQL 8 normalizes JSON) writes a sibling object instead of tripping over
+//! the original. The bucket deletes objects after 30 days, which is why the worker stores the
+//! full payload in the event store.
 
 use crate::config::Config;
 use crate::envelope::{Event, Payload, PayloadRef};
@@ -20,13 +24,15 @@ pub struct ClaimCheck {
     storage: Storage,
     bucket: String,
     bucket_path: String,
+    max_payload: usize,
 }
 
-/// The object name for an event's payload: `{account_id}/{yyyy}/{mm}/{dd}/{event_id}.json`.
-pub fn object_name(event: &Event) -> String {
+/// The object name of an event's payload whose bytes have `sha256` (lowercase hex):
+/// `{account_id}/{yyyy}/{mm}/{dd}/{event_id}/{sha256}.json`.
+pub fn object_name(event: &Event, sha256: &str) -> String {
     let at = event.occurred_at();
     format!(
-        "{}/{:04}/{:02}/{:02}/{}.json",
+        "{}/{:04}/{:02}/{:02}/{}/{sha256}.json",
         event.account_id(),
         at.year(),
         u8::from(at.month()),
@@ -47,6 +53,7 @@ impl ClaimCheck {
             storage,
             bucket: config.names().payload_bucket.clone(),
             bucket_path: config.bucket_path(),
+            max_payload: config.max_payload(),
         }
     }
 
@@ -61,10 +68,11 @@ impl ClaimCheck {
     }
 
     /// Uploads `payload` (the payload's JSON) for `event`, create-only, and returns the reference
-    /// that replaces the inline payload.
+    /// that replaces the inline payload. An object already there under the same name holds the
+    /// same bytes (the name carries their sha256): the upload is then done, without reading it.
     pub async fn offload(&self, event: &Event, payload: Bytes) -> Result<PayloadRef> {
-        let object = object_name(event);
         let sha256 = sha256_hex(&payload);
+        let object = object_name(event, &sha256);
         let size = payload.len() as u64;
         let written = self
             .storage
@@ -76,31 +84,8 @@ impl ClaimCheck {
             .await;
         let generation = match written {
             Ok(obj) => obj.generation,
-            // The object exists: an earlier attempt of this same emit, or a reused event_id.
-            Err(e) if e.http_status_code() == Some(412) => {
-                let (existing, generation) = match self.read(&object, None).await {
-                    Err(Error::Service { source, .. }) if is_forbidden(&source) => {
-                        return Err(Error::service(
-                            Service::Storage,
-                            format!("re-emitting into gs://{}/{object}", self.bucket),
-                            false,
-                            "the object already exists and this account may not read it to compare \
-                             (storage.objects.get); it was not overwritten",
-                        ));
-                    }
-                    other => other?,
-                };
-                let existing_sha256 = sha256_hex(&existing);
-                if existing_sha256 != sha256 || existing.len() as u64 != size {
-                    return Err(Error::ClaimCheckConflict {
-                        bucket: self.bucket.clone(),
-                        object,
-                        existing_size: existing.len() as u64,
-                        existing_sha256,
-                    });
-                }
-                generation
-            }
+            // An earlier attempt of this same upload landed: the name proves the bytes.
+            Err(e) if e.http_status_code() == Some(412) => 0,
             Err(e) => {
                 let transient = gax_is_transient(&e);
                 return Err(Error::service(
@@ -115,22 +100,29 @@ impl ClaimCheck {
     }
 
     /// Downloads the payload a reference points to and verifies its size and sha256.
-    /// A missing object or a mismatch is [`Error::ClaimCheckInvalid`]; anything else is a
-    /// (usually transient) service error.
+    /// A reference outside the configured bucket, a size above the configured maximum payload
+    /// (refused before anything is downloaded), a missing object or a mismatch is
+    /// [`Error::ClaimCheckInvalid`]; anything else is a (usually transient) service error.
     pub async fn fetch(&self, r: &PayloadRef) -> Result<Bytes> {
-        if r.bucket != self.bucket {
-            return Err(Error::ClaimCheckInvalid {
-                bucket: r.bucket.clone(),
-                object: r.object.clone(),
-                problem: format!("is not in the configured payload bucket {}", self.bucket),
-            });
-        }
-        let (bytes, _) = self.read(&r.object, Some(r.size)).await?;
+        self.fetch_verified(r).await.map(Bytes::from)
+    }
+
+    async fn fetch_verified(&self, r: &PayloadRef) -> Result<Vec<u8>> {
         let invalid = |problem: String| Error::ClaimCheckInvalid {
             bucket: r.bucket.clone(),
             object: r.object.clone(),
             problem,
         };
+        if r.bucket != self.bucket {
+            return Err(invalid(format!("is not in the configured payload bucket {}", self.bucket)));
+        }
+        if r.size > self.max_payload as u64 {
+            return Err(invalid(format!(
+                "is {} bytes by its reference; the limit is {} (SUITEX_EVENTS_MAX_PAYLOAD)",
+                r.size, self.max_payload
+            )));
+        }
+        let bytes = self.read(&r.object, Some(r.size)).await?;
         if bytes.len() as u64 != r.size {
             return Err(invalid(format!("holds {} bytes but the reference says {}", bytes.len(), r.size)));
         }
@@ -142,15 +134,17 @@ impl ClaimCheck {
     }
 
     /// The event with its claim-checked payload inline (downloaded, size and sha256 verified),
-    /// or why the message is poison (the object is missing, tampered or not JSON). An event
-    /// whose payload is already inline comes back as it is.
+    /// or why the message is poison (the object is missing, tampered, too large or not JSON).
+    /// The payload comes back as [`Payload::Raw`]: the verified bytes themselves, checked to be
+    /// JSON but not parsed, so a large payload costs its size once. An event whose payload is
+    /// already inline comes back as it is.
     ///
     /// `Err` is a failure worth retrying: Cloud Storage unavailable, or the download took longer
     /// than `deadline` ([`Error::DeadlineExceeded`]; the storage client alone would retry for up
     /// to five minutes).
     pub async fn resolve(&self, event: Event, deadline: Duration) -> Result<std::result::Result<Event, Poison>> {
         let Payload::Offloaded(reference) = event.payload() else { return Ok(Ok(event)) };
-        let fetched = tokio::time::timeout(deadline, self.fetch(reference)).await.unwrap_or_else(|_| {
+        let fetched = tokio::time::timeout(deadline, self.fetch_verified(reference)).await.unwrap_or_else(|_| {
             Err(Error::DeadlineExceeded {
                 service: Service::Storage,
                 operation: format!("downloading gs://{}/{}", reference.bucket, reference.object),
@@ -164,15 +158,20 @@ impl ClaimCheck {
             }
             Err(e) => return Err(e),
         };
-        Ok(match serde_json::from_slice(&bytes) {
-            Ok(payload) => Ok(event.with_payload(Payload::Inline(payload))),
-            Err(e) => Err(Poison::PayloadNotJson { object: reference.object.clone(), error: e.to_string() }),
+        let not_json = |error: String| Poison::PayloadNotJson { object: reference.object.clone(), error };
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => return Ok(Err(not_json(e.to_string()))),
+        };
+        Ok(match serde_json::value::RawValue::from_string(text) {
+            Ok(raw) => Ok(event.with_payload(Payload::Raw(raw))),
+            Err(e) => Err(not_json(e.to_string())),
         })
     }
 
     /// Reads a whole object. With `expected`, stops as soon as more than that many bytes arrive
     /// (a tampered object must not exhaust memory).
-    async fn read(&self, object: &str, expected: Option<u64>) -> Result<(Bytes, i64)> {
+    async fn read(&self, object: &str, expected: Option<u64>) -> Result<Vec<u8>> {
         let op = || format!("downloading gs://{}/{object}", self.bucket);
         let classify = |e: google_cloud_storage::Error| {
             if e.http_status_code() == Some(404) {
@@ -187,7 +186,6 @@ impl ClaimCheck {
             }
         };
         let mut resp = self.storage.read_object(&self.bucket_path, object).send().await.map_err(classify)?;
-        let generation = resp.object().generation;
         let mut buf = Vec::with_capacity(expected.unwrap_or(0).min(64 << 20) as usize);
         while let Some(chunk) = resp.next().await {
             let chunk = chunk.map_err(classify)?;
@@ -198,10 +196,6 @@ impl ClaimCheck {
                 break;
             }
         }
-        Ok((Bytes::from(buf), generation))
+        Ok(buf)
     }
-}
-
-fn is_forbidden(e: &crate::error::BoxError) -> bool {
-    e.downcast_ref::<google_cloud_storage::Error>().and_then(|e| e.http_status_code()) == Some(403)
 }

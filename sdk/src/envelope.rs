@@ -100,9 +100,11 @@ impl std::fmt::Display for PayloadLocation {
 pub struct PayloadRef {
     /// Bucket name (not the `projects/_/buckets/` path).
     pub bucket: String,
-    /// Object name, `{account_id}/{yyyy}/{mm}/{dd}/{event_id}.json`.
+    /// Object name, `{account_id}/{yyyy}/{mm}/{dd}/{event_id}/{sha256}.json`.
     pub object: String,
-    /// The object generation written for this event.
+    /// The object generation written for this event; 0 when the emit found the object already
+    /// written by an earlier attempt of itself (the name proves the bytes; reading the
+    /// generation would need a right a create-only account does not have).
     pub generation: i64,
     /// Lowercase hex sha256 of the object's bytes (the payload's JSON).
     pub sha256: String,
@@ -111,12 +113,50 @@ pub struct PayloadRef {
 }
 
 /// An event's payload: inline JSON, or a reference to the claim-check object holding it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Payload {
     /// The payload travels in the message.
     Inline(Value),
+    /// The payload inline, held as the JSON text it arrived as (verified to be JSON, never
+    /// parsed into a tree): a resolved claim-check passing through the worker is stored and
+    /// hashed as these bytes, without the memory and time a parse and re-serialization cost.
+    Raw(Box<RawValue>),
     /// The payload was offloaded to Cloud Storage.
     Offloaded(PayloadRef),
+}
+
+impl Payload {
+    /// The payload as a JSON value (parsing a [`Payload::Raw`]); `None` when offloaded.
+    pub fn to_value(&self) -> Option<Value> {
+        match self {
+            Payload::Inline(v) => Some(v.clone()),
+            Payload::Raw(raw) => Some(serde_json::from_str(raw.get()).expect("a RawValue is valid JSON")),
+            Payload::Offloaded(_) => None,
+        }
+    }
+
+    /// The payload's JSON text (serializing a [`Payload::Inline`]); `None` when offloaded.
+    pub fn json_text(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            Payload::Inline(v) => Some(std::borrow::Cow::Owned(
+                serde_json::to_string(v).expect("a JSON value always serializes"),
+            )),
+            Payload::Raw(raw) => Some(std::borrow::Cow::Borrowed(raw.get())),
+            Payload::Offloaded(_) => None,
+        }
+    }
+}
+
+impl PartialEq for Payload {
+    /// Payloads are equal when they are the same JSON (a raw text equals its parsed value).
+    fn eq(&self, other: &Payload) -> bool {
+        match (self, other) {
+            (Payload::Offloaded(a), Payload::Offloaded(b)) => a == b,
+            (Payload::Offloaded(_), _) | (_, Payload::Offloaded(_)) => false,
+            (Payload::Raw(a), Payload::Raw(b)) if a.get() == b.get() => true,
+            (a, b) => a.to_value() == b.to_value(),
+        }
+    }
 }
 
 /// A valid event envelope (DESIGN §3.1).
@@ -185,6 +225,7 @@ impl Event {
         let (payload, payload_ref) = match (&self.payload, raw) {
             (Payload::Inline(_), Some(raw)) => (Some(WirePayload::Raw(raw)), None),
             (Payload::Inline(v), None) => (Some(WirePayload::Value(v)), None),
+            (Payload::Raw(raw), _) => (Some(WirePayload::Raw(raw)), None),
             (Payload::Offloaded(r), _) => (None, Some(r)),
         };
         Wire {
@@ -262,7 +303,7 @@ impl Event {
     /// Where the payload travels.
     pub fn payload_location(&self) -> PayloadLocation {
         match self.payload {
-            Payload::Inline(_) => PayloadLocation::Inline,
+            Payload::Inline(_) | Payload::Raw(_) => PayloadLocation::Inline,
             Payload::Offloaded(_) => PayloadLocation::Gcs,
         }
     }
@@ -273,8 +314,8 @@ impl Event {
         self
     }
 
-    /// A copy with a `null` payload: everything that names and dates the event, without cloning
-    /// a large payload.
+    /// A copy with a `null` payload: everything that names, dates and describes the event,
+    /// without cloning a large payload.
     pub(crate) fn clone_without_payload(&self) -> Event {
         Event {
             event_id: self.event_id,
@@ -284,7 +325,7 @@ impl Event {
             event_type: self.event_type.clone(),
             occurred_at: self.occurred_at,
             payload: Payload::Inline(Value::Null),
-            metadata: None,
+            metadata: self.metadata.clone(),
         }
     }
 

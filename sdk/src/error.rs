@@ -107,6 +107,18 @@ pub enum Poison {
         /// What one statement may hold.
         limit: usize,
     },
+    /// The `event_id` is stored already as another event (another tenant, aggregate or event
+    /// type, or another payload): an id reused for something else is never acked as a
+    /// duplicate, and never re-published under the other row's store id.
+    #[error("event_id {event_id} is already stored{} with a different {what}", store_id.map(|id| format!(" (store id {id})")).unwrap_or_default())]
+    ConflictingDuplicate {
+        /// The event id.
+        event_id: String,
+        /// The stored row's id, when the other one is in the store.
+        store_id: Option<u64>,
+        /// What differs (`account_id`, `aggregate_id`, `payload` …).
+        what: String,
+    },
     /// The database refused the row's data (value out of range, invalid JSON, too long …).
     #[error("the database refused the row: {message}")]
     RowRefused {
@@ -189,24 +201,6 @@ pub enum Error {
     #[error("starting the SDK's async runtime failed: {0}")]
     Runtime(#[source] std::io::Error),
 
-    /// A claim-check object for this event already exists with different content. The existing
-    /// object is never overwritten.
-    #[error(
-        "claim-check object gs://{bucket}/{object} already holds a different payload \
-         ({existing_size} bytes, sha256 {existing_sha256}); event_id values must not be reused \
-         for different payloads"
-    )]
-    ClaimCheckConflict {
-        /// Bucket of the existing object.
-        bucket: String,
-        /// Name of the existing object.
-        object: String,
-        /// Size of the existing object's content.
-        existing_size: u64,
-        /// sha256 (hex) of the existing object's content.
-        existing_sha256: String,
-    },
-
     /// A claim-check cannot be resolved: the object is missing, or its bytes do not match the
     /// reference's size or sha256. Retrying cannot help (the worker treats it as poison).
     #[error("claim-check gs://{bucket}/{object} {problem}")]
@@ -245,7 +239,7 @@ impl Error {
         match self {
             Error::Service { service, .. } | Error::DeadlineExceeded { service, .. } => Some(*service),
             Error::EarlierEventFailed { .. } => Some(Service::PubSub),
-            Error::ClaimCheckConflict { .. } | Error::ClaimCheckInvalid { .. } => Some(Service::Storage),
+            Error::ClaimCheckInvalid { .. } => Some(Service::Storage),
             _ => None,
         }
     }

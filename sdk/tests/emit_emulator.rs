@@ -112,8 +112,9 @@ async fn oversized_payload_is_offloaded_and_its_object_matches_the_reference() {
     assert!(wire.get("payload").is_none(), "no inline payload: {wire}");
     let r = &wire["payload_ref"];
     let at = big.occurred_at();
+    let sha = r["sha256"].as_str().unwrap();
     let expected_object =
-        format!("11/{:04}/{:02}/{:02}/{}.json", at.year(), u8::from(at.month()), at.day(), big.event_id());
+        format!("11/{:04}/{:02}/{:02}/{}/{sha}.json", at.year(), u8::from(at.month()), at.day(), big.event_id());
     assert_eq!(r["bucket"], config.names().payload_bucket.as_str());
     assert_eq!(r["object"], expected_object.as_str());
     assert!(r["generation"].as_i64().unwrap() > 0);
@@ -126,24 +127,29 @@ async fn oversized_payload_is_offloaded_and_its_object_matches_the_reference() {
     };
     assert_eq!(
         serde_json::from_slice::<Value>(&bytes).unwrap(),
-        match big.payload() {
-            suitex_events::envelope::Payload::Inline(v) => v.clone(),
-            _ => unreachable!(),
-        }
+        big.payload().to_value().unwrap()
     );
     assert!(m.data.len() < 1024, "the message is small: {} bytes", m.data.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reemitting_an_event_reuses_its_object_and_a_different_payload_is_refused() {
+async fn reemitting_an_event_reuses_its_object_and_a_different_payload_gets_its_own() {
     let config = emulator_config("reemit").offload_threshold(1024).build().unwrap();
     provision_with_probe(&config).await;
     let emitter = Emitter::connect(config.clone()).await.unwrap();
     let first = event(12, "R-1", 0, json!("a".repeat(5000)));
-    emitter.emit_event(first.clone()).await.unwrap();
+    let once = emitter.emit_event(first.clone()).await.unwrap();
     let again = emitter.emit_event(first.clone()).await.expect("a retry of the same event succeeds");
     assert_eq!(again.payload_location, PayloadLocation::Gcs);
+    assert_eq!(once.event_id, again.event_id);
+    let objects = list_objects(&config.names().payload_bucket, "12/").await;
+    assert_eq!(objects.len(), 1, "the retry found its own object: {objects:?}");
+    let bytes = download(&config.names().payload_bucket, &objects[0]).await;
+    let sha = suitex_events::claim_check::sha256_hex(&bytes);
+    assert_eq!(objects[0], suitex_events::claim_check::object_name(&first, &sha), "named for the event and its bytes");
 
+    // A reused event_id with another payload is no business of the bucket: it gets an object of
+    // its own (never overwriting the first), and the event store refuses the reuse.
     let imposter = Event::builder()
         .event_id(first.event_id())
         .occurred_at(first.occurred_at())
@@ -153,12 +159,10 @@ async fn reemitting_an_event_reuses_its_object_and_a_different_payload_is_refuse
         .payload(json!({"seq": 0, "data": "b".repeat(5000)}))
         .build()
         .unwrap();
-    let err = emitter.emit_event(imposter).await.unwrap_err();
-    assert!(err.to_string().contains("already holds a different payload"), "{err}");
+    emitter.emit_event(imposter).await.unwrap();
     let objects = list_objects(&config.names().payload_bucket, "12/").await;
-    assert_eq!(objects.len(), 1, "{objects:?}");
-    let bytes = download(&config.names().payload_bucket, &objects[0]).await;
-    assert!(String::from_utf8(bytes).unwrap().contains(&"a".repeat(5000)), "the original object is intact");
+    assert_eq!(objects.len(), 2, "{objects:?}");
+    assert_eq!(download(&config.names().payload_bucket, &objects.iter().find(|o| o.contains(&sha)).unwrap()).await, bytes, "the original object is intact");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,5 @@
-//! `pull::Inbox` (the consumer behind the PHP extension's `Consumer`) against the Pub/Sub
-//! emulator, with fake-gcs-server behind a relay the test takes down and brings back.
+//! `consume::Inbox` (beneath the PHP extension's `Inbox`) against the Pub/Sub emulator, with
+//! fake-gcs-server behind a relay the test takes down and brings back.
 
 use serde_json::json;
 use std::time::Duration;
@@ -69,14 +69,54 @@ async fn a_storage_outage_keeps_the_batch_without_spending_delivery_attempts() {
         assert_eq!(d.delivery_attempt, 1, "the outage spent a delivery attempt on {}", d.message_id);
         let event = d.event.as_ref().expect("resolved");
         let sent = events.iter().find(|e| e.event_id() == event.event_id()).expect("an emitted event");
-        let (Payload::Inline(received), Payload::Inline(original)) = (event.payload(), sent.payload()) else {
-            panic!("payloads are not inline: {:?}", event.payload());
-        };
-        assert_eq!(received, original);
+        assert!(matches!(event.payload(), Payload::Raw(_) | Payload::Inline(_)), "resolved inline");
+        assert_eq!(event.payload(), sent.payload());
     }
     assert_ne!(got[0].event.as_ref().unwrap().event_id(), got[1].event.as_ref().unwrap().event_id());
 
     inbox.ack(got.iter().map(|d| d.ack_id.clone()).collect()).await.unwrap();
     let after = inbox.pull(10, Duration::from_secs(2)).await.unwrap();
     assert!(after.is_empty(), "acked deliveries came back: {after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_check_declared_larger_than_the_maximum_is_poison_before_any_download() {
+    let config = emulator_config("toolarge").offload_threshold(1024).build().unwrap();
+    provision_for_tests(&config, Topology::UnorderedWithDeadLetters, &[]).await;
+    // A genuine claim-check, then the same message with its reference claiming 40 MiB.
+    let e = oversized("INV-9");
+    Emitter::connect(config.clone()).await.unwrap().emit_event(e.clone()).await.unwrap();
+    let inbox = Inbox::connect(config.clone()).await.unwrap();
+    let genuine = inbox.pull(1, Duration::from_secs(10)).await.unwrap().remove(0);
+    inbox.ack(vec![genuine.ack_id]).await.unwrap();
+    let mut wire: serde_json::Value = serde_json::from_slice(&e.to_wire_json()).unwrap();
+    let r = &genuine.event.as_ref().unwrap();
+    assert_eq!(r.event_id(), e.event_id());
+    let object = list_objects(&config.names().payload_bucket, "11/").await.remove(0);
+    let bytes = download(&config.names().payload_bucket, &object).await;
+    wire.as_object_mut().unwrap().remove("payload");
+    wire["payload_ref"] = json!({
+        "bucket": config.names().payload_bucket,
+        "object": object,
+        "generation": 1,
+        "sha256": suitex_events::claim_check::sha256_hex(&bytes),
+        "size": 40u64 << 20,
+    });
+    let publisher = google_cloud_pubsub::client::Publisher::builder(config.raw_topic_path())
+        .with_endpoint(format!("http://{}", required_env("PUBSUB_EMULATOR_HOST")))
+        .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build())
+        .build()
+        .await
+        .unwrap();
+    publisher
+        .publish(google_cloud_pubsub::model::Message::new().set_data(serde_json::to_vec(&wire).unwrap()))
+        .await
+        .unwrap();
+    let forged = inbox.pull(1, Duration::from_secs(10)).await.unwrap().remove(0);
+    let why = forged.event.expect_err("a reference above the maximum payload is poison").to_string();
+    assert!(
+        why.contains(&format!("is {} bytes by its reference; the limit is {}", 40u64 << 20, 32u64 << 20)),
+        "{why}"
+    );
+    inbox.ack(vec![forged.ack_id]).await.unwrap();
 }

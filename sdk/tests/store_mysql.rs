@@ -182,12 +182,120 @@ async fn a_row_the_database_refuses_is_rejected_and_the_rest_are_stored() {
         .build()
         .unwrap();
     let ok2 = event(3, "Y", 2);
-    let out = db.store.append(&[ok1, big, ok2]).await.unwrap();
+    let after = event(3, "X", 3);
+    let out = db.store.append(&[ok1, big, ok2, after]).await.unwrap();
     assert!(matches!(out[0], Appended::Stored(_)), "{out:?}");
-    let Appended::Rejected(why @ Poison::RowRefused { .. }) = &out[1] else { panic!("{out:?}") };
+    let Appended::Rejected(why @ Poison::RowRefused { code: Some(4025), .. }) = &out[1] else { panic!("{out:?}") };
     assert!(why.to_string().starts_with("the database refused the row"), "{why}");
     assert!(matches!(out[2], Appended::Stored(_)), "{out:?}");
+    assert_eq!(out[3], Appended::HeldBack, "a later event of the refused one's key is not stored ahead of it");
     assert_eq!(db.rows().await, 2);
+}
+
+/// A payload nested deeper than MariaDB's JSON check allows (32 levels).
+fn too_deep(account: u64, aggregate_id: &str) -> Event {
+    let mut payload = json!(1);
+    for _ in 0..40 {
+        payload = json!([payload]);
+    }
+    Event::builder()
+        .account_id(account)
+        .aggregate("customer", aggregate_id)
+        .event_type("customer.updated")
+        .payload(payload)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn rows_refused_for_their_own_data_are_poison_even_when_they_share_the_error() {
+    let db = TestDb::new("twobad").await;
+    let out = db.store.append(&[too_deep(5, "A"), too_deep(5, "B"), event(5, "C", 1)]).await.unwrap();
+    assert!(matches!(out[0], Appended::Rejected(Poison::RowRefused { .. })), "{out:?}");
+    assert!(matches!(out[1], Appended::Rejected(Poison::RowRefused { .. })), "{out:?}");
+    assert!(matches!(out[2], Appended::Stored(_)), "{out:?}");
+    // All of a chunk refused, each for its own data: still poison, since a blank row is accepted.
+    let out = db.store.append(&[too_deep(5, "D"), too_deep(5, "E")]).await.unwrap();
+    assert!(out.iter().all(|a| matches!(a, Appended::Rejected(_))), "{out:?}");
+    assert_eq!(db.rows().await, 1);
+}
+
+#[tokio::test]
+async fn a_table_that_refuses_every_row_is_a_transient_failure_not_poison() {
+    let db = TestDb::new("allbad").await;
+    // Every row now fails the same check: the table is wrong, not the events.
+    db.store.execute("ALTER TABLE event_store ADD CONSTRAINT nothing_fits CHECK (account_id = 0)").await.unwrap();
+    let err = db.store.append(&[event(6, "A", 1), event(6, "B", 2)]).await.expect_err("a batch failure");
+    assert!(err.is_transient(), "{err}");
+    let err = db.store.append(&[event(6, "C", 1)]).await.expect_err("even for a single row");
+    assert!(err.is_transient(), "{err}");
+    db.store.execute("ALTER TABLE event_store DROP CONSTRAINT nothing_fits").await.unwrap();
+    assert!(db.store.append(&[event(6, "A", 1)]).await.unwrap().iter().all(|a| matches!(a, Appended::Stored(_))));
+}
+
+#[tokio::test]
+async fn a_missing_table_is_a_transient_failure_not_poison() {
+    let db = TestDb::new("notable").await;
+    db.store.execute("RENAME TABLE event_store TO event_store_moved").await.unwrap();
+    let err = db.store.append(&[event(8, "A", 1)]).await.expect_err("no table, no verdict on the event");
+    assert!(err.is_transient(), "{err}");
+    db.store.execute("RENAME TABLE event_store_moved TO event_store").await.unwrap();
+    assert!(matches!(db.store.append(&[event(8, "A", 1)]).await.unwrap()[0], Appended::Stored(_)));
+}
+
+#[test]
+fn only_errors_about_a_rows_data_are_poison() {
+    use suitex_events::store::ErrorClass::*;
+    use suitex_events::store::classify_code;
+    for code in [1048, 1264, 1265, 1292, 1366, 1406, 3140, 3146, 3157, 3819, 4025] {
+        assert_eq!(classify_code(code), RowData, "{code}");
+    }
+    // Rotated password, revoked grant, missing table or database, disk full, killed or timed-out
+    // query, blocked host, per-user connection limit, read-only failover: never the row's fault.
+    for code in [1045, 1142, 1146, 1049, 1114, 1021, 1317, 3024, 1129, 1203, 1290, 1836, 1927, 2013] {
+        assert_eq!(classify_code(code), Transient, "{code}");
+    }
+    assert_eq!(classify_code(1062), Duplicate);
+    assert_eq!(classify_code(1213), Deadlock);
+}
+
+/// Payloads above 8 MiB are sent to the server in pieces (to bound the worker's memory): they
+/// must arrive byte for byte, multi-byte characters cut at no piece boundary, in batch order
+/// with the small events around them, and be found again as duplicates.
+#[tokio::test]
+async fn large_payloads_sent_in_pieces_are_stored_exactly_and_in_order() {
+    let db = TestDb::new("streamed").await;
+    let limit = db.store.max_packet();
+    let size = (12 << 20).min(limit - (1 << 20));
+    assert!(size > 8 << 20, "max_allowed_packet ({limit}) leaves room for a payload sent in pieces");
+    // 'é' is 2 bytes, '€' 3 and '𝄞' 4: every piece boundary falls inside some character.
+    let text: String = "aé€𝄞".chars().cycle().take(size / 10 * 4).collect();
+    let large = |id: &str| {
+        Event::builder()
+            .account_id(5)
+            .aggregate("customer", id)
+            .event_type("customer.snapshot")
+            .payload(json!({"text": text}))
+            .build()
+            .unwrap()
+    };
+    let batch = vec![event(5, "S-1", 1), large("L-1"), event(5, "S-1", 2), large("L-2"), event(5, "S-1", 3)];
+    let out = db.store.append(&batch).await.unwrap();
+    let ids: Vec<u64> = out
+        .iter()
+        .map(|a| match a {
+            Appended::Stored(id) => *id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids follow the batch order: {ids:?}");
+    for (i, e) in batch.iter().enumerate() {
+        let stored = db.store.read(&Selection::IdRange { from: ids[i], to: ids[i], account_id: None }, 0, 1).await.unwrap();
+        assert_eq!(stored[0].event, *e, "event {i} is stored as emitted");
+    }
+    let again = db.store.append(&batch).await.unwrap();
+    assert_eq!(again, ids.iter().map(|id| Appended::Duplicate(*id)).collect::<Vec<_>>());
+    assert_eq!(db.rows().await, 5);
 }
 
 #[tokio::test]
@@ -201,10 +309,11 @@ async fn a_row_larger_than_max_allowed_packet_is_rejected_before_sending() {
         .payload(json!("h".repeat(limit + 1)))
         .build()
         .unwrap();
-    let out = db.store.append(&[huge, event(4, "Z", 1)]).await.unwrap();
+    let out = db.store.append(&[huge, event(4, "Z", 1), event(4, "W", 1)]).await.unwrap();
     let Appended::Rejected(why @ Poison::RowTooLarge { .. }) = &out[0] else { panic!("{out:?}") };
     assert!(why.to_string().contains("max_allowed_packet"), "{why}");
-    assert!(matches!(out[1], Appended::Stored(_)));
+    assert_eq!(out[1], Appended::HeldBack, "its key waits");
+    assert!(matches!(out[2], Appended::Stored(_)), "other keys do not");
 }
 
 #[tokio::test]

@@ -4,45 +4,17 @@
 use google_cloud_auth::credentials::anonymous;
 use google_cloud_pubsub::client::Publisher;
 use google_cloud_pubsub::model::Message;
-use pubsub_fake::{DeadLetterPolicy, PubSubFake, Subscription};
+use pubsub_fake::{Outcome, PubSubFake};
 use serde_json::json;
 use std::time::Duration;
-use suitex_events::config::{Endpoint, Names};
 use suitex_events::worker::WorkerOptions;
-use suitex_events::envelope::Payload;
 use suitex_events::consume::merged::MergedEvent;
 use suitex_events::store::Selection;
 use suitex_events::{Config, Emitter, Event};
 use suitex_test_support::*;
 
-fn production_topology(fake: &PubSubFake) -> Config {
-    let config = Config::builder("suitex-local")
-        .pubsub_endpoint(Endpoint::emulator(&fake.endpoint()))
-        .storage_endpoint(Endpoint::emulator(&required_env("STORAGE_EMULATOR_HOST")))
-        .names(Names::default())
-        .build()
-        .unwrap();
-    for t in ["events.raw", "events.merged", "events.dlq"] {
-        fake.create_topic(&config.topic_path(t)).unwrap();
-    }
-    let sub = |name: &str, topic: &str| Subscription {
-        name: config.subscription_path(name),
-        topic: config.topic_path(topic),
-        ack_deadline_seconds: 60,
-        enable_message_ordering: true,
-        ..Default::default()
-    };
-    fake.create_subscription(Subscription {
-        dead_letter_policy: Some(DeadLetterPolicy {
-            dead_letter_topic: config.topic_path("events.dlq"),
-            max_delivery_attempts: 5,
-        }),
-        ..sub("events.raw-sub", "events.raw")
-    })
-    .unwrap();
-    fake.create_subscription(sub("events.dlq-sub", "events.dlq")).unwrap();
-    fake.create_subscription(sub("events.merged-sub", "events.merged")).unwrap();
-    config
+async fn production_topology(fake: &PubSubFake) -> Config {
+    fake_topology(fake, "onfake").await
 }
 
 fn options() -> WorkerOptions {
@@ -68,7 +40,7 @@ fn event(aggregate_id: &str, seq: u64) -> Event {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_an_ordered_subscription_poison_is_dead_lettered_after_five_attempts_then_its_key_flows() {
     let fake = pubsub_fake::start().await;
-    let config = production_topology(&fake);
+    let config = production_topology(&fake).await;
     let db = TestDb::new("fake_dlq").await;
 
     // A poison message first on the key, then three healthy events of the same aggregate.
@@ -90,7 +62,7 @@ async fn on_an_ordered_subscription_poison_is_dead_lettered_after_five_attempts_
 
     let worker = RunningWorker::start(&config, &db.settings, options()).await;
     let dead =
-        receive(&config, &config.subscription_path("events.dlq-sub"), 1, Duration::from_secs(60)).await;
+        receive(&config, &config.subscription_path(&config.names().dlq_subscription), 1, Duration::from_secs(60)).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(&dead[0].data[..], b"not json");
     assert_eq!(dead[0].ordering_key, key);
@@ -114,26 +86,27 @@ async fn on_an_ordered_subscription_poison_is_dead_lettered_after_five_attempts_
         )
         .await
         .unwrap();
-    let seqs: Vec<u64> = stream
-        .iter()
-        .map(|s| match s.event.payload() {
-            Payload::Inline(v) => v["seq"].as_u64().unwrap(),
-            _ => unreachable!(),
-        })
-        .collect();
+    let seqs: Vec<u64> = stream.iter().map(|s| s.event.payload().to_value().unwrap()["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3], "the key continues, in order, once the poison is dead-lettered");
     let metrics = worker.metrics.clone();
     worker.stop().await;
     assert_eq!(metrics.poison.get(), 5, "one nack per delivery attempt");
-    assert_eq!(fake.backlog(&config.subscription_path("events.raw-sub")), 0);
+    // The fake hands out the poison and the three healthy events of the key together, as
+    // Pub/Sub does: the healthy ones are held back (nacked, never stored) while the poison is
+    // still to be redelivered, and stored — acked — in the round its last attempt is spent.
+    let raw = config.subscription_path(&config.names().raw_subscription);
+    let acks: Vec<i32> =
+        fake.settlements(&raw).iter().filter(|s| s.outcome == Outcome::Ack).map(|s| s.attempt).collect();
+    assert_eq!(acks, [5, 5, 5], "the healthy events were acked once, after the poison's last attempt");
+    assert_eq!(fake.backlog(&config.subscription_path(&config.names().raw_subscription)), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivery_after_a_lost_ack_is_one_row_and_reaches_events_merged_again() {
     let fake = pubsub_fake::start().await;
-    let config = production_topology(&fake);
+    let config = production_topology(&fake).await;
     let db = TestDb::new("fake_lost_ack").await;
-    fake.lose_next_acks(&config.subscription_path("events.raw-sub"), 1);
+    fake.lose_next_acks(&config.subscription_path(&config.names().raw_subscription), 1);
     let e = event("L-1", 0);
     Emitter::connect(config.clone()).await.unwrap().emit_event(e.clone()).await.unwrap();
 
@@ -154,11 +127,11 @@ async fn a_redelivery_after_a_lost_ack_is_one_row_and_reaches_events_merged_agai
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pubsub_outage_on_events_merged_is_retried_without_burning_delivery_attempts() {
     let fake = pubsub_fake::start().await;
-    let config = production_topology(&fake);
+    let config = production_topology(&fake).await;
     let db = TestDb::new("fake_merged_down").await;
     // The next 8 publishes to events.merged fail with a retryable-by-us, non-retried-by-the-
     // client status: the worker must back off and retry, never nack.
-    fake.fail_next_publishes(&config.topic_path("events.merged"), 8, tonic::Code::FailedPrecondition);
+    fake.fail_next_publishes(&config.topic_path(&config.names().merged_topic), 8, tonic::Code::FailedPrecondition);
     let e = event("M-1", 0);
     Emitter::connect(config.clone()).await.unwrap().emit_event(e.clone()).await.unwrap();
     let worker = RunningWorker::start(&config, &db.settings, options()).await;
@@ -171,5 +144,177 @@ async fn a_pubsub_outage_on_events_merged_is_retried_without_burning_delivery_at
     assert!(metrics.transient_retries.get() >= 8, "{:?}", metrics.transient_retries);
     assert_eq!(metrics.poison.get(), 0, "nothing was nacked");
     assert_eq!(db.rows().await, 1);
-    assert_eq!(fake.backlog(&config.subscription_path("events.dlq-sub")), 0, "nothing was dead-lettered");
+    assert_eq!(fake.backlog(&config.subscription_path(&config.names().dlq_subscription)), 0, "nothing was dead-lettered");
+}
+
+/// A payload nested deeper than MariaDB's JSON check allows (32 levels): the database refuses
+/// the row (error 4025) while the envelope is valid.
+fn refused_by_the_database(aggregate_id: &str) -> Event {
+    let mut payload = json!(1);
+    for _ in 0..40 {
+        payload = json!([payload]);
+    }
+    Event::builder()
+        .account_id(31)
+        .aggregate("customer", aggregate_id)
+        .event_type("customer.updated")
+        .payload(payload)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_the_database_refuses_holds_back_the_later_events_of_its_key_until_it_is_dead_lettered() {
+    let fake = pubsub_fake::start().await;
+    let config = production_topology(&fake).await;
+    let db = TestDb::new("fake_fence").await;
+    let emitter = Emitter::connect(config.clone()).await.unwrap();
+    let poison = refused_by_the_database("F-1");
+    let mut batch = vec![poison.clone()];
+    batch.extend((1..=2).map(|s| event("F-1", s)));
+    batch.push(event("F-2", 1)); // another key flows at once
+    for r in emitter.emit_events(batch).await.unwrap() {
+        r.unwrap();
+    }
+    let worker = RunningWorker::start(&config, &db.settings, options()).await;
+    let dlq = config.subscription_path(&config.names().dlq_subscription);
+    let dead = receive(&config, &dlq, 1, Duration::from_secs(60)).await;
+    assert_eq!(attr(&dead[0], "event_id"), poison.event_id().to_string());
+    eventually(Duration::from_secs(30), "the healthy events are stored", || async { db.rows().await == 3 }).await;
+    let metrics = worker.metrics.clone();
+    worker.stop().await;
+    let f1 = db
+        .store
+        .read(&Selection::Aggregate { account_id: 31, aggregate_type: "customer".into(), aggregate_id: "F-1".into() }, 0, 10)
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = f1.iter().map(|s| s.event.payload().to_value().unwrap()["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2]);
+    let raw = config.subscription_path(&config.names().raw_subscription);
+    let settled = fake.settlements(&raw);
+    let f1_acks: Vec<i32> = settled
+        .iter()
+        .filter(|s| s.outcome == Outcome::Ack && s.ordering_key == poison.ordering_key())
+        .map(|s| s.attempt)
+        .collect();
+    assert_eq!(f1_acks, [5, 5], "F-1's healthy events were never stored ahead of the refused one");
+    let f2_acks: Vec<i32> = settled
+        .iter()
+        .filter(|s| s.outcome == Outcome::Ack && s.ordering_key == event("F-2", 0).ordering_key())
+        .map(|s| s.attempt)
+        .collect();
+    assert_eq!(f2_acks, [1], "another key is not held back");
+    assert_eq!(metrics.poison.get(), 5);
+    assert_eq!(fake.backlog(&dlq), 0, "only the refused event was dead-lettered (and consumed above)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_id_stored_upper_case_by_another_writer_is_a_duplicate_not_a_stuck_worker() {
+    let fake = pubsub_fake::start().await;
+    let config = production_topology(&fake).await;
+    let e = event("U-1", 1);
+    // Another writer stored this event with its id in upper case.
+    let db = TestDb::new("fake_upper").await;
+    sqlx::query(
+        "INSERT INTO event_store (account_id, event_id, aggregate_type, aggregate_id, event_type, payload, occurred_at) \
+         VALUES (31, ?, 'customer', 'U-1', 'customer.updated', '{\"seq\": 1}', UTC_TIMESTAMP(6))",
+    )
+    .bind(e.event_id().to_string().to_uppercase())
+    .execute(db.store.pool())
+    .await
+    .unwrap();
+    let stored_id: u64 = sqlx::query_scalar("SELECT id FROM event_store").fetch_one(db.store.pool()).await.unwrap();
+
+    Emitter::connect(config.clone()).await.unwrap().emit_event(e.clone()).await.unwrap();
+    let worker = RunningWorker::start(&config, &db.settings, options()).await;
+    let merged = receive(&config, &config.subscription_path("events.merged-sub"), 1, Duration::from_secs(30)).await;
+    assert_eq!(merged.len(), 1, "the duplicate was re-published, not stuck");
+    assert_eq!(MergedEvent::decode(&merged[0].data).unwrap().store_id, stored_id);
+    let metrics = worker.metrics.clone();
+    worker.stop().await;
+    assert_eq!(db.rows().await, 1, "no second row");
+    assert_eq!(metrics.duplicates.get(), 1);
+    assert_eq!(metrics.poison.get(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_id_stored_with_other_content_is_poison_never_acked_or_republished() {
+    let fake = pubsub_fake::start().await;
+    let config = production_topology(&fake).await;
+    let db = TestDb::new("fake_conflict").await;
+    let original = event("D-1", 1);
+    db.store.append(std::slice::from_ref(&original)).await.unwrap();
+    // The same event_id, reused for another payload and another aggregate.
+    let reused = Event::builder()
+        .event_id(original.event_id())
+        .account_id(31)
+        .aggregate("customer", "D-2")
+        .event_type("customer.updated")
+        .payload(json!({"seq": 99}))
+        .build()
+        .unwrap();
+    let payload_only = Event::builder()
+        .account_id(31)
+        .aggregate("customer", "D-1")
+        .event_type("customer.updated")
+        .payload(json!({"seq": 2}))
+        .build()
+        .unwrap();
+    db.store.append(std::slice::from_ref(&payload_only)).await.unwrap();
+    let reused_payload = Event::builder()
+        .event_id(payload_only.event_id())
+        .account_id(31)
+        .aggregate("customer", "D-1")
+        .event_type("customer.updated")
+        .payload(json!({"seq": 3}))
+        .build()
+        .unwrap();
+    let emitter = Emitter::connect(config.clone()).await.unwrap();
+    for r in emitter.emit_events(vec![reused.clone(), reused_payload.clone()]).await.unwrap() {
+        r.unwrap();
+    }
+    let worker = RunningWorker::start(&config, &db.settings, options()).await;
+    let dlq = config.subscription_path(&config.names().dlq_subscription);
+    let dead = receive(&config, &dlq, 2, Duration::from_secs(60)).await;
+    let mut dead_ids: Vec<&str> = dead.iter().map(|m| attr(m, "event_id")).collect();
+    dead_ids.sort();
+    let mut want = vec![reused.event_id().to_string(), reused_payload.event_id().to_string()];
+    want.sort();
+    assert_eq!(dead_ids, want, "both reuses were dead-lettered");
+    let metrics = worker.metrics.clone();
+    worker.stop().await;
+    assert_eq!(metrics.duplicates.get(), 0, "neither was taken for a duplicate");
+    assert_eq!(metrics.merged_published.get(), 0, "nothing was re-published under the other row's store_id");
+    assert_eq!(fake.backlog(&config.subscription_path("events.merged-sub")), 0);
+    assert_eq!(db.rows().await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_holds_no_more_resolved_payload_bytes_than_its_limit() {
+    let fake = pubsub_fake::start().await;
+    let config = production_topology(&fake).await;
+    let db = TestDb::new("fake_bytes").await;
+    // Eight claim-checks of ~400 KiB each: 3.2 MiB in all, against a limit of 1 MiB per batch.
+    let events: Vec<Event> = (0..8)
+        .map(|i| {
+            Event::builder()
+                .account_id(31)
+                .aggregate("customer", format!("B-{i}"))
+                .event_type("customer.snapshot")
+                .payload(json!({"i": i, "fill": "b".repeat(400 * 1024)}))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    for r in Emitter::connect(config.clone()).await.unwrap().emit_events(events).await.unwrap() {
+        assert_eq!(r.unwrap().payload_location, suitex_events::PayloadLocation::Gcs);
+    }
+    let limit = 1024 * 1024;
+    let worker = RunningWorker::start(&config, &db.settings, WorkerOptions { batch_max_bytes: limit, ..options() }).await;
+    eventually(Duration::from_secs(60), "every event is stored", || async { db.rows().await == 8 }).await;
+    let metrics = worker.metrics.clone();
+    worker.stop().await;
+    let peak = metrics.peak_batch_payload_bytes();
+    assert!(peak > 400 * 1024, "the payloads were counted: {peak}");
+    assert!(peak <= limit as u64, "a batch held {peak} bytes of payloads; the limit is {limit}");
 }

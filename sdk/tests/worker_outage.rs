@@ -3,13 +3,12 @@
 //! back. The database is a private MariaDB server this test starts, stops and restarts on its
 //! own port and data directory, so tests beside it are not disturbed.
 
-use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use suitex_events::worker::WorkerOptions;
 use suitex_events::store::EventStore;
-use suitex_events::{Emitter, Event};
+use suitex_events::Emitter;
 use suitex_test_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,29 +31,7 @@ async fn a_database_outage_of_over_20_seconds_dead_letters_nothing_and_loses_not
 
     // Load: 40 events every 100 ms for 35 s, across 20 aggregates.
     let emitted = Arc::new(AtomicU64::new(0));
-    let load = {
-        let (emitter, emitted) = (emitter.clone(), emitted.clone());
-        tokio::spawn(async move {
-            for tick in 0..350u64 {
-                let events: Vec<Event> = (0..40)
-                    .map(|i| {
-                        Event::builder()
-                            .account_id(51)
-                            .aggregate("invoice", format!("I-{}", i % 20))
-                            .event_type("invoice.changed")
-                            .payload(json!({"tick": tick, "i": i}))
-                            .build()
-                            .unwrap()
-                    })
-                    .collect();
-                for r in emitter.emit_events(events).await.unwrap() {
-                    r.unwrap();
-                    emitted.fetch_add(1, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
+    let load = emit_load(emitter.clone(), emitted.clone(), 51, 20, 40, Duration::from_millis(100), 350);
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before_outage = count_rows(&store).await;

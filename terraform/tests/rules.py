@@ -11,6 +11,7 @@ import re
 from tfconfig import Config, Item, block, blocks
 
 VAR_REF = re.compile(r"^\$\{var\.([A-Za-z0-9_]+)\}$")
+LOCAL_REF = re.compile(r"^\$\{local\.([A-Za-z0-9_]+)\}$")
 
 
 def module_of(item: Item, cfg: Config) -> str | None:
@@ -19,9 +20,13 @@ def module_of(item: Item, cfg: Config) -> str | None:
 
 
 def resolve(cfg: Config, item: Item, value):
-    """A `${var.x}` value is replaced by the default of `x` in the item's module."""
+    """A `${var.x}` value is replaced by the default of `x` in the item's module, and a
+    `${local.x}` value by that local's value."""
     m = VAR_REF.match(value) if isinstance(value, str) else None
-    return cfg.variable_default(m.group(1), module=module_of(item, cfg)) if m else value
+    if m:
+        return cfg.variable_default(m.group(1), module=module_of(item, cfg))
+    m = LOCAL_REF.match(value) if isinstance(value, str) else None
+    return cfg.local(m.group(1), module=module_of(item, cfg)) if m else value
 
 
 def module_call(cfg: Config, name: str) -> dict:
@@ -67,6 +72,8 @@ def dlq_subscription(cfg: Config):
     assert sub.body.get("topic") == "${google_pubsub_topic.dlq.id}", "events.dlq-sub must subscribe to events.dlq"
     assert block(sub.body, "expiration_policy").get("ttl") == "", "events.dlq-sub must never expire"
     assert cfg.variable_default("dlq_subscription_name") == "events.dlq-sub"
+    retention = resolve(cfg, sub, sub.body.get("message_retention_duration"))
+    assert retention == "2678400s", f"events.dlq-sub must keep dead letters 31 days, Pub/Sub's maximum (it keeps {retention})"
 
 
 def merged_subscriptions(cfg: Config):

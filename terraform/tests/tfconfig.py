@@ -42,7 +42,7 @@ def is_block(v: Any) -> bool:
 
 @dataclass
 class Item:
-    kind: str  # resource | data | ephemeral | variable | output | module | import | moved
+    kind: str  # resource | data | ephemeral | variable | output | module | import | moved | local
     type: str  # resource/data type ("" for the others)
     name: str
     body: dict
@@ -78,6 +78,13 @@ class Config:
         raise AssertionError(f"variable {name} is not declared" + (f" in module {module}" if module else ""))
 
 
+    def local(self, name: str, module: str | None = None) -> Any:
+        for v in self.of("local", module=module):
+            if v.name == name and (module is not None or v.file.parent == self.root):
+                return v.body.get("value")
+        raise AssertionError(f"local {name} is not declared" + (f" in module {module}" if module else ""))
+
+
 def load(root: str | os.PathLike) -> Config:
     """Every .tf file under `root` (modules included, tests excluded)."""
     root = Path(root).resolve()
@@ -96,6 +103,9 @@ def load(root: str | os.PathLike) -> Config:
             for entry in doc.get(kind, []):
                 for name, body in entry.items():
                     cfg.items.append(Item(kind, "", name, body, path))
+        for entry in doc.get("locals", []):
+            for name, value in entry.items():
+                cfg.items.append(Item("local", "", name, {"value": value}, path))
         for kind in ("import", "moved"):
             for body in doc.get(kind, []):
                 cfg.items.append(Item(kind, "", str(body.get("to", "")), body, path))

@@ -31,6 +31,12 @@ pub enum Command {
         /// Redrive everything matching (required when neither --account nor --event-id is given).
         #[arg(long)]
         all: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
+        limit: usize,
+        /// Show what would be redriven; publish and ack nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -74,7 +80,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Redrive { account, event_id, all } => {
+        Command::Redrive { account, event_id, all, limit, dry_run } => {
             if account.is_none() && event_id.is_none() && !all {
                 return Err(suitex_events::ConfigError::new(
                     "redrive",
@@ -82,8 +88,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 )
                 .into());
             }
-            let report =
-                dlq::redrive(&config, &Filter { account_id: account, event_id, ..Filter::default() }).await?;
+            let filter = Filter { account_id: account, event_id, limit, ..Filter::default() };
+            let report = dlq::redrive_with(&config, &filter, dry_run, |done, seen| {
+                eprint!("\r  {} {done} of {seen} dead letters looked at", if dry_run { "would redrive" } else { "redriven" });
+                let _ = std::io::Write::flush(&mut std::io::stderr());
+            })
+            .await?;
+            eprintln!();
             println!("{}", serde_json::to_string_pretty(&report)?);
             if !report.failed.is_empty() {
                 return Ok(ExitCode::from(super::EXIT_UNAVAILABLE));

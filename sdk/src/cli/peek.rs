@@ -15,11 +15,26 @@ pub struct Args {
     /// Acknowledge what is printed (consumes it); otherwise it is released.
     #[arg(long)]
     ack: bool,
+    /// Peek at a subscription the worker consumes (each message released costs it a delivery
+    /// attempt there).
+    #[arg(long)]
+    force: bool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::from_env()?;
     let sub = config.subscription_path(&args.subscription);
+    if !args.force && counts_attempts(&config, &sub).await {
+        return Err(suitex_events::ConfigError::new(
+            "peek",
+            format!(
+                "{} dead-letters what it fails to deliver: releasing what peek takes costs each message a \
+                 delivery attempt (it is dead-lettered after its last); pass --force to peek anyway",
+                args.subscription
+            ),
+        )
+        .into());
+    }
     let pending = take_pending(&config, &sub, args.max).await?;
     for r in &pending.messages {
         let Some(m) = &r.message else { continue };
@@ -36,4 +51,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let consume: Vec<usize> = if args.ack { (0..pending.messages.len()).collect() } else { Vec::new() };
     pending.settle(&consume).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether releasing a message on `subscription` costs it a delivery attempt: the worker's own
+/// subscription, or any with a dead-letter policy (when it can be read; if not, only the
+/// worker's own is known to).
+async fn counts_attempts(config: &Config, subscription: &str) -> bool {
+    if subscription == config.subscription_path(&config.names().raw_subscription) {
+        return true;
+    }
+    suitex_events::worker::provision::dead_letter_attempts(config, subscription).await.is_some_and(|n| n > 0)
 }

@@ -30,6 +30,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         match &step.status {
             Status::Created => println!("created  {:<12} {}", step.kind, step.name),
             Status::Exists => println!("exists   {:<12} {}", step.kind, step.name),
+            Status::CreatedCapped(d) => {
+                println!("created  {:<12} {}", step.kind, step.name);
+                eprintln!("warning: {} {}: {d}", step.kind, step.name);
+            }
             Status::ExistsDiffering(d) => {
                 println!("exists   {:<12} {}", step.kind, step.name);
                 eprintln!("warning: {} {} differs from the wanted settings: {d}", step.kind, step.name);

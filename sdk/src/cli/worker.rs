@@ -74,13 +74,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 format!("is {:?}; expected host:port or off", args.metrics_addr),
             )
         })?;
-        let bound = suitex_events::worker::metrics::spawn(addr, worker.metrics()).await.map_err(|e| {
+        let bound = suitex_events::worker::metrics::spawn(addr, worker.metrics(), Some(worker.health())).await.map_err(|e| {
             suitex_events::ConfigError::new(
                 "SUITEX_WORKER_METRICS_ADDR",
                 format!("{addr} cannot be bound: {e}"),
             )
         })?;
-        tracing::info!(%bound, "metrics at http://{bound}/metrics");
+        tracing::info!(%bound, "metrics at http://{bound}/metrics; probes at /healthz and /readyz");
     }
     worker.run(stopped(stop)).await?;
     Ok(ExitCode::SUCCESS)

@@ -88,20 +88,16 @@ impl MergedWriter {
         known_ref: Option<&PayloadRef>,
         replayed: bool,
     ) -> Result<MergedEvent> {
-        let event = match (event.payload(), known_ref) {
-            (Payload::Offloaded(_), _) => event.clone(),
-            (Payload::Inline(v), known) => {
-                let bytes = serde_json::to_vec(v).expect("a JSON value always serializes");
-                if bytes.len() <= self.config.offload_threshold() {
-                    event.clone()
-                } else if let Some(r) = known {
-                    event.clone().with_payload(Payload::Offloaded(r.clone()))
-                } else {
-                    let claim_check =
-                        self.claim_check.get_or_try_init(|| ClaimCheck::connect(&self.config)).await?;
-                    let r = claim_check.offload(event, bytes.into()).await?;
-                    event.clone().with_payload(Payload::Offloaded(r))
-                }
+        let text = event.payload().json_text();
+        let event = match (text, known_ref) {
+            (None, _) => event.clone(),
+            (Some(text), _) if text.len() <= self.config.offload_threshold() => event.clone(),
+            // The claim-check it arrived with holds these very bytes.
+            (Some(_), Some(r)) => event.clone_without_payload().with_payload(Payload::Offloaded(r.clone())),
+            (Some(text), None) => {
+                let claim_check = self.claim_check.get_or_try_init(|| ClaimCheck::connect(&self.config)).await?;
+                let r = claim_check.offload(event, bytes::Bytes::copy_from_slice(text.as_bytes())).await?;
+                event.clone_without_payload().with_payload(Payload::Offloaded(r))
             }
         };
         Ok(MergedEvent { store_id, replayed, event })

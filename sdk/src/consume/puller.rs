@@ -17,11 +17,15 @@ use crate::error::{Error, Result, Service};
 use google_cloud_auth::credentials::{CacheableResource, Credentials};
 use googleapis_tonic_google_pubsub_v1::google::pubsub::v1 as pb;
 use pb::subscriber_client::SubscriberClient;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::transport::Channel;
 
 /// Deadline of one Pull call.
 const PULL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Deadline of one Acknowledge or ModifyAckDeadline call.
+const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 /// Empty pulls in a row that mean the backlog has been taken (the service may answer an
 /// immediate Pull with nothing while messages are pending).
 const EMPTY_PULLS: u32 = 3;
@@ -70,6 +74,25 @@ impl Puller {
         Ok(req)
     }
 
+    /// Runs one RPC within `deadline` (sent to the server as its deadline too, and enforced
+    /// here as well, so a server that never answers cannot hold the caller).
+    async fn call<T>(
+        &self,
+        operation: impl FnOnce() -> String,
+        deadline: Duration,
+        transient: impl Fn(tonic::Code) -> bool,
+        rpc: impl std::future::Future<Output = std::result::Result<T, tonic::Status>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(deadline, rpc).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(status)) => {
+                let t = transient(status.code());
+                Err(rpc_error(operation(), status, t))
+            }
+            Err(_) => Err(Error::DeadlineExceeded { service: Service::PubSub, operation: operation(), deadline }),
+        }
+    }
+
     /// Pulls up to `max` messages that are pending now, without waiting for new ones.
     ///
     /// `return_immediately` is deprecated for consumers that poll, but it is exactly what a
@@ -85,14 +108,10 @@ impl Puller {
         };
         let mut req = self.request(message).await?;
         req.set_timeout(PULL_TIMEOUT);
-        match self.client.clone().pull(req).await {
-            Ok(resp) => Ok(resp.into_inner().received_messages),
-            Err(status) => {
-                let transient =
-                    matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded);
-                Err(rpc_error(format!("pulling from {subscription}"), status, transient))
-            }
-        }
+        let transient = |c| matches!(c, tonic::Code::Unavailable | tonic::Code::DeadlineExceeded);
+        self.call(|| format!("pulling from {subscription}"), PULL_TIMEOUT, transient, self.client.clone().pull(req))
+            .await
+            .map(|resp| resp.into_inner().received_messages)
     }
 
     /// Acknowledges (consumes) messages.
@@ -100,14 +119,11 @@ impl Puller {
         if ack_ids.is_empty() {
             return Ok(());
         }
-        let req =
-            self.request(pb::AcknowledgeRequest { subscription: subscription.to_string(), ack_ids }).await?;
-        self.client
-            .clone()
-            .acknowledge(req)
+        let mut req = self.request(pb::AcknowledgeRequest { subscription: subscription.to_string(), ack_ids }).await?;
+        req.set_timeout(RPC_TIMEOUT);
+        self.call(|| format!("acknowledging on {subscription}"), RPC_TIMEOUT, |_| true, self.client.clone().acknowledge(req))
             .await
             .map(|_| ())
-            .map_err(|s| rpc_error(format!("acknowledging on {subscription}"), s, true))
     }
 
     /// Releases messages for immediate redelivery.
@@ -116,76 +132,172 @@ impl Puller {
     }
 
     /// Keeps messages leased for `seconds` from now (0 releases them).
-    pub async fn modify_deadline(
-        &self,
-        subscription: &str,
-        ack_ids: Vec<String>,
-        seconds: i32,
-    ) -> Result<()> {
+    pub async fn modify_deadline(&self, subscription: &str, ack_ids: Vec<String>, seconds: i32) -> Result<()> {
         if ack_ids.is_empty() {
             return Ok(());
         }
-        let req = self
+        let mut req = self
             .request(pb::ModifyAckDeadlineRequest {
                 subscription: subscription.to_string(),
                 ack_ids,
                 ack_deadline_seconds: seconds,
             })
             .await?;
+        req.set_timeout(RPC_TIMEOUT);
         let what = if seconds == 0 { "releasing" } else { "extending the lease of" };
-        self.client
-            .clone()
-            .modify_ack_deadline(req)
-            .await
-            .map(|_| ())
-            .map_err(|s| rpc_error(format!("{what} messages on {subscription}"), s, true))
+        self.call(
+            || format!("{what} messages on {subscription}"),
+            RPC_TIMEOUT,
+            |_| true,
+            self.client.clone().modify_ack_deadline(req),
+        )
+        .await
+        .map(|_| ())
     }
 }
 
-/// Messages taken from a subscription and held until [`Pending::settle`].
+/// How often held messages' leases are extended, and how far.
+const KEEP_EVERY: Duration = Duration::from_secs(5);
+const KEEP_FOR_SECONDS: i32 = 60;
+
+/// Messages taken from a subscription and held — their leases kept alive in the background —
+/// until they are acked or released. Each message is held once: a redelivery of one already
+/// held (its lease ran out on the way) replaces the old ack id instead of adding a copy.
 pub struct Pending {
     puller: Puller,
     subscription: String,
-    /// What was pending, in the order received.
+    /// What was taken, in the order first received (each message once, with its latest ack id).
     pub messages: Vec<pb::ReceivedMessage>,
+    by_id: HashMap<String, usize>,
+    /// Indices already acked or released.
+    settled: HashSet<usize>,
+    /// The ack ids whose leases the keeper extends.
+    held: Arc<Mutex<HashSet<String>>>,
+    keeper: tokio::task::JoinHandle<()>,
+    empty_pulls: u32,
 }
 
-/// Takes what `subscription` (full path) holds now: pulls until several pulls in a row come
-/// back empty, or `limit` messages are held (0: no limit).
-pub async fn take_pending(config: &Config, subscription: &str, limit: usize) -> Result<Pending> {
-    let puller = Puller::connect(config).await?;
-    let mut messages = Vec::new();
-    let mut empty = 0;
-    loop {
-        let want = if limit == 0 { PULL_MAX } else { (limit - messages.len()).min(PULL_MAX as usize) as i32 };
-        if want == 0 {
-            break;
-        }
-        let got = puller.pull(subscription, want).await?;
-        if got.is_empty() {
-            empty += 1;
-            if empty >= EMPTY_PULLS {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        }
-        empty = 0;
-        messages.extend(got);
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.keeper.abort();
     }
-    Ok(Pending { puller, subscription: subscription.to_string(), messages })
 }
 
 impl Pending {
+    /// Starts holding messages of `subscription` (full path); nothing is pulled yet.
+    pub async fn open(config: &Config, subscription: &str) -> Result<Pending> {
+        let puller = Puller::connect(config).await?;
+        let held: Arc<Mutex<HashSet<String>>> = Default::default();
+        let keeper = {
+            let (puller, subscription, held) = (puller.clone(), subscription.to_string(), held.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(KEEP_EVERY).await;
+                    let ids: Vec<String> = held.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+                    for chunk in ids.chunks(PULL_MAX as usize) {
+                        if let Err(e) = puller.modify_deadline(&subscription, chunk.to_vec(), KEEP_FOR_SECONDS).await {
+                            tracing::warn!(error = %e, "extending the leases of held messages failed; retrying");
+                        }
+                    }
+                }
+            })
+        };
+        Ok(Pending {
+            puller,
+            subscription: subscription.to_string(),
+            messages: Vec::new(),
+            by_id: HashMap::new(),
+            settled: HashSet::new(),
+            held,
+            keeper,
+            empty_pulls: 0,
+        })
+    }
+
+    /// Pulls up to `max` more messages; returns the indices (into [`Pending::messages`]) of
+    /// those not held before. `None` once the backlog is exhausted (several pulls in a row came
+    /// back with nothing new).
+    pub async fn pull_more(&mut self, max: usize) -> Result<Option<Vec<usize>>> {
+        loop {
+            if self.empty_pulls >= EMPTY_PULLS {
+                return Ok(None);
+            }
+            let got = self.puller.pull(&self.subscription, max.clamp(1, PULL_MAX as usize) as i32).await?;
+            // Leased for KEEP_FOR_SECONDS from now, whatever the subscription's ack deadline.
+            let ids: Vec<String> = got.iter().map(|r| r.ack_id.clone()).collect();
+            self.puller.modify_deadline(&self.subscription, ids, KEEP_FOR_SECONDS).await?;
+            let mut new = Vec::new();
+            for r in got {
+                let message_id = r.message.as_ref().map(|m| m.message_id.clone()).unwrap_or_default();
+                let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+                match self.by_id.get(&message_id) {
+                    Some(&i) => {
+                        // Delivered again: only the newest ack id counts.
+                        held.remove(&self.messages[i].ack_id);
+                        if !self.settled.contains(&i) {
+                            held.insert(r.ack_id.clone());
+                        }
+                        self.messages[i].ack_id = r.ack_id;
+                    }
+                    None => {
+                        held.insert(r.ack_id.clone());
+                        self.by_id.insert(message_id, self.messages.len());
+                        new.push(self.messages.len());
+                        self.messages.push(r);
+                    }
+                }
+            }
+            if new.is_empty() {
+                self.empty_pulls += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            self.empty_pulls = 0;
+            return Ok(Some(new));
+        }
+    }
+
+    /// Acks (consumes) the messages at `indices` now.
+    pub async fn ack(&mut self, indices: &[usize]) -> Result<()> {
+        let ids = self.take(indices);
+        self.puller.ack(&self.subscription, ids).await
+    }
+
+    fn take(&mut self, indices: &[usize]) -> Vec<String> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ids = Vec::new();
+        for &i in indices {
+            if self.settled.insert(i) {
+                held.remove(&self.messages[i].ack_id);
+                ids.push(self.messages[i].ack_id.clone());
+            }
+        }
+        ids
+    }
+
     /// Acks the messages at `consume` (indices into [`Pending::messages`]) and releases all
     /// the others for immediate redelivery.
-    pub async fn settle(self, consume: &[usize]) -> Result<()> {
-        let (mut ack, mut release) = (Vec::new(), Vec::new());
-        for (i, m) in self.messages.into_iter().enumerate() {
-            if consume.contains(&i) { ack.push(m.ack_id) } else { release.push(m.ack_id) }
-        }
+    pub async fn settle(mut self, consume: &[usize]) -> Result<()> {
+        self.keeper.abort();
+        let ack = self.take(consume);
+        let rest: Vec<usize> = (0..self.messages.len()).filter(|i| !self.settled.contains(i)).collect();
+        let release = self.take(&rest);
         self.puller.ack(&self.subscription, ack).await?;
-        self.puller.release(&self.subscription, release).await
+        for chunk in release.chunks(PULL_MAX as usize) {
+            self.puller.release(&self.subscription, chunk.to_vec()).await?;
+        }
+        Ok(())
     }
 }
 
+/// Takes what `subscription` (full path) holds now: pulls until several pulls in a row bring
+/// nothing new, or `limit` messages are held (0: no limit).
+pub async fn take_pending(config: &Config, subscription: &str, limit: usize) -> Result<Pending> {
+    let mut pending = Pending::open(config, subscription).await?;
+    loop {
+        let want = if limit == 0 { PULL_MAX as usize } else { limit - pending.messages.len() };
+        if want == 0 || pending.pull_more(want).await?.is_none() {
+            return Ok(pending);
+        }
+    }
+}

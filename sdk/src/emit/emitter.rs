@@ -171,10 +171,16 @@ impl Emitter {
     /// Size checks; decides whether the payload is offloaded.
     fn prepare(&self, event: Event) -> std::result::Result<Prepared, ValidationError> {
         let config = &self.inner.config;
-        let payload = match event.payload() {
-            Payload::Offloaded(_) => PreparedPayload::Reference,
+        let raw = match event.payload() {
+            Payload::Offloaded(_) => None,
+            Payload::Raw(raw) => Some(raw.clone()),
             Payload::Inline(value) => {
-                let raw = serde_json::value::to_raw_value(value).expect("a JSON value always serializes");
+                Some(serde_json::value::to_raw_value(value).expect("a JSON value always serializes"))
+            }
+        };
+        let payload = match raw {
+            None => PreparedPayload::Reference,
+            Some(raw) => {
                 let size = raw.get().len();
                 if size > config.max_payload() {
                     return Err(ValidationError::new(

@@ -174,12 +174,24 @@ settings! {
     DB_SSL_KEY = "DB_EVENT_STORE_SSL_KEY", Store, php: false, default: "", "PEM file: the client certificate's key";
     /// Connections per worker.
     DB_POOL_SIZE = "DB_EVENT_STORE_POOL_SIZE", Store, php: false, default: "`4`", "connections per process";
+    /// Longest one SQL statement may take.
+    DB_STATEMENT_TIMEOUT = "DB_EVENT_STORE_STATEMENT_TIMEOUT", Store, php: false, default: "`30s`",
+        "longest one SQL statement may take; a hung statement is abandoned and its batch retried";
     /// Most messages in one worker batch.
     WORKER_BATCH_SIZE = "SUITEX_WORKER_BATCH_SIZE", Worker, php: false, default: "`500`",
         "most messages in one worker batch";
+    /// Most payload bytes in one worker batch.
+    WORKER_BATCH_MAX_BYTES = "SUITEX_WORKER_BATCH_MAX_BYTES", Worker, php: false, default: "`32MiB`",
+        "most bytes of resolved payloads one batch holds (a larger single message makes a batch of its own); a batch needs about 3× this in memory";
     /// Longest wait to fill a worker batch.
-    WORKER_BATCH_WAIT = "SUITEX_WORKER_BATCH_WAIT", Worker, php: false, default: "`20ms`",
-        "longest wait to fill a batch once its first message arrived";
+    WORKER_BATCH_WAIT = "SUITEX_WORKER_BATCH_WAIT", Worker, php: false, default: "`0ms`",
+        "longest wait for more messages once a batch's first arrived (0: take what the subscriber holds)";
+    /// Longest one claim-check download may take.
+    WORKER_FETCH_DEADLINE = "SUITEX_WORKER_FETCH_DEADLINE", Worker, php: false, default: "`60s`",
+        "longest one claim-check download may take before the batch is retried";
+    /// Delivery attempts before Pub/Sub dead-letters a message.
+    WORKER_MAX_DELIVERY_ATTEMPTS = "SUITEX_WORKER_MAX_DELIVERY_ATTEMPTS", Worker, php: false, default: "`5`",
+        "the subscription's dead-letter attempts (its own policy wins when the worker may read it): a key's later events wait behind a failed one until its last attempt";
     /// Messages the worker's subscriber may hold.
     WORKER_MAX_OUTSTANDING = "SUITEX_WORKER_MAX_OUTSTANDING", Worker, php: false, default: "`1000`",
         "messages the worker's subscriber may hold";
@@ -195,9 +207,9 @@ settings! {
     /// How far each lease extension reaches.
     WORKER_LEASE_EXTENSION = "SUITEX_WORKER_LEASE_EXTENSION", Worker, php: false, default: "`60s`",
         "how far each lease extension reaches (after a crash, redelivery follows within this; 10s–600s)";
-    /// The Prometheus endpoint.
+    /// The Prometheus and health endpoint.
     WORKER_METRICS_ADDR = "SUITEX_WORKER_METRICS_ADDR", Worker, php: false, default: "`127.0.0.1:9464`",
-        "Prometheus endpoint (`/metrics`); `off` disables";
+        "Prometheus `/metrics`, liveness `/healthz` and readiness `/readyz`; `off` disables";
     /// Log format of the command line.
     LOG_FORMAT = "SUITEX_LOG_FORMAT", Cli, php: false, default: "text",
         "`json` for JSON log lines on stderr (levels: `RUST_LOG`)";

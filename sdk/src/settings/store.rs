@@ -35,7 +35,11 @@ impl StoreSettings {
             ssl_cert: src.text(&super::DB_SSL_CERT),
             ssl_key: src.text(&super::DB_SSL_KEY),
             pool_size: src.positive(&super::DB_POOL_SIZE)?.unwrap_or(4),
+            statement_timeout: src.duration(&super::DB_STATEMENT_TIMEOUT)?.unwrap_or(std::time::Duration::from_secs(30)),
         };
+        if s.statement_timeout.is_zero() {
+            return Err(ConfigError::new(super::DB_STATEMENT_TIMEOUT.name, "must be greater than zero"));
+        }
         if matches!(s.ssl_mode, SslMode::VerifyCa | SslMode::VerifyIdentity) && s.ssl_ca.is_none() {
             return Err(ConfigError::new(
                 super::DB_SSL_CA.name,
@@ -62,6 +66,7 @@ impl StoreSettings {
             (super::DB_PASSWORD.name, self.password.clone()),
             (super::DB_SSL_MODE.name, self.ssl_mode.as_str().to_string()),
             (super::DB_POOL_SIZE.name, self.pool_size.to_string()),
+            (super::DB_STATEMENT_TIMEOUT.name, format!("{}ms", self.statement_timeout.as_millis())),
         ];
         for (setting, value) in [
             (&super::DB_SOCKET, &self.socket),
@@ -112,6 +117,14 @@ mod tests {
         .unwrap();
         let pairs: std::collections::HashMap<&str, String> = s.to_settings().into_iter().collect();
         assert_eq!(StoreSettings::from_lookup(|k| pairs.get(k).cloned()).unwrap(), s);
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let s = StoreSettings::from_lookup(|k| (k == "DB_EVENT_STORE_PASSWORD").then(|| "hunter2-secret".into())).unwrap();
+        let shown = format!("{s:?} {s:#?}");
+        assert!(!shown.contains("hunter2-secret"), "{shown}");
+        assert!(shown.contains("********"), "{shown}");
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! * [`grants`]: the database accounts and their rights.
 //! * [`MIGRATOR`]: the migrations in the crate's `migrations/` folder, embedded at compile time.
 
+mod errors;
 mod event_store;
 pub mod grants;
 mod settings;
 
+pub use errors::{ErrorClass, classify_code};
 pub use event_store::{Appended, EventStore, MAX_ROWS_PER_INSERT, Selection, StoredEvent};
 pub use settings::{SslMode, StoreSettings};
 

@@ -4,8 +4,8 @@
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 
-/// Where the event store is and how to reach it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the event store is and how to reach it. Its `Debug` form never shows the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoreSettings {
     /// `DB_EVENT_STORE_HOST` (default `127.0.0.1`).
     pub host: String,
@@ -30,6 +30,28 @@ pub struct StoreSettings {
     pub ssl_key: Option<String>,
     /// `DB_EVENT_STORE_POOL_SIZE` (default 4).
     pub pool_size: u32,
+    /// `DB_EVENT_STORE_STATEMENT_TIMEOUT` (default 30s): longest any one statement may take; a
+    /// statement that hangs past it is abandoned as a transient failure.
+    pub statement_timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .field("username", &self.username)
+            .field("password", &if self.password.is_empty() { "" } else { "********" })
+            .field("socket", &self.socket)
+            .field("ssl_mode", &self.ssl_mode)
+            .field("ssl_ca", &self.ssl_ca)
+            .field("ssl_cert", &self.ssl_cert)
+            .field("ssl_key", &self.ssl_key)
+            .field("pool_size", &self.pool_size)
+            .field("statement_timeout", &self.statement_timeout)
+            .finish()
+    }
 }
 
 /// TLS mode of the database connection.

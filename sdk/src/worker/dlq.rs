@@ -1,14 +1,17 @@
 //! Dead letters: list, show and redrive what `events.dlq-sub` holds.
 //!
 //! Reading a subscription is destructive only when a message is acked, so listing pulls what
-//! is pending, holds it while it looks, and releases it again (nack). Redrive re-publishes each
+//! is pending, holds it while it looks (its leases kept alive), and releases it again. A limit
+//! stops the pulling as soon as enough matching dead letters are found: the rest of the backlog
+//! is never taken. Redrive works through the backlog a pull at a time: it re-publishes each
 //! selected dead letter to `events.raw` — same data, same ordering key, original attributes
-//! without Pub/Sub's `CloudPubSubDeadLetter*` ones — and acks the dead letter only after that
-//! publish succeeded, so nothing is lost if it fails.
+//! without Pub/Sub's `CloudPubSubDeadLetter*` ones — and acks it only after that publish
+//! succeeded, so nothing is lost if it fails. Each dead letter is held once: one delivered again
+//! while the run goes on (a lease that ran out, an ack that got lost) is never published twice.
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::consume::puller::take_pending;
+use crate::consume::puller::Pending;
 use crate::emit::ordered_publisher::{Deadline, OrderedPublisher};
 use google_cloud_pubsub::model::Message;
 use googleapis_tonic_google_pubsub_v1::google::pubsub::v1 as pb;
@@ -94,18 +97,22 @@ impl Filter {
     }
 }
 
-/// Dead letters matching `filter`, left on the subscription.
+/// Dead letters matching `filter`, left on the subscription. With a limit, pulling stops once
+/// that many are found.
 pub async fn list(config: &Config, filter: &Filter) -> Result<Vec<DeadLetter>> {
     let sub = config.subscription_path(&config.names().dlq_subscription);
-    let pending = take_pending(config, &sub, 0).await?;
-    let mut out: Vec<DeadLetter> = pending
-        .messages
-        .iter()
-        .filter_map(|r| r.message.as_ref().map(DeadLetter::from_message))
-        .filter(|d| filter.matches(d))
-        .collect();
-    if filter.limit > 0 {
-        out.truncate(filter.limit);
+    let mut pending = Pending::open(config, &sub).await?;
+    let mut out: Vec<DeadLetter> = Vec::new();
+    while filter.limit == 0 || out.len() < filter.limit {
+        let want = if filter.limit == 0 { 1000 } else { filter.limit - out.len() };
+        let Some(new) = pending.pull_more(want).await? else { break };
+        for i in new {
+            let Some(m) = &pending.messages[i].message else { continue };
+            let d = DeadLetter::from_message(m);
+            if filter.matches(&d) && (filter.limit == 0 || out.len() < filter.limit) {
+                out.push(d);
+            }
+        }
     }
     // Everything is released again: listing consumes nothing.
     pending.settle(&[]).await?;
@@ -125,46 +132,75 @@ pub struct Redriven {
 /// Re-publishes the dead letters matching `filter` to `events.raw`; each is acked only after
 /// its publish succeeded.
 pub async fn redrive(config: &Config, filter: &Filter) -> Result<Redriven> {
+    redrive_with(config, filter, false, |_, _| {}).await
+}
+
+/// [`redrive`], calling `progress(redriven, taken)` after each pull's dead letters are handled;
+/// with `dry_run`, nothing is published or acked (the report lists what would be redriven,
+/// with empty new message ids).
+pub async fn redrive_with(
+    config: &Config,
+    filter: &Filter,
+    dry_run: bool,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Redriven> {
     let sub = config.subscription_path(&config.names().dlq_subscription);
-    let pending = take_pending(config, &sub, 0).await?;
-    let mut selected: Vec<(usize, &pb::PubsubMessage)> = pending
-        .messages
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| r.message.as_ref().map(|m| (i, m)))
-        .filter(|(_, m)| filter.matches(&DeadLetter::from_message(m)))
-        .collect();
-    if filter.limit > 0 {
-        selected.truncate(filter.limit);
-    }
-    let raw = OrderedPublisher::connect(config, config.raw_topic_path()).await?;
-    let mut batch = raw.batch(selected.iter().map(|(_, m)| m.ordering_key.as_str()));
-    for (_, m) in &selected {
-        let attributes = m
-            .attributes
-            .iter()
-            .filter(|(k, _)| !k.starts_with(DEAD_LETTER_PREFIX))
-            .map(|(k, v)| (k.clone(), v.clone()));
-        batch.push(
-            Message::new()
-                .set_data(bytes::Bytes::copy_from_slice(&m.data))
-                .set_ordering_key(m.ordering_key.clone())
-                .set_attributes(attributes),
-        );
-    }
-    let results = batch.finish(Deadline::after(config.publish_deadline())).await;
+    let mut pending = Pending::open(config, &sub).await?;
+    let raw = if dry_run { None } else { Some(OrderedPublisher::connect(config, config.raw_topic_path()).await?) };
     let mut report = Redriven::default();
-    let mut consume = Vec::new();
-    for ((i, m), result) in selected.iter().zip(results) {
-        match result {
-            Ok(new_id) => {
-                consume.push(*i);
-                report.redriven.push((m.message_id.clone(), new_id));
-            }
-            Err(e) => report.failed.push((m.message_id.clone(), e.to_string())),
+    let mut selected_count = 0;
+    loop {
+        let room = if filter.limit == 0 { 1000 } else { filter.limit - selected_count };
+        if room == 0 {
+            break;
         }
+        let Some(new) = pending.pull_more(room.min(1000)).await? else { break };
+        let selected: Vec<usize> = new
+            .into_iter()
+            .filter(|&i| pending.messages[i].message.as_ref().is_some_and(|m| filter.matches(&DeadLetter::from_message(m))))
+            .take(room)
+            .collect();
+        selected_count += selected.len();
+        let Some(raw) = &raw else {
+            for &i in &selected {
+                let m = pending.messages[i].message.as_ref().expect("selected messages have one");
+                report.redriven.push((m.message_id.clone(), String::new()));
+            }
+            progress(report.redriven.len(), pending.messages.len());
+            continue;
+        };
+        let mut batch = raw.batch(selected.iter().map(|&i| pending.messages[i].message.as_ref().map_or("", |m| m.ordering_key.as_str())));
+        for &i in &selected {
+            let m = pending.messages[i].message.as_ref().expect("selected messages have one");
+            let attributes = m
+                .attributes
+                .iter()
+                .filter(|(k, _)| !k.starts_with(DEAD_LETTER_PREFIX))
+                .map(|(k, v)| (k.clone(), v.clone()));
+            batch.push(
+                Message::new()
+                    .set_data(bytes::Bytes::copy_from_slice(&m.data))
+                    .set_ordering_key(m.ordering_key.clone())
+                    .set_attributes(attributes),
+            );
+        }
+        let results = batch.finish(Deadline::after(config.publish_deadline())).await;
+        let mut published = Vec::new();
+        for (&i, result) in selected.iter().zip(results) {
+            let id = pending.messages[i].message.as_ref().map(|m| m.message_id.clone()).unwrap_or_default();
+            match result {
+                Ok(new_id) => {
+                    published.push(i);
+                    report.redriven.push((id, new_id));
+                }
+                Err(e) => report.failed.push((id, e.to_string())),
+            }
+        }
+        // Acked as soon as it is re-published; a failed one stays on the dead-letter subscription.
+        pending.ack(&published).await?;
+        progress(report.redriven.len(), pending.messages.len());
     }
-    // Acks only what was re-published; everything else stays on the dead-letter subscription.
-    pending.settle(&consume).await?;
+    // What was not selected (or not re-published) is released for whoever looks next.
+    pending.settle(&[]).await?;
     Ok(report)
 }

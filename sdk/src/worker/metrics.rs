@@ -1,8 +1,13 @@
-//! Worker metrics (a [`prometheus_client`] registry) and the HTTP endpoint that serves them.
+//! Worker metrics (a [`prometheus_client`] registry) and the HTTP endpoint that serves them with
+//! the worker's health.
 //!
 //! `GET /metrics` answers in the OpenMetrics text format Prometheus scrapes; `GET /healthz`
-//! answers `ok`. The endpoint is a plain [`hyper`] HTTP/1 server: one request per connection.
+//! (liveness) and `GET /readyz` (readiness) answer 200 or 503 with the reasons (see
+//! [`super::health`]). The endpoint is a plain [`hyper`] HTTP/1 server, one request per
+//! connection, at most [`MAX_CONNECTIONS`] at once, each bounded by [`CONNECTION_DEADLINE`]; an
+//! accept error (out of file descriptors, say) is logged and waited out instead of spinning.
 
+use super::health::Health;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
@@ -28,9 +33,14 @@ pub struct Metrics {
     pub transient_retries: Counter,
     /// Events re-published to events.merged.
     pub merged_published: Counter,
+    /// Messages nacked without being stored because an earlier message of their ordering key
+    /// failed and will be delivered again.
+    pub held_back: Counter,
     /// Messages received and not yet acked or nacked.
     pub in_flight: Gauge,
     last_commit_age: Gauge<f64, AtomicU64>,
+    batch_payload_bytes: Gauge,
+    peak_batch_payload_bytes: AtomicU64,
     /// Unix time, in microseconds, of the last commit (0: none yet).
     last_commit_micros: AtomicU64,
     registry: Registry,
@@ -44,7 +54,10 @@ impl Default for Metrics {
             poison: Counter::default(),
             transient_retries: Counter::default(),
             merged_published: Counter::default(),
+            held_back: Counter::default(),
             in_flight: Gauge::<i64, AtomicI64>::default(),
+            batch_payload_bytes: Gauge::default(),
+            peak_batch_payload_bytes: AtomicU64::new(0),
             last_commit_age: Gauge::default(),
             last_commit_micros: AtomicU64::new(0),
             registry: Registry::with_prefix("suitex_events"),
@@ -67,7 +80,17 @@ impl Default for Metrics {
             "Stored events re-published to events.merged",
             m.merged_published.clone(),
         );
+        registry.register(
+            "held_back",
+            "Messages nacked unstored behind a failed earlier message of their ordering key",
+            m.held_back.clone(),
+        );
         registry.register("in_flight", "Messages received and not yet acked or nacked", m.in_flight.clone());
+        registry.register(
+            "batch_payload_bytes",
+            "Bytes of resolved payloads the batch in hand holds (bounded by SUITEX_WORKER_BATCH_MAX_BYTES)",
+            m.batch_payload_bytes.clone(),
+        );
         registry.register(
             "last_commit_age_seconds",
             "Seconds since the last commit to event_store (NaN before the first)",
@@ -85,6 +108,17 @@ impl Metrics {
     /// Records a commit now.
     pub fn committed(&self) {
         self.last_commit_micros.store(now_micros(), Ordering::Relaxed);
+    }
+
+    /// Records the resolved payload bytes of the batch in hand.
+    pub fn observe_batch_payload_bytes(&self, bytes: u64) {
+        self.batch_payload_bytes.set(bytes as i64);
+        self.peak_batch_payload_bytes.fetch_max(bytes, Ordering::Relaxed);
+    }
+
+    /// The most resolved payload bytes any batch has held.
+    pub fn peak_batch_payload_bytes(&self) -> u64 {
+        self.peak_batch_payload_bytes.load(Ordering::Relaxed)
     }
 
     /// Seconds since the last commit, if any.
@@ -106,14 +140,28 @@ impl Metrics {
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Longest a client may take to send its request and read the answer.
-const CONNECTION_DEADLINE: Duration = Duration::from_secs(10);
+pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(10);
+/// Connections served at once; further clients wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 32;
+/// Wait after a failed accept (e.g. EMFILE), doubling up to [`ACCEPT_BACKOFF_MAX`].
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-fn respond(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
+async fn respond(req: &Request<Incoming>, metrics: &Metrics, health: Option<&Health>) -> Response<Full<Bytes>> {
+    let text = |status: StatusCode, body: String| (status, "text/plain; charset=utf-8", body);
+    let verdict = |r: Result<String, String>| match r {
+        Ok(body) => text(StatusCode::OK, body),
+        Err(body) => text(StatusCode::SERVICE_UNAVAILABLE, body),
+    };
     let (status, content_type, body) = match (req.method(), req.uri().path()) {
         (&hyper::Method::GET, "/metrics") => (StatusCode::OK, OPENMETRICS, metrics.render()),
-        (&hyper::Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_string()),
-        (&hyper::Method::GET, _) => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_string()),
-        _ => (StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n".to_string()),
+        (&hyper::Method::GET, "/healthz") => verdict(health.map_or(Ok("ok\n".into()), |h| h.live().map(|s| s + "\n"))),
+        (&hyper::Method::GET, "/readyz") => match health {
+            Some(h) => verdict(h.ready().await),
+            None => text(StatusCode::NOT_FOUND, "no worker here\n".into()),
+        },
+        (&hyper::Method::GET, _) => text(StatusCode::NOT_FOUND, "not found\n".into()),
+        _ => text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into()),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
@@ -121,35 +169,69 @@ fn respond(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> 
     resp
 }
 
-/// Serves `metrics` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+/// Where connections come from: a TCP listener, or (in tests) anything that yields streams.
+pub trait Accept: Send + 'static {
+    /// The connection type.
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    /// The next connection, or the error accepting it.
+    fn accept(&mut self) -> impl std::future::Future<Output = std::io::Result<Self::Io>> + Send;
+}
+
+impl Accept for TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn accept(&mut self) -> std::io::Result<Self::Io> {
+        TcpListener::accept(self).await.map(|(s, _)| s)
+    }
+}
+
+/// Serves `metrics` (and `health`, for a worker) on connections from `acceptor` until the task
+/// is dropped.
+pub async fn serve<A: Accept>(mut acceptor: A, metrics: Arc<Metrics>, health: Option<Arc<Health>>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        let metrics = metrics.clone();
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let stream = match acceptor.accept().await {
+            Ok(stream) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                stream
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "the metrics endpoint cannot accept a connection");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        };
+        let (metrics, health) = (metrics.clone(), health.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let resp = respond(&req, &metrics);
-                async move { Ok::<_, std::convert::Infallible>(resp) }
+                let (metrics, health) = (metrics.clone(), health.clone());
+                async move { Ok::<_, std::convert::Infallible>(respond(&req, &metrics, health.as_deref()).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .keep_alive(false)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             let _ = tokio::time::timeout(CONNECTION_DEADLINE, conn).await;
+            drop(slot);
         });
     }
 }
 
-/// Binds `addr` and serves `metrics` in a background task; returns the bound address.
-pub async fn spawn(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
+/// Binds `addr` and serves `metrics` (and `health`) in a background task; returns the bound
+/// address.
+pub async fn spawn(addr: SocketAddr, metrics: Arc<Metrics>, health: Option<Arc<Health>>) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    tokio::spawn(serve(listener, metrics));
+    tokio::spawn(serve(listener, metrics, health));
     Ok(bound)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]
@@ -158,7 +240,7 @@ mod tests {
         m.appended.inc_by(3);
         m.in_flight.set(2);
         m.committed();
-        let addr = spawn("127.0.0.1:0".parse().unwrap(), m).await.unwrap();
+        let addr = spawn("127.0.0.1:0".parse().unwrap(), m, None).await.unwrap();
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
         let mut body = String::new();
@@ -170,5 +252,66 @@ mod tests {
         let age_line = body.lines().find(|l| l.starts_with("suitex_events_last_commit_age_seconds ")).unwrap();
         let age: f64 = age_line.split(' ').nth(1).unwrap().parse().unwrap();
         assert!((0.0..60.0).contains(&age), "{age_line}");
+    }
+
+    /// An acceptor that yields `errors` accept errors, then the given connections, then waits
+    /// forever; it counts how often it is asked.
+    struct Scripted {
+        errors: usize,
+        conns: VecDeque<tokio::io::DuplexStream>,
+        asked: Arc<Mutex<Vec<tokio::time::Instant>>>,
+    }
+
+    impl Accept for Scripted {
+        type Io = tokio::io::DuplexStream;
+        async fn accept(&mut self) -> std::io::Result<Self::Io> {
+            self.asked.lock().unwrap().push(tokio::time::Instant::now());
+            if self.errors > 0 {
+                self.errors -= 1;
+                return Err(std::io::Error::from_raw_os_error(24)); // EMFILE
+            }
+            match self.conns.pop_front() {
+                Some(c) => Ok(c),
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn accept_errors_are_waited_out_not_spun_on() {
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let acceptor = Scripted { errors: 100, conns: VecDeque::new(), asked: asked.clone() };
+        let started = tokio::time::Instant::now();
+        let server = tokio::spawn(serve(acceptor, Arc::new(Metrics::default()), None));
+        // On the paused clock, time only passes while every task sleeps: a loop that spins on
+        // accept errors would take 100 accepts in no time at all.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let calls = asked.lock().unwrap().clone();
+        server.abort();
+        let last = *calls.last().unwrap();
+        assert!(calls.len() <= 100, "{} accept calls", calls.len());
+        assert!(last - started >= Duration::from_secs(5), "100 errors were waited out over time, not spun through");
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let mut clients = Vec::new();
+        let mut conns = VecDeque::new();
+        for _ in 0..MAX_CONNECTIONS + 8 {
+            let (client, server) = tokio::io::duplex(1024);
+            clients.push(client); // idle clients: they never send a request
+            conns.push_back(server);
+        }
+        let acceptor = Scripted { errors: 0, conns, asked: asked.clone() };
+        let server = tokio::spawn(serve(acceptor, Arc::new(Metrics::default()), None));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let accepted = asked.lock().unwrap().len();
+        assert_eq!(accepted, MAX_CONNECTIONS, "no more connections are taken while {MAX_CONNECTIONS} are open");
+        // One client hangs up: its slot frees and one more is taken.
+        drop(clients.remove(0));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(asked.lock().unwrap().len(), MAX_CONNECTIONS + 1);
+        server.abort();
     }
 }

@@ -3,12 +3,13 @@
 //!
 //! * [`Worker`]: StreamingPull `events.raw-sub` → `event_store` → `events.merged` → ack.
 //! * [`WorkerOptions`]: its tuning.
-//! * [`metrics`]: Prometheus counters and the endpoint that serves them.
+//! * [`metrics`]: Prometheus counters and the endpoint that serves them with [`health`].
 //! * [`replay`]: re-publish stored events to `events.merged`.
 //! * [`dlq`]: list, show and redrive dead letters.
 //! * [`provision`]: local/dev topology on the emulators.
 
 pub mod dlq;
+pub mod health;
 pub mod metrics;
 mod options;
 pub mod provision;

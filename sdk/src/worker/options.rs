@@ -7,9 +7,22 @@ use std::time::Duration;
 pub struct WorkerOptions {
     /// Most messages in one batch (`SUITEX_WORKER_BATCH_SIZE`, default 500).
     pub batch_size: usize,
-    /// Longest wait to fill a batch once its first message arrived (`SUITEX_WORKER_BATCH_WAIT`,
-    /// default 20ms).
+    /// Most bytes of resolved payloads one batch holds (`SUITEX_WORKER_BATCH_MAX_BYTES`, default
+    /// 32 MiB: with the event store's statement buffers a batch then needs about three times
+    /// this, well inside a small pod). A message larger than this still makes a batch of its own.
+    pub batch_max_bytes: usize,
+    /// Longest wait for more messages once a batch's first arrived (`SUITEX_WORKER_BATCH_WAIT`,
+    /// default 0: take what the subscriber holds and go — under load the next batch fills while
+    /// this one is stored, so waiting adds latency without adding throughput).
     pub batch_wait: Duration,
+    /// Longest one claim-check download may take before the batch is retried
+    /// (`SUITEX_WORKER_FETCH_DEADLINE`, default 60s).
+    pub fetch_deadline: Duration,
+    /// Delivery attempts after which Pub/Sub dead-letters a message
+    /// (`SUITEX_WORKER_MAX_DELIVERY_ATTEMPTS`, default 5, as the subscription's policy; the
+    /// policy itself wins when the worker may read it). On a message's last attempt the later
+    /// messages of its key are no longer held back behind it.
+    pub max_delivery_attempts: i32,
     /// Flow control: messages the subscriber may hold (`SUITEX_WORKER_MAX_OUTSTANDING`,
     /// default 1000).
     pub max_outstanding: i64,
@@ -33,7 +46,10 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
             batch_size: 500,
-            batch_wait: Duration::from_millis(20),
+            batch_max_bytes: 32 * 1024 * 1024,
+            batch_wait: Duration::ZERO,
+            fetch_deadline: Duration::from_secs(60),
+            max_delivery_attempts: 5,
             max_outstanding: 1000,
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),

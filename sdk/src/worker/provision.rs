@@ -19,8 +19,9 @@ pub const ACK_DEADLINE_SECONDS: i32 = 60;
 pub const RETRY_MIN_BACKOFF: Duration = Duration::from_secs(10);
 /// See [`RETRY_MIN_BACKOFF`].
 pub const RETRY_MAX_BACKOFF: Duration = Duration::from_secs(600);
-/// How long the dead-letter subscription keeps unacked messages (the Pub/Sub maximum).
-pub const DLQ_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long the dead-letter subscription keeps unacked messages: 31 days, the Pub/Sub maximum,
+/// so nothing dead-lettered is lost before someone looks.
+pub const DLQ_RETENTION: Duration = Duration::from_secs(31 * 24 * 3600);
 /// Days after which the bucket deletes claim-check objects.
 pub const PAYLOAD_RETENTION_DAYS: u32 = 30;
 
@@ -61,6 +62,9 @@ pub enum Status {
     Exists,
     /// It already existed with other settings (left alone; the text says what differs).
     ExistsDiffering(String),
+    /// It was created with less than production has, because the emulator allows no more
+    /// (the text says what).
+    CreatedCapped(String),
 }
 
 /// One line of the provisioning report.
@@ -130,46 +134,25 @@ pub async fn provision(config: &Config, options: &ProvisionOptions) -> Result<Ve
         steps.push(Step { kind: "topic", name: path, status });
     }
 
-    let dlq_topic = config.topic_path(&names.dlq_topic);
-    let mut raw_sub = Subscription::new()
-        .set_name(config.subscription_path(&names.raw_subscription))
-        .set_topic(config.topic_path(&names.raw_topic))
-        .set_ack_deadline_seconds(ACK_DEADLINE_SECONDS)
-        .set_enable_message_ordering(!options.without_ordering)
-        .set_expiration_policy(ExpirationPolicy::new());
-    if !options.without_dead_lettering {
-        raw_sub = raw_sub.set_dead_letter_policy(
-            DeadLetterPolicy::new()
-                .set_dead_letter_topic(&dlq_topic)
-                .set_max_delivery_attempts(MAX_DELIVERY_ATTEMPTS),
-        );
-    }
-    if let Some((min, max)) = options.retry_backoff {
-        raw_sub = raw_sub.set_retry_policy(
-            RetryPolicy::new().set_minimum_backoff(wkt_duration(min)).set_maximum_backoff(wkt_duration(max)),
-        );
-    }
-    let dlq_sub = Subscription::new()
-        .set_name(config.subscription_path(&names.dlq_subscription))
-        .set_topic(dlq_topic.clone())
-        .set_ack_deadline_seconds(ACK_DEADLINE_SECONDS)
-        .set_message_retention_duration(wkt_duration(DLQ_RETENTION))
-        .set_expiration_policy(ExpirationPolicy::new());
-    let mut wanted = vec![raw_sub, dlq_sub];
-    for name in &options.merged_subscriptions {
-        wanted.push(
-            Subscription::new()
-                .set_name(config.subscription_path(name))
-                .set_topic(config.topic_path(&names.merged_topic))
-                .set_ack_deadline_seconds(ACK_DEADLINE_SECONDS)
-                .set_enable_message_ordering(true)
-                .set_expiration_policy(ExpirationPolicy::new()),
-        );
-    }
+    let wanted = wanted_subscriptions(config, options);
     for want in wanted {
         let name = want.name.clone();
         let status = match subs.create_subscription().with_request(want.clone()).send().await {
             Ok(_) => Status::Created,
+            // The emulator keeps messages at most 7 days; the real service, 31 (terraform/).
+            Err(e) if retention_out_of_bounds(&e) => {
+                let capped = want.clone().set_message_retention_duration(wkt_duration(EMULATOR_MAX_RETENTION));
+                match subs.create_subscription().with_request(capped).send().await {
+                    Ok(_) => Status::CreatedCapped(format!(
+                        "the emulator keeps messages at most {} days, not {} (production keeps {})",
+                        EMULATOR_MAX_RETENTION.as_secs() / 86_400,
+                        DLQ_RETENTION.as_secs() / 86_400,
+                        DLQ_RETENTION.as_secs() / 86_400,
+                    )),
+                    Err(e) if already_exists(&e) => Status::Exists,
+                    Err(e) => return Err(failed(format!("creating subscription {name}"), e)),
+                }
+            }
             Err(e) if already_exists(&e) => {
                 let have = subs
                     .get_subscription()
@@ -190,6 +173,53 @@ pub async fn provision(config: &Config, options: &ProvisionOptions) -> Result<Ve
     let status = create_bucket(storage_url, config).await?;
     steps.push(Step { kind: "bucket", name: format!("gs://{}", names.payload_bucket), status });
     Ok(steps)
+}
+
+/// The subscriptions `provision` creates, as production has them (terraform/ makes the same).
+pub fn wanted_subscriptions(config: &Config, options: &ProvisionOptions) -> Vec<Subscription> {
+    let names = config.names();
+    let dlq_topic = config.topic_path(&names.dlq_topic);
+    let mut raw_sub = Subscription::new()
+        .set_name(config.subscription_path(&names.raw_subscription))
+        .set_topic(config.topic_path(&names.raw_topic))
+        .set_ack_deadline_seconds(ACK_DEADLINE_SECONDS)
+        .set_enable_message_ordering(!options.without_ordering)
+        .set_expiration_policy(ExpirationPolicy::new());
+    if !options.without_dead_lettering {
+        raw_sub = raw_sub.set_dead_letter_policy(
+            DeadLetterPolicy::new().set_dead_letter_topic(&dlq_topic).set_max_delivery_attempts(MAX_DELIVERY_ATTEMPTS),
+        );
+    }
+    if let Some((min, max)) = options.retry_backoff {
+        raw_sub = raw_sub.set_retry_policy(
+            RetryPolicy::new().set_minimum_backoff(wkt_duration(min)).set_maximum_backoff(wkt_duration(max)),
+        );
+    }
+    let dlq_sub = Subscription::new()
+        .set_name(config.subscription_path(&names.dlq_subscription))
+        .set_topic(dlq_topic)
+        .set_ack_deadline_seconds(ACK_DEADLINE_SECONDS)
+        .set_message_retention_duration(wkt_duration(DLQ_RETENTION))
+        .set_expiration_policy(ExpirationPolicy::new());
+    let mut wanted = vec![raw_sub, dlq_sub];
+    for name in &options.merged_subscriptions {
+        wanted.push(
+            Subscription::new()
+                .set_name(config.subscription_path(name))
+                .set_topic(config.topic_path(&names.merged_topic))
+                .set_ack_deadline_seconds(ACK_DEADLINE_SECONDS)
+                .set_enable_message_ordering(true)
+                .set_expiration_policy(ExpirationPolicy::new()),
+        );
+    }
+    wanted
+}
+
+/// The longest retention the Pub/Sub emulator accepts.
+const EMULATOR_MAX_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+fn retention_out_of_bounds(e: &google_cloud_gax::error::Error) -> bool {
+    e.status().is_some_and(|s| s.code == Code::InvalidArgument && s.message.contains("retention"))
 }
 
 fn wkt_duration(d: Duration) -> google_cloud_wkt::Duration {
@@ -219,6 +249,31 @@ fn differences(want: &Subscription, have: &Subscription) -> Vec<String> {
 
 fn on_off(b: bool) -> &'static str {
     if b { "on" } else { "off" }
+}
+
+/// The delivery attempts after which `subscription` (full path) dead-letters a message: `Some(n)`
+/// with a dead-letter policy, `Some(0)` without one, `None` when the subscription cannot be
+/// read within 10 s (the account may lack the right, which consuming does not need).
+pub async fn dead_letter_attempts(config: &Config, subscription: &str) -> Option<i32> {
+    let read = async {
+        let admin = crate::clients::subscription_admin(config).await.ok()?;
+        admin.get_subscription().set_subscription(subscription).send().await.ok()
+    };
+    let sub = tokio::time::timeout(Duration::from_secs(10), read).await.ok().flatten()?;
+    Some(sub.dead_letter_policy.map_or(0, |p| p.max_delivery_attempts))
+}
+
+/// Creates only the claim-check bucket on the storage emulator named by `config` (for a Pub/Sub
+/// that is provisioned otherwise, e.g. the in-repo fake).
+pub async fn provision_bucket(config: &Config) -> Result<Status> {
+    let Endpoint::Emulator(storage_url) = config.storage_endpoint() else {
+        return Err(ConfigError::new(
+            "STORAGE_EMULATOR_HOST",
+            "must be set: provision only builds local/dev topology on the emulators",
+        )
+        .into());
+    };
+    create_bucket(storage_url, config).await
 }
 
 /// fake-gcs-server has no gRPC v2 and the storage client has no bucket creation over JSON, so

@@ -14,6 +14,9 @@ use tokio::time::Instant;
 
 /// Events read from the store per page.
 const PAGE: u32 = 500;
+/// Payload bytes read from the store per page (at least one event): a replay of large payloads
+/// holds a bounded amount of them.
+const PAGE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Re-publishes stored events to `events.merged`.
 pub struct Replayer {
@@ -47,7 +50,7 @@ impl Replayer {
         let mut done = 0u64;
         let mut after = 0u64;
         loop {
-            let page = self.store.read(selection, after, PAGE).await?;
+            let page = self.store.read_bounded(selection, after, PAGE, PAGE_BYTES).await?;
             let Some(last) = page.last() else { break };
             after = last.id;
             let keys: Vec<String> = page.iter().map(|s| s.event.ordering_key()).collect();

@@ -1,53 +1,64 @@
 //! The worker: `events.raw-sub` → `event_store` → `events.merged` → ack.
 //!
-//! Messages are taken in batches (bounded by [`WorkerOptions::batch_size`] and
-//! [`WorkerOptions::batch_wait`]); a batch holds many aggregates, which is how different keys
-//! are worked on together, and batches are handled one after the other, which is how each key
-//! keeps its order. For a batch the worker
+//! Messages are taken in batches: what the subscriber holds is taken at once (up to
+//! [`WorkerOptions::batch_size`] messages and [`WorkerOptions::batch_max_bytes`] bytes of
+//! payloads); the worker waits for more only when [`WorkerOptions::batch_wait`] asks it to
+//! (default: not at all — under load a batch fills while the one before it is stored). A batch
+//! holds many aggregates, which is how different keys are worked on together, and batches are
+//! handled one after the other, which is how each key keeps its order. For a batch the worker
 //!
-//! 1. decodes every message strictly; resolves claim-checks (download, verify size and sha256);
+//! 1. decodes every message strictly; resolves claim-checks (download within
+//!    [`WorkerOptions::fetch_deadline`], verify size and sha256, keep the verified text);
 //! 2. appends all events in one idempotent multi-row INSERT (in message order);
 //! 3. publishes every stored event — new or duplicate — to `events.merged` with its store id,
 //!    ordered per key; only then
 //! 4. acks them.
 //!
 //! Failure classes (DESIGN §3.4):
-//! * **poison** — bad envelope, unsupported schema version, claim-check missing or tampered,
-//!   a row the database refuses: that message is nacked; Pub/Sub dead-letters it after 5
-//!   delivery attempts. The rest of the batch carries on.
-//! * **transient** — database, Cloud Storage or Pub/Sub unavailable: nothing is nacked (that
-//!   would burn delivery attempts). The worker stops taking messages, keeps the batch's leases
-//!   alive, backs off and retries the whole batch, which is idempotent.
-//! * **duplicate** — the event_id is already stored: it is re-published to `events.merged` (an
-//!   earlier attempt may have died between commit and publish) and acked.
+//! * **poison** — only what is wrong with *that message*: bad envelope, unsupported schema
+//!   version, claim-check missing, tampered, too large or outside its bucket, a row the database
+//!   refuses for its own data, an `event_id` stored as another event. That message is nacked;
+//!   Pub/Sub dead-letters it after its last delivery attempt.
+//! * **held back** — a later message of the same ordering key as a poison message that will be
+//!   delivered again: it is nacked without being stored, so a key never overtakes its own
+//!   failure. When the poison message is on its last delivery attempt (Pub/Sub dead-letters it
+//!   on this nack), the key continues at once.
+//! * **transient** — everything else (database, Cloud Storage or Pub/Sub unavailable, a revoked
+//!   grant, a full disk, a statement past its timeout …): nothing is nacked (that would burn
+//!   delivery attempts). The worker stops taking messages, keeps the batch's leases alive,
+//!   backs off and retries the whole batch, which is idempotent.
+//! * **duplicate** — the event is already stored with the same content: it is re-published to
+//!   `events.merged` (an earlier attempt may have died between commit and publish) and acked.
 //!
 //! Several worker processes may share the subscription; with message ordering on, Pub/Sub
 //! hands each ordering key to one of them at a time.
 
 use super::WorkerOptions;
+use super::health::Health;
 use super::metrics::Metrics;
 use crate::claim_check::ClaimCheck;
 use crate::config::Config;
 use crate::consume::merged::MergedWriter;
 use crate::emit::ordered_publisher::{Deadline, OrderedPublisher};
 use crate::envelope::{Event, Payload, PayloadRef};
-use crate::error::{Error, Poison, Result};
+use crate::error::{Error, Poison, Result, Service};
 use crate::store::{Appended, EventStore};
 use backon::BackoffBuilder;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use google_cloud_pubsub::model::Message;
 use google_cloud_pubsub::subscriber::ShutdownBehavior;
 use google_cloud_pubsub::subscriber::handler::Handler;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 use tokio::sync::{OnceCell, watch};
 use tokio::time::Instant;
 
 /// Claim-check downloads of one batch that run at once.
 const FETCH_CONCURRENCY: usize = 8;
-/// How long one claim-check download may take before the batch is retried.
-const FETCH_DEADLINE: Duration = Duration::from_secs(60);
+/// How often the run loop shows it is alive while it waits for messages.
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// What a finished run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,6 +77,29 @@ struct Received {
     event: std::result::Result<Event, Poison>,
 }
 
+impl Received {
+    /// Bytes of payload this message brings into the batch once resolved.
+    fn payload_bytes(&self, max_payload: usize) -> u64 {
+        match &self.event {
+            Ok(e) => match e.payload() {
+                // A reference above the maximum is refused without a download.
+                Payload::Offloaded(r) if r.size > max_payload as u64 => 0,
+                Payload::Offloaded(r) => r.size,
+                _ => self.message.data.len() as u64,
+            },
+            Err(_) => self.message.data.len() as u64,
+        }
+    }
+
+    fn key(&self) -> &str {
+        &self.message.ordering_key
+    }
+
+    fn attempt(&self) -> Option<i32> {
+        self.handler.delivery_attempt()
+    }
+}
+
 /// A message's event with its payload inline (and the claim-check it came with), or why it is
 /// poison.
 type Resolved = std::result::Result<(Event, Option<PayloadRef>), Poison>;
@@ -74,9 +108,43 @@ type Resolved = std::result::Result<(Event, Option<PayloadRef>), Poison>;
 enum Verdict {
     Ack,
     Nack(Poison),
+    /// Not stored: an earlier message of its key failed and will be delivered again.
+    HoldBack,
 }
 
-/// Consumes `events.raw-sub` into the event store.
+/// Ordering keys held back across batches: after a message of a key fails (and will be
+/// redelivered), the key's other messages that were handed out with it are not stored until
+/// that message comes back — or the window, one lease extension, ends (Pub/Sub redelivers a
+/// key's messages in order, so nothing newer arrives before it).
+#[derive(Default)]
+struct Fences(HashMap<String, (String, Instant)>);
+
+impl Fences {
+    /// Whether a message of `key` must be held back; the failed message itself lifts the fence.
+    fn holds(&mut self, key: &str, message_id: &str) -> bool {
+        match self.0.get(key) {
+            Some((_, until)) if *until <= Instant::now() => {
+                self.0.remove(key);
+                false
+            }
+            Some((failed, _)) if failed == message_id => {
+                self.0.remove(key);
+                false
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
+
+    fn fence(&mut self, key: &str, message_id: &str, window: Duration) {
+        if !key.is_empty() {
+            self.0.insert(key.to_string(), (message_id.to_string(), Instant::now() + window));
+        }
+    }
+}
+
+/// Consumes `events.raw-sub` into the event store. (The other way to consume is
+/// [`crate::consume::Inbox`], for callers that store events themselves.)
 pub struct Worker {
     config: Config,
     store: EventStore,
@@ -84,7 +152,11 @@ pub struct Worker {
     merged_publisher: OrderedPublisher,
     claim_check: OnceCell<ClaimCheck>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
     options: WorkerOptions,
+    /// Delivery attempts before Pub/Sub dead-letters a message: the subscription's policy when
+    /// it can be read, else the configured value.
+    max_attempts: Arc<AtomicI32>,
 }
 
 impl Worker {
@@ -94,6 +166,8 @@ impl Worker {
             OrderedPublisher::connect(&config, config.topic_path(&config.names().merged_topic)).await?;
         Ok(Worker {
             merged: MergedWriter::new(&config),
+            health: Arc::new(Health::new(store.clone())),
+            max_attempts: Arc::new(AtomicI32::new(options.max_delivery_attempts)),
             config,
             store,
             merged_publisher,
@@ -108,61 +182,126 @@ impl Worker {
         self.metrics.clone()
     }
 
+    /// The worker's health, for `/healthz` and `/readyz` (see [`super::metrics::spawn`]).
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
+    /// Reads the subscription's dead-letter policy in the background (best effort: the
+    /// subscriber role may not read subscriptions; the configured value stands then).
+    fn learn_max_attempts(&self, subscription: String) {
+        let (config, slot, configured) = (self.config.clone(), self.max_attempts.clone(), self.options.max_delivery_attempts);
+        tokio::spawn(async move {
+            let Some(policy) = super::provision::dead_letter_attempts(&config, &subscription).await else { return };
+            if policy > 0 {
+                if policy != configured {
+                    tracing::warn!(
+                        subscription = %subscription,
+                        policy,
+                        configured,
+                        "the subscription dead-letters after a different number of attempts than SUITEX_WORKER_MAX_DELIVERY_ATTEMPTS; using the subscription's"
+                    );
+                }
+                slot.store(policy, Ordering::Relaxed);
+            }
+        });
+    }
+
     /// Pulls and stores until `shutdown` completes, then stops pulling, finishes (or, after
-    /// [`WorkerOptions::shutdown_deadline`], releases) what it holds, and returns.
+    /// [`WorkerOptions::shutdown_deadline`], releases) what it holds, and returns — within the
+    /// shutdown deadline even when the database or Cloud Storage hangs.
     /// `Err` only for a permanent subscription error (e.g. the subscription does not exist).
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<RunSummary> {
         let subscription = self.config.subscription_path(&self.config.names().raw_subscription);
         let subscriber = crate::clients::subscriber(&self.config).await?;
+        self.learn_max_attempts(subscription.clone());
         let mut stream = subscriber
             .subscribe(&subscription)
             .set_max_outstanding_messages(self.options.max_outstanding)
             .set_max_lease(self.options.max_lease)
             .set_max_lease_extension(self.options.lease_extension)
-            .set_shutdown_behavior(ShutdownBehavior::WaitForProcessing)
+            // At shutdown everything in hand is settled first; what the subscriber prefetched and
+            // never handed over is then released at once rather than left leased to a process
+            // that is going away (which would hold its keys until the leases ran out).
+            .set_shutdown_behavior(ShutdownBehavior::NackImmediately)
             .build();
+        self.health.set_subscribed(true);
         // `Some(deadline)` once shutdown has been asked for.
         let (stop_tx, stop) = watch::channel::<Option<Instant>>(None);
         let deadline_after = self.options.shutdown_deadline;
-        let mut shutdown = Box::pin(async move {
-            shutdown.await;
-            let _ = stop_tx.send(Some(Instant::now() + deadline_after));
-        });
+        let health = self.health.clone();
+        // Fused: it is polled while the worker waits for messages *and* while it works on a
+        // batch, and stays pending once it has fired.
+        let mut shutdown = Box::pin(
+            async move {
+                shutdown.await;
+                health.set_draining();
+                let _ = stop_tx.send(Some(Instant::now() + deadline_after));
+            }
+            .fuse(),
+        );
         let mut summary = RunSummary::default();
+        let mut fences = Fences::default();
+        // A message taken from the stream that did not fit the batch before: the next one's first.
+        let mut carried: Option<Received> = None;
         tracing::info!(%subscription, "worker started");
 
         'run: loop {
-            let mut batch: Vec<Received> = Vec::new();
-            let first = tokio::select! {
-                biased;
-                _ = &mut shutdown => break 'run,
-                next = stream.next() => next,
+            self.health.beat();
+            let first = match carried.take() {
+                Some(r) => r,
+                None => tokio::select! {
+                    biased;
+                    _ = &mut shutdown => break 'run,
+                    next = stream.next() => match next {
+                        None => break 'run,
+                        Some(Err(e)) => {
+                            self.health.set_subscribed(false);
+                            return Err(Error::service(Service::PubSub, format!("pulling from {subscription}"), false, e));
+                        }
+                        Some(Ok((m, h))) => self.received(m, h),
+                    },
+                    _ = tokio::time::sleep(HEARTBEAT) => continue 'run,
+                },
             };
-            match first {
-                None => break 'run,
-                Some(Err(e)) => {
-                    return Err(Error::service(
-                        crate::error::Service::PubSub,
-                        format!("pulling from {subscription}"),
-                        false,
-                        e,
-                    ));
-                }
-                Some(Ok((m, h))) => batch.push(self.received(m, h)),
-            }
+            let max_payload = self.config.max_payload();
+            let mut bytes = first.payload_bytes(max_payload);
+            let mut batch = vec![first];
+            // Take what is there now; wait for more only within `batch_wait`.
             let fill_until = Instant::now() + self.options.batch_wait;
             while batch.len() < self.options.batch_size {
-                tokio::select! {
-                    biased;
-                    _ = tokio::time::sleep_until(fill_until) => break,
-                    next = stream.next() => match next {
-                        Some(Ok((m, h))) => batch.push(self.received(m, h)),
-                        _ => break,
+                let next = match stream.next().now_or_never() {
+                    Some(next) => next,
+                    None if Instant::now() < fill_until => tokio::select! {
+                        biased;
+                        next = stream.next() => next,
+                        _ = tokio::time::sleep_until(fill_until) => break,
                     },
+                    None => break,
+                };
+                let Some(Ok((m, h))) = next else { break };
+                let r = self.received(m, h);
+                let cost = r.payload_bytes(max_payload);
+                if bytes + cost > self.options.batch_max_bytes as u64 {
+                    carried = Some(r);
+                    break;
                 }
+                bytes += cost;
+                batch.push(r);
             }
             summary.batches += 1;
-            if let Some(released) = self.handle(batch, &stop).await {
+            // The batch is worked on while shutdown is still listened for, so that its
+            // deadline also bounds a batch whose database or storage hangs.
+            let released = {
+                let mut work = std::pin::pin!(self.handle(batch, &stop, &mut fences));
+                loop {
+                    tokio::select! {
+                        released = &mut work => break released,
+                        _ = &mut shutdown => {}
+                    }
+                }
+            };
+            if let Some(released) = released {
                 summary.released += released;
                 break 'run;
             }
@@ -171,10 +310,15 @@ impl Worker {
             }
         }
 
+        self.health.set_subscribed(false);
+        if let Some(r) = carried.take() {
+            self.metrics.in_flight.dec();
+            summary.released += 1;
+            drop(r); // released for redelivery
+        }
         // Stop pulling; let the subscriber flush acks and release what it prefetched.
-        let remaining = stop
-            .borrow()
-            .map_or(self.options.shutdown_deadline, |d| d.saturating_duration_since(Instant::now()));
+        let remaining =
+            stop.borrow().map_or(self.options.shutdown_deadline, |d| d.saturating_duration_since(Instant::now()));
         crate::clients::close_stream(stream, || {}, remaining).await;
         tracing::info!(batches = summary.batches, released = summary.released, "worker stopped");
         Ok(summary)
@@ -187,39 +331,57 @@ impl Worker {
     }
 
     /// Handles one batch until it is through. Returns `Some(n)` when shutdown's deadline
-    /// passed while retrying and `n` messages were released instead.
-    async fn handle(&self, batch: Vec<Received>, stop: &watch::Receiver<Option<Instant>>) -> Option<u64> {
+    /// passed — while the batch was retried or while an attempt hung — and its `n` messages
+    /// were released for redelivery instead.
+    async fn handle(
+        &self,
+        batch: Vec<Received>,
+        stop: &watch::Receiver<Option<Instant>>,
+        fences: &mut Fences,
+    ) -> Option<u64> {
         let mut backoff = self.options.backoff().build();
         // Messages of this batch that an earlier attempt stored: not duplicates on a retry.
         let mut ours: HashSet<usize> = HashSet::new();
+        let release = |batch: Vec<Received>| {
+            let n = batch.len() as u64;
+            self.metrics.in_flight.dec_by(n as i64);
+            tracing::warn!(messages = n, "shutdown deadline reached; releasing the batch for redelivery");
+            Some(n)
+        };
         loop {
-            match self.store_and_publish(&batch, &mut ours).await {
+            self.health.beat();
+            let attempt = tokio::select! {
+                biased;
+                result = self.store_and_publish(&batch, &mut ours, fences) => Some(result),
+                _ = shutdown_deadline(stop.clone()) => None,
+            };
+            let Some(attempt) = attempt else { return release(batch) };
+            match attempt {
                 Ok(verdicts) => {
                     self.settle(batch, verdicts);
                     return None;
                 }
                 Err(e) => {
                     self.metrics.transient_retries.inc();
-                    let backoff = backoff.next().unwrap_or(self.options.backoff_max);
-                    if e.is_transient() {
-                        tracing::warn!(error = %e, retry_in = ?backoff, messages = batch.len(), "transient failure; batch kept and retried");
-                    } else {
-                        tracing::error!(error = %e, retry_in = ?backoff, messages = batch.len(), "batch failed; kept and retried (no message is nacked for this)");
+                    let wait = backoff.next().unwrap_or(self.options.backoff_max);
+                    tracing::warn!(error = %e, retry_in = ?wait, messages = batch.len(), "transient failure; batch kept and retried (nothing nacked)");
+                    if e.is_database() {
+                        // The server's limits may have changed (a failover, a new max_allowed_packet).
+                        let mut store = self.store.clone();
+                        let _ = store.refresh_limits().await;
                     }
+                    let wake = Instant::now() + wait;
                     let deadline = *stop.borrow();
-                    let wake = Instant::now() + backoff;
-                    match deadline {
-                        Some(d) if d <= wake => {
-                            tokio::time::sleep_until(d).await;
-                            let n = batch.len() as u64;
-                            self.metrics.in_flight.dec_by(n as i64);
-                            tracing::warn!(
-                                messages = n,
-                                "shutdown deadline reached; releasing the batch for redelivery"
-                            );
-                            return Some(n);
-                        }
-                        _ => tokio::time::sleep_until(wake).await,
+                    if let Some(d) = deadline.map(|d| d.checked_sub(RELEASE_RESERVE).unwrap_or(d)).filter(|d| *d <= wake) {
+                        tokio::time::sleep_until(d).await;
+                        return release(batch);
+                    }
+                    let woke = tokio::select! {
+                        _ = tokio::time::sleep_until(wake) => true,
+                        _ = shutdown_deadline(stop.clone()) => false,
+                    };
+                    if !woke {
+                        return release(batch);
                     }
                 }
             }
@@ -236,9 +398,18 @@ impl Worker {
                     tracing::warn!(
                         message_id = %r.message.message_id,
                         event_id = r.message.attributes.get("event_id").map(String::as_str).unwrap_or(""),
-                        delivery_attempt = r.handler.delivery_attempt().unwrap_or(0),
+                        delivery_attempt = r.attempt().unwrap_or(0),
                         %reason,
                         "poison message nacked"
+                    );
+                    r.handler.nack();
+                }
+                Verdict::HoldBack => {
+                    self.metrics.held_back.inc();
+                    tracing::debug!(
+                        message_id = %r.message.message_id,
+                        ordering_key = %r.message.ordering_key,
+                        "held back behind a failed event of its key; nacked for redelivery after it"
                     );
                     r.handler.nack();
                 }
@@ -262,14 +433,24 @@ impl Worker {
         Ok(self
             .claim_check()
             .await?
-            .resolve(event.clone(), FETCH_DEADLINE)
+            .resolve(event.clone(), self.options.fetch_deadline)
             .await?
             .map(|resolved| (resolved, Some(reference))))
     }
 
+    /// Whether nacking `r` now makes Pub/Sub dead-letter it (its last delivery attempt).
+    fn last_attempt(&self, r: &Received) -> bool {
+        r.attempt().is_some_and(|a| a >= self.max_attempts.load(Ordering::Relaxed))
+    }
+
     /// One attempt at a batch: resolve, append, publish. `Err` is a batch-wide failure (to be
-    /// retried whole); per-message poison comes back as a verdict.
-    async fn store_and_publish(&self, batch: &[Received], ours: &mut HashSet<usize>) -> Result<Vec<Verdict>> {
+    /// retried whole); per-message poison and held-back messages come back as verdicts.
+    async fn store_and_publish(
+        &self,
+        batch: &[Received],
+        ours: &mut HashSet<usize>,
+        fences: &mut Fences,
+    ) -> Result<Vec<Verdict>> {
         // 1. Resolve claim-checks.
         // Indices rather than references: a closure over `&Received` trips rustc's
         // higher-ranked `Send` inference and would make the worker future non-`Send`.
@@ -280,34 +461,67 @@ impl Worker {
             .await
             .into_iter()
             .collect::<Result<_>>()?;
+        let bytes: u64 = resolved
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|(e, _)| e.payload().json_text().map_or(0, |t| t.len() as u64))
+            .sum();
+        self.metrics.observe_batch_payload_bytes(bytes);
 
-        // 2. Append, in message order.
-        let to_store: Vec<Event> =
-            resolved.iter().filter_map(|r| r.as_ref().ok().map(|(e, _)| e.clone())).collect();
-        let mut appended = self.store.append(&to_store).await?.into_iter();
-        let mut verdicts = Vec::with_capacity(batch.len());
+        // 2. Verdicts in message order: poison fences its key for the rest of the batch (and,
+        //    unless it is on its last attempt, until it is redelivered).
+        let window = self.options.lease_extension;
+        let mut verdicts: Vec<Option<Verdict>> = (0..batch.len()).map(|_| None).collect();
+        let mut fenced_here: HashSet<&str> = HashSet::new();
+        let mut to_store: Vec<(usize, &Event, Option<&PayloadRef>)> = Vec::new();
+        for (i, (r, res)) in batch.iter().zip(&resolved).enumerate() {
+            let key = r.key();
+            if fenced_here.contains(key) || fences.holds(key, &r.message.message_id) {
+                verdicts[i] = Some(Verdict::HoldBack);
+                continue;
+            }
+            match res {
+                Err(why) => {
+                    if !self.last_attempt(r) && !key.is_empty() {
+                        fenced_here.insert(key);
+                        fences.fence(key, &r.message.message_id, window);
+                    }
+                    verdicts[i] = Some(Verdict::Nack(why.clone()));
+                }
+                Ok((event, reference)) => to_store.push((i, event, reference.as_ref())),
+            }
+        }
+
+        // 3. Append, in message order.
+        let events: Vec<&Event> = to_store.iter().map(|(_, e, _)| *e).collect();
+        let final_attempt: Vec<bool> = to_store.iter().map(|(i, _, _)| self.last_attempt(&batch[*i])).collect();
+        let appended = self.store.append_fencing(&events, &|j| !final_attempt[j]).await?;
         let mut stored: Vec<(u64, &Event, Option<&PayloadRef>)> = Vec::new();
         let (mut new, mut dup) = (0u64, 0u64);
-        for (i, r) in resolved.iter().enumerate() {
-            match r {
-                Err(reason) => verdicts.push(Verdict::Nack(reason.clone())),
-                Ok((event, reference)) => match appended.next().expect("one outcome per event") {
-                    Appended::Stored(id) => {
-                        new += 1;
-                        ours.insert(i);
-                        stored.push((id, event, reference.as_ref()));
-                        verdicts.push(Verdict::Ack);
+        for ((i, event, reference), outcome) in to_store.iter().zip(appended) {
+            let r = &batch[*i];
+            verdicts[*i] = Some(match outcome {
+                Appended::Stored(id) => {
+                    new += 1;
+                    ours.insert(*i);
+                    stored.push((id, event, *reference));
+                    Verdict::Ack
+                }
+                Appended::Duplicate(id) => {
+                    if !ours.contains(i) {
+                        dup += 1;
                     }
-                    Appended::Duplicate(id) => {
-                        if !ours.contains(&i) {
-                            dup += 1;
-                        }
-                        stored.push((id, event, reference.as_ref()));
-                        verdicts.push(Verdict::Ack);
+                    stored.push((id, event, *reference));
+                    Verdict::Ack
+                }
+                Appended::Rejected(why) => {
+                    if !self.last_attempt(r) {
+                        fences.fence(r.key(), &r.message.message_id, window);
                     }
-                    Appended::Rejected(reason) => verdicts.push(Verdict::Nack(reason)),
-                },
-            }
+                    Verdict::Nack(why)
+                }
+                Appended::HeldBack => Verdict::HoldBack,
+            });
         }
         if new > 0 {
             // Committed rows count now, whatever happens to the rest of the batch.
@@ -315,7 +529,7 @@ impl Worker {
             self.metrics.committed();
         }
 
-        // 3. Re-publish to events.merged (new and duplicate alike), ordered per key.
+        // 4. Re-publish to events.merged (new and duplicate alike), ordered per key.
         if !stored.is_empty() {
             let deadline = Deadline::after(self.config.publish_deadline());
             let keys: Vec<String> = stored.iter().map(|(_, e, _)| e.ordering_key()).collect();
@@ -329,6 +543,21 @@ impl Worker {
             self.metrics.merged_published.inc_by(stored.len() as u64);
         }
         self.metrics.duplicates.inc_by(dup);
-        Ok(verdicts)
+        Ok(verdicts.into_iter().map(|v| v.expect("every message has a verdict")).collect())
+    }
+}
+
+/// Of the shutdown deadline, the part kept for handing back what the worker holds: releases
+/// (nacks) are sent by the subscriber on its own schedule, before its stream closes.
+const RELEASE_RESERVE: Duration = Duration::from_millis(500);
+
+/// Resolves when shutdown has been asked for and its deadline, less [`RELEASE_RESERVE`], has
+/// passed: time to release what is in hand.
+async fn shutdown_deadline(mut stop: watch::Receiver<Option<Instant>>) {
+    let deadline = stop.wait_for(Option::is_some).await.ok().and_then(|d| *d);
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.checked_sub(RELEASE_RESERVE).unwrap_or(d)).await,
+        // The sender is gone: no shutdown will ever be asked for.
+        None => std::future::pending().await,
     }
 }

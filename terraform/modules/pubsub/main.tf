@@ -1,9 +1,11 @@
 # Topics and subscriptions of the event backbone (DESIGN §3.3) and who may use them.
 
 locals {
-  # Seven days: the longest a subscription keeps unacked messages, and how long a worker outage
-  # may last before events are lost.
+  # Seven days: how long the live subscriptions keep unacked messages, and how long a worker
+  # outage may last before events are lost.
   retention = "604800s"
+  # 31 days, the most Pub/Sub allows: dead letters wait for an operator that long.
+  dlq_retention = "2678400s"
 }
 
 resource "google_pubsub_topic" "raw" {
@@ -72,7 +74,7 @@ resource "google_pubsub_subscription" "dlq" {
   topic   = google_pubsub_topic.dlq.id
 
   ack_deadline_seconds       = 60
-  message_retention_duration = local.retention
+  message_retention_duration = local.dlq_retention
   retain_acked_messages      = false
 
   expiration_policy {

@@ -26,6 +26,7 @@ mod service;
 
 use googleapis_tonic_google_pubsub_v1::google::pubsub::v1 as pb;
 pub use pb::{DeadLetterPolicy, RetryPolicy, Subscription, Topic};
+pub use state::{Outcome, Settlement};
 use state::State;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -159,6 +160,24 @@ impl PubSubFake {
     /// Delays every response by `delay` (zero to stop).
     pub fn set_response_delay(&self, delay: Duration) {
         *self.shared.delay.lock().expect("delay lock") = delay;
+    }
+
+    /// How many messages of one ordering key an ordered subscription may have outstanding at
+    /// once: `None` (the default) for no limit, as on the real service, which hands out several
+    /// messages of a key together; `Some(1)` for one at a time.
+    pub fn set_max_outstanding_per_key(&self, limit: Option<usize>) {
+        self.shared.with(|st| st.max_outstanding_per_key = limit.unwrap_or(0));
+        self.shared.changed();
+    }
+
+    /// Every acknowledgement and nack received on `subscription`, in arrival order.
+    pub fn settlements(&self, subscription: &str) -> Vec<Settlement> {
+        self.shared.with(|st| st.settlements.iter().filter(|s| s.subscription == subscription).cloned().collect())
+    }
+
+    /// How many deliveries `subscription` has handed out (each redelivery counts).
+    pub fn delivered(&self, subscription: &str) -> u64 {
+        self.shared.with(|st| st.delivered.get(subscription).copied().unwrap_or(0))
     }
 
     /// Unacknowledged messages on `subscription`.

@@ -6,8 +6,13 @@
 //! * with a dead-letter policy, `delivery_attempt` is 1 + nacks + expired deadlines, and a
 //!   message whose attempts reached `max_delivery_attempts` is forwarded to the dead-letter
 //!   topic (with the `CloudPubSubDeadLetterSource*` attributes) instead of being redelivered;
-//! * with message ordering, a subscription has at most one outstanding message per ordering
-//!   key, delivered in publish order; a nacked message is redelivered before anything after it;
+//! * with message ordering, the messages of an ordering key are delivered in publish order, and
+//!   several of them may be outstanding at once, as on the real service (the limit per key is
+//!   [`State::max_outstanding_per_key`], unlimited by default; 1 gives the stricter behaviour of
+//!   one message per key at a time). A message waiting out its retry backoff holds back every
+//!   later message of its key; a nacked message is redelivered before anything after it; and a
+//!   key is with one receiver at a time (while a stream holds messages of a key, no other
+//!   receiver gets any of it);
 //! * a retry policy delays redelivery after a nack (exponential between its two backoffs);
 //! * publish requests over Pub/Sub's limits are refused with `INVALID_ARGUMENT`.
 
@@ -49,6 +54,36 @@ pub(crate) struct State {
     /// Acknowledgements to lose, per subscription (the message is redelivered later).
     pub(crate) lost_acks: HashMap<String, usize>,
     pub(crate) streams: HashMap<u64, StreamInfo>,
+    /// Most messages of one ordering key outstanding at once (0: no limit).
+    pub(crate) max_outstanding_per_key: usize,
+    /// Every acknowledgement and nack, in the order they arrived.
+    pub(crate) settlements: Vec<Settlement>,
+    /// Messages handed out, per subscription (each delivery counts).
+    pub(crate) delivered: HashMap<String, u64>,
+}
+
+/// How a delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Acknowledged.
+    Ack,
+    /// Nacked (`ModifyAckDeadline` with 0).
+    Nack,
+}
+
+/// One acknowledgement or nack the fake received for a leased message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// The subscription's full name.
+    pub subscription: String,
+    /// The message id.
+    pub message_id: String,
+    /// The message's ordering key.
+    pub ordering_key: String,
+    /// The delivery attempt that was settled (1 for the first delivery).
+    pub attempt: i32,
+    /// Ack or nack.
+    pub outcome: Outcome,
 }
 
 struct TopicEntry {
@@ -363,7 +398,10 @@ impl State {
         }
         let ordered = sub.config.enable_message_ordering;
         let dead_lettering = sub.config.dead_letter_policy.is_some();
+        let per_key = self.max_outstanding_per_key;
         let mut blocked: HashSet<String> = HashSet::new();
+        // Outstanding (leased) messages per ordering key, counted in publish order.
+        let mut outstanding: HashMap<String, usize> = HashMap::new();
         let mut out = Vec::new();
         for (&seq, m) in sub.messages.iter_mut() {
             if out.len() >= max
@@ -376,7 +414,20 @@ impl State {
             if keyed && blocked.contains(&m.message.ordering_key) {
                 continue;
             }
-            if m.lease.is_some() || m.available_at > now {
+            if let Some(lease) = &m.lease {
+                if keyed {
+                    let n = outstanding.entry(m.message.ordering_key.clone()).or_default();
+                    *n += 1;
+                    // A key is with one receiver at a time: while another one holds messages
+                    // of it, nothing more of it goes anywhere else.
+                    if (per_key > 0 && *n >= per_key) || lease.stream != stream {
+                        blocked.insert(m.message.ordering_key.clone());
+                    }
+                }
+                continue;
+            }
+            if m.available_at > now {
+                // Waiting out a retry backoff: nothing after it on its key may overtake it.
                 if keyed {
                     blocked.insert(m.message.ordering_key.clone());
                 }
@@ -395,10 +446,28 @@ impl State {
                 delivery_attempt: if dead_lettering { m.deliveries } else { 0 },
             });
             if keyed {
-                blocked.insert(m.message.ordering_key.clone());
+                let n = outstanding.entry(m.message.ordering_key.clone()).or_default();
+                *n += 1;
+                if per_key > 0 && *n >= per_key {
+                    blocked.insert(m.message.ordering_key.clone());
+                }
             }
         }
+        *self.delivered.entry(sub_name.to_string()).or_default() += out.len() as u64;
         out
+    }
+
+    /// Records how a leased message was settled.
+    fn record(&mut self, sub: &str, seq: u64, outcome: Outcome) {
+        if let Some(m) = self.subs.get(sub).and_then(|s| s.messages.get(&seq)) {
+            self.settlements.push(Settlement {
+                subscription: sub.to_string(),
+                message_id: m.message.message_id.clone(),
+                ordering_key: m.message.ordering_key.clone(),
+                attempt: m.deliveries,
+                outcome,
+            });
+        }
     }
 
     /// The message an ack id currently leases, if the lease is still that one.
@@ -423,6 +492,7 @@ impl State {
                 continue;
             }
             if let Some(seq) = self.leased(sub, ack_id) {
+                self.record(sub, seq, Outcome::Ack);
                 self.subs.get_mut(sub).expect("checked").messages.remove(&seq);
             }
             self.acks.remove(ack_id);
@@ -448,6 +518,7 @@ impl State {
         for ack_id in ack_ids {
             let Some(seq) = self.leased(sub, ack_id) else { continue };
             if seconds == 0 {
+                self.record(sub, seq, Outcome::Nack);
                 self.acks.remove(ack_id);
                 self.release(sub, seq, now);
             } else if let Some(lease) =

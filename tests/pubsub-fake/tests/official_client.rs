@@ -89,6 +89,9 @@ fn text(m: &Message) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordered_delivery_per_key_survives_nacks() {
     let fake = pubsub_fake::start().await;
+    // This subscriber nacks and acks as it goes, one message at a time: the strict mode of
+    // one outstanding message per key makes the order it sees exact.
+    fake.set_max_outstanding_per_key(Some(1));
     fake.create_topic(TOPIC).unwrap();
     fake.create_subscription(ordered_sub(SUB, TOPIC)).unwrap();
     let publisher = publisher(&fake, TOPIC).await;
@@ -137,6 +140,7 @@ async fn ordered_delivery_per_key_survives_nacks() {
 async fn dead_letters_after_exactly_five_attempts_on_an_ordered_subscription_then_the_key_moves_on() {
     let fake = events_raw_sub_as_in_production().await;
     fake.create_subscription(ordered_sub(DLQ_SUB, DLQ)).unwrap();
+    fake.set_max_outstanding_per_key(Some(1));
 
     let publisher = publisher(&fake, TOPIC).await;
     let ids: Vec<_> = ["poison", "good-1", "good-2"]
@@ -189,6 +193,39 @@ async fn dead_letters_after_exactly_five_attempts_on_an_ordered_subscription_the
     assert!(publish_time.ends_with('Z') && publish_time.len() == 27, "{publish_time}");
     // The client sends acks in the background; the subscription drains once they land.
     wait_for(|| fake.backlog(SUB) == 0, "events.raw-sub drained").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_messages_of_a_key_are_outstanding_at_once_and_a_nack_is_redelivered_first() {
+    let fake = pubsub_fake::start().await;
+    fake.create_topic(TOPIC).unwrap();
+    fake.create_subscription(ordered_sub(SUB, TOPIC)).unwrap();
+    let publisher = publisher(&fake, TOPIC).await;
+    for seq in 0..3 {
+        publisher.publish(msg("k", format!("k:{seq}"))).await.unwrap();
+    }
+    let subscriber = subscriber(&fake).await;
+    let mut stream = subscriber.subscribe(SUB).build();
+    // All three are handed out before any is settled, as the real service does.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let (m, h) = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.unwrap().unwrap().unwrap();
+        held.push((text(&m), h));
+    }
+    assert_eq!(held.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), ["k:0", "k:1", "k:2"]);
+    // Nack the first and the last two: the first comes back first, then the others, in order.
+    let mut held = held.into_iter();
+    for (_, h) in held.by_ref() {
+        h.nack();
+    }
+    let mut again = Vec::new();
+    for _ in 0..3 {
+        let (m, h) = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.unwrap().unwrap().unwrap();
+        again.push(text(&m));
+        h.ack();
+    }
+    assert_eq!(again, ["k:0", "k:1", "k:2"]);
+    wait_for(|| fake.backlog(SUB) == 0, "the subscription drained").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -166,12 +166,110 @@ pub async fn receive_until(
     others
 }
 
-/// A TCP relay to another server that a test can take down and bring back: while it is down,
-/// new connections are closed at once and open ones are cut (a service outage as a client sees
-/// it).
+/// What a [`Relay`] does with traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayMode {
+    /// Relays both ways.
+    Up,
+    /// An outage: new connections are closed at once and open ones are cut.
+    Down,
+    /// A hung server: connections are accepted and kept open, but nothing is relayed either way
+    /// (a client sees its calls hang). Leaving this mode cuts every connection it froze.
+    Frozen,
+}
+
+/// `config`'s topics and subscriptions on a Pub/Sub fake, `events.raw-sub` exactly as production
+/// has it — message ordering AND a dead-letter policy after 5 attempts, which the official
+/// emulator cannot run — with immediate redelivery; plus `events.dlq-sub` and
+/// `events.merged-sub` (both ordered). Returns the config pointed at the fake and at the storage
+/// emulator, with a bucket of its own.
+pub async fn fake_topology(fake: &pubsub_fake::PubSubFake, prefix: &str) -> Config {
+    use pubsub_fake::{DeadLetterPolicy, Subscription};
+    let config = Config::builder("suitex-local")
+        .pubsub_endpoint(suitex_events::config::Endpoint::emulator(&fake.endpoint()))
+        .storage_endpoint(suitex_events::config::Endpoint::emulator(&required_env("STORAGE_EMULATOR_HOST")))
+        .names(Names { payload_bucket: format!("b-{prefix}-{}", unique()).replace('_', "-"), ..Names::default() })
+        .build()
+        .unwrap();
+    let n = config.names();
+    for t in [&n.raw_topic, &n.merged_topic, &n.dlq_topic] {
+        fake.create_topic(&config.topic_path(t)).unwrap();
+    }
+    let sub = |name: &str, topic: &str| Subscription {
+        name: config.subscription_path(name),
+        topic: config.topic_path(topic),
+        ack_deadline_seconds: 60,
+        enable_message_ordering: true,
+        ..Default::default()
+    };
+    fake.create_subscription(Subscription {
+        dead_letter_policy: Some(DeadLetterPolicy {
+            dead_letter_topic: config.topic_path(&n.dlq_topic),
+            max_delivery_attempts: 5,
+        }),
+        ..sub(&n.raw_subscription, &n.raw_topic)
+    })
+    .unwrap();
+    fake.create_subscription(sub(&n.dlq_subscription, &n.dlq_topic)).unwrap();
+    fake.create_subscription(sub("events.merged-sub", &n.merged_topic)).unwrap();
+    suitex_events::worker::provision::provision_bucket(&config)
+        .await
+        .expect("creating the bucket on the storage emulator (scripts/services start)");
+    config
+}
+
+/// Deletes every object of `config`'s bucket on the storage emulator, and the bucket: the
+/// emulator keeps objects in memory, and a benchmark's gigabytes must not outlive it.
+pub async fn remove_bucket(config: &Config) {
+    let suitex_events::config::Endpoint::Emulator(url) = config.storage_endpoint() else {
+        panic!("remove_bucket runs against the storage emulator only")
+    };
+    let bucket = &config.names().payload_bucket;
+    let http = reqwest::Client::new();
+    loop {
+        let list: serde_json::Value = http
+            .get(format!("{url}/storage/v1/b/{bucket}/o"))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("listing the bucket on the storage emulator")
+            .json()
+            .await
+            .expect("a JSON object list");
+        let names: Vec<String> = list["items"]
+            .as_array()
+            .map(|items| items.iter().filter_map(|o| o["name"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        if names.is_empty() {
+            break;
+        }
+        for name in names {
+            let encoded: String = name
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            http.delete(format!("{url}/storage/v1/b/{bucket}/o/{encoded}"))
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .expect("deleting an object on the storage emulator");
+        }
+    }
+    http.delete(format!("{url}/storage/v1/b/{bucket}"))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("deleting the bucket on the storage emulator");
+}
+
+/// A TCP relay to another server that a test can take down, freeze and bring back (a service
+/// outage or a hung server, as a client sees it).
 pub struct Relay {
     addr: std::net::SocketAddr,
-    up: tokio::sync::watch::Sender<bool>,
+    mode: tokio::sync::watch::Sender<RelayMode>,
 }
 
 impl Relay {
@@ -179,24 +277,34 @@ impl Relay {
     pub async fn start(target: &str) -> Relay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the relay");
         let addr = listener.local_addr().unwrap();
-        let (up, watch) = tokio::sync::watch::channel(true);
+        let (mode, watch) = tokio::sync::watch::channel(RelayMode::Up);
         let target = target.to_string();
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 let (target, mut watch) = (target.clone(), watch.clone());
                 tokio::spawn(async move {
-                    if !*watch.borrow() {
-                        return;
+                    let mode = *watch.borrow_and_update();
+                    match mode {
+                        RelayMode::Down => return,
+                        RelayMode::Frozen => {
+                            // Held open, silent, until the freeze ends; then cut.
+                            let _ = watch.wait_for(|m| *m != RelayMode::Frozen).await;
+                            return;
+                        }
+                        RelayMode::Up => {}
                     }
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = watch.wait_for(|up| !up) => {}
+                    let changed = tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => return,
+                        m = watch.wait_for(|m| *m != RelayMode::Up) => m.map(|m| *m),
+                    };
+                    if matches!(changed, Ok(RelayMode::Frozen)) {
+                        let _ = watch.wait_for(|m| *m != RelayMode::Frozen).await;
                     }
                 });
             }
         });
-        Relay { addr, up }
+        Relay { addr, mode }
     }
 
     /// `http://127.0.0.1:<port>`, the relay's address as an emulator host.
@@ -204,9 +312,19 @@ impl Relay {
         format!("http://{}", self.addr)
     }
 
+    /// The relay's port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
     /// Takes the relayed service down (`false`) or brings it back (`true`).
     pub fn set_up(&self, up: bool) {
-        self.up.send_replace(up);
+        self.set_mode(if up { RelayMode::Up } else { RelayMode::Down });
+    }
+
+    /// Switches the relay to `mode`.
+    pub fn set_mode(&self, mode: RelayMode) {
+        self.mode.send_replace(mode);
     }
 }
 
@@ -346,6 +464,9 @@ impl PrivateMariaDb {
             .args([
                 "--no-defaults",
                 &format!("--datadir={}", dir.join("data").display()),
+                // A temporary directory of its own: bootstraps running side by side in /tmp
+                // trip over each other's temporary tables.
+                &format!("--tmpdir={}", dir.display()),
                 "--user=root",
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
@@ -372,6 +493,28 @@ impl PrivateMariaDb {
         .unwrap()
     }
 
+    /// Settings for its `event_store` database as `user` with `password`.
+    pub fn settings_as(&self, user: &str, password: &str) -> suitex_events::store::StoreSettings {
+        let mut s = self.settings();
+        s.username = user.to_string();
+        s.password = password.to_string();
+        s
+    }
+
+    /// Runs SQL statements as root (through the `mariadb` client); panics if they fail.
+    pub fn sql(&self, statements: &str) {
+        let out = std::process::Command::new("mariadb")
+            .args(["--protocol=tcp", "-h127.0.0.1", &format!("-P{}", self.port), "-uroot", "-e", statements])
+            .output()
+            .expect("run the mariadb client");
+        assert!(out.status.success(), "{statements}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Starts the server again on the same port and data.
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "already running");
@@ -382,6 +525,7 @@ impl PrivateMariaDb {
                 &format!("--datadir={}", self.dir.join("data").display()),
                 &format!("--socket={}", self.dir.join("mysqld.sock").display()),
                 &format!("--pid-file={}", self.dir.join("mysqld.pid").display()),
+                &format!("--tmpdir={}", self.dir.display()),
                 &format!("--port={}", self.port),
                 "--bind-address=127.0.0.1",
                 "--user=root",
@@ -452,6 +596,25 @@ impl RunningWorker {
     ) -> RunningWorker {
         let store = suitex_events::store::EventStore::open(settings).await.unwrap();
         let worker = suitex_events::worker::Worker::new(config.clone(), store, options).await.unwrap();
+        RunningWorker::run(worker)
+    }
+
+    /// [`RunningWorker::start`], with the worker's metrics and health endpoint served on a free
+    /// port of 127.0.0.1 (`/metrics`, `/healthz`, `/readyz`).
+    pub async fn start_serving(
+        config: &Config,
+        settings: &suitex_events::store::StoreSettings,
+        options: suitex_events::worker::WorkerOptions,
+    ) -> (RunningWorker, std::net::SocketAddr) {
+        let store = suitex_events::store::EventStore::connect(settings).await.unwrap();
+        let worker = suitex_events::worker::Worker::new(config.clone(), store, options).await.unwrap();
+        let addr = suitex_events::worker::metrics::spawn("127.0.0.1:0".parse().unwrap(), worker.metrics(), Some(worker.health()))
+            .await
+            .unwrap();
+        (RunningWorker::run(worker), addr)
+    }
+
+    fn run(worker: suitex_events::worker::Worker) -> RunningWorker {
         let metrics = worker.metrics();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
@@ -524,4 +687,38 @@ pub async fn publish_sentinels(config: &Config, topic: &str, keys: &[&str]) -> V
         ids.push(id);
     }
     ids
+}
+
+/// A steady emit load: every `interval`, one batch of `per_tick` events of `account` over
+/// `aggregates` aggregates (`invoice` `I-0` …), `ticks` times; `emitted` counts what was
+/// accepted. Panics (failing the test) if an emit fails.
+pub fn emit_load(
+    emitter: suitex_events::Emitter,
+    emitted: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    account: u64,
+    aggregates: u64,
+    per_tick: u64,
+    interval: Duration,
+    ticks: u64,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        for tick in 0..ticks {
+            let events: Vec<suitex_events::Event> = (0..per_tick)
+                .map(|i| {
+                    suitex_events::Event::builder()
+                        .account_id(account)
+                        .aggregate("invoice", format!("I-{}", i % aggregates))
+                        .event_type("invoice.changed")
+                        .payload(serde_json::json!({"tick": tick, "i": i}))
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            for r in emitter.emit_events(events).await.unwrap() {
+                r.unwrap();
+                emitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            tokio::time::sleep(interval).await;
+        }
+    })
 }

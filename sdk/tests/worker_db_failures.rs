@@ -1,0 +1,130 @@
+//! Ordinary production failures of the database, under load: a revoked grant, a rotated
+//! password. Neither is about any one event, so neither may dead-letter a healthy event; once
+//! the database is usable again every event is stored exactly once. The worker runs against a
+//! private MariaDB server as a least-privilege account (INSERT + SELECT), and against the Pub/Sub
+//! fake with `events.raw-sub` as production has it (ordering + dead-lettering after 5 attempts,
+//! redelivery without back-off, so a wrongly nacked event would be dead-lettered in seconds).
+
+use pubsub_fake::Outcome;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use suitex_events::store::EventStore;
+use suitex_events::worker::WorkerOptions;
+use suitex_events::{Config, Emitter};
+use suitex_test_support::*;
+
+const WORKER: &str = "suitex_worker";
+const PASSWORD: &str = "w0rker-secret";
+
+struct Bed {
+    fake: pubsub_fake::PubSubFake,
+    config: Config,
+    db: PrivateMariaDb,
+    root: EventStore,
+}
+
+async fn bed(prefix: &str) -> Bed {
+    let fake = pubsub_fake::start().await;
+    let config = fake_topology(&fake, prefix).await;
+    let db = PrivateMariaDb::start();
+    let root = EventStore::open(&db.settings()).await.unwrap();
+    root.migrate().await.unwrap();
+    db.sql(&format!(
+        "CREATE USER '{WORKER}'@'%' IDENTIFIED BY '{PASSWORD}'; \
+         GRANT INSERT, SELECT ON event_store.event_store TO '{WORKER}'@'%'"
+    ));
+    Bed { fake, config, db, root }
+}
+
+fn options() -> WorkerOptions {
+    WorkerOptions {
+        backoff_min: Duration::from_millis(100),
+        backoff_max: Duration::from_secs(1),
+        shutdown_deadline: Duration::from_secs(5),
+        ..WorkerOptions::default()
+    }
+}
+
+/// Waits for every emitted event to be stored, then checks nothing was dead-lettered or nacked
+/// and each event is stored once.
+async fn assert_all_stored_once_and_nothing_dead_lettered(b: &Bed, total: u64, worker: RunningWorker) {
+    eventually(Duration::from_secs(90), "every emitted event is stored", || {
+        let root = b.root.clone();
+        async move { count_rows(&root).await == total }
+    })
+    .await;
+    let metrics = worker.metrics.clone();
+    worker.stop().await;
+    let raw = b.config.subscription_path(&b.config.names().raw_subscription);
+    let nacks = b.fake.settlements(&raw).into_iter().filter(|s| s.outcome == Outcome::Nack).count();
+    assert_eq!(nacks, 0, "no delivery attempt was spent on a healthy event");
+    assert_eq!(metrics.poison.get(), 0, "nothing was poison");
+    let dlq = b.config.subscription_path(&b.config.names().dlq_subscription);
+    assert_eq!(b.fake.backlog(&dlq), 0, "no healthy event was dead-lettered");
+    let distinct: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT event_id) FROM event_store")
+        .fetch_one(b.root.pool())
+        .await
+        .unwrap();
+    assert_eq!(distinct as u64, total, "each stored once");
+    assert!(metrics.transient_retries.get() > 0, "the failure was seen and retried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_insert_grant_under_load_dead_letters_nothing_and_every_event_is_stored_once_after_the_grant_returns()
+{
+    let b = bed("revoke").await;
+    let worker = RunningWorker::start(&b.config, &b.db.settings_as(WORKER, PASSWORD), options()).await;
+    let emitted = Arc::new(AtomicU64::new(0));
+    let emitter = Emitter::connect(b.config.clone()).await.unwrap();
+    let load = emit_load(emitter, emitted.clone(), 61, 10, 20, Duration::from_millis(200), 75);
+
+    eventually(Duration::from_secs(20), "the worker stores while it may", || {
+        let root = b.root.clone();
+        async move { count_rows(&root).await > 0 }
+    })
+    .await;
+    b.db.sql(&format!("REVOKE INSERT ON event_store.event_store FROM '{WORKER}'@'%'"));
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let during = count_rows(&b.root).await;
+    b.db.sql(&format!("GRANT INSERT ON event_store.event_store TO '{WORKER}'@'%'"));
+
+    load.await.unwrap();
+    let total = emitted.load(Ordering::Relaxed);
+    assert!(total > during, "events kept arriving while the grant was missing");
+    assert_all_stored_once_and_nothing_dead_lettered(&b, total, worker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_password_under_load_dead_letters_nothing_and_every_event_is_stored_once_after_it_is_changed_back() {
+    let b = bed("password").await;
+    let worker = RunningWorker::start(&b.config, &b.db.settings_as(WORKER, PASSWORD), options()).await;
+    let emitted = Arc::new(AtomicU64::new(0));
+    let emitter = Emitter::connect(b.config.clone()).await.unwrap();
+    let load = emit_load(emitter, emitted.clone(), 61, 10, 20, Duration::from_millis(200), 75);
+
+    eventually(Duration::from_secs(20), "the worker stores while its password is right", || {
+        let root = b.root.clone();
+        async move { count_rows(&root).await > 0 }
+    })
+    .await;
+    // The password changes and the worker's open connections go away (a failover, a restart):
+    // every new connection is refused with 1045 until the password is changed back.
+    b.db.sql(&format!("ALTER USER '{WORKER}'@'%' IDENTIFIED BY 'rotated-elsewhere'"));
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE user = ?")
+            .bind(WORKER)
+            .fetch_all(b.root.pool())
+            .await
+            .unwrap();
+    assert!(!ids.is_empty(), "the worker had connections");
+    for id in ids {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL CONNECTION {id}"))).execute(b.root.pool()).await;
+    }
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    b.db.sql(&format!("ALTER USER '{WORKER}'@'%' IDENTIFIED BY '{PASSWORD}'"));
+
+    load.await.unwrap();
+    let total = emitted.load(Ordering::Relaxed);
+    assert_all_stored_once_and_nothing_dead_lettered(&b, total, worker).await;
+}

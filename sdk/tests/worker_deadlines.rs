@@ -1,0 +1,164 @@
+//! Every wait of the worker has a deadline, and SIGTERM is honoured even while the database or
+//! Cloud Storage hangs. A hung server is a relay that keeps connections open and passes nothing
+//! (`RelayMode::Frozen`): calls neither fail nor finish, which no outage test can show.
+
+use serde_json::json;
+use std::time::Duration;
+use suitex_events::consume::puller::Puller;
+use suitex_events::store::EventStore;
+use suitex_events::worker::WorkerOptions;
+use suitex_events::{Emitter, Event};
+use suitex_test_support::*;
+
+fn event(aggregate_id: &str, seq: u64, payload_bytes: usize) -> Event {
+    Event::builder()
+        .account_id(71)
+        .aggregate("order", aggregate_id)
+        .event_type("order.changed")
+        .payload(json!({"seq": seq, "fill": "x".repeat(payload_bytes)}))
+        .build()
+        .unwrap()
+}
+
+fn options() -> WorkerOptions {
+    WorkerOptions {
+        backoff_min: Duration::from_millis(100),
+        backoff_max: Duration::from_millis(500),
+        shutdown_deadline: Duration::from_secs(3),
+        ..WorkerOptions::default()
+    }
+}
+
+/// A private MariaDB behind a relay the test can freeze; the event store migrated.
+async fn frozen_bed() -> (PrivateMariaDb, Relay, EventStore) {
+    let db = PrivateMariaDb::start();
+    let root = EventStore::open(&db.settings()).await.unwrap();
+    root.migrate().await.unwrap();
+    let relay = Relay::start(&format!("127.0.0.1:{}", db.port())).await;
+    (db, relay, root)
+}
+
+fn through(relay: &Relay, db: &PrivateMariaDb) -> suitex_events::StoreSettings {
+    let mut s = db.settings();
+    s.port = relay.port();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_hung_database_call_returns_within_the_shutdown_deadline_and_loses_nothing() {
+    let fake = pubsub_fake::start().await;
+    let config = fake_topology(&fake, "hangdb").await;
+    let (db, relay, root) = frozen_bed().await;
+    let worker = RunningWorker::start(&config, &through(&relay, &db), options()).await;
+    let emitter = Emitter::connect(config.clone()).await.unwrap();
+    emitter.emit_event(event("O-1", 0, 10)).await.unwrap();
+    eventually(Duration::from_secs(20), "the first event is stored", || {
+        let root = root.clone();
+        async move { count_rows(&root).await == 1 }
+    })
+    .await;
+
+    relay.set_mode(RelayMode::Frozen);
+    for seq in 1..=5 {
+        emitter.emit_event(event("O-1", seq, 10)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // the batch is in its INSERT, which hangs
+    let stopped = tokio::time::timeout(Duration::from_secs(3 + 10), worker.stop()).await;
+    let summary = stopped.expect("the worker returned within its shutdown deadline while the database hung");
+    assert!(summary.released > 0, "the batch in hand was released for redelivery: {summary:?}");
+    let raw = config.subscription_path(&config.names().raw_subscription);
+    assert!(
+        fake.settlements(&raw).iter().any(|s| s.outcome == pubsub_fake::Outcome::Nack),
+        "the batch in hand was handed back (nacked) before the worker returned"
+    );
+
+    // The database answers again; a new worker stores what was released, once. (What was still
+    // on its way to the old process when it stopped comes back when its lease runs out.)
+    relay.set_mode(RelayMode::Up);
+    let worker = RunningWorker::start(&config, &through(&relay, &db), options()).await;
+    eventually(Duration::from_secs(90), "every event is stored", || {
+        let root = root.clone();
+        async move { count_rows(&root).await == 6 }
+    })
+    .await;
+    worker.stop().await;
+    assert_eq!(fake.backlog(&config.subscription_path(&config.names().dlq_subscription)), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_database_statement_times_out_and_the_batch_is_retried() {
+    let fake = pubsub_fake::start().await;
+    let config = fake_topology(&fake, "stmt").await;
+    let (db, relay, root) = frozen_bed().await;
+    let mut settings = through(&relay, &db);
+    settings.statement_timeout = Duration::from_secs(2);
+    let worker = RunningWorker::start(&config, &settings, options()).await;
+    let emitter = Emitter::connect(config.clone()).await.unwrap();
+
+    relay.set_mode(RelayMode::Frozen);
+    emitter.emit_event(event("S-1", 0, 10)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let retries = worker.metrics.transient_retries.get();
+    relay.set_mode(RelayMode::Up);
+    assert!(retries >= 2, "a hung statement ends at its timeout and the batch is retried ({retries} retries in 8 s)");
+    eventually(Duration::from_secs(30), "the event is stored once the database answers", || {
+        let root = root.clone();
+        async move { count_rows(&root).await == 1 }
+    })
+    .await;
+    let metrics = worker.metrics.clone();
+    worker.stop().await;
+    assert_eq!(metrics.poison.get(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_claim_check_download_times_out_and_the_batch_is_retried() {
+    let fake = pubsub_fake::start().await;
+    let config = fake_topology(&fake, "fetch").await;
+    let db = TestDb::new("fetch_deadline").await;
+    // The worker reaches Cloud Storage through a relay that will hang.
+    let storage = Relay::start(&required_env("STORAGE_EMULATOR_HOST")).await;
+    let worker_config = suitex_events::Config::builder(config.project())
+        .names(config.names().clone())
+        .pubsub_endpoint(config.pubsub_endpoint().clone())
+        .storage_endpoint(suitex_events::config::Endpoint::emulator(&storage.url()))
+        .build()
+        .unwrap();
+    Emitter::connect(config.clone()).await.unwrap().emit_event(event("G-1", 0, 300 * 1024)).await.unwrap();
+
+    storage.set_mode(RelayMode::Frozen);
+    let worker = RunningWorker::start(
+        &worker_config,
+        &db.settings,
+        WorkerOptions { fetch_deadline: Duration::from_secs(2), ..options() },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let retries = worker.metrics.transient_retries.get();
+    storage.set_mode(RelayMode::Up);
+    assert!(retries >= 2, "a hung download ends at its deadline and the batch is retried ({retries} retries in 8 s)");
+    eventually(Duration::from_secs(30), "the event is stored once storage answers", || async { db.rows().await == 1 }).await;
+    let metrics = worker.metrics.clone();
+    worker.stop().await;
+    assert_eq!(metrics.poison.get(), 0, "a slow download is never poison");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledge_and_modify_deadline_calls_give_up_at_their_deadline() {
+    let fake = pubsub_fake::start().await;
+    let config = fake_topology(&fake, "rpc").await;
+    Emitter::connect(config.clone()).await.unwrap().emit_event(event("R-1", 0, 10)).await.unwrap();
+    let sub = config.subscription_path(&config.names().raw_subscription);
+    let puller = Puller::connect(&config).await.unwrap();
+    let got = puller.pull(&sub, 10).await.unwrap();
+    assert_eq!(got.len(), 1);
+    fake.set_response_delay(Duration::from_secs(60));
+    let ack_ids = vec![got[0].ack_id.clone()];
+    let ack = tokio::time::timeout(Duration::from_secs(30), puller.ack(&sub, ack_ids.clone())).await;
+    assert!(matches!(ack, Ok(Err(ref e)) if e.is_transient()), "ack ends at its deadline with a transient error: {ack:?}");
+    let extend = tokio::time::timeout(Duration::from_secs(30), puller.modify_deadline(&sub, ack_ids, 60)).await;
+    assert!(matches!(extend, Ok(Err(_))), "modify-deadline ends at its deadline: {extend:?}");
+    let pull = tokio::time::timeout(Duration::from_secs(60), puller.pull(&sub, 10)).await;
+    assert!(matches!(pull, Ok(Err(_))), "pull ends at its deadline: {pull:?}");
+    fake.set_response_delay(Duration::ZERO);
+}

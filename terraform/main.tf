@@ -20,16 +20,8 @@ data "google_compute_network" "suitex" {
   project = var.project_id
 }
 
-# The worker account's password, read from Secret Manager only when it is not given directly.
-ephemeral "google_secret_manager_secret_version" "worker_db_password" {
-  count   = var.worker_db_password == null ? 1 : 0
-  project = var.project_id
-  secret  = var.worker_db_password_secret
-}
-
 locals {
   pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-  worker_db_password   = var.worker_db_password != null ? var.worker_db_password : one(ephemeral.google_secret_manager_secret_version.worker_db_password[*].secret_data)
 }
 
 module "pubsub" {
@@ -67,7 +59,6 @@ module "event_store_sql" {
   tier                          = var.sql_tier
   network_id                    = data.google_compute_network.suitex.id
   create_private_service_access = var.create_private_service_access
-  worker_user                   = var.worker_db_user
-  worker_password               = local.worker_db_password
-  worker_password_version       = var.worker_db_password_version
+  worker_service_account        = var.worker_service_account
+  migrator_service_account      = var.migrator_service_account
 }

@@ -27,3 +27,18 @@ output "event_store_database" {
   description = "The event store database (DB_EVENT_STORE_DATABASE)."
   value       = module.event_store_sql.database_name
 }
+
+output "event_store_server_ca_cert" {
+  description = "PEM of the event store's server CA: DB_EVENT_STORE_SSL_CA for a worker that connects with TLS directly (verify_ca) instead of through the Cloud SQL Auth Proxy."
+  value       = module.event_store_sql.server_ca_cert
+}
+
+output "event_store_worker_user" {
+  description = "The workers' IAM database user (DB_EVENT_STORE_USERNAME; no password: IAM database authentication)."
+  value       = module.event_store_sql.worker_db_user
+}
+
+output "event_store_migrator_user" {
+  description = "The migration job's IAM database user."
+  value       = module.event_store_sql.migrator_db_user
+}

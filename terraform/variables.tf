@@ -20,7 +20,12 @@ variable "web_service_account" {
 }
 
 variable "worker_service_account" {
-  description = "Email of the service account the event store workers run as."
+  description = "Email of the service account the event store workers run as. It becomes the event store's IAM database user with the writer role."
+  type        = string
+}
+
+variable "migrator_service_account" {
+  description = "Email of the service account that runs migrations (a deploy job). It becomes the event store's IAM database user with the migrator role."
   type        = string
 }
 
@@ -83,32 +88,6 @@ variable "create_private_service_access" {
   description = "Create the private services access range and peering on the existing network. Off by default: SuiteX's network normally has it already (the primary database uses it), and this configuration must not disturb it."
   type        = bool
   default     = false
-}
-
-variable "worker_db_user" {
-  description = "MySQL account the workers use (INSERT and SELECT on event_store are granted by `suitex-events worker-user`)."
-  type        = string
-  default     = "suitex_worker"
-}
-
-variable "worker_db_password" {
-  description = "Password of the worker account. Ephemeral and written through a write-only argument: it is never stored in the state. Leave null to read it from Secret Manager (worker_db_password_secret)."
-  type        = string
-  default     = null
-  sensitive   = true
-  ephemeral   = true
-}
-
-variable "worker_db_password_secret" {
-  description = "Secret Manager secret (id or name) holding the worker account's password, read ephemerally when worker_db_password is null."
-  type        = string
-  default     = null
-}
-
-variable "worker_db_password_version" {
-  description = "Bump to rotate the worker account's password (write-only arguments change only when their version does)."
-  type        = number
-  default     = 1
 }
 
 variable "pubsub_kms_key_name" {

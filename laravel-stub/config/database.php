@@ -56,6 +56,10 @@ return [
             'prefix_indexes' => true,
             'strict' => true,
             'engine' => 'InnoDB',
+            // What this process may do with the event store: reader (default; the web tier),
+            // writer (the worker), migrator (migrations). Enforced before any SQL is sent
+            // (App\Database\EventStoreConnection) and by the role's database account.
+            'role' => env('DB_EVENT_STORE_ROLE', 'reader'),
             // The event store keeps UTC, like the worker's sessions.
             'timezone' => '+00:00',
             'options' => extension_loaded('pdo_mysql') ? array_filter([

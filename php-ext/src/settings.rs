@@ -4,7 +4,8 @@
 //! emit-side setting has a directive named after its environment variable
 //! (`SUITEX_EVENTS_PUBLISH_DEADLINE` ↔ `suitex_events.publish_deadline`, `PUBSUB_EMULATOR_HOST`
 //! ↔ `suitex_events.pubsub_emulator_host`), so a setting cannot exist in the SDK and be missing
-//! here. A non-empty directive wins; otherwise the environment variable is read.
+//! here. A non-empty directive wins; otherwise the environment variable is read. Directives are
+//! `PHP_INI_SYSTEM`: only php.ini (or a php-fpm pool's `php_admin_value`) sets them.
 //! `new Emitter([...])` options (keyed by the environment variables' names) win over both.
 
 use ext_php_rs::flags::IniEntryPermission;
@@ -40,7 +41,10 @@ pub fn ini_entries() -> &'static [IniEntryDef] {
             };
             let mut entries: Vec<IniEntryDef> = sdk::settings::php_settings()
                 .filter_map(|s| s.php_directive())
-                .map(|d| IniEntryDef::new(leak(d), c"", IniEntryPermission::All))
+                // PHP_INI_SYSTEM: endpoints, credentials, topics and the bucket are the
+                // operator's, set in php.ini (or a pool's php_admin_value); a request cannot
+                // ini_set() them to point the extension somewhere else.
+                .map(|d| IniEntryDef::new(leak(d), c"", IniEntryPermission::System))
                 .collect();
             entries.push(IniEntryDef::end());
             Table(Box::leak(entries.into_boxed_slice()))

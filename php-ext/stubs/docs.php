@@ -14,7 +14,8 @@ optionally event_id (UUID), occurred_at (RFC 3339 UTC string or DateTimeInterfac
 metadata (array/object of JSON values).
 
 Settings, in order of precedence: constructor options (by environment-variable name), php.ini
-directives, the environment. The directives:
+directives, the environment. The directives are PHP_INI_SYSTEM (php.ini or the pool's
+php_admin_value; ini_set() cannot change them at run time):
 DOC,
     'emit_event' => <<<'DOC'
 Emits one event through this process's emitter (configured from php.ini and the environment).

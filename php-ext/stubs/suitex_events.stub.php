@@ -10,7 +10,8 @@
  * metadata (array/object of JSON values).
  *
  * Settings, in order of precedence: constructor options (by environment-variable name), php.ini
- * directives, the environment. The directives:
+ * directives, the environment. The directives are PHP_INI_SYSTEM (php.ini or the pool's
+ * php_admin_value; ini_set() cannot change them at run time):
  *   suitex_events.project
  *   suitex_events.google_cloud_project
  *   suitex_events.raw_topic
@@ -28,7 +29,6 @@
  *   suitex_events.max_ordering_keys
  *   suitex_events.pubsub_emulator_host
  *   suitex_events.storage_emulator_host
- *   suitex_events.google_application_credentials
  */
 
 namespace SuiteX\Events;

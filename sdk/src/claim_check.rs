@@ -41,6 +41,27 @@ pub fn object_name(event: &Event, sha256: &str) -> String {
     )
 }
 
+/// Whether `r` names an object of `event`'s own: [`object_name`] for its sha256, or the name
+/// SDK 0.1 wrote, `{account_id}/{yyyy}/{mm}/{dd}/{event_id}.json`. Size and sha256 tie the
+/// bytes to the reference; only the name ties the object to its event, so a reference to any
+/// other object — another tenant's, another event's — is refused: a forged raw message must
+/// not pull someone else's payload into its own event.
+pub fn names_own_object(event: &Event, r: &PayloadRef) -> bool {
+    if r.object == object_name(event, &r.sha256) {
+        return true;
+    }
+    let at = event.occurred_at();
+    let v01 = format!(
+        "{}/{:04}/{:02}/{:02}/{}.json",
+        event.account_id(),
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        event.event_id()
+    );
+    r.object == v01
+}
+
 /// Lowercase hex sha256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -144,6 +165,17 @@ impl ClaimCheck {
     /// to five minutes).
     pub async fn resolve(&self, event: Event, deadline: Duration) -> Result<std::result::Result<Event, Poison>> {
         let Payload::Offloaded(reference) = event.payload() else { return Ok(Ok(event)) };
+        if !names_own_object(&event, reference) {
+            return Ok(Err(Poison::ClaimCheck {
+                bucket: reference.bucket.clone(),
+                object: reference.object.clone(),
+                problem: format!(
+                    "is not this event's object (expected {}/…/{}/<sha256>.json)",
+                    event.account_id(),
+                    event.event_id()
+                ),
+            }));
+        }
         let fetched = tokio::time::timeout(deadline, self.fetch_verified(reference)).await.unwrap_or_else(|_| {
             Err(Error::DeadlineExceeded {
                 service: Service::Storage,
@@ -197,5 +229,41 @@ impl ClaimCheck {
             }
         }
         Ok(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reference_names_only_its_own_events_object() {
+        let event = |account: u64| {
+            Event::builder()
+                .account_id(account)
+                .aggregate("customer", "C-1")
+                .event_type("customer.snapshot")
+                .payload(serde_json::json!({"a": 1}))
+                .build()
+                .unwrap()
+        };
+        let (own, other_tenant) = (event(7), event(8));
+        let sha = sha256_hex(b"{\"a\":1}");
+        let reference = |object: String| PayloadRef {
+            bucket: "suitex-payload-snapshots".into(),
+            object,
+            generation: 1,
+            size: 7,
+            sha256: sha.clone(),
+        };
+        assert!(names_own_object(&own, &reference(object_name(&own, &sha))));
+        let at = own.occurred_at();
+        let v01 = format!("7/{:04}/{:02}/{:02}/{}.json", at.year(), u8::from(at.month()), at.day(), own.event_id());
+        assert!(names_own_object(&own, &reference(v01)), "objects written by SDK 0.1 stay readable");
+        // Another tenant's object, another event's, another sha's, or outside the prefix.
+        assert!(!names_own_object(&own, &reference(object_name(&other_tenant, &sha))));
+        assert!(!names_own_object(&own, &reference(object_name(&own, &sha256_hex(b"other")))));
+        assert!(!names_own_object(&own, &reference(format!("../{}", object_name(&own, &sha)))));
+        assert!(!names_own_object(&own, &reference("7/anything.json".into())));
     }
 }

@@ -1,4 +1,4 @@
-//! The operator commands as run from a shell: migrate, worker-user, replay, dlq.
+//! The operator commands as run from a shell: migrate, grants (and worker-user), replay, dlq.
 
 use std::process::{Command, Output};
 use suitex_test_support::*;
@@ -102,4 +102,164 @@ fn a_command_whose_output_is_closed_ends_quietly_by_sigpipe() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "status {:?}, stderr: {stderr}", out.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// The account as a store connection.
+fn as_account(settings: &suitex_events::store::StoreSettings, user: &str, password: &str) -> suitex_events::store::StoreSettings {
+    suitex_events::store::StoreSettings { username: user.into(), password: password.into(), ..settings.clone() }
+}
+
+/// `GRANT a, b ON obj` → (obj, {a, b}), for comparing grants whatever order the server prints.
+fn grant_set(line: &str) -> (String, std::collections::BTreeSet<String>) {
+    let head = line.strip_prefix("GRANT ").unwrap_or(line);
+    let head = &head[..head.find(" TO ").unwrap_or(head.len())];
+    let (privileges, object) = head.split_once(" ON ").unwrap_or((head, ""));
+    (object.to_string(), privileges.split(", ").map(str::to_string).collect())
+}
+
+/// An account made as broad as Cloud SQL makes API-created ones: every privilege on everything,
+/// GRANT OPTION, a granted default role, a column grant on the ledger.
+async fn overprivileged_account(db: &TestDb, user: &str, role_name: &str) {
+    let database = &db.settings.database;
+    for sql in [
+        format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'broad-pass'"),
+        format!("GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%' WITH GRANT OPTION"),
+        format!("GRANT UPDATE (payload) ON `{database}`.`event_store` TO '{user}'@'%'"),
+        format!("CREATE ROLE IF NOT EXISTS {role_name}"),
+        format!("GRANT DELETE ON `{database}`.* TO {role_name}"),
+        format!("GRANT {role_name} TO '{user}'@'%'"),
+        format!("SET DEFAULT ROLE {role_name} FOR '{user}'@'%'"),
+    ] {
+        db.store.execute(&sql).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn grants_leave_an_all_privileges_account_with_exactly_its_role_and_check_says_so() {
+    let db = TestDb::new("cli_grants").await;
+    let database = db.settings.database.clone();
+    let role_name = format!("broad_{}", &unique()[..8]);
+    let expected: [(&str, &[&str]); 3] = [
+        ("reader", &["GRANT SELECT ON `{db}`.`event_store`"]),
+        ("writer", &["GRANT SELECT, INSERT ON `{db}`.`event_store`"]),
+        (
+            "migrator",
+            &[
+                "GRANT ALTER, CREATE, DROP, INDEX, REFERENCES, SELECT, TRIGGER ON `{db}`.*",
+                "GRANT CREATE, DELETE, INSERT, UPDATE ON `{db}`.`_sqlx_migrations`",
+                "GRANT CREATE, DELETE, INSERT, UPDATE ON `{db}`.`migrations`",
+            ],
+        ),
+    ];
+    for (role, grants) in expected {
+        let user = format!("g{}_{}", &role[..1], &unique()[..8]);
+        overprivileged_account(&db, &user, &role_name).await;
+
+        let before = run(&db.settings, &["grants", "--role", role, "--user", &user, "--check"]);
+        assert_eq!(before.status.code(), Some(1), "{role}: {}", text(&before.stdout));
+        let complaint = text(&before.stderr);
+        for extra in ["ALL PRIVILEGES ON *.*", "GRANT OPTION ON *.*", &format!("role `{role_name}`"), "UPDATE (`PAYLOAD`)"] {
+            assert!(complaint.contains(extra), "{role}: --check names {extra}: {complaint}");
+        }
+
+        let out = run(&db.settings, &["grants", "--role", role, "--user", &user]);
+        assert_eq!(out.status.code(), Some(0), "{role}: {}", text(&out.stderr));
+        let shown: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SHOW GRANTS FOR '{user}'@'%'")))
+            .fetch_all(db.store.pool())
+            .await
+            .unwrap();
+        let mut rest: Vec<&String> = shown.iter().filter(|g| !g.starts_with("GRANT USAGE ON *.*")).collect();
+        for g in grants {
+            let g = g.replace("{db}", &database);
+            let at = rest
+                .iter()
+                .position(|s| grant_set(s) == grant_set(&g))
+                .unwrap_or_else(|| panic!("{role}: {g} in {shown:?}"));
+            rest.remove(at);
+        }
+        assert!(rest.is_empty(), "{role}: nothing but the role is left: {rest:?}");
+        assert!(!shown.iter().any(|g| g.contains("WITH GRANT OPTION")), "{shown:?}");
+        assert!(text(&out.stdout).contains(&format!("holds exactly the {role} role")), "{}", text(&out.stdout));
+        let default_role: Option<String> = sqlx::query_scalar("SELECT default_role FROM mysql.user WHERE user = ? AND host = '%'")
+            .bind(&user)
+            .fetch_one(db.store.pool())
+            .await
+            .unwrap();
+        assert_eq!(default_role.unwrap_or_default(), "", "{role}: no role is activated at login");
+
+        let after = run(&db.settings, &["grants", "--role", role, "--user", &user, "--check"]);
+        assert_eq!(after.status.code(), Some(0), "{role}: {}", text(&after.stderr));
+        db.store.execute(&format!("DROP USER '{user}'@'%'")).await.unwrap();
+    }
+    db.store.execute(&format!("DROP ROLE {role_name}")).await.unwrap();
+}
+
+#[tokio::test]
+async fn each_role_is_refused_by_the_database_what_it_does_not_hold() {
+    let db = TestDb::new("cli_roles").await;
+    let event = || {
+        suitex_events::Event::builder()
+            .account_id(1)
+            .aggregate("customer", "R-1")
+            .event_type("customer.updated")
+            .payload(serde_json::json!({"a": 1}))
+            .build()
+            .unwrap()
+    };
+    db.store.append(&[event()]).await.unwrap();
+    let mut accounts = Vec::new();
+    for role in ["reader", "writer"] {
+        let user = format!("r{}_{}", &role[..1], &unique()[..8]);
+        let out = run(&db.settings, &["grants", "--role", role, "--user", &user, "--password-env", "SUITEX_WORKER_DB_PASSWORD"]);
+        assert_eq!(out.status.code(), Some(0), "{role}: {}", text(&out.stderr));
+        accounts.push(user);
+    }
+
+    let reader = suitex_events::store::EventStore::connect(&as_account(&db.settings, &accounts[0], "cli-secret")).await.unwrap();
+    let tenant = suitex_events::store::Selection::Tenant { account_id: 1 };
+    assert_eq!(reader.count(&tenant).await.unwrap(), 1, "the reader reads");
+    let refused = reader.append(&[event()]).await.expect_err("the reader cannot insert");
+    assert!(refused.to_string().contains("INSERT command denied"), "{refused}");
+
+    let writer = suitex_events::store::EventStore::connect(&as_account(&db.settings, &accounts[1], "cli-secret")).await.unwrap();
+    writer.append(&[event()]).await.expect("the writer appends");
+    for sql in [
+        "UPDATE event_store SET event_type = 'x'",
+        "DELETE FROM event_store",
+        "TRUNCATE TABLE event_store",
+        "DROP TABLE event_store",
+    ] {
+        let e = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(writer.pool()).await.expect_err(sql);
+        assert!(e.to_string().contains("command denied"), "{sql}: {e}");
+    }
+    for user in accounts {
+        db.store.execute(&format!("DROP USER '{user}'@'%'")).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_migrator_role_runs_migrations_and_cannot_append() {
+    let server = mysql_server();
+    let name = format!("t_cli_migrator_{}", unique());
+    let admin = suitex_events::store::EventStore::connect(&server).await.unwrap();
+    admin.execute(&format!("CREATE DATABASE `{name}`")).await.unwrap();
+    let settings = server.clone().with_database(&name);
+    let user = format!("gm_{}", &unique()[..8]);
+    let out = run(&settings, &["grants", "--role", "migrator", "--user", &user, "--password-env", "SUITEX_WORKER_DB_PASSWORD"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let migrator = as_account(&settings, &user, "cli-secret");
+    let out = run(&migrator, &["migrate"]);
+    assert_eq!(out.status.code(), Some(0), "the migrator migrates: {}", text(&out.stderr));
+    let store = suitex_events::store::EventStore::connect(&migrator).await.unwrap();
+    let e = sqlx::raw_sql(sqlx::AssertSqlSafe(
+        "INSERT INTO event_store (account_id, event_id, aggregate_type, aggregate_id, event_type, payload, occurred_at) \
+         VALUES (1, UUID(), 'a', 'b', 'c', '{}', NOW())",
+    ))
+    .execute(store.pool())
+    .await
+    .expect_err("the migrator does not append");
+    assert!(e.to_string().contains("INSERT command denied"), "{e}");
+    admin.execute(&format!("DROP DATABASE `{name}`")).await.unwrap();
+    admin.execute(&format!("DROP USER '{user}'@'%'")).await.unwrap();
 }

@@ -332,7 +332,9 @@ async fn update_and_delete_are_refused_by_the_triggers() {
 async fn the_worker_account_can_insert_and_select_but_not_change_anything() {
     let db = TestDb::new("grants").await;
     let user = format!("w_{}", unique());
-    db.store.create_worker_user(&db.settings.database, &user, "%", "worker-pass").await.unwrap();
+    let account = suitex_events::store::grants::Account::new(&user, "%").unwrap();
+    let role = suitex_events::store::grants::Role::Writer;
+    db.store.apply_role(&db.settings.database, &account, role, Some("worker-pass")).await.unwrap();
     let mut as_worker = db.settings.clone();
     as_worker.username = user.clone();
     as_worker.password = "worker-pass".into();

@@ -49,6 +49,11 @@ async fn merged(config: &Config, n: usize) -> Vec<MergedEvent> {
         .collect()
 }
 
+/// What reaches `events.dlq-sub` within a minute (up to `n` messages).
+async fn dead_letters(config: &Config, n: usize) -> Vec<Message> {
+    receive(config, &config.subscription_path(&config.names().dlq_subscription), n, Duration::from_secs(60)).await
+}
+
 async fn raw_publisher(config: &Config) -> Publisher {
     Publisher::builder(config.raw_topic_path())
         .with_endpoint(format!("http://{}", required_env("PUBSUB_EMULATOR_HOST")))
@@ -195,13 +200,7 @@ async fn poison_is_dead_lettered_after_exactly_five_attempts_and_healthy_events_
     let healthy = event(23, "P-1", 0);
     Emitter::connect(config.clone()).await.unwrap().emit_event(healthy.clone()).await.unwrap();
 
-    let dead = receive(
-        &config,
-        &config.subscription_path(&config.names().dlq_subscription),
-        1,
-        Duration::from_secs(60),
-    )
-    .await;
+    let dead = dead_letters(&config, 1).await;
     assert_eq!(dead.len(), 1, "the poison message reached events.dlq");
     assert_eq!(&dead[0].data[..], b"{\"not\": \"an envelope\"}");
     assert_eq!(attr(&dead[0], "origin"), "test");
@@ -239,13 +238,7 @@ async fn a_tampered_claim_check_is_poison_and_never_stored() {
     assert!(resp.status().is_success(), "{}", resp.status());
 
     let worker = RunningWorker::start(&config, &db.settings, options()).await;
-    let dead = receive(
-        &config,
-        &config.subscription_path(&config.names().dlq_subscription),
-        1,
-        Duration::from_secs(60),
-    )
-    .await;
+    let dead = dead_letters(&config, 1).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(attr(&dead[0], "event_id"), big.event_id().to_string());
     let metrics = worker.metrics.clone();
@@ -364,4 +357,55 @@ async fn redrive_moves_exactly_the_selected_dead_letters_back_to_events_raw() {
     assert_eq!(left.len(), 1, "only the other tenant's dead letter is left");
     assert_eq!(left[0].event_id.as_deref(), Some(letters[1].event_id().to_string().as_str()));
     let _: Value = serde_json::to_value(&left[0]).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_check_pointing_at_another_events_object_is_poison_and_never_stored() {
+    let config = emulator_config("forged").offload_threshold(1024).build().unwrap();
+    provision_for_tests(&config, Topology::UnorderedWithDeadLetters, &[]).await;
+    let db = TestDb::new("forged").await;
+    let payload = json!({"secret": "a".repeat(5000)});
+    let victim = Event::builder()
+        .account_id(31)
+        .aggregate("customer", "V-1")
+        .event_type("customer.snapshot")
+        .payload(payload.clone())
+        .build()
+        .unwrap();
+    Emitter::connect(config.clone()).await.unwrap().emit_event(victim.clone()).await.unwrap();
+    // Another tenant's raw message whose reference is the victim's object, exact in bucket,
+    // size and sha256: only the name ties an object to its event.
+    let bytes = serde_json::to_vec(&payload).unwrap();
+    let sha256 = suitex_events::claim_check::sha256_hex(&bytes);
+    let stolen = suitex_events::envelope::PayloadRef {
+        bucket: config.names().payload_bucket.clone(),
+        object: suitex_events::claim_check::object_name(&victim, &sha256),
+        generation: 0,
+        size: bytes.len() as u64,
+        sha256,
+    };
+    let forged = Event::builder()
+        .account_id(32)
+        .aggregate("customer", "F-1")
+        .event_type("customer.snapshot")
+        .payload(json!({}))
+        .build()
+        .unwrap()
+        .with_payload(Payload::Offloaded(stolen));
+    raw_publisher(&config)
+        .await
+        .publish(Message::new().set_data(forged.to_wire_json()).set_attributes([("event_id", forged.event_id().to_string())]))
+        .await
+        .unwrap();
+
+    let worker = RunningWorker::start(&config, &db.settings, options()).await;
+    let dead = dead_letters(&config, 1).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(attr(&dead[0], "event_id"), forged.event_id().to_string());
+    eventually(Duration::from_secs(30), "the victim's own event stored", || async { db.rows().await == 1 }).await;
+    let metrics = worker.metrics.clone();
+    worker.stop().await;
+    let stored = db.store.count(&suitex_events::store::Selection::Tenant { account_id: 32 }).await.unwrap();
+    assert_eq!(stored, 0, "the forged event never borrows another tenant's payload");
+    assert_eq!(metrics.poison.get(), 5);
 }

@@ -183,16 +183,64 @@ def sql_instance(cfg: Config):
     assert block(inst.body, "lifecycle").get("prevent_destroy") is True, "prevent_destroy must be set"
 
 
-def sql_database_and_worker_user(cfg: Config):
+def database_flag(cfg: Config, name: str):
+    inst = cfg.one("resource", "google_sql_database_instance", "event_store")
+    flags = {f.get("name"): f.get("value") for f in blocks(block(inst.body, "settings"), "database_flags")}
+    return flags.get(name)
+
+
+def sql_database_and_users(cfg: Config):
     db = cfg.one("resource", "google_sql_database", "event_store")
     assert resolve(cfg, db, db.body.get("name")) == "event_store", "the database must be event_store"
-    user = cfg.one("resource", "google_sql_user", "worker")
-    assert "password" not in user.body, "the worker's password must not be a regular (state-stored) argument"
-    assert user.body.get("password_wo") == "${var.worker_password}", "the worker's password must be write-only"
-    assert "password_wo_version" in user.body
-    for module, name in [("event_store_sql", "worker_password"), (None, "worker_db_password")]:
-        var = next(v for v in cfg.of("variable", module=module) if v.name == name and (module or v.file.parent == cfg.root))
-        assert var.body.get("sensitive") is True and var.body.get("ephemeral") is True, f"variable {name} must be sensitive and ephemeral"
+    assert database_flag(cfg, "cloudsql_iam_authentication") == "on", "IAM database authentication must be on (cloudsql_iam_authentication)"
+    users = cfg.of("resource", "google_sql_user")
+    for user in users:
+        # A BUILT_IN user created through the API gets cloudsqlsuperuser and a password.
+        assert user.body.get("type") == "CLOUD_IAM_SERVICE_ACCOUNT", (
+            f"{user.address} must be an IAM service-account user (type CLOUD_IAM_SERVICE_ACCOUNT), never an API-created password user"
+        )
+        for arg in ("password", "password_wo", "password_wo_version"):
+            assert arg not in user.body, f"{user.address} must not have a password ({arg})"
+    names = {u.name: resolve(cfg, u, u.body.get("name")) for u in users}
+    assert "var.worker_service_account" in str(names.get("worker")), (
+        f"the worker's database user must be its service account's IAM user; users are {names}"
+    )
+
+
+def cloud_sql_roles(cfg: Config) -> list[tuple[str, str]]:
+    """(member, role) for every project IAM member granting a Cloud SQL role, with `each.value`
+    expanded through the resource's `for_each` local."""
+    out = []
+    for b in cfg.of("resource", "google_project_iam_member"):
+        role = str(b.body.get("role", ""))
+        member = str(b.body.get("member", ""))
+        each = str(b.body.get("for_each", ""))
+        m = LOCAL_REF.match(each)
+        if "${each.value}" in member and m:
+            values = cfg.local(m.group(1), module=module_of(b, cfg)) or {}
+            out += [(member.replace("${each.value}", str(v)), role) for v in values.values()]
+        else:
+            out.append((member, role))
+    return [(m, r) for m, r in out if r.startswith("roles/cloudsql")]
+
+
+def web_has_no_database_access(cfg: Config):
+    roles = [(m, r) for m, r in cloud_sql_roles(cfg) if "web_service_account" in m]
+    assert not roles, f"the web tier's service account must have no Cloud SQL role; it has {roles}"
+    for user in cfg.of("resource", "google_sql_user"):
+        assert "web_service_account" not in str(user.body.get("name")), f"the web tier must have no database user ({user.address})"
+    for call in [module_call(cfg, "event_store_sql")]:
+        assert "${var.web_service_account}" not in call.values(), "the event store module must not know the web tier's account"
+
+
+def worker_database_access(cfg: Config):
+    roles = {r for m, r in cloud_sql_roles(cfg) if "var.worker_service_account" in m}
+    for need in ("roles/cloudsql.client", "roles/cloudsql.instanceUser"):
+        assert need in roles, f"the worker's service account needs {need} to reach the event store; it has {sorted(roles)}"
+    for b in cfg.of("resource", "google_project_iam_member"):
+        if str(b.body.get("role", "")).startswith("roles/cloudsql"):
+            expression = str(resolve(cfg, b, block(b.body, "condition").get("expression", "")))
+            assert "instances/" in expression, f"{b.address} must be limited to the event store instance by an IAM condition"
 
 
 def private_service_access(cfg: Config):
@@ -213,7 +261,14 @@ def existing_primary_untouched(cfg: Config):
 
 def outputs(cfg: Config):
     names = {o.name for o in cfg.of("output") if o.file.parent == cfg.root}
-    want = {"topic_ids", "subscription_ids", "payload_bucket_name", "event_store_connection_name", "event_store_private_ip"}
+    want = {
+        "topic_ids",
+        "subscription_ids",
+        "payload_bucket_name",
+        "event_store_connection_name",
+        "event_store_private_ip",
+        "event_store_server_ca_cert",
+    }
     assert want <= names, f"missing outputs: {sorted(want - names)}"
     for o in cfg.of("output"):
         assert "password" not in str(o.body.get("value", "")), f"output {o.name} exposes a password"
@@ -235,7 +290,9 @@ RULES = [
     payload_bucket,
     payload_bucket_access,
     sql_instance,
-    sql_database_and_worker_user,
+    sql_database_and_users,
+    web_has_no_database_access,
+    worker_database_access,
     private_service_access,
     existing_primary_untouched,
     outputs,

@@ -5,17 +5,25 @@ namespace App\Exceptions;
 use LogicException;
 
 /**
- * Thrown when the web tier tries to write the event store. Only console processes (queue
- * workers, artisan) may insert; web requests emit through the suitex_events extension
- * (`Events::emit([...])`) and the worker stores what they emit.
+ * Thrown, before any SQL is sent, when the `event_store` connection is asked for a statement
+ * its role does not allow (DB_EVENT_STORE_ROLE; see App\Database\EventStoreConnection): the web
+ * tier (role reader) never writes — it emits through the suitex_events extension
+ * (`Events::emit([...])`) and the worker (role writer) stores what it emits; nobody updates or
+ * deletes a stored event.
  */
 class EventStoreWriteForbiddenException extends LogicException
 {
-    public static function outsideConsole(): self
+    public static function forRole(string $role, string $verb): self
     {
-        return new self(
-            'EventStore may only be written by a console process (queue worker or artisan command); '
-            .'this is a web request. Emit the event with Events::emit([...]) instead.'
-        );
+        $why = $role === 'writer'
+            ? 'the writer only appends (plain INSERT): the event store is append-only'
+            : 'the reader only reads. Emit the event with Events::emit([...]) instead; the worker (role writer) stores it';
+
+        return new self(sprintf(
+            'The event_store connection has the %s role (DB_EVENT_STORE_ROLE): %s is not allowed; %s.',
+            $role,
+            $verb,
+            $why
+        ));
     }
 }

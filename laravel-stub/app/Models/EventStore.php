@@ -11,9 +11,11 @@ use Illuminate\Database\Eloquent\Model;
  *
  * Immutable: updating, saving an existing row, deleting, force-deleting and mass updates or
  * deletes throw EventStoreImmutableException (and the table's triggers refuse them as well).
- * Write isolation: only console processes (queue workers, artisan) may create rows; in a web
- * request create() throws EventStoreWriteForbiddenException — the web tier emits through
- * Events::emit() and the worker stores.
+ * Write isolation: only a process whose `event_store` connection has the writer role
+ * (DB_EVENT_STORE_ROLE=writer: the worker) may create rows; with the default reader role —
+ * the web tier — every write path throws EventStoreWriteForbiddenException before any SQL is
+ * sent (App\Database\EventStoreConnection), and the reader's database account refuses it too.
+ * The web tier emits through Events::emit() and the worker stores.
  *
  * @property int $id
  * @property int $account_id
@@ -66,11 +68,12 @@ class EventStore extends Model
         });
     }
 
-    /** Throws unless this process may write the event store (console processes only). */
+    /** Throws unless this process's `event_store` connection may append (the writer role). */
     public static function assertWritable(): void
     {
-        if (! app()->runningInConsole()) {
-            throw EventStoreWriteForbiddenException::outsideConsole();
+        $role = (new static())->getConnection()->getConfig('role') ?? 'reader';
+        if (! in_array($role, ['writer', 'migrator'], true)) {
+            throw EventStoreWriteForbiddenException::forRole($role, 'INSERT');
         }
     }
 

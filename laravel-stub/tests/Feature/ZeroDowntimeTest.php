@@ -50,7 +50,7 @@ final class ZeroDowntimeTest extends LaravelTestCase
         $phase('starting');
         $es->start();
         (new \PDO("mysql:host=127.0.0.1;port={$es->port}", 'root', ''))->exec('CREATE DATABASE event_store CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci');
-        [$code, $out, $err] = Harness::artisan(['migrate', '--force'], $env);
+        [$code, $out, $err] = Harness::artisan(['migrate', '--force'], Harness::migrator($env));
         $this->assertSame(0, $code, $out.$err);
 
         $phase('writing');

@@ -100,7 +100,15 @@ final class Harness
             'DB_EVENT_STORE_USERNAME' => $user,
             'DB_EVENT_STORE_PASSWORD' => $password,
             'DB_EVENT_STORE_SSL_MODE' => 'disabled',
+            // The tests mostly play the worker; the web tier's tests ask for the reader role.
+            'DB_EVENT_STORE_ROLE' => 'writer',
         ], $extra);
+    }
+
+    /** `$env` for migrations: the event_store connection with the migrator role. */
+    public static function migrator(array $env): array
+    {
+        return array_merge($env, ['DB_EVENT_STORE_ROLE' => 'migrator']);
     }
 
     /**
@@ -117,6 +125,27 @@ final class Harness
         fclose($pipes[2]);
 
         return [proc_close($proc), $out, $err];
+    }
+
+    /** Runs a program with exactly `$env` (plus PATH) and returns [exit code, stdout, stderr]. */
+    public static function run(array $cmd, array $env): array
+    {
+        $proc = proc_open($cmd, [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, null, array_merge(self::baseEnv(), $env));
+        $out = stream_get_contents($pipes[1]);
+        $err = stream_get_contents($pipes[2]);
+        fclose($pipes[1]);
+        fclose($pipes[2]);
+
+        return [proc_close($proc), $out, $err];
+    }
+
+    public static function freePort(): int
+    {
+        $server = stream_socket_server('tcp://127.0.0.1:0');
+        $port = (int) substr(strrchr(stream_socket_get_name($server, false), ':'), 1);
+        fclose($server);
+
+        return $port;
     }
 
     public static function artisan(array $args, array $env): array

@@ -50,7 +50,7 @@ abstract class LaravelTestCase extends TestCase
     /** `php artisan migrate`, as a deployment runs it; fails the test if it fails. */
     protected function migrate(): void
     {
-        [$code, $out, $err] = Harness::artisan(['migrate', '--force'], $this->env());
+        [$code, $out, $err] = Harness::artisan(['migrate', '--force'], Harness::migrator($this->env()));
         $this->assertSame(0, $code, "php artisan migrate failed:\n$out\n$err");
     }
 

@@ -77,4 +77,22 @@ final class EmitterTest extends TestCase
             $this->assertNotFalse(ini_get("suitex_events.$d"), "suitex_events.$d is registered");
         }
     }
+
+    public function test_the_web_tier_cannot_change_any_directive_at_run_time(): void
+    {
+        // PHP_INI_SYSTEM: php.ini (or the pool's php_admin_value) decides; a request cannot
+        // point the extension at another endpoint, topic, bucket or credential.
+        $directives = array_keys((new \ReflectionExtension('suitex_events'))->getINIEntries());
+        $this->assertNotEmpty($directives);
+        foreach ($directives as $d) {
+            $before = ini_get($d);
+            $this->assertFalse(@ini_set($d, 'attacker.example:443'), "ini_set($d) is refused");
+            $this->assertSame($before, ini_get($d), "$d is unchanged");
+            $entry = ini_get_all('suitex_events')[$d];
+            $this->assertSame(INI_SYSTEM, $entry['access'], "$d is PHP_INI_SYSTEM");
+        }
+        // Read by nothing (Application Default Credentials read the environment only), so
+        // not offered: under php-fpm with clear_env = yes, the pool passes it with env[…].
+        $this->assertFalse(ini_get('suitex_events.google_application_credentials'));
+    }
 }

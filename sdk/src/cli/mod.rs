@@ -16,7 +16,7 @@ mod settings;
 #[cfg(feature = "worker")]
 mod worker;
 #[cfg(feature = "store")]
-mod worker_user;
+mod grants;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -53,9 +53,13 @@ enum Command {
     /// Consume events.raw-sub into the event store and re-publish to events.merged.
     #[cfg(feature = "worker")]
     Worker(worker::Args),
-    /// Create the worker's database account with INSERT and SELECT on event_store only.
+    /// Give a database account exactly one role's rights (migrator, writer, reader), revoking
+    /// everything else; --check verifies without changing anything.
     #[cfg(feature = "store")]
-    WorkerUser(worker_user::Args),
+    Grants(grants::Args),
+    /// The writer role for the worker's account (`grants --role writer`, kept for scripts).
+    #[cfg(feature = "store")]
+    WorkerUser(grants::WorkerUserArgs),
     /// Re-publish stored events to events.merged (by aggregate, tenant or id range).
     #[cfg(feature = "worker")]
     Replay(replay::Args),
@@ -119,7 +123,8 @@ pub fn main() -> ExitCode {
             #[cfg(feature = "worker")]
             Command::Worker(args) => worker::run(args).await,
             #[cfg(feature = "store")]
-            Command::WorkerUser(args) => worker_user::run(args).await,
+            Command::Grants(args) => grants::run(args).await,
+            Command::WorkerUser(args) => grants::run_worker_user(args).await,
             #[cfg(feature = "worker")]
             Command::Replay(args) => replay::run(args).await,
             #[cfg(feature = "worker")]

@@ -144,9 +144,12 @@ settings! {
     /// The Cloud Storage emulator.
     STORAGE_EMULATOR_HOST = "STORAGE_EMULATOR_HOST", Emit, php: true, default: "",
         "`host:port` of fake-gcs-server: plain text, anonymous credentials";
-    /// A service account key file for Application Default Credentials.
-    GOOGLE_APPLICATION_CREDENTIALS = "GOOGLE_APPLICATION_CREDENTIALS", Emit, php: true, default: "",
-        "a service account key file, read by Google's Application Default Credentials";
+    /// A service account key file for Application Default Credentials. Not a php.ini
+    /// directive: the credentials library reads the environment only. Under php-fpm with
+    /// `clear_env = yes`, the pool passes it (`env[GOOGLE_APPLICATION_CREDENTIALS] = …`); on
+    /// GKE or GCE prefer the metadata server (no key file at all).
+    GOOGLE_APPLICATION_CREDENTIALS = "GOOGLE_APPLICATION_CREDENTIALS", Emit, php: false, default: "",
+        "a service account key file, read from the environment by Google's Application Default Credentials (php-fpm: the pool's `env[GOOGLE_APPLICATION_CREDENTIALS]`)";
     /// The event store's host.
     DB_HOST = "DB_EVENT_STORE_HOST", Store, php: false, default: "`127.0.0.1`",
         "the event store's host (same variables as Laravel's `event_store` connection)";
@@ -164,8 +167,12 @@ settings! {
     DB_SOCKET = "DB_EVENT_STORE_SOCKET", Store, php: false, default: "",
         "Unix socket (e.g. the Cloud SQL Auth Proxy); wins over host";
     /// TLS mode.
-    DB_SSL_MODE = "DB_EVENT_STORE_SSL_MODE", Store, php: false, default: "`preferred`",
-        "`disabled`, `preferred`, `required`, `verify_ca`, `verify_identity` (Cloud SQL: `verify_ca`)";
+    DB_SSL_MODE = "DB_EVENT_STORE_SSL_MODE", Store, php: false,
+        default: "`verify_ca` with a CA, else `required`; `preferred` on a socket or loopback",
+        "`disabled`, `preferred`, `required`, `verify_ca`, `verify_identity`; plain text towards a non-local host is refused";
+    /// Development only: allow plain text towards a non-local database host.
+    DB_ALLOW_PLAINTEXT = "DB_EVENT_STORE_ALLOW_PLAINTEXT", Store, php: false, default: "`false`",
+        "development only: allow `disabled`/`preferred` towards a non-local host";
     /// TLS: the server CA.
     DB_SSL_CA = "DB_EVENT_STORE_SSL_CA", Store, php: false, default: "", "PEM file: the server CA";
     /// TLS: the client certificate.

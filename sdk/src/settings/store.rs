@@ -21,22 +21,51 @@ impl StoreSettings {
                 "verify_ca" | "verify-ca" => Ok(SslMode::VerifyCa),
                 "verify_identity" | "verify-full" | "verify_identity_full" => Ok(SslMode::VerifyIdentity),
                 _ => Err("expected disabled, preferred, required, verify_ca or verify_identity".to_string()),
+            })?;
+        let allow_plaintext = src
+            .parsed(&super::DB_ALLOW_PLAINTEXT, |v| match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err("expected true or false".to_string()),
             })?
-            .unwrap_or(SslMode::Preferred);
-        let s = StoreSettings {
+            .unwrap_or(false);
+        let mut s = StoreSettings {
             host: src.text(&super::DB_HOST).unwrap_or_else(|| "127.0.0.1".into()),
             port: src.parsed(&super::DB_PORT, |v| v.parse().map_err(|_| "expected a port number".into()))?.unwrap_or(3306),
             database: src.text(&super::DB_DATABASE).unwrap_or_else(|| "event_store".into()),
             username: src.text(&super::DB_USERNAME).unwrap_or_else(|| "root".into()),
             password: src.verbatim(&super::DB_PASSWORD).unwrap_or_default(),
             socket: src.text(&super::DB_SOCKET),
-            ssl_mode,
+            ssl_mode: ssl_mode.unwrap_or(SslMode::Preferred),
             ssl_ca: src.text(&super::DB_SSL_CA),
             ssl_cert: src.text(&super::DB_SSL_CERT),
             ssl_key: src.text(&super::DB_SSL_KEY),
             pool_size: src.positive(&super::DB_POOL_SIZE)?.unwrap_or(4),
             statement_timeout: src.duration(&super::DB_STATEMENT_TIMEOUT)?.unwrap_or(std::time::Duration::from_secs(30)),
         };
+        // TLS fails closed: without a mode, a CA means verify it, and anything but a local
+        // connection means TLS required. Plain text is only ever chosen for a connection that
+        // stays on this machine (a Unix socket or a loopback address: the Cloud SQL Auth Proxy,
+        // which does TLS itself, or a development database).
+        s.ssl_mode = match ssl_mode {
+            Some(mode) => mode,
+            None if s.ssl_ca.is_some() => SslMode::VerifyCa,
+            None if s.is_local() => SslMode::Preferred,
+            None => SslMode::Required,
+        };
+        if matches!(s.ssl_mode, SslMode::Disabled | SslMode::Preferred) && !s.is_local() && !allow_plaintext {
+            return Err(ConfigError::new(
+                super::DB_SSL_MODE.name,
+                format!(
+                    "is {} towards {}, which may send the account's credentials and the events in plain text over the network; \
+                     use required or verify_ca (with DB_EVENT_STORE_SSL_CA), connect through the Cloud SQL Auth Proxy on 127.0.0.1, \
+                     or, for a development database only, set {}=true",
+                    s.ssl_mode.as_str(),
+                    s.host,
+                    super::DB_ALLOW_PLAINTEXT.name
+                ),
+            ));
+        }
         if s.statement_timeout.is_zero() {
             return Err(ConfigError::new(super::DB_STATEMENT_TIMEOUT.name, "must be greater than zero"));
         }
@@ -117,6 +146,37 @@ mod tests {
         .unwrap();
         let pairs: std::collections::HashMap<&str, String> = s.to_settings().into_iter().collect();
         assert_eq!(StoreSettings::from_lookup(|k| pairs.get(k).cloned()).unwrap(), s);
+    }
+
+    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn tls_defaults_fail_closed() {
+        let mode = |pairs: &[(&str, &str)]| StoreSettings::from_lookup(lookup(pairs)).map(|s| s.ssl_mode);
+        let remote = ("DB_EVENT_STORE_HOST", "10.20.0.3");
+        // A CA means: verify it, wherever the server is.
+        assert_eq!(mode(&[remote, ("DB_EVENT_STORE_SSL_CA", "/etc/ssl/ca.pem")]).unwrap(), SslMode::VerifyCa);
+        assert_eq!(mode(&[("DB_EVENT_STORE_SSL_CA", "/etc/ssl/ca.pem")]).unwrap(), SslMode::VerifyCa);
+        // A remote server without a CA: TLS required, never plain text.
+        assert_eq!(mode(&[remote]).unwrap(), SslMode::Required);
+        assert_eq!(mode(&[("DB_EVENT_STORE_HOST", "db.internal")]).unwrap(), SslMode::Required);
+        // Local connections (a development database, the Auth Proxy): TLS if offered.
+        for local in ["127.0.0.1", "localhost", "::1", "127.0.0.53"] {
+            assert_eq!(mode(&[("DB_EVENT_STORE_HOST", local)]).unwrap(), SslMode::Preferred, "{local}");
+        }
+        assert_eq!(mode(&[remote, ("DB_EVENT_STORE_SOCKET", "/cloudsql/p:r:i")]).unwrap(), SslMode::Preferred);
+        // Asking for plain text towards the network is refused, naming the setting.
+        for weak in ["disabled", "preferred"] {
+            let e = mode(&[remote, ("DB_EVENT_STORE_SSL_MODE", weak)]).unwrap_err();
+            assert_eq!(e.setting(), "DB_EVENT_STORE_SSL_MODE");
+            assert!(e.to_string().contains("plain text") && e.to_string().contains("10.20.0.3"), "{e}");
+            assert!(mode(&[("DB_EVENT_STORE_SSL_MODE", weak)]).is_ok(), "{weak} on the loopback is allowed");
+        }
+        // …unless a development setup says so explicitly.
+        let dev = mode(&[remote, ("DB_EVENT_STORE_SSL_MODE", "disabled"), ("DB_EVENT_STORE_ALLOW_PLAINTEXT", "true")]);
+        assert_eq!(dev.unwrap(), SslMode::Disabled);
     }
 
     #[test]

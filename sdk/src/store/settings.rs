@@ -19,8 +19,11 @@ pub struct StoreSettings {
     pub password: String,
     /// `DB_EVENT_STORE_SOCKET`: a Unix socket path (e.g. the Cloud SQL Auth Proxy); wins over host.
     pub socket: Option<String>,
-    /// `DB_EVENT_STORE_SSL_MODE`: `disabled`, `preferred` (default), `required`, `verify_ca`,
-    /// `verify_identity`. Cloud SQL requires TLS: use `verify_ca` with its server CA.
+    /// `DB_EVENT_STORE_SSL_MODE`: `disabled`, `preferred`, `required`, `verify_ca`,
+    /// `verify_identity`. Unset, it fails closed: `verify_ca` when `DB_EVENT_STORE_SSL_CA` is
+    /// given, `preferred` for a local connection (a Unix socket or a loopback address: the
+    /// Cloud SQL Auth Proxy or a development database), `required` otherwise. `disabled` and
+    /// `preferred` towards any other host are refused unless `DB_EVENT_STORE_ALLOW_PLAINTEXT`.
     pub ssl_mode: SslMode,
     /// `DB_EVENT_STORE_SSL_CA`: CA certificate file (PEM).
     pub ssl_ca: Option<String>,
@@ -115,6 +118,13 @@ impl StoreSettings {
             o = o.ssl_client_cert(cert).ssl_client_key(key);
         }
         o
+    }
+
+    /// Whether the connection stays on this machine: a Unix socket or a loopback host.
+    pub fn is_local(&self) -> bool {
+        self.socket.is_some()
+            || self.host.eq_ignore_ascii_case("localhost")
+            || self.host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 
     /// `host:port/database` or `socket/database`, for messages (no credentials).

@@ -83,6 +83,13 @@ resource "google_sql_database_instance" "event_store" {
       value = "off"
     }
 
+    # Service accounts log in with IAM database authentication (short-lived OAuth tokens, no
+    # password anywhere): the database accounts below are IAM users.
+    database_flags {
+      name  = "cloudsql_iam_authentication"
+      value = "on"
+    }
+
     insights_config {
       query_insights_enabled  = true
       record_application_tags = false
@@ -105,13 +112,62 @@ resource "google_sql_database" "event_store" {
   collation = "utf8mb4_unicode_ci"
 }
 
-# The workers' account. Its password goes through a write-only argument: Terraform sends it to
-# Cloud SQL and never records it in the state or in any output.
+# The database accounts are Cloud SQL IAM users, one per service account. Unlike the
+# password users the Cloud SQL API creates (which get the broad `cloudsqlsuperuser` role), an
+# IAM user starts with no privilege at all: `suitex-events grants` gives each exactly its role
+# (writer for the workers, migrator for the migration job) — the one SQL step after apply
+# (README.md). Nobody holds a password: logins use the service account's short-lived token.
+locals {
+  # MySQL IAM user names are the service account's email without `.gserviceaccount.com`.
+  worker_db_user   = trimsuffix(var.worker_service_account, ".gserviceaccount.com")
+  migrator_db_user = trimsuffix(var.migrator_service_account, ".gserviceaccount.com")
+  # IAM conditions below limit the Cloud SQL roles to this instance.
+  instance_condition = "resource.name == \"projects/${var.project_id}/instances/${google_sql_database_instance.event_store.name}\" && resource.type == \"sqladmin.googleapis.com/Instance\""
+  database_accounts = {
+    worker   = var.worker_service_account
+    migrator = var.migrator_service_account
+  }
+}
+
 resource "google_sql_user" "worker" {
-  name                = var.worker_user
-  project             = var.project_id
-  instance            = google_sql_database_instance.event_store.name
-  host                = "%"
-  password_wo         = var.worker_password
-  password_wo_version = var.worker_password_version
+  name     = local.worker_db_user
+  project  = var.project_id
+  instance = google_sql_database_instance.event_store.name
+  type     = "CLOUD_IAM_SERVICE_ACCOUNT"
+}
+
+resource "google_sql_user" "migrator" {
+  name     = local.migrator_db_user
+  project  = var.project_id
+  instance = google_sql_database_instance.event_store.name
+  type     = "CLOUD_IAM_SERVICE_ACCOUNT"
+}
+
+# Connecting (Auth Proxy or connector: roles/cloudsql.client) and logging in as an IAM user
+# (roles/cloudsql.instanceUser), for the workers and the migrator only, on this instance only.
+# The web tier's service account gets no Cloud SQL role at all.
+resource "google_project_iam_member" "sql_client" {
+  for_each = local.database_accounts
+
+  project = var.project_id
+  role    = "roles/cloudsql.client"
+  member  = "serviceAccount:${each.value}"
+
+  condition {
+    title      = "event-store-${each.key}-client"
+    expression = local.instance_condition
+  }
+}
+
+resource "google_project_iam_member" "sql_instance_user" {
+  for_each = local.database_accounts
+
+  project = var.project_id
+  role    = "roles/cloudsql.instanceUser"
+  member  = "serviceAccount:${each.value}"
+
+  condition {
+    title      = "event-store-${each.key}-login"
+    expression = local.instance_condition
+  }
 }

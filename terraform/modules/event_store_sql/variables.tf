@@ -41,21 +41,14 @@ variable "database_name" {
   default     = "event_store"
 }
 
-variable "worker_user" {
-  description = "MySQL account of the workers."
+variable "worker_service_account" {
+  description = "Email of the workers' service account: it becomes an IAM database user (the writer role is granted by `suitex-events grants`)."
   type        = string
 }
 
-variable "worker_password" {
-  description = "Password of the workers' account (write-only: never stored in the state)."
+variable "migrator_service_account" {
+  description = "Email of the service account migrations run as: it becomes an IAM database user (the migrator role is granted by `suitex-events grants`)."
   type        = string
-  sensitive   = true
-  ephemeral   = true
-}
-
-variable "worker_password_version" {
-  description = "Version of worker_password; bump it to rotate the password."
-  type        = number
 }
 
 variable "backup_start_time" {

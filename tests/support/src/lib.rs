@@ -437,6 +437,8 @@ pub struct PrivateMariaDb {
     dir: std::path::PathBuf,
     port: u16,
     child: Option<std::process::Child>,
+    /// Server options beyond the defaults (TLS material, say).
+    args: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -458,6 +460,20 @@ fn which(names: &[&str]) -> String {
 impl PrivateMariaDb {
     /// Initialises a data directory and starts the server on a free port.
     pub fn start() -> PrivateMariaDb {
+        PrivateMariaDb::start_with(Vec::new())
+    }
+
+    /// [`PrivateMariaDb::start`], serving TLS with `certs`' server certificate.
+    pub fn start_with_tls(certs: &TestCerts) -> PrivateMariaDb {
+        PrivateMariaDb::start_with(vec![
+            format!("--ssl-ca={}", certs.ca.display()),
+            format!("--ssl-cert={}", certs.server_cert.display()),
+            format!("--ssl-key={}", certs.server_key.display()),
+        ])
+    }
+
+    /// [`PrivateMariaDb::start`] with extra server options.
+    pub fn start_with(args: Vec<String>) -> PrivateMariaDb {
         let dir = std::env::temp_dir().join(format!("suitex-mariadb-{}", unique()));
         std::fs::create_dir_all(&dir).unwrap();
         let out = std::process::Command::new(which(&["mariadb-install-db", "mysql_install_db"]))
@@ -474,7 +490,7 @@ impl PrivateMariaDb {
             .output()
             .expect("run mariadb-install-db");
         assert!(out.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&out.stderr));
-        let mut db = PrivateMariaDb { dir, port: free_port(), child: None };
+        let mut db = PrivateMariaDb { dir, port: free_port(), child: None, args };
         db.resume();
         db
     }
@@ -510,6 +526,11 @@ impl PrivateMariaDb {
         assert!(out.status.success(), "{statements}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
+    /// Its directory (deleted on drop): a place for a test's files.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// The server's port.
     pub fn port(&self) -> u16 {
         self.port
@@ -534,6 +555,7 @@ impl PrivateMariaDb {
                 "--innodb-buffer-pool-size=64M",
                 "--skip-log-bin",
             ])
+            .args(&self.args)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -721,4 +743,50 @@ pub fn emit_load(
             tokio::time::sleep(interval).await;
         }
     })
+}
+
+/// TLS material for a test server: a CA, a server certificate it signed for 127.0.0.1, and a
+/// second CA that signed nothing (to prove verification fails against the wrong authority).
+pub struct TestCerts {
+    /// The CA that signed the server's certificate (PEM file).
+    pub ca: std::path::PathBuf,
+    /// A CA that did not (PEM file).
+    pub other_ca: std::path::PathBuf,
+    /// The server's certificate and key (PEM files).
+    pub server_cert: std::path::PathBuf,
+    /// The server's key.
+    pub server_key: std::path::PathBuf,
+}
+
+impl TestCerts {
+    /// Generates the material in `dir` with the `openssl` command.
+    pub fn generate(dir: &std::path::Path) -> TestCerts {
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        for ca in ["ca", "other-ca"] {
+            openssl(&[
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &format!("/CN=suitex test {ca}"),
+                "-keyout", &format!("{ca}.key"), "-out", &format!("{ca}.pem"),
+                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            ]);
+        }
+        openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"]);
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+            "-out", "server.pem", "-extfile", "server.ext",
+        ]);
+        TestCerts {
+            ca: dir.join("ca.pem"),
+            other_ca: dir.join("other-ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+        }
+    }
 }

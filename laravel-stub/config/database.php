@@ -14,7 +14,37 @@ use Illuminate\Support\Str;
 |
 */
 
-$eventStoreSslMode = strtolower((string) env('DB_EVENT_STORE_SSL_MODE', 'preferred'));
+// TLS fails closed, as in the suitex-events worker: without DB_EVENT_STORE_SSL_MODE, a CA means
+// verify the server, a non-local host means TLS required, and only a Unix socket or a loopback
+// address (the Cloud SQL Auth Proxy, a development database) may go without. PDO (mysqlnd)
+// always checks the server's name when it verifies a certificate, so PHP verifies with
+// verify_identity; verify_ca is refused (App\Database\EventStoreConnection says why).
+$eventStoreHost = (string) env('DB_EVENT_STORE_HOST', '127.0.0.1');
+$eventStoreCa = env('DB_EVENT_STORE_SSL_CA') ?: null;
+$eventStoreLocal = (string) env('DB_EVENT_STORE_SOCKET', '') !== ''
+    || in_array(strtolower($eventStoreHost), ['localhost', '::1', '[::1]'], true)
+    || str_starts_with($eventStoreHost, '127.');
+$eventStoreSslMode = strtolower((string) (env('DB_EVENT_STORE_SSL_MODE')
+    ?: ($eventStoreCa !== null ? 'verify_identity' : ($eventStoreLocal ? 'preferred' : 'required'))));
+$eventStoreTls = [
+    'disabled' => [],
+    // PDO has no opportunistic TLS: preferred is plain text, which is why it is local-only.
+    'preferred' => [],
+    // Encrypted, not verified: a CA path (or the given CA) only switches mysqlnd's TLS on.
+    'required' => [
+        PDO::MYSQL_ATTR_SSL_CA => $eventStoreCa,
+        PDO::MYSQL_ATTR_SSL_CAPATH => $eventStoreCa === null ? '/etc/ssl/certs' : null,
+        PDO::MYSQL_ATTR_SSL_VERIFY_SERVER_CERT => false,
+    ],
+    'verify_identity' => [
+        PDO::MYSQL_ATTR_SSL_CA => $eventStoreCa,
+        PDO::MYSQL_ATTR_SSL_VERIFY_SERVER_CERT => true,
+    ],
+][$eventStoreSslMode] ?? [];
+if ($eventStoreTls !== []) {
+    $eventStoreTls[PDO::MYSQL_ATTR_SSL_CERT] = env('DB_EVENT_STORE_SSL_CERT') ?: null;
+    $eventStoreTls[PDO::MYSQL_ATTR_SSL_KEY] = env('DB_EVENT_STORE_SSL_KEY') ?: null;
+}
 
 return [
 
@@ -60,14 +90,14 @@ return [
             // writer (the worker), migrator (migrations). Enforced before any SQL is sent
             // (App\Database\EventStoreConnection) and by the role's database account.
             'role' => env('DB_EVENT_STORE_ROLE', 'reader'),
+            // Checked by App\Database\EventStoreConnection when the connection is made.
+            'ssl_mode' => $eventStoreSslMode,
+            'ssl_ca' => $eventStoreCa,
+            'local' => $eventStoreLocal,
+            'allow_plaintext' => filter_var(env('DB_EVENT_STORE_ALLOW_PLAINTEXT', false), FILTER_VALIDATE_BOOLEAN),
             // The event store keeps UTC, like the worker's sessions.
             'timezone' => '+00:00',
-            'options' => extension_loaded('pdo_mysql') ? array_filter([
-                PDO::MYSQL_ATTR_SSL_CA => $eventStoreSslMode === 'disabled' ? null : env('DB_EVENT_STORE_SSL_CA'),
-                PDO::MYSQL_ATTR_SSL_CERT => $eventStoreSslMode === 'disabled' ? null : env('DB_EVENT_STORE_SSL_CERT'),
-                PDO::MYSQL_ATTR_SSL_KEY => $eventStoreSslMode === 'disabled' ? null : env('DB_EVENT_STORE_SSL_KEY'),
-                // verify_identity checks the host name too; verify_ca only the chain.
-                PDO::MYSQL_ATTR_SSL_VERIFY_SERVER_CERT => in_array($eventStoreSslMode, ['verify_ca', 'verify_identity'], true) ? true : null,
+            'options' => extension_loaded('pdo_mysql') ? array_filter($eventStoreTls + [
                 // A dead event store must not hang a request or a worker for long.
                 PDO::ATTR_TIMEOUT => (int) env('DB_EVENT_STORE_CONNECT_TIMEOUT', 5),
             ], fn ($v) => $v !== null) : [],

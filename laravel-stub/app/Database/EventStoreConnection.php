@@ -38,7 +38,46 @@ class EventStoreConnection extends MySqlConnection
                 implode(', ', self::ROLES)
             ));
         }
+        self::assertTls($config);
         parent::__construct($pdo, $database, $tablePrefix, $config);
+    }
+
+    /**
+     * TLS fails closed (config/database.php picks the mode): plain text only towards this
+     * machine unless DB_EVENT_STORE_ALLOW_PLAINTEXT says otherwise (development only).
+     */
+    private static function assertTls(array $config): void
+    {
+        $mode = $config['ssl_mode'] ?? 'preferred';
+        $refuse = fn (string $setting, string $why) => new InvalidArgumentException("$setting: $why");
+        switch ($mode) {
+            case 'disabled':
+            case 'preferred':
+                if (! ($config['local'] ?? true) && ! ($config['allow_plaintext'] ?? false)) {
+                    throw $refuse('DB_EVENT_STORE_SSL_MODE', sprintf(
+                        'is %s towards %s, which would send the account\'s credentials and the events in plain text over the network; '
+                        .'use required or verify_identity (with DB_EVENT_STORE_SSL_CA), connect through the Cloud SQL Auth Proxy on 127.0.0.1, '
+                        .'or, for a development database only, set DB_EVENT_STORE_ALLOW_PLAINTEXT=true',
+                        $mode,
+                        $config['host'] ?? '?'
+                    ));
+                }
+
+                return;
+            case 'required':
+                return;
+            case 'verify_identity':
+                if (empty($config['ssl_ca'])) {
+                    throw $refuse('DB_EVENT_STORE_SSL_CA', 'is not set, but DB_EVENT_STORE_SSL_MODE=verify_identity asks to verify the server certificate');
+                }
+
+                return;
+            case 'verify_ca':
+                throw $refuse('DB_EVENT_STORE_SSL_MODE', 'verify_ca cannot be honoured by PDO: mysqlnd always checks the server\'s name when it verifies '
+                    .'a certificate. Use verify_identity (the certificate must name DB_EVENT_STORE_HOST), required, or the Cloud SQL Auth Proxy on 127.0.0.1');
+            default:
+                throw $refuse('DB_EVENT_STORE_SSL_MODE', "is \"$mode\"; expected disabled, preferred, required or verify_identity");
+        }
     }
 
     /** reader, writer or migrator. */

@@ -17,7 +17,8 @@ final class PrivateMariaDb
     /** @var resource|null */
     private $proc = null;
 
-    public function __construct()
+    /** @param list<string> $args server options beyond the defaults (TLS material, say) */
+    public function __construct(private array $args = [])
     {
         $this->dir = sys_get_temp_dir().'/suitex-es-'.bin2hex(random_bytes(5));
         mkdir($this->dir, 0777, true);
@@ -37,7 +38,7 @@ final class PrivateMariaDb
         $cmd = [self::which(['mariadbd', 'mysqld']), '--no-defaults', "--datadir={$this->dir}/data",
             "--socket={$this->dir}/mysqld.sock", "--pid-file={$this->dir}/mysqld.pid", "--port={$this->port}",
             '--bind-address=127.0.0.1', '--user=root', '--skip-name-resolve', '--skip-log-bin',
-            '--innodb-buffer-pool-size=64M', '--max-allowed-packet=64M'];
+            '--innodb-buffer-pool-size=64M', '--max-allowed-packet=64M', ...$this->args];
         $log = fopen($this->dir.'/server.log', 'a');
         $this->proc = proc_open($cmd, [0 => ['file', '/dev/null', 'r'], 1 => $log, 2 => $log], $pipes);
         for ($i = 0; $i < 300; $i++) {

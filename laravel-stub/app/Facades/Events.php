@@ -2,6 +2,7 @@
 
 namespace App\Facades;
 
+use App\Testing\EventBackboneFake;
 use Illuminate\Support\Facades\Facade;
 
 /**
@@ -10,11 +11,28 @@ use Illuminate\Support\Facades\Facade;
  * @method static array emit(array $event)
  * @method static array emitBatch(array $events)
  * @method static bool available()
+ * @method static \Illuminate\Support\Collection emitted(?string $eventType = null, ?callable $callback = null)
+ * @method static void assertEmitted(string $eventType, ?callable $callback = null)
+ * @method static void assertEmittedTimes(string $eventType, int $times = 1)
+ * @method static void assertNotEmitted(string $eventType, ?callable $callback = null)
+ * @method static void assertNothingEmitted()
  *
  * @see \App\Services\EventBackbone
+ * @see \App\Testing\EventBackboneFake
  */
 class Events extends Facade
 {
+    /**
+     * Records events instead of emitting them (validated exactly as the extension validates
+     * them), for application tests; works without the extension loaded.
+     */
+    public static function fake(): EventBackboneFake
+    {
+        static::swap($fake = new EventBackboneFake());
+
+        return $fake;
+    }
+
     protected static function getFacadeAccessor()
     {
         return 'suitex.events';

@@ -90,6 +90,30 @@ class EventStore extends Model
             ->orderBy('id');
     }
 
+    /** One tenant's events in store order: EventStore::forAccount(42)->get(). */
+    public function scopeForAccount($query, int $accountId)
+    {
+        return $query->where('account_id', $accountId)->orderBy('id');
+    }
+
+    /**
+     * Events stored after store id `$storeId`, in store order — for catch-up readers that
+     * remember the last `store_id` they handled (events.merged carries it):
+     * EventStore::afterStoreId($last)->limit(500)->get(). For large reads iterate with
+     * lazyById(), which pages on the primary key instead of OFFSET:
+     * EventStore::forAccount(42)->lazyById(1000)->each(fn ($e) => …).
+     */
+    public function scopeAfterStoreId($query, int $storeId)
+    {
+        return $query->where('id', '>', $storeId)->orderBy('id');
+    }
+
+    /** Events of one type (e.g. customer.updated), in store order. */
+    public function scopeOfType($query, string $eventType)
+    {
+        return $query->where('event_type', $eventType)->orderBy('id');
+    }
+
     public function touch($attribute = null)
     {
         throw EventStoreImmutableException::refuse('touching an event');

@@ -18,7 +18,7 @@ use Illuminate\Support\Str;
 // verify the server, a non-local host means TLS required, and only a Unix socket or a loopback
 // address (the Cloud SQL Auth Proxy, a development database) may go without. PDO (mysqlnd)
 // always checks the server's name when it verifies a certificate, so PHP verifies with
-// verify_identity; verify_ca is refused (App\Database\EventStoreConnection says why).
+// verify_identity; verify_ca is refused (SuiteX\EventBackbone\Database\EventStoreConnection says why).
 $eventStoreHost = (string) env('DB_EVENT_STORE_HOST', '127.0.0.1');
 $eventStoreCa = env('DB_EVENT_STORE_SSL_CA') ?: null;
 $eventStoreLocal = (string) env('DB_EVENT_STORE_SOCKET', '') !== ''
@@ -88,9 +88,9 @@ return [
             'engine' => 'InnoDB',
             // What this process may do with the event store: reader (default; the web tier),
             // writer (the worker), migrator (migrations). Enforced before any SQL is sent
-            // (App\Database\EventStoreConnection) and by the role's database account.
+            // (SuiteX\EventBackbone\Database\EventStoreConnection) and by the role's database account.
             'role' => env('DB_EVENT_STORE_ROLE', 'reader'),
-            // Checked by App\Database\EventStoreConnection when the connection is made.
+            // Checked by SuiteX\EventBackbone\Database\EventStoreConnection when the connection is made.
             'ssl_mode' => $eventStoreSslMode,
             'ssl_ca' => $eventStoreCa,
             'local' => $eventStoreLocal,

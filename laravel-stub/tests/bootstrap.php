@@ -1,6 +1,7 @@
 <?php
 
-// Laravel from Debian's php-laravel-framework (on PHP's include path); no Composer here.
+// Laravel from Debian's php-laravel-framework (on PHP's include path); the package and the
+// harness application's classes through the composed application's Composer autoloader.
 require_once 'Illuminate/autoload.php';
 require_once __DIR__.'/Support/Harness.php';
 require_once __DIR__.'/Support/PrivateMariaDb.php';

@@ -14,6 +14,11 @@ return new class extends Migration
 {
     protected $connection = 'event_store';
 
+    public function __construct()
+    {
+        $this->connection = config('suitex-events.connection', 'event_store');
+    }
+
     public function up()
     {
         Schema::connection($this->connection)->create('event_store', function (Blueprint $table) {

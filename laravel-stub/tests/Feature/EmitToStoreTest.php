@@ -2,7 +2,7 @@
 
 namespace Tests\Feature;
 
-use App\Models\EventStore;
+use SuiteX\EventBackbone\Models\EventStore;
 use Tests\Support\Harness;
 use Tests\Support\LaravelTestCase;
 
@@ -67,8 +67,8 @@ final class EmitToStoreTest extends LaravelTestCase
         // A web request's worth of emitting, in a PHP process that loads the extension.
         $script = sprintf(
             'require %s; $app = require %s; $app->make(Illuminate\Contracts\Console\Kernel::class)->bootstrap();'
-            .' $small = App\Facades\Events::emit(["account_id" => 42, "aggregate_type" => "customer", "aggregate_id" => "C-7", "event_type" => "customer.updated", "payload" => ["name" => "Zoë", "tags" => []], "metadata" => ["actor" => "user:7"]]);'
-            .' $big = App\Facades\Events::emitBatch([["account_id" => 42, "aggregate_type" => "customer", "aggregate_id" => "C-7", "event_type" => "customer.synced", "payload" => ["records" => array_fill(0, 9000, ["id" => 1234567, "memo" => "netsuite"])]]]);'
+            .' $small = SuiteX\EventBackbone\Facades\Events::emit(["account_id" => 42, "aggregate_type" => "customer", "aggregate_id" => "C-7", "event_type" => "customer.updated", "payload" => ["name" => "Zoë", "tags" => []], "metadata" => ["actor" => "user:7"]]);'
+            .' $big = SuiteX\EventBackbone\Facades\Events::emitBatch([["account_id" => 42, "aggregate_type" => "customer", "aggregate_id" => "C-7", "event_type" => "customer.synced", "payload" => ["records" => array_fill(0, 9000, ["id" => 1234567, "memo" => "netsuite"])]]]);'
             .' echo json_encode([$small, $big[0]]);',
             var_export(Harness::appDir().'/bootstrap/autoload.php', true),
             var_export(Harness::appDir().'/bootstrap/app.php', true)

@@ -2,7 +2,7 @@
 
 namespace Tests\Feature;
 
-use App\Models\EventStore;
+use SuiteX\EventBackbone\Models\EventStore;
 use Illuminate\Support\Facades\DB;
 use Tests\Support\Harness;
 use Tests\Support\LaravelTestCase;

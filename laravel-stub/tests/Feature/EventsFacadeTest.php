@@ -2,8 +2,8 @@
 
 namespace Tests\Feature;
 
-use App\Exceptions\EventBackboneUnavailableException;
-use App\Facades\Events;
+use SuiteX\EventBackbone\Exceptions\EventBackboneUnavailableException;
+use SuiteX\EventBackbone\Facades\Events;
 use Tests\Support\Harness;
 use Tests\Support\LaravelTestCase;
 
@@ -22,7 +22,7 @@ final class EventsFacadeTest extends LaravelTestCase
         }
         [$code, $out, $err] = Harness::php(['-r', sprintf(
             'require %s; $app = require %s; $app->make(Illuminate\Contracts\Console\Kernel::class)->bootstrap();'
-            .' try { App\Facades\Events::emit(["account_id" => 1]); } catch (Throwable $e) { echo get_class($e), "|", $e->getMessage(); }',
+            .' try { SuiteX\EventBackbone\Facades\Events::emit(["account_id" => 1]); } catch (Throwable $e) { echo get_class($e), "|", $e->getMessage(); }',
             var_export(Harness::appDir().'/bootstrap/autoload.php', true),
             var_export(Harness::appDir().'/bootstrap/app.php', true)
         )], $this->env(['PHP_INI_SCAN_DIR' => $scan]));
@@ -37,7 +37,7 @@ final class EventsFacadeTest extends LaravelTestCase
     public function test_the_facade_resolves_to_the_emitter(): void
     {
         $this->boot();
-        $this->assertInstanceOf(\App\Services\EventBackbone::class, Events::getFacadeRoot());
+        $this->assertInstanceOf(\SuiteX\EventBackbone\EventBackbone::class, Events::getFacadeRoot());
         $this->assertSame(function_exists('SuiteX\Events\emit_event'), Events::available());
     }
 }

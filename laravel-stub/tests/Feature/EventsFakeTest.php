@@ -2,7 +2,7 @@
 
 namespace Tests\Feature;
 
-use App\Facades\Events;
+use SuiteX\EventBackbone\Facades\Events;
 use PHPUnit\Framework\AssertionFailedError;
 use SuiteX\Events\ValidationException;
 use Tests\Support\Harness;
@@ -146,7 +146,7 @@ final class EventsFakeTest extends LaravelTestCase
         foreach (json_decode(file_get_contents($argv[2]), true) as $c) {
             if (isset($c['raw']) || ! is_array($c['event']) || array_is_list($c['event'])) { continue; }
             $messages = [];
-            foreach (['extension' => fn ($e) => SuiteX\Events\emit_event($e), 'fake' => fn ($e) => App\Testing\EventValidator::validate($e)] as $who => $f) {
+            foreach (['extension' => fn ($e) => SuiteX\Events\emit_event($e), 'fake' => fn ($e) => SuiteX\EventBackbone\Testing\EventValidator::validate($e)] as $who => $f) {
                 try { $f($c['event']); $messages[$who] = 'accepted'; } catch (SuiteX\Events\ValidationException $e) { $messages[$who] = $e->getMessage(); }
             }
             $out[$c['name']] = $messages;

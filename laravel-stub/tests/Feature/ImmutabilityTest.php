@@ -2,8 +2,8 @@
 
 namespace Tests\Feature;
 
-use App\Exceptions\EventStoreImmutableException;
-use App\Models\EventStore;
+use SuiteX\EventBackbone\Exceptions\EventStoreImmutableException;
+use SuiteX\EventBackbone\Models\EventStore;
 use Illuminate\Support\Facades\DB;
 use Tests\Support\Harness;
 use Tests\Support\LaravelTestCase;

@@ -2,7 +2,7 @@
 
 namespace Tests\Feature;
 
-use App\Models\EventStore;
+use SuiteX\EventBackbone\Models\EventStore;
 use Tests\Support\LaravelTestCase;
 
 /** Reading the ledger the Laravel way: scopes per tenant, aggregate, type and after a store id. */

@@ -2,7 +2,7 @@
 
 namespace Tests\Feature;
 
-use App\Exceptions\EventStoreWriteForbiddenException;
+use SuiteX\EventBackbone\Exceptions\EventStoreWriteForbiddenException;
 use Illuminate\Database\QueryException;
 use Illuminate\Support\Facades\DB;
 use Tests\Support\Harness;
@@ -69,7 +69,7 @@ final class WriteIsolationTest extends LaravelTestCase
         }
         $this->assertSame([], $sent, 'no write statement reached the database');
         $this->assertSame($before, Harness::snapshot($this->eventStore), 'nothing was written');
-        $this->assertSame(1, \App\Models\EventStore::query()->count(), 'the reader reads');
+        $this->assertSame(1, \SuiteX\EventBackbone\Models\EventStore::query()->count(), 'the reader reads');
     }
 
     public function test_web_requests_under_php_fpm_are_refused_every_write_path_and_may_read(): void
@@ -93,8 +93,8 @@ final class WriteIsolationTest extends LaravelTestCase
     {
         $this->migrate();
         $this->boot(['DB_EVENT_STORE_ROLE' => 'writer']);
-        $this->assertNotNull(\App\Models\EventStore::create($this->event())->id);
-        $this->assertNotNull(\App\Models\EventStore::insertGetId(array_merge($this->event(), ['payload' => '{"a":1}', 'metadata' => null])));
+        $this->assertNotNull(\SuiteX\EventBackbone\Models\EventStore::create($this->event())->id);
+        $this->assertNotNull(\SuiteX\EventBackbone\Models\EventStore::insertGetId(array_merge($this->event(), ['payload' => '{"a":1}', 'metadata' => null])));
         $refused = [
             'DB table upsert', 'DB table insertOrIgnore', 'DB table update', 'DB table delete', 'DB table truncate',
             'DB::affectingStatement', 'DB::unprepared', 'DB::update', 'DB::delete', 'Schema drop', 'EventStore::insertUsing',
@@ -127,9 +127,9 @@ final class WriteIsolationTest extends LaravelTestCase
         try {
             // Even a process that claims the writer role cannot write with the reader's account.
             $this->boot(['DB_EVENT_STORE_ROLE' => 'writer', 'DB_EVENT_STORE_USERNAME' => $user, 'DB_EVENT_STORE_PASSWORD' => 'reader-pass']);
-            $this->assertSame(0, \App\Models\EventStore::query()->count(), 'the reader account reads');
+            $this->assertSame(0, \SuiteX\EventBackbone\Models\EventStore::query()->count(), 'the reader account reads');
             try {
-                \App\Models\EventStore::create($this->event());
+                \SuiteX\EventBackbone\Models\EventStore::create($this->event());
                 $this->fail('the reader account inserted');
             } catch (QueryException $e) {
                 $this->assertStringContainsString('INSERT command denied', $e->getMessage());
@@ -146,7 +146,7 @@ final class WriteIsolationTest extends LaravelTestCase
         $this->boot(['DB_EVENT_STORE_ROLE' => 'admin']);
         $this->expectException(\InvalidArgumentException::class);
         $this->expectExceptionMessage('DB_EVENT_STORE_ROLE is "admin"');
-        \App\Models\EventStore::query()->count();
+        \SuiteX\EventBackbone\Models\EventStore::query()->count();
     }
 
     private function startFpm(array $env): int

@@ -6,10 +6,13 @@ use PDO;
 use RuntimeException;
 
 /**
- * Builds the application the tests run: the stub's files (app/, config/, database/) dropped into
- * the smallest Laravel 8 application (tests/harness), in a temporary directory — exactly what a
- * SuiteX engineer does with them. Also: per-test databases on the MariaDB test server, and
- * `php artisan` runs.
+ * Builds the application the tests run, as a SuiteX engineer installs the package: the smallest
+ * Laravel 8 application (tests/harness, Laravel from Debian's php-laravel-framework) in a
+ * temporary directory, `composer require` of this package through a Composer path repository
+ * (offline: Packagist is off), and the one file the application edits by hand,
+ * config/database.php with its `event_store` connection. The provider and the `Events` alias
+ * come from Laravel's package auto-discovery, not from config/app.php. Also: per-test databases
+ * on the MariaDB test server, and `php artisan` runs.
  */
 final class Harness
 {
@@ -22,27 +25,52 @@ final class Harness
             $stub = dirname(__DIR__, 2);
             $dir = sys_get_temp_dir().'/suitex-laravel-'.bin2hex(random_bytes(6));
             self::copyTree($stub.'/tests/harness', $dir);
-            foreach (['app', 'config', 'database'] as $part) {
-                self::copyTree($stub.'/'.$part, $dir.'/'.$part);
-            }
+            copy($stub.'/config/database.php', $dir.'/config/database.php');
             self::$appDir = $dir;
             register_shutdown_function(fn () => self::removeTree($dir));
+            self::composerRequire($dir, $stub);
         }
 
         return self::$appDir;
     }
 
-    /** Autoloads App\ from the composed application, as Composer does in SuiteX. */
+    /**
+     * `composer require suitex/event-backbone` into `$dir` from the path repository `$package`
+     * (copied, not linked), with Packagist off. The extension need not be loaded to install (the
+     * tests load it where they use it), so its platform requirement is waived here only.
+     */
+    public static function composerRequire(string $dir, string $package): void
+    {
+        $composer = trim((string) shell_exec('command -v composer'));
+        if ($composer === '') {
+            throw new RuntimeException('composer is not installed (Debian package composer; .ci/run installs it)');
+        }
+        file_put_contents("$dir/composer.json", json_encode([
+            'name' => 'suitex/harness',
+            'type' => 'project',
+            'repositories' => [
+                ['packagist.org' => false],
+                ['type' => 'path', 'url' => $package, 'options' => ['symlink' => false]],
+            ],
+            'require' => new \stdClass(),
+            'autoload' => ['psr-4' => ['App\\' => 'app/']],
+            'minimum-stability' => 'dev',
+            'prefer-stable' => true,
+        ], JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES));
+        $home = "$dir/.composer-home";
+        [$code, $out, $err] = self::run([PHP_BINARY, $composer, 'require', 'suitex/event-backbone:*', '--working-dir='.$dir,
+            '--no-interaction', '--no-progress', '--ignore-platform-req=ext-suitex_events'], [
+            'COMPOSER_HOME' => $home, 'COMPOSER_CACHE_DIR' => "$home/cache", 'COMPOSER_ALLOW_SUPERUSER' => '1',
+        ]);
+        if ($code !== 0) {
+            throw new RuntimeException("composer require failed:\n$out\n$err");
+        }
+    }
+
+    /** Loads the composed application's Composer autoloader (the package, App\). */
     public static function registerAppAutoloader(): void
     {
-        spl_autoload_register(function (string $class) {
-            if (strncmp($class, 'App\\', 4) === 0) {
-                $file = self::appDir().'/app/'.str_replace('\\', '/', substr($class, 4)).'.php';
-                if (is_file($file)) {
-                    require $file;
-                }
-            }
-        });
+        require_once self::appDir().'/vendor/autoload.php';
     }
 
     /** host, port, user, password of the MariaDB test server (SUITEX_TEST_MYSQL_URL). */
@@ -192,7 +220,9 @@ final class Harness
         }
         foreach (scandir($dir) as $entry) {
             if ($entry !== '.' && $entry !== '..') {
-                is_dir("$dir/$entry") ? self::removeTree("$dir/$entry") : unlink("$dir/$entry");
+                // A symbolic link (Composer's path repository links the package) is removed,
+                // never followed: what it points at is not the tree's to delete.
+                is_dir("$dir/$entry") && ! is_link("$dir/$entry") ? self::removeTree("$dir/$entry") : unlink("$dir/$entry");
             }
         }
         rmdir($dir);

@@ -3,7 +3,7 @@
 // Boots the application (console) and reports whether the primary and the event store answer.
 // Argument: the application's directory.
 
-use App\Models\EventStore;
+use SuiteX\EventBackbone\Models\EventStore;
 use Illuminate\Support\Facades\DB;
 
 require $argv[1].'/bootstrap/autoload.php';

@@ -5,7 +5,7 @@
 // inside a route of the HTTP kernel, and prints as JSON what happened: the SAPI, the response
 // status, the exception, and every statement other than a SELECT that reached the database.
 
-use App\Models\EventStore;
+use SuiteX\EventBackbone\Models\EventStore;
 use Illuminate\Http\Request;
 use Illuminate\Support\Facades\DB;
 

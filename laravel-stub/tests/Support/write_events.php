@@ -3,7 +3,7 @@
 // Boots the application (console, as a queue worker) and stores N events through
 // EventStore::create(). Arguments: the application's directory, N.
 
-use App\Models\EventStore;
+use SuiteX\EventBackbone\Models\EventStore;
 
 require $argv[1].'/bootstrap/autoload.php';
 $app = require $argv[1].'/bootstrap/app.php';

@@ -5,7 +5,7 @@
 // on DB::connection('event_store'). Each takes one event row; the web tier must be refused each
 // one before any SQL is sent. Returned as name => callable(array $event).
 
-use App\Models\EventStore;
+use SuiteX\EventBackbone\Models\EventStore;
 use Illuminate\Support\Facades\DB;
 use Illuminate\Support\Facades\Schema;
 

@@ -1,14 +1,6 @@
 <?php
 
-// Laravel from Debian's php-laravel-framework (found on PHP's include path), and the
-// application's own classes — what Composer's autoloader does in SuiteX.
+// Laravel from Debian's php-laravel-framework (found on PHP's include path), then Composer's
+// autoloader: the packages the application required (suitex/event-backbone) and its own App\.
 require_once 'Illuminate/autoload.php';
-
-spl_autoload_register(function (string $class) {
-    if (strncmp($class, 'App\\', 4) === 0) {
-        $file = dirname(__DIR__).'/app/'.str_replace('\\', '/', substr($class, 4)).'.php';
-        if (is_file($file)) {
-            require $file;
-        }
-    }
-});
+require_once dirname(__DIR__).'/vendor/autoload.php';

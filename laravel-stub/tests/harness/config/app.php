@@ -17,12 +17,12 @@ return [
         Illuminate\Database\DatabaseServiceProvider::class,
         Illuminate\Filesystem\FilesystemServiceProvider::class,
         Illuminate\Queue\QueueServiceProvider::class,
-        App\Providers\EventBackboneServiceProvider::class,
+        // suitex/event-backbone's provider and its Events alias come from package
+        // auto-discovery (its composer.json), not from this list.
     ],
 
     'aliases' => [
         'DB' => Illuminate\Support\Facades\DB::class,
         'Schema' => Illuminate\Support\Facades\Schema::class,
-        'Events' => App\Facades\Events::class,
     ],
 ];

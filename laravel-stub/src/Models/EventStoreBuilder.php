@@ -1,8 +1,8 @@
 <?php
 
-namespace App\Models;
+namespace SuiteX\EventBackbone\Models;
 
-use App\Exceptions\EventStoreImmutableException;
+use SuiteX\EventBackbone\Exceptions\EventStoreImmutableException;
 use Illuminate\Database\Eloquent\Builder;
 
 /**

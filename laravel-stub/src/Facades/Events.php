@@ -1,8 +1,8 @@
 <?php
 
-namespace App\Facades;
+namespace SuiteX\EventBackbone\Facades;
 
-use App\Testing\EventBackboneFake;
+use SuiteX\EventBackbone\Testing\EventBackboneFake;
 use Illuminate\Support\Facades\Facade;
 
 /**
@@ -17,8 +17,8 @@ use Illuminate\Support\Facades\Facade;
  * @method static void assertNotEmitted(string $eventType, ?callable $callback = null)
  * @method static void assertNothingEmitted()
  *
- * @see \App\Services\EventBackbone
- * @see \App\Testing\EventBackboneFake
+ * @see \SuiteX\EventBackbone\EventBackbone
+ * @see \SuiteX\EventBackbone\Testing\EventBackboneFake
  */
 class Events extends Facade
 {

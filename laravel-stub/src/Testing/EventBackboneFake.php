@@ -1,6 +1,6 @@
 <?php
 
-namespace App\Testing;
+namespace SuiteX\EventBackbone\Testing;
 
 use Illuminate\Support\Collection;
 use PHPUnit\Framework\Assert as PHPUnit;

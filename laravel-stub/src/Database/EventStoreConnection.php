@@ -1,8 +1,8 @@
 <?php
 
-namespace App\Database;
+namespace SuiteX\EventBackbone\Database;
 
-use App\Exceptions\EventStoreWriteForbiddenException;
+use SuiteX\EventBackbone\Exceptions\EventStoreWriteForbiddenException;
 use Illuminate\Database\MySqlConnection;
 use InvalidArgumentException;
 

@@ -1,8 +1,8 @@
 <?php
 
-namespace App\Services;
+namespace SuiteX\EventBackbone;
 
-use App\Exceptions\EventBackboneUnavailableException;
+use SuiteX\EventBackbone\Exceptions\EventBackboneUnavailableException;
 
 /**
  * Emits events through the suitex_events extension (behind the Events facade).

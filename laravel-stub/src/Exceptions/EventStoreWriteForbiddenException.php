@@ -1,12 +1,12 @@
 <?php
 
-namespace App\Exceptions;
+namespace SuiteX\EventBackbone\Exceptions;
 
 use LogicException;
 
 /**
  * Thrown, before any SQL is sent, when the `event_store` connection is asked for a statement
- * its role does not allow (DB_EVENT_STORE_ROLE; see App\Database\EventStoreConnection): the web
+ * its role does not allow (DB_EVENT_STORE_ROLE; see SuiteX\EventBackbone\Database\EventStoreConnection): the web
  * tier (role reader) never writes — it emits through the suitex_events extension
  * (`Events::emit([...])`) and the worker (role writer) stores what it emits; nobody updates or
  * deletes a stored event.

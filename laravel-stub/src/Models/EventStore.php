@@ -1,9 +1,9 @@
 <?php
 
-namespace App\Models;
+namespace SuiteX\EventBackbone\Models;
 
-use App\Exceptions\EventStoreImmutableException;
-use App\Exceptions\EventStoreWriteForbiddenException;
+use SuiteX\EventBackbone\Exceptions\EventStoreImmutableException;
+use SuiteX\EventBackbone\Exceptions\EventStoreWriteForbiddenException;
 use Illuminate\Database\Eloquent\Model;
 
 /**
@@ -14,7 +14,7 @@ use Illuminate\Database\Eloquent\Model;
  * Write isolation: only a process whose `event_store` connection has the writer role
  * (DB_EVENT_STORE_ROLE=writer: the worker) may create rows; with the default reader role —
  * the web tier — every write path throws EventStoreWriteForbiddenException before any SQL is
- * sent (App\Database\EventStoreConnection), and the reader's database account refuses it too.
+ * sent (SuiteX\EventBackbone\Database\EventStoreConnection), and the reader's database account refuses it too.
  * The web tier emits through Events::emit() and the worker stores.
  *
  * @property int $id
@@ -31,6 +31,12 @@ use Illuminate\Database\Eloquent\Model;
 class EventStore extends Model
 {
     protected $connection = 'event_store';
+
+    /** The connection named in config/suitex-events.php (`event_store` by default). */
+    public function getConnectionName()
+    {
+        return $this->connection === 'event_store' ? config('suitex-events.connection', 'event_store') : $this->connection;
+    }
 
     protected $table = 'event_store';
 

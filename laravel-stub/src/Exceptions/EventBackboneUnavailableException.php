@@ -1,6 +1,6 @@
 <?php
 
-namespace App\Exceptions;
+namespace SuiteX\EventBackbone\Exceptions;
 
 use RuntimeException;
 

@@ -451,6 +451,7 @@ impl Worker {
         ours: &mut HashSet<usize>,
         fences: &mut Fences,
     ) -> Result<Vec<Verdict>> {
+        let started = Instant::now();
         // 1. Resolve claim-checks.
         // Indices rather than references: a closure over `&Received` trips rustc's
         // higher-ranked `Send` inference and would make the worker future non-`Send`.
@@ -492,6 +493,7 @@ impl Worker {
             }
         }
 
+        let resolved_at = Instant::now();
         // 3. Append, in message order.
         let events: Vec<&Event> = to_store.iter().map(|(_, e, _)| *e).collect();
         let final_attempt: Vec<bool> = to_store.iter().map(|(i, _, _)| self.last_attempt(&batch[*i])).collect();
@@ -529,6 +531,7 @@ impl Worker {
             self.metrics.committed();
         }
 
+        let appended_at = Instant::now();
         // 4. Re-publish to events.merged (new and duplicate alike), ordered per key.
         if !stored.is_empty() {
             let deadline = Deadline::after(self.config.publish_deadline());
@@ -543,6 +546,13 @@ impl Worker {
             self.metrics.merged_published.inc_by(stored.len() as u64);
         }
         self.metrics.duplicates.inc_by(dup);
+        tracing::debug!(
+            messages = batch.len(),
+            resolve_ms = (resolved_at - started).as_secs_f64() * 1e3,
+            append_ms = (appended_at - resolved_at).as_secs_f64() * 1e3,
+            publish_ms = appended_at.elapsed().as_secs_f64() * 1e3,
+            "batch stored and published"
+        );
         Ok(verdicts.into_iter().map(|v| v.expect("every message has a verdict")).collect())
     }
 }

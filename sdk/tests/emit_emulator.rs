@@ -293,3 +293,40 @@ async fn a_failed_event_stops_later_events_of_its_key_but_not_other_keys() {
     expected.sort();
     assert_eq!(ids, expected, "only A0 and B0 were published before the sentinel");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_only_storage_account_can_retry_an_oversized_emit() {
+    // The web tier's storage role creates objects and cannot read them.
+    let proxy = CreateOnlyStorage::start().await;
+    let direct = emulator_config("createonly").offload_threshold(1024).build().unwrap();
+    provision_with_probe(&direct).await;
+    let config = emulator_config("createonly")
+        .names(direct.names().clone())
+        .offload_threshold(1024)
+        .storage_endpoint(suitex_events::config::Endpoint::emulator(&proxy.host()))
+        .build()
+        .unwrap();
+    let emitter = Emitter::connect(config.clone()).await.unwrap();
+    let big = event(13, "C-1", 0, json!("c".repeat(5000)));
+    let first = emitter.emit_event(big.clone()).await.unwrap();
+    // A publish that timed out after the upload landed: the caller emits the same event again;
+    // the object exists (412), and the name alone proves it holds these bytes.
+    let retry = emitter.emit_event(big.clone()).await.expect("the retry succeeds without reading the object");
+    assert_eq!(retry.payload_location, PayloadLocation::Gcs);
+    assert_eq!(first.event_id, retry.event_id);
+    assert_eq!(list_objects(&config.names().payload_bucket, "13/").await.len(), 1);
+    assert_eq!(proxy.refused_reads(), 0, "the emit never tried to read");
+    // The proxy does refuse reads: an emitter that read the object to compare would have failed.
+    let object = &list_objects(&config.names().payload_bucket, "13/").await[0];
+    let status = reqwest::get(format!(
+        "http://{}/storage/v1/b/{}/o/{}?alt=media",
+        proxy.host(),
+        config.names().payload_bucket,
+        object.replace('/', "%2F")
+    ))
+    .await
+    .unwrap()
+    .status();
+    assert_eq!(status, 403);
+    assert_eq!(proxy.refused_reads(), 1);
+}

@@ -790,3 +790,89 @@ impl TestCerts {
         }
     }
 }
+
+/// Cloud Storage as a create-only account (`roles/storage.objectCreator`, the web tier's) sees
+/// it: an HTTP proxy in front of the storage emulator that forwards everything except object
+/// reads, which it refuses with 403 as Cloud Storage does without `storage.objects.get`.
+pub struct CreateOnlyStorage {
+    addr: std::net::SocketAddr,
+    refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CreateOnlyStorage {
+    /// Listens on a free port of 127.0.0.1, forwarding to `STORAGE_EMULATOR_HOST`.
+    pub async fn start() -> CreateOnlyStorage {
+        use http_body_util::{BodyExt, Full};
+        use hyper::body::Incoming;
+        let upstream = format!("http://{}", required_env("STORAGE_EMULATOR_HOST"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let refused = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let client = reqwest::Client::new();
+        let counter = refused.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (client, upstream, counter) = (client.clone(), upstream.clone(), counter.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                        let (client, upstream, counter) = (client.clone(), upstream.clone(), counter.clone());
+                        async move {
+                            let path = req.uri().path().to_string();
+                            let reads_object = req.method() == hyper::Method::GET
+                                && (path.contains("/o/") || path.starts_with("/download/"));
+                            if reads_object {
+                                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let body = r#"{"error":{"code":403,"message":"caller does not have storage.objects.get access to the object.","errors":[{"reason":"forbidden"}]}}"#;
+                                return Ok::<_, std::convert::Infallible>(
+                                    hyper::Response::builder()
+                                        .status(403)
+                                        .header("content-type", "application/json")
+                                        .body(Full::new(bytes::Bytes::from_static(body.as_bytes())))
+                                        .unwrap(),
+                                );
+                            }
+                            let url = format!("{upstream}{}", req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+                            let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
+                            let mut forward = client.request(method, url);
+                            for (name, value) in req.headers() {
+                                if name != hyper::header::HOST {
+                                    forward = forward.header(name.as_str(), value.as_bytes());
+                                }
+                            }
+                            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let answer = forward.body(body).send().await.expect("the storage emulator answers");
+                            let mut response = hyper::Response::builder().status(answer.status().as_u16());
+                            for (name, value) in answer.headers() {
+                                response = response.header(name.as_str(), value.as_bytes());
+                            }
+                            let bytes = answer.bytes().await.unwrap_or_default();
+                            Ok(response.body(Full::new(bytes)).unwrap())
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        CreateOnlyStorage { addr, refused, task }
+    }
+
+    /// `host:port`, for `Endpoint::emulator`.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Object reads refused so far.
+    pub fn refused_reads(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for CreateOnlyStorage {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -9,7 +9,9 @@ use crate::config::{Config, Endpoint};
 use crate::error::{Error, Result, Service};
 use google_cloud_auth::credentials::{Credentials, anonymous};
 use google_cloud_gax::retry_policy::RetryPolicyExt;
-use google_cloud_pubsub::client::{BasePublisher, Subscriber, SubscriptionAdmin, TopicAdmin};
+use google_cloud_pubsub::client::BasePublisher;
+#[cfg(feature = "worker")]
+use google_cloud_pubsub::client::{Subscriber, SubscriptionAdmin, TopicAdmin};
 use google_cloud_storage::client::Storage;
 use std::time::Duration;
 
@@ -37,6 +39,7 @@ pub async fn base_publisher(config: &Config, retry_limit: Duration) -> Result<Ba
 }
 
 /// A StreamingPull subscriber.
+#[cfg(feature = "worker")]
 pub async fn subscriber(config: &Config) -> Result<Subscriber> {
     let mut b = Subscriber::builder();
     if let Some((url, creds)) = emulator(config.pubsub_endpoint()) {
@@ -46,6 +49,7 @@ pub async fn subscriber(config: &Config) -> Result<Subscriber> {
 }
 
 /// The topic administration client (REST).
+#[cfg(feature = "worker")]
 pub async fn topic_admin(config: &Config) -> Result<TopicAdmin> {
     let mut b = TopicAdmin::builder();
     if let Some((url, creds)) = emulator(config.pubsub_endpoint()) {
@@ -55,6 +59,7 @@ pub async fn topic_admin(config: &Config) -> Result<TopicAdmin> {
 }
 
 /// The subscription administration client (REST).
+#[cfg(feature = "worker")]
 pub async fn subscription_admin(config: &Config) -> Result<SubscriptionAdmin> {
     let mut b = SubscriptionAdmin::builder();
     if let Some((url, creds)) = emulator(config.pubsub_endpoint()) {
@@ -106,6 +111,7 @@ pub fn subscriber_channel(
 /// held), lets the subscriber send those acknowledgements while the stream is still open (the
 /// emulator ignores acknowledgements for a stream that has closed), then shuts the stream down,
 /// waiting at most `limit`.
+#[cfg(feature = "worker")]
 pub async fn close_stream(
     stream: google_cloud_pubsub::subscriber::MessageStream,
     release: impl FnOnce(),

@@ -258,6 +258,7 @@ impl<'a> Source<'a> {
     }
 
     /// The value exactly as given (passwords), `None` when unset.
+    #[cfg(feature = "store")]
     pub(crate) fn verbatim(&self, s: &Setting) -> Option<String> {
         (self.lookup)(s.name)
     }
@@ -290,6 +291,7 @@ impl<'a> Source<'a> {
     }
 
     /// A whole number above zero.
+    #[cfg(feature = "store")]
     pub(crate) fn positive<T: std::str::FromStr + PartialOrd + Default>(
         &self,
         s: &Setting,

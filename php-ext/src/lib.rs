@@ -71,10 +71,33 @@ pub extern "C" fn startup(_ty: i32, module_number: i32) -> i32 {
     }
 }
 
+/// The `phpinfo()` section (also `php --ri suitex_events`): version, mode, and each setting's
+/// effective value with where it comes from.
+pub extern "C" fn info(_module: *mut ext_php_rs::zend::ModuleEntry) {
+    // A value with a NUL (impossible in php.ini or the environment) is shown cut there.
+    let text = |s: &str| s.split('\0').next().unwrap_or_default().to_string();
+    ext_php_rs::info_table_start!();
+    ext_php_rs::info_table_row!("suitex_events support", "enabled");
+    ext_php_rs::info_table_row!("Version", env!("CARGO_PKG_VERSION"));
+    ext_php_rs::info_table_row!("Mode", "direct: emit_event() publishes to Pub/Sub before it returns (no local spool)");
+    let sapi = ext_php_rs::zend::php_sapi_name().unwrap_or_default();
+    let inbox = if cfg!(feature = "inbox") && INBOX_SAPIS.contains(&sapi.as_str()) { "available (CLI)" } else { "not in this SAPI (web SAPIs only emit)" };
+    ext_php_rs::info_table_row!("Inbox (consuming API)", inbox);
+    ext_php_rs::info_table_end!();
+    ext_php_rs::info_table_start!();
+    ext_php_rs::info_table_header!("Setting", "Effective value", "From");
+    for name in settings::names() {
+        let (from, value) = settings::effective(name);
+        ext_php_rs::info_table_row!(text(name), text(&value), from);
+    }
+    ext_php_rs::info_table_end!();
+}
+
 #[php_module]
 #[php(startup = "startup")]
 pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
     let module = module
+        .info_function(info)
         .class::<emitter::Emitter>()
         .function(wrap_function!(emit_event))
         .function(wrap_function!(emit_events));

@@ -52,6 +52,21 @@ pub fn ini_entries() -> &'static [IniEntryDef] {
         .0
 }
 
+/// Where a setting's effective value comes from, and the value (for `phpinfo()`).
+pub fn effective(name: &str) -> (&'static str, String) {
+    let ini = ExecutorGlobals::get().ini_values();
+    if let Some(v) = directive(name).and_then(|d| ini.get(&d).cloned().flatten()).filter(|v| !v.trim().is_empty()) {
+        return ("php.ini", v);
+    }
+    match std::env::var(name) {
+        Ok(v) => ("environment", v),
+        Err(_) => {
+            let default = sdk::settings::find(name).map(|s| s.default.replace('`', "")).unwrap_or_default();
+            ("default", if default.is_empty() { "(unset)".to_string() } else { default })
+        }
+    }
+}
+
 /// Reads php.ini, then the environment, with `options` on top.
 pub fn lookup(options: HashMap<String, String>) -> impl Fn(&str) -> Option<String> {
     let ini = ExecutorGlobals::get().ini_values();

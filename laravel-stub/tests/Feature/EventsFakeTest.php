@@ -75,16 +75,7 @@ final class EventsFakeTest extends LaravelTestCase
     /** The SDK's corpus of bad events (the extension's own tests run the same corpus). */
     public function corpus(): array
     {
-        $cases = json_decode(file_get_contents(dirname(__DIR__, 3).'/sdk/tests/data/bad_envelopes.json'), true, 512, JSON_THROW_ON_ERROR);
-        $out = [];
-        foreach ($cases as $c) {
-            if (isset($c['raw']) || ! is_array($c['event']) || array_is_list($c['event'])) {
-                continue;
-            }
-            $out[$c['name']] = [$c['event'], $c['error']];
-        }
-
-        return $out;
+        return require dirname(__DIR__, 3).'/sdk/tests/data/bad_envelopes.php';
     }
 
     /** @dataProvider corpus */
@@ -143,17 +134,16 @@ final class EventsFakeTest extends LaravelTestCase
         $script = <<<'PHP'
         require $argv[1].'/bootstrap/autoload.php';
         $out = [];
-        foreach (json_decode(file_get_contents($argv[2]), true) as $c) {
-            if (isset($c['raw']) || ! is_array($c['event']) || array_is_list($c['event'])) { continue; }
+        foreach (require $argv[2] as $name => [$event, $expected]) {
             $messages = [];
             foreach (['extension' => fn ($e) => SuiteX\Events\emit_event($e), 'fake' => fn ($e) => SuiteX\EventBackbone\Testing\EventValidator::validate($e)] as $who => $f) {
-                try { $f($c['event']); $messages[$who] = 'accepted'; } catch (SuiteX\Events\ValidationException $e) { $messages[$who] = $e->getMessage(); }
+                try { $f($event); $messages[$who] = 'accepted'; } catch (SuiteX\Events\ValidationException $e) { $messages[$who] = $e->getMessage(); }
             }
-            $out[$c['name']] = $messages;
+            $out[$name] = $messages;
         }
         echo json_encode($out);
         PHP;
-        [$code, $out, $err] = Harness::run([PHP_BINARY, '-d', "extension=$extension", '-r', $script, Harness::appDir(), dirname(__DIR__, 3).'/sdk/tests/data/bad_envelopes.json'], [
+        [$code, $out, $err] = Harness::run([PHP_BINARY, '-d', "extension=$extension", '-r', $script, Harness::appDir(), dirname(__DIR__, 3).'/sdk/tests/data/bad_envelopes.php'], [
             // The extension validates before it connects anywhere; it still wants a configuration.
             'SUITEX_EVENTS_PROJECT' => 'suitex-local',
             'PUBSUB_EMULATOR_HOST' => (string) getenv('PUBSUB_EMULATOR_HOST'),

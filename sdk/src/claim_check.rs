@@ -27,18 +27,17 @@ pub struct ClaimCheck {
     max_payload: usize,
 }
 
+/// `{account_id}/{yyyy}/{mm}/{dd}/{event_id}` (date from `occurred_at`): where an event's
+/// objects live.
+fn event_path(event: &Event) -> String {
+    let at = event.occurred_at();
+    format!("{}/{:04}/{:02}/{:02}/{}", event.account_id(), at.year(), u8::from(at.month()), at.day(), event.event_id())
+}
+
 /// The object name of an event's payload whose bytes have `sha256` (lowercase hex):
 /// `{account_id}/{yyyy}/{mm}/{dd}/{event_id}/{sha256}.json`.
 pub fn object_name(event: &Event, sha256: &str) -> String {
-    let at = event.occurred_at();
-    format!(
-        "{}/{:04}/{:02}/{:02}/{}/{sha256}.json",
-        event.account_id(),
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        event.event_id()
-    )
+    format!("{}/{sha256}.json", event_path(event))
 }
 
 /// Whether `r` names an object of `event`'s own: [`object_name`] for its sha256, or the name
@@ -47,19 +46,8 @@ pub fn object_name(event: &Event, sha256: &str) -> String {
 /// other object — another tenant's, another event's — is refused: a forged raw message must
 /// not pull someone else's payload into its own event.
 pub fn names_own_object(event: &Event, r: &PayloadRef) -> bool {
-    if r.object == object_name(event, &r.sha256) {
-        return true;
-    }
-    let at = event.occurred_at();
-    let v01 = format!(
-        "{}/{:04}/{:02}/{:02}/{}.json",
-        event.account_id(),
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        event.event_id()
-    );
-    r.object == v01
+    let path = event_path(event);
+    r.object == format!("{path}/{}.json", r.sha256) || r.object == format!("{path}.json")
 }
 
 /// Lowercase hex sha256.

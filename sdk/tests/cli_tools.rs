@@ -22,13 +22,19 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-#[tokio::test]
-async fn migrate_is_idempotent_and_creates_the_table() {
+/// A new, empty database on the test server: an admin connection, its name, its settings.
+async fn empty_database(prefix: &str) -> (suitex_events::store::EventStore, String, suitex_events::store::StoreSettings) {
     let server = mysql_server();
-    let name = format!("t_cli_migrate_{}", unique());
+    let name = format!("{prefix}{}", unique());
     let admin = suitex_events::store::EventStore::connect(&server).await.unwrap();
     admin.execute(&format!("CREATE DATABASE `{name}`")).await.unwrap();
-    let settings = server.clone().with_database(&name);
+    let settings = server.with_database(&name);
+    (admin, name, settings)
+}
+
+#[tokio::test]
+async fn migrate_is_idempotent_and_creates_the_table() {
+    let (admin, name, settings) = empty_database("t_cli_migrate_").await;
     for _ in 0..2 {
         let out = run(&settings, &["migrate"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -239,11 +245,7 @@ async fn each_role_is_refused_by_the_database_what_it_does_not_hold() {
 
 #[tokio::test]
 async fn the_migrator_role_runs_migrations_and_cannot_append() {
-    let server = mysql_server();
-    let name = format!("t_cli_migrator_{}", unique());
-    let admin = suitex_events::store::EventStore::connect(&server).await.unwrap();
-    admin.execute(&format!("CREATE DATABASE `{name}`")).await.unwrap();
-    let settings = server.clone().with_database(&name);
+    let (admin, name, settings) = empty_database("t_cli_migrator_").await;
     let user = format!("gm_{}", &unique()[..8]);
     let out = run(&settings, &["grants", "--role", "migrator", "--user", &user, "--password-env", "SUITEX_WORKER_DB_PASSWORD"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

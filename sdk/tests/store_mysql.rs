@@ -20,6 +20,16 @@ async fn scalar(store: &EventStore, sql: &'static str) -> String {
     sqlx::query_scalar::<_, String>(sql).fetch_one(store.pool()).await.unwrap()
 }
 
+/// The store ids of a batch that was stored whole (anything else fails the test).
+fn stored_ids(out: &[Appended]) -> Vec<u64> {
+    out.iter()
+        .map(|a| match a {
+            Appended::Stored(id) => *id,
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn migration_creates_the_designed_table() {
     let db = TestDb::new("schema").await;
@@ -88,13 +98,7 @@ async fn append_is_idempotent_and_keeps_order() {
     let db = TestDb::new("append").await;
     let batch: Vec<Event> = (0..20).map(|n| event(1, "A-1", n)).collect();
     let first = db.store.append(&batch).await.unwrap();
-    let ids: Vec<u64> = first
-        .iter()
-        .map(|a| match a {
-            Appended::Stored(id) => *id,
-            other => panic!("{other:?}"),
-        })
-        .collect();
+    let ids = stored_ids(&first);
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids follow the batch order: {ids:?}");
 
     // The same events again, plus one new, plus an in-batch repeat.
@@ -281,13 +285,7 @@ async fn large_payloads_sent_in_pieces_are_stored_exactly_and_in_order() {
     };
     let batch = vec![event(5, "S-1", 1), large("L-1"), event(5, "S-1", 2), large("L-2"), event(5, "S-1", 3)];
     let out = db.store.append(&batch).await.unwrap();
-    let ids: Vec<u64> = out
-        .iter()
-        .map(|a| match a {
-            Appended::Stored(id) => *id,
-            other => panic!("{other:?}"),
-        })
-        .collect();
+    let ids = stored_ids(&out);
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids follow the batch order: {ids:?}");
     for (i, e) in batch.iter().enumerate() {
         let stored = db.store.read(&Selection::IdRange { from: ids[i], to: ids[i], account_id: None }, 0, 1).await.unwrap();

@@ -30,10 +30,9 @@ async fn bed(prefix: &str) -> Bed {
     let db = PrivateMariaDb::start();
     let root = EventStore::open(&db.settings()).await.unwrap();
     root.migrate().await.unwrap();
-    db.sql(&format!(
-        "CREATE USER '{WORKER}'@'%' IDENTIFIED BY '{PASSWORD}'; \
-         GRANT INSERT, SELECT ON event_store.event_store TO '{WORKER}'@'%'"
-    ));
+    let account = suitex_events::store::grants::Account::new(WORKER, "%").unwrap();
+    let writer = suitex_events::store::grants::Role::Writer;
+    root.apply_role("event_store", &account, writer, Some(PASSWORD)).await.unwrap();
     Bed { fake, config, db, root }
 }
 
@@ -70,61 +69,61 @@ async fn assert_all_stored_once_and_nothing_dead_lettered(b: &Bed, total: u64, w
     assert!(metrics.transient_retries.get() > 0, "the failure was seen and retried");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_insert_grant_under_load_dead_letters_nothing_and_every_event_is_stored_once_after_the_grant_returns()
-{
-    let b = bed("revoke").await;
+/// The worker under load while `outage` makes the database unusable to it for 8 s and
+/// `repair` makes it usable again; returns the rows stored when the repair began and the events
+/// emitted in all, once every one of them is stored and nothing was nacked or dead-lettered.
+async fn through_an_outage(prefix: &str, outage: impl AsyncFnOnce(&Bed), repair: impl AsyncFnOnce(&Bed)) -> (u64, u64) {
+    let b = bed(prefix).await;
     let worker = RunningWorker::start(&b.config, &b.db.settings_as(WORKER, PASSWORD), options()).await;
     let emitted = Arc::new(AtomicU64::new(0));
     let emitter = Emitter::connect(b.config.clone()).await.unwrap();
     let load = emit_load(emitter, emitted.clone(), 61, 10, 20, Duration::from_millis(200), 75);
 
-    eventually(Duration::from_secs(20), "the worker stores while it may", || {
+    eventually(Duration::from_secs(20), "the worker stores before the outage", || {
         let root = b.root.clone();
         async move { count_rows(&root).await > 0 }
     })
     .await;
-    b.db.sql(&format!("REVOKE INSERT ON event_store.event_store FROM '{WORKER}'@'%'"));
+    outage(&b).await;
     tokio::time::sleep(Duration::from_secs(8)).await;
     let during = count_rows(&b.root).await;
-    b.db.sql(&format!("GRANT INSERT ON event_store.event_store TO '{WORKER}'@'%'"));
+    repair(&b).await;
 
     load.await.unwrap();
     let total = emitted.load(Ordering::Relaxed);
-    assert!(total > during, "events kept arriving while the grant was missing");
     assert_all_stored_once_and_nothing_dead_lettered(&b, total, worker).await;
+    (during, total)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_insert_grant_under_load_dead_letters_nothing_and_every_event_is_stored_once_after_the_grant_returns()
+{
+    let (during, total) = through_an_outage(
+        "revoke",
+        async |b: &Bed| b.db.sql(&format!("REVOKE INSERT ON event_store.event_store FROM '{WORKER}'@'%'")),
+        async |b: &Bed| b.db.sql(&format!("GRANT INSERT ON event_store.event_store TO '{WORKER}'@'%'")),
+    )
+    .await;
+    assert!(total > during, "events kept arriving while the grant was missing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_password_under_load_dead_letters_nothing_and_every_event_is_stored_once_after_it_is_changed_back() {
-    let b = bed("password").await;
-    let worker = RunningWorker::start(&b.config, &b.db.settings_as(WORKER, PASSWORD), options()).await;
-    let emitted = Arc::new(AtomicU64::new(0));
-    let emitter = Emitter::connect(b.config.clone()).await.unwrap();
-    let load = emit_load(emitter, emitted.clone(), 61, 10, 20, Duration::from_millis(200), 75);
-
-    eventually(Duration::from_secs(20), "the worker stores while its password is right", || {
-        let root = b.root.clone();
-        async move { count_rows(&root).await > 0 }
-    })
-    .await;
     // The password changes and the worker's open connections go away (a failover, a restart):
     // every new connection is refused with 1045 until the password is changed back.
-    b.db.sql(&format!("ALTER USER '{WORKER}'@'%' IDENTIFIED BY 'rotated-elsewhere'"));
-    let ids: Vec<i64> =
-        sqlx::query_scalar("SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE user = ?")
-            .bind(WORKER)
-            .fetch_all(b.root.pool())
-            .await
-            .unwrap();
-    assert!(!ids.is_empty(), "the worker had connections");
-    for id in ids {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL CONNECTION {id}"))).execute(b.root.pool()).await;
-    }
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    b.db.sql(&format!("ALTER USER '{WORKER}'@'%' IDENTIFIED BY '{PASSWORD}'"));
-
-    load.await.unwrap();
-    let total = emitted.load(Ordering::Relaxed);
-    assert_all_stored_once_and_nothing_dead_lettered(&b, total, worker).await;
+    let outage = async |b: &Bed| {
+        b.db.sql(&format!("ALTER USER '{WORKER}'@'%' IDENTIFIED BY 'rotated-elsewhere'"));
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE user = ?")
+                .bind(WORKER)
+                .fetch_all(b.root.pool())
+                .await
+                .unwrap();
+        assert!(!ids.is_empty(), "the worker had connections");
+        for id in ids {
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL CONNECTION {id}"))).execute(b.root.pool()).await;
+        }
+    };
+    let repair = async |b: &Bed| b.db.sql(&format!("ALTER USER '{WORKER}'@'%' IDENTIFIED BY '{PASSWORD}'"));
+    through_an_outage("password", outage, repair).await;
 }

@@ -58,9 +58,6 @@ class EventStore extends Model
 
     protected static function booted()
     {
-        static::creating(function () {
-            static::assertWritable();
-        });
         static::updating(function () {
             throw EventStoreImmutableException::refuse('updating an event');
         });
@@ -74,7 +71,11 @@ class EventStore extends Model
         });
     }
 
-    /** Throws unless this process's `event_store` connection may append (the writer role). */
+    /**
+     * Throws unless this process's `event_store` connection may append (the writer role), for
+     * code that wants to know before it starts. Writes need not call it: the connection refuses
+     * every write its role does not allow, before any SQL is sent.
+     */
     public static function assertWritable(): void
     {
         $role = (new static())->getConnection()->getConfig('role') ?? 'reader';

@@ -7,8 +7,9 @@ use Illuminate\Database\Eloquent\Builder;
 
 /**
  * The query builder of EventStore. Bulk statements never fire model events, so the append-only
- * rule is enforced here for them: mass updates and deletes throw, and bulk inserts are held to
- * the same console-only rule as EventStore::create().
+ * rule is enforced here for them: mass updates and deletes throw. Whether this process may
+ * insert at all is the event_store connection's to decide, for every path alike
+ * (SuiteX\EventBackbone\Database\EventStoreConnection, DB_EVENT_STORE_ROLE).
  */
 class EventStoreBuilder extends Builder
 {
@@ -45,13 +46,6 @@ class EventStoreBuilder extends Builder
     public function truncate()
     {
         throw EventStoreImmutableException::refuse('truncating the table');
-    }
-
-    public function insert(array $values)
-    {
-        EventStore::assertWritable();
-
-        return $this->toBase()->insert($values);
     }
 
     public function insertOrIgnore(array $values)

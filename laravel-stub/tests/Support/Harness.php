@@ -145,20 +145,16 @@ final class Harness
      */
     public static function php(array $args, array $env, ?string $cwd = null): array
     {
-        $cmd = array_merge([PHP_BINARY], $args);
-        $proc = proc_open($cmd, [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, $cwd ?? self::appDir(), array_merge(self::baseEnv(), $env));
-        $out = stream_get_contents($pipes[1]);
-        $err = stream_get_contents($pipes[2]);
-        fclose($pipes[1]);
-        fclose($pipes[2]);
-
-        return [proc_close($proc), $out, $err];
+        return self::run(array_merge([PHP_BINARY], $args), $env, $cwd ?? self::appDir());
     }
 
-    /** Runs a program with exactly `$env` (plus PATH) and returns [exit code, stdout, stderr]. */
-    public static function run(array $cmd, array $env): array
+    /**
+     * Runs a program (in `$cwd`, if given) with exactly `$env` plus baseEnv() and returns
+     * [exit code, stdout, stderr].
+     */
+    public static function run(array $cmd, array $env, ?string $cwd = null): array
     {
-        $proc = proc_open($cmd, [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, null, array_merge(self::baseEnv(), $env));
+        $proc = proc_open($cmd, [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, $cwd, array_merge(self::baseEnv(), $env));
         $out = stream_get_contents($pipes[1]);
         $err = stream_get_contents($pipes[2]);
         fclose($pipes[1]);

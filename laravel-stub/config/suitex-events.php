@@ -23,4 +23,16 @@ return [
     // the table instead.
     'migrations' => (bool) env('SUITEX_EVENTS_MIGRATIONS', true),
 
+    // `php artisan events:work`, the PHP worker (the process whose event_store connection has
+    // the writer role). Pub/Sub settings come from the extension's php.ini / environment.
+    'worker' => [
+        // Attempts after which events.raw-sub dead-letters a message (its dead-letter policy;
+        // terraform/ sets 5): a poison event's key goes on at once on its last attempt.
+        'max_delivery_attempts' => (int) env('SUITEX_WORKER_MAX_DELIVERY_ATTEMPTS', 5),
+        // Back-off while the database or Pub/Sub is away: from the initial wait, doubling, up to
+        // the most (with jitter). Events in hand keep their leases meanwhile.
+        'backoff_initial_ms' => (int) env('SUITEX_WORKER_BACKOFF_INITIAL_MS', 100),
+        'backoff_max_ms' => (int) env('SUITEX_WORKER_BACKOFF_MAX_MS', 10000),
+    ],
+
 ];

@@ -8,7 +8,8 @@ use SuiteX\EventBackbone\Database\EventStoreConnection;
 /**
  * The package's service provider, found by Laravel's package auto-discovery
  * (composer.json `extra.laravel`): merges and publishes `config/suitex-events.php`, registers
- * the event store migration, binds the emitter behind the `Events` facade, and makes the
+ * the event store migration, binds the emitter behind the `Events` facade, registers
+ * `php artisan events:work` (the PHP worker), and makes the
  * `event_store` connection an EventStoreConnection — what it may send is decided by its role
  * (DB_EVENT_STORE_ROLE: reader by default, writer for the worker, migrator for migrations).
  */
@@ -42,6 +43,7 @@ class EventBackboneServiceProvider extends ServiceProvider
             $this->loadMigrationsFrom(__DIR__.'/../database/migrations');
         }
         if ($this->app->runningInConsole()) {
+            $this->commands([Console\WorkCommand::class]);
             $this->publishes([__DIR__.'/../config/suitex-events.php' => $this->app->configPath('suitex-events.php')], 'suitex-events-config');
             $this->publishes([__DIR__.'/../database/migrations' => $this->app->databasePath('migrations')], 'suitex-events-migrations');
         }

@@ -5,6 +5,7 @@
 require_once 'Illuminate/autoload.php';
 require_once __DIR__.'/Support/Harness.php';
 require_once __DIR__.'/Support/PrivateMariaDb.php';
+require_once __DIR__.'/Support/Pipeline.php';
 require_once __DIR__.'/Support/LaravelTestCase.php';
 
 \Tests\Support\Harness::registerAppAutoloader();

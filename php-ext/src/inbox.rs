@@ -15,16 +15,21 @@ use ext_php_rs::types::ZendHashTable;
 use sdk::BlockingInbox;
 use std::time::Duration;
 
-/// Pulls events for a worker that stores them itself (e.g. with `EventStore::create()`).
+/// Pulls events for a worker that stores them itself (`php artisan events:work` of the
+/// Laravel package, which writes with `EventStore::create()`).
 ///
 /// ```php
 /// $inbox = new SuiteX\Events\Inbox();
 /// foreach ($inbox->pull(100, 2000) as $delivery) {
 ///     if ($delivery['error'] !== null) { $inbox->nack($delivery['ack_id']); continue; }
-///     EventStore::create(...$delivery['event']...);
-///     $inbox->ack($delivery['ack_id']);
+///     $row = EventStore::create(...$delivery['event']...);
+///     $inbox->ackStored($delivery['ack_id'], $row->id);   // events.merged, then ack
 /// }
 /// ```
+///
+/// Every delivery pulled stays leased to this process (kept alive in the background) until it is
+/// settled with `ackStored`, `ack` or `nack`: a worker that cannot reach its database simply
+/// keeps the delivery and retries, and no delivery attempt is spent.
 #[php_class]
 #[php(name = "SuiteX\\Events\\Inbox")]
 pub struct Inbox {
@@ -33,7 +38,8 @@ pub struct Inbox {
 
 impl Inbox {
     fn open(options: Option<&ZendHashTable>) -> PhpResult<BlockingInbox> {
-        let config = settings::config(self::options(options)?).map_err(|e| from_sdk(&sdk::Error::Config(e)))?;
+        let config =
+            settings::config(self::options(options)?).map_err(|e| from_sdk(&sdk::Error::Config(e)))?;
         Ok(BlockingInbox::new(config))
     }
 
@@ -53,10 +59,25 @@ impl Inbox {
             match d.event {
                 Ok(e) => {
                     let _ = entry.insert("event", to_zval(&e.to_wire_value()));
+                    // The exact JSON texts, for a store that must keep them as they are (a PHP
+                    // array cannot tell `{}` from `[]`).
+                    let payload = e.payload().json_text().unwrap_or_default();
+                    let _ = entry.insert("payload_json", payload.as_ref());
+                    match e.metadata() {
+                        Some(m) => {
+                            let text = serde_json::to_string(m).unwrap_or_default();
+                            let _ = entry.insert("metadata_json", text.as_str());
+                        }
+                        None => {
+                            let _ = entry.insert("metadata_json", ());
+                        }
+                    }
                     let _ = entry.insert("error", ());
                 }
                 Err(why) => {
                     let _ = entry.insert("event", ());
+                    let _ = entry.insert("payload_json", ());
+                    let _ = entry.insert("metadata_json", ());
                     let _ = entry.insert("error", why.to_string().as_str());
                 }
             }
@@ -76,7 +97,9 @@ impl Inbox {
     /// Up to `$max` deliveries (1–1000), waiting up to `$waitMs` milliseconds for the first.
     /// Each is `['ack_id', 'message_id', 'delivery_attempt', 'ordering_key', 'attributes',
     /// 'event' => the envelope with its full payload (claim-checks resolved and verified) or
-    /// null, 'error' => why the message cannot be used (then nack it) or null]`.
+    /// null, 'payload_json' / 'metadata_json' => the payload's and metadata's exact JSON text
+    /// (null for poison; metadata_json null when there is none), 'error' => why the message
+    /// cannot be used (then nack it) or null]`.
     pub fn pull(&self, max: Option<i64>, waitMs: Option<i64>) -> PhpResult<ZBox<ZendHashTable>> {
         self.deliveries(max, waitMs)
     }
@@ -89,6 +112,20 @@ impl Inbox {
     /// Releases a delivery: it is redelivered (and dead-lettered after 5 attempts).
     pub fn nack(&self, ackId: String) -> PhpResult<()> {
         self.inner.nack(vec![ackId]).map_err(|e| from_consume(&e))
+    }
+
+    /// Settles a delivery whose event is committed to the event store as row `$storeId` (or was
+    /// found stored already as the same event): publishes it to `events.merged` with that
+    /// store id, then acks it. Returns the `events.merged` message id. On failure the delivery
+    /// stays in hand (its lease kept alive) and the call can be repeated.
+    pub fn ackStored(&self, ackId: String, storeId: i64) -> PhpResult<String> {
+        let store_id = u64::try_from(storeId).unwrap_or(0);
+        self.inner.ack_stored(&ackId, store_id).map_err(|e| from_consume(&e))
+    }
+
+    /// How many deliveries this inbox has in hand: pulled, not yet settled.
+    pub fn inHand(&self) -> i64 {
+        self.inner.in_hand() as i64
     }
 }
 

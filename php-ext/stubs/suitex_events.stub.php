@@ -170,7 +170,7 @@ class Inbox
      * Up to $max deliveries (1–1000, default 100), waiting up to $waitMs milliseconds (default 2000)
      * for the first.
      *
-     * @return list<array{ack_id: string, message_id: string, delivery_attempt: int, ordering_key: string, attributes: array<string, string>, event: ?array<string, mixed>, error: ?string}>
+     * @return list<array{ack_id: string, message_id: string, delivery_attempt: int, ordering_key: string, attributes: array<string, string>, event: ?array<string, mixed>, payload_json: ?string, metadata_json: ?string, error: ?string}>
      * @throws ConsumeException Pub/Sub or the claim-check bucket could not be reached
      */
     public function pull(?int $max = null, ?int $waitMs = null): array
@@ -188,6 +188,26 @@ class Inbox
      * Releases a delivery for redelivery (dead-lettered after 5 attempts).
      */
     public function nack(string $ackId): void
+    {
+    }
+
+    /**
+     * Settles a delivery whose event is committed to the event store as row $storeId (or found
+     * stored already as the same event): publishes it to events.merged with that store id, then
+     * acks it. Returns the events.merged message id. On failure the delivery stays in hand, its
+     * lease kept alive, and the call can be repeated.
+     *
+     * @throws ValidationException $ackId is not a delivery in hand, or $storeId is not positive
+     * @throws ConsumeException Pub/Sub (or the claim-check bucket) could not be reached
+     */
+    public function ackStored(string $ackId, int $storeId): string
+    {
+    }
+
+    /**
+     * How many deliveries are in hand: pulled, not yet settled (their leases are kept alive).
+     */
+    public function inHand(): int
     {
     }
 }

@@ -2,6 +2,7 @@
 
 namespace SuiteX\EventBackbone\Models;
 
+use SuiteX\EventBackbone\Casts\JsonDocument;
 use SuiteX\EventBackbone\Exceptions\EventStoreImmutableException;
 use SuiteX\EventBackbone\Exceptions\EventStoreWriteForbiddenException;
 use Illuminate\Database\Eloquent\Model;
@@ -47,8 +48,9 @@ class EventStore extends Model
 
     protected $casts = [
         'account_id' => 'integer',
-        'payload' => 'array',
-        'metadata' => 'array',
+        // Arrays when read; written from an array, or byte for byte from a JsonText.
+        'payload' => JsonDocument::class,
+        'metadata' => JsonDocument::class,
         'occurred_at' => 'datetime',
         'created_at' => 'datetime',
     ];

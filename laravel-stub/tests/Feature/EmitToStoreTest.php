@@ -5,6 +5,7 @@ namespace Tests\Feature;
 use SuiteX\EventBackbone\Models\EventStore;
 use Tests\Support\Harness;
 use Tests\Support\LaravelTestCase;
+use Tests\Support\Pipeline;
 
 /**
  * The whole path from SuiteX's side: Events::emit() in a Laravel process with the suitex_events
@@ -24,42 +25,15 @@ final class EmitToStoreTest extends LaravelTestCase
         parent::tearDown();
     }
 
-    private static function required(string $name, string $why): string
-    {
-        $v = getenv($name);
-        if ($v === false || ! is_file($v)) {
-            throw new \RuntimeException("$name must name $why (scripts/test sets it)");
-        }
-
-        return $v;
-    }
-
     public function test_events_emitted_through_the_facade_are_stored_and_read_through_the_model(): void
     {
-        $extension = self::required('SUITEX_EVENTS_PHP_EXT', 'the built extension, target/debug/libsuitex_events_php.so');
-        $bin = self::required('SUITEX_EVENTS_BIN', 'the suitex-events binary');
+        $extension = Pipeline::extension();
+        $bin = Pipeline::required('SUITEX_EVENTS_BIN', 'the suitex-events binary');
         $this->migrate();
 
-        $suffix = bin2hex(random_bytes(4));
-        $pipeline = [
-            'PUBSUB_EMULATOR_HOST' => getenv('PUBSUB_EMULATOR_HOST'),
-            'STORAGE_EMULATOR_HOST' => getenv('STORAGE_EMULATOR_HOST'),
-            'SUITEX_EVENTS_PROJECT' => 'suitex-local',
-            'SUITEX_EVENTS_RAW_TOPIC' => "lara-raw-$suffix",
-            'SUITEX_EVENTS_RAW_SUBSCRIPTION' => "lara-raw-$suffix-sub",
-            'SUITEX_EVENTS_MERGED_TOPIC' => "lara-merged-$suffix",
-            'SUITEX_EVENTS_DLQ_TOPIC' => "lara-dlq-$suffix",
-            'SUITEX_EVENTS_DLQ_SUBSCRIPTION' => "lara-dlq-$suffix-sub",
-            'SUITEX_EVENTS_PAYLOAD_BUCKET' => "lara-$suffix",
-            'SUITEX_WORKER_METRICS_ADDR' => 'off',
-        ];
-        foreach (['PUBSUB_EMULATOR_HOST', 'STORAGE_EMULATOR_HOST'] as $host) {
-            $this->assertNotFalse($pipeline[$host], "$host is set (scripts/services env)");
-        }
-        $env = $this->env($pipeline);
-        $provision = proc_open([$bin, 'provision', '--without-ordering'], [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, null, array_merge(Harness::baseEnv(), $env));
-        $said = stream_get_contents($pipes[1]).stream_get_contents($pipes[2]);
-        $this->assertSame(0, proc_close($provision), "suitex-events provision: $said");
+        $pipeline = new Pipeline('lara');
+        $pipeline->provision();
+        $env = $this->env($pipeline->env);
 
         $log = tempnam(sys_get_temp_dir(), 'worker');
         $this->worker = proc_open([$bin, 'worker'], [1 => ['file', $log, 'w'], 2 => ['file', $log, 'a']], $pipes, null, array_merge(Harness::baseEnv(), $env));
@@ -79,7 +53,7 @@ final class EmitToStoreTest extends LaravelTestCase
         $this->assertSame('inline', $small['payload_location']);
         $this->assertSame('gcs', $big['payload_location'], 'the large payload went through the claim-check bucket');
 
-        $this->boot($pipeline);
+        $this->boot($pipeline->env);
         $until = microtime(true) + 60;
         while (EventStore::query()->count() < 2 && microtime(true) < $until) {
             usleep(200_000);

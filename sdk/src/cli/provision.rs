@@ -10,6 +10,11 @@ pub struct Args {
     /// crashes on ordering + dead-lettering; production keeps ordering on).
     #[arg(long)]
     without_ordering: bool,
+    /// Redeliver a nacked message at once instead of after Pub/Sub's retry back-off (10 s
+    /// doubling to 600 s, as in production): for tests and experiments that watch a poison
+    /// message reach events.dlq.
+    #[arg(long)]
+    immediate_redelivery: bool,
     /// Also create this subscription on events.merged (repeatable).
     #[arg(long = "merged-subscription", value_name = "NAME")]
     merged_subscriptions: Vec<String>,
@@ -20,6 +25,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = ProvisionOptions {
         without_ordering: args.without_ordering,
         merged_subscriptions: args.merged_subscriptions,
+        retry_backoff: if args.immediate_redelivery {
+            None
+        } else {
+            ProvisionOptions::default().retry_backoff
+        },
         ..ProvisionOptions::default()
     };
     for w in warnings(&options, &config) {

@@ -43,4 +43,16 @@ impl BlockingInbox {
     pub fn nack(&self, ack_ids: Vec<String>) -> Result<()> {
         self.run(async |i| i.nack(ack_ids).await)?
     }
+
+    /// Publishes a stored delivery to `events.merged` with its store id, then acks it (see
+    /// [`Inbox::ack_stored`]); returns the `events.merged` message id.
+    pub fn ack_stored(&self, ack_id: &str, store_id: u64) -> Result<String> {
+        self.run(async |i| i.ack_stored(ack_id, store_id).await)?
+    }
+
+    /// How many deliveries this process has in hand (pulled, not settled). Their leases are
+    /// kept alive in the background until they are settled.
+    pub fn in_hand(&self) -> usize {
+        self.run(async |i| i.in_hand()).unwrap_or(0)
+    }
 }

@@ -1,15 +1,28 @@
 //! [`Inbox`]: pull `events.raw-sub` and settle each event yourself.
 //!
 //! The consuming API for callers that store events themselves (the PHP extension's `Inbox`
-//! beneath Laravel queue workers). The Rust [`Worker`](crate::worker::Worker) differs: it runs
-//! StreamingPull and stores into the event store on its own.
+//! beneath `php artisan events:work`). The Rust [`Worker`](crate::worker::Worker) differs: it
+//! runs StreamingPull and stores into the event store on its own.
+//!
+//! A caller settles each delivery in one of three ways:
+//! * [`Inbox::ack_stored`] once the event is committed to the store: the inbox re-publishes it
+//!   to `events.merged` with its store id (as the Rust worker does), then acks it;
+//! * [`Inbox::nack`] when it is poison: Pub/Sub redelivers it and dead-letters it after its
+//!   last attempt;
+//! * not at all for now, while the store is unavailable: the inbox keeps the lease of every
+//!   delivery it handed out alive (every [`KEEP_EVERY`], in the background) until it is settled,
+//!   so a database outage never costs a delivery attempt.
 
+use super::merged::MergedWriter;
 use super::puller::{PULL_MAX, Puller};
 use crate::claim_check::ClaimCheck;
 use crate::config::Config;
-use crate::envelope::Event;
-use crate::error::{Poison, Result};
+use crate::emit::ordered_publisher::{Deadline, OrderedPublisher};
+use crate::envelope::{Event, Payload, PayloadRef};
+use crate::error::{Error, Poison, Result, ValidationError};
 use googleapis_tonic_google_pubsub_v1::google::pubsub::v1 as pb;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// One message pulled from `events.raw-sub`, decoded.
@@ -36,6 +49,10 @@ const FETCH_DEADLINE: Duration = Duration::from_secs(10);
 /// How long messages held back by a transient failure stay leased to the inbox; past that they
 /// are dropped from it and the service redelivers them.
 const CARRY_LEASE: Duration = Duration::from_secs(60);
+/// How often the leases of deliveries handed out and not yet settled are extended, and by how
+/// much (well inside the lease, so one failed extension is survived).
+const KEEP_EVERY: Duration = Duration::from_secs(5);
+const KEEP_FOR: Duration = Duration::from_secs(20);
 
 /// Pulls `events.raw-sub` for consumers that store events themselves.
 ///
@@ -50,7 +67,51 @@ pub struct Inbox {
     config: Config,
     subscription: String,
     fetch_deadline: Duration,
-    carried: std::sync::Mutex<Carried>,
+    carried: Mutex<Carried>,
+    /// Deliveries handed out and not settled yet, by ack id; their leases are kept alive.
+    held: Arc<Mutex<HashMap<String, Held>>>,
+    keeper: tokio::task::JoinHandle<()>,
+    /// The `events.merged` writer and publisher, made on the first [`Inbox::ack_stored`].
+    merged: tokio::sync::OnceCell<(MergedWriter, OrderedPublisher)>,
+}
+
+/// What the inbox keeps of a delivery until it is settled.
+struct Held {
+    /// The event with its payload inline; `None` for poison.
+    event: Option<Event>,
+    /// The claim-check the event arrived with (reused on `events.merged`).
+    reference: Option<PayloadRef>,
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        self.keeper.abort();
+    }
+}
+
+/// Extends the leases of the held deliveries every [`KEEP_EVERY`], for as long as it runs.
+fn keep_leases(
+    puller: Puller,
+    subscription: String,
+    held: Arc<Mutex<HashMap<String, Held>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(KEEP_EVERY).await;
+            let ids: Vec<String> = lock(&held).keys().cloned().collect();
+            for chunk in ids.chunks(PULL_MAX as usize) {
+                if let Err(e) =
+                    puller.modify_deadline(&subscription, chunk.to_vec(), KEEP_FOR.as_secs() as i32).await
+                {
+                    tracing::warn!(error = %e, "extending the leases of deliveries in hand failed; retrying");
+                }
+            }
+        }
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Messages held back by a transient failure, in the order received.
@@ -64,13 +125,20 @@ struct Carried {
 impl Inbox {
     /// An inbox on `config`'s raw subscription.
     pub async fn connect(config: Config) -> Result<Inbox> {
+        let puller = Puller::connect(&config).await?;
+        let subscription = config.subscription_path(&config.names().raw_subscription);
+        let held: Arc<Mutex<HashMap<String, Held>>> = Default::default();
+        let keeper = keep_leases(puller.clone(), subscription.clone(), held.clone());
         Ok(Inbox {
-            puller: Puller::connect(&config).await?,
+            puller,
             claim_check: tokio::sync::OnceCell::new(),
-            subscription: config.subscription_path(&config.names().raw_subscription),
+            subscription,
             config,
             fetch_deadline: FETCH_DEADLINE,
             carried: Default::default(),
+            held,
+            keeper,
+            merged: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -83,6 +151,9 @@ impl Inbox {
 
     /// Up to `max` deliveries; when none is pending, waits up to `wait` for one. Messages held
     /// back by an earlier transient failure come first.
+    ///
+    /// Every delivery returned is leased to this inbox until it is settled ([`Inbox::ack`],
+    /// [`Inbox::ack_stored`], [`Inbox::nack`]) or the inbox is dropped.
     pub async fn pull(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
         let max = max.clamp(1, PULL_MAX as usize);
         let mut received = self.take_carried(max);
@@ -100,7 +171,12 @@ impl Inbox {
         let mut received = received.into_iter();
         while let Some(r) = received.next() {
             let data = r.message.as_ref().map(|m| &m.data[..]).unwrap_or_default();
-            let event = match Event::decode(data) {
+            let decoded = Event::decode(data);
+            let reference = match decoded.as_ref().map(Event::payload) {
+                Ok(Payload::Offloaded(r)) => Some(r.clone()),
+                _ => None,
+            };
+            let event = match decoded {
                 Err(e) => Err(Poison::BadEnvelope(e)),
                 Ok(e) => match self.resolve(e).await {
                     Ok(resolved) => resolved,
@@ -111,6 +187,8 @@ impl Inbox {
                 },
             };
             let m = r.message.unwrap_or_default();
+            lock(&self.held)
+                .insert(r.ack_id.clone(), Held { event: event.as_ref().ok().cloned(), reference });
             out.push(Delivery {
                 ack_id: r.ack_id,
                 message_id: m.message_id,
@@ -164,13 +242,81 @@ impl Inbox {
         claim_check.resolve(event, self.fetch_deadline).await
     }
 
-    /// Acknowledges (consumes) deliveries.
+    /// Acknowledges (consumes) deliveries, without publishing them anywhere. They leave the
+    /// inbox's hands at once: should the ack fail, their leases run out and they come back.
     pub async fn ack(&self, ack_ids: Vec<String>) -> Result<()> {
+        self.forget(&ack_ids);
         self.puller.ack(&self.subscription, ack_ids).await
     }
 
-    /// Releases deliveries for redelivery.
+    /// Releases deliveries for redelivery (counts a delivery attempt; Pub/Sub dead-letters a
+    /// message after its last one). Should the release fail, their leases run out instead.
     pub async fn nack(&self, ack_ids: Vec<String>) -> Result<()> {
+        self.forget(&ack_ids);
         self.puller.release(&self.subscription, ack_ids).await
+    }
+
+    /// Settles a delivery whose event the caller has committed to the event store as row
+    /// `store_id` (or found stored already, as the same event): publishes it to
+    /// `events.merged` with that store id, ordered per key (large payloads as a claim-check,
+    /// reusing the one it arrived with), and only then acks it. Returns the `events.merged`
+    /// message id.
+    ///
+    /// When publishing or acking fails the delivery stays in hand, its lease kept alive, and the
+    /// call can be repeated (`events.merged` is at-least-once; consumers deduplicate on
+    /// `event_id` or `store_id`).
+    pub async fn ack_stored(&self, ack_id: &str, store_id: u64) -> Result<String> {
+        let (event, reference) = {
+            let held = lock(&self.held);
+            let Some(h) = held.get(ack_id) else {
+                return Err(Error::Invalid(ValidationError::new(
+                    "ack_id",
+                    "is not a delivery this inbox holds (settled already, or pulled by another inbox)",
+                )));
+            };
+            let Some(event) = &h.event else {
+                return Err(Error::Invalid(ValidationError::new(
+                    "ack_id",
+                    "is a delivery whose message is poison; it cannot have been stored (nack it)",
+                )));
+            };
+            (event.clone(), h.reference.clone())
+        };
+        if store_id == 0 {
+            return Err(Error::Invalid(ValidationError::new(
+                "store_id",
+                "must be a positive row id of event_store",
+            )));
+        }
+        let (writer, publisher) = self
+            .merged
+            .get_or_try_init(|| async {
+                let topic = self.config.topic_path(&self.config.names().merged_topic);
+                Ok::<_, Error>((
+                    MergedWriter::new(&self.config),
+                    OrderedPublisher::connect(&self.config, topic).await?,
+                ))
+            })
+            .await?;
+        let message = writer.merged(store_id, &event, reference.as_ref(), false).await?.to_message();
+        let deadline = Deadline::after(self.config.publish_deadline());
+        let message_id =
+            publisher.publish(vec![message], deadline).await.pop().expect("one result per message")?;
+        // Forgotten only once acked: a failed ack leaves it in hand, leased, for the next try.
+        self.puller.ack(&self.subscription, vec![ack_id.to_string()]).await?;
+        self.forget(&[ack_id.to_string()]);
+        Ok(message_id)
+    }
+
+    /// How many deliveries are in hand (handed out, not settled).
+    pub fn in_hand(&self) -> usize {
+        lock(&self.held).len()
+    }
+
+    fn forget(&self, ack_ids: &[String]) {
+        let mut held = lock(&self.held);
+        for id in ack_ids {
+            held.remove(id);
+        }
     }
 }

@@ -1,0 +1,251 @@
+<?php
+
+namespace Tests\Feature;
+
+use SuiteX\EventBackbone\Models\EventStore;
+use Tests\Support\Harness;
+use Tests\Support\LaravelTestCase;
+use Tests\Support\Pipeline;
+use Tests\Support\PrivateMariaDb;
+
+/**
+ * `php artisan events:work`, the PHP worker, on the same services as the Rust worker's tests:
+ * the Pub/Sub and Cloud Storage emulators, MariaDB (the test server, or a private one that the
+ * test stops and starts), the extension built by scripts/test.
+ */
+final class WorkCommandTest extends LaravelTestCase
+{
+    /** @var list<resource> */
+    private array $workers = [];
+
+    /** @var list<string> */
+    private array $logs = [];
+
+    protected function tearDown(): void
+    {
+        foreach ($this->workers as $w) {
+            if (is_resource($w)) {
+                proc_terminate($w, SIGKILL);
+                proc_close($w);
+            }
+        }
+        foreach ($this->logs as $log) {
+            @unlink($log);
+        }
+        parent::tearDown();
+    }
+
+    /** Events over `$keys` aggregates of account 42, each with a sequence number. */
+    private static function events(int $n, int $keys, string $prefix = 'C'): array
+    {
+        $out = [];
+        for ($i = 0; $i < $n; $i++) {
+            $out[] = ['account_id' => 42, 'aggregate_type' => 'customer', 'aggregate_id' => $prefix.'-'.($i % $keys),
+                'event_type' => 'customer.updated', 'payload' => ['seq' => $i, 'name' => 'Zoë']];
+        }
+
+        return $out;
+    }
+
+    /** `php artisan events:work` with the extension loaded; returns [exit code, stdout, stderr]. */
+    private function work(array $env, array $args = ['--stop-when-empty', '--wait=3000']): array
+    {
+        return Harness::php(['-d', 'extension='.Pipeline::extension(), 'artisan', 'events:work', ...$args], $env);
+    }
+
+    /** Starts `php artisan events:work` in the background; returns its process. */
+    private function startWorker(array $env): mixed
+    {
+        $log = tempnam(sys_get_temp_dir(), 'events-work');
+        $this->logs[] = $log;
+        $proc = proc_open([PHP_BINARY, '-d', 'extension='.Pipeline::extension(), 'artisan', 'events:work', '-v'],
+            [1 => ['file', $log, 'a'], 2 => ['file', $log, 'a']], $pipes, Harness::appDir(), array_merge(Harness::baseEnv(), $env));
+
+        return $this->workers[] = $proc;
+    }
+
+    private function workerLogs(): string
+    {
+        return implode("\n", array_map(fn ($f) => (string) @file_get_contents($f), $this->logs));
+    }
+
+    /** Waits up to `$seconds` for `$condition`; fails the test with `$what` if it never holds. */
+    private function eventually(float $seconds, string $what, callable $condition): void
+    {
+        $until = microtime(true) + $seconds;
+        while (! $condition()) {
+            if (microtime(true) > $until) {
+                $this->fail("$what (after {$seconds} s)\n".$this->workerLogs());
+            }
+            usleep(200_000);
+        }
+    }
+
+    private static function rowCount(string $database, ?int $port = null): int
+    {
+        try {
+            return (int) Harness::pdo($database, $port)->query('SELECT COUNT(*) FROM event_store')->fetchColumn();
+        } catch (\PDOException) {
+            return -1;
+        }
+    }
+
+    private static function storedIds(string $database, ?int $port = null): array
+    {
+        return Harness::pdo($database, $port)->query('SELECT event_id FROM event_store ORDER BY id')->fetchAll(\PDO::FETCH_COLUMN);
+    }
+
+    public function test_events_are_stored_with_their_exact_json_published_to_merged_with_their_store_id_and_acked(): void
+    {
+        $this->migrate();
+        $pipeline = new Pipeline('work');
+        $pipeline->provision();
+        $events = self::events(20, 4);
+        $events[] = ['account_id' => 42, 'aggregate_type' => 'customer', 'aggregate_id' => 'C-big', 'event_type' => 'customer.synced',
+            'payload' => ['records' => array_fill(0, 9000, ['id' => 1234567, 'memo' => 'netsuite'])]];
+        $ids = $pipeline->emit($events);
+        $env = $this->env($pipeline->env);
+
+        [$code, $out, $err] = $this->work($env);
+        $this->assertSame(0, $code, $out.$err);
+        $this->assertStringContainsString('21 stored, 0 duplicates, 0 poison', $out, $err);
+
+        $this->boot($pipeline->env);
+        $rows = EventStore::query()->orderBy('id')->get()->keyBy('event_id');
+        $this->assertEqualsCanonicalizing($ids, $rows->keys()->all(), 'every event stored once');
+        $this->assertCount(9000, $rows[$ids[20]]->payload['records'], 'the claim-check was resolved: the full document is stored');
+
+        $merged = $pipeline->merged(21);
+        $this->assertEqualsCanonicalizing($ids, array_keys($merged), 'every stored event reached events.merged');
+        foreach ($merged as $eventId => [$m]) {
+            $this->assertSame($rows[$eventId]->id, $m['store_id'], "events.merged carries the store id of $eventId");
+            $this->assertFalse($m['replayed']);
+        }
+        $this->assertArrayHasKey('payload_ref', $merged[$ids[20]][0], 'the large payload travels as its claim-check');
+
+        // A redelivery of a stored event (the same event_id and content): no second row, acked,
+        // re-published under the same store id. And an event whose JSON a PHP array would not
+        // keep (an empty object, a float's fraction): stored as it came.
+        $again = $merged[$ids[3]][0];
+        unset($again['store_id'], $again['replayed']);
+        $pipeline->publishRaw(json_encode($again));
+        $exact = array_merge($again, ['event_id' => '0190a7f2-4c1e-7b3a-9d2e-00000000cafe', 'aggregate_id' => 'C-json',
+            'payload' => '@payload', 'metadata' => '@metadata']);
+        $payload = '{"address":{},"balance":10.0}';
+        $pipeline->publishRaw(str_replace(['"@payload"', '"@metadata"'], [$payload, '{"actor":"user:7","tags":[]}'], json_encode($exact)));
+        [$code, $out, $err] = $this->work($env);
+        $this->assertSame(0, $code, $out.$err);
+        $this->assertStringContainsString('1 stored, 1 duplicates, 0 poison', $out, $err);
+        $this->assertSame(22, self::rowCount($this->eventStore));
+        $merged = $pipeline->merged(2);
+        $this->assertSame([$rows[$ids[3]]->id], array_column($merged[$ids[3]] ?? [], 'store_id'), 'the duplicate is re-published under its store id');
+        $row = EventStore::query()->where('event_id', $exact['event_id'])->sole();
+        $this->assertSame($payload, $row->getRawOriginal('payload'), 'the payload is stored byte for byte');
+        $this->assertSame('{"actor":"user:7","tags":[]}', $row->getRawOriginal('metadata'));
+        $this->assertSame(['actor' => 'user:7', 'tags' => []], $row->metadata);
+        $this->assertSame([], $pipeline->deadLetters(1, 1.0));
+    }
+
+    public function test_poison_is_dead_lettered_after_exactly_five_attempts_and_healthy_events_flow(): void
+    {
+        // Scenario 3: a message that is not an event, and an event_id stored already as another
+        // event; both dead-letter after their fifth attempt, nothing else does.
+        $this->migrate();
+        $pipeline = new Pipeline('workpoison');
+        $pipeline->provision(immediateRedelivery: true);
+        $ids = $pipeline->emit(self::events(10, 2));
+        $pipeline->publishRaw('{"not": "an envelope"}', ['origin' => 'test']);
+        $env = $this->env($pipeline->env);
+        [$code, $out, $err] = $this->work($env);
+        $this->assertSame(0, $code, $out.$err);
+        $this->assertSame(10, self::rowCount($this->eventStore));
+
+        $merged = $pipeline->merged(10);
+        $conflict = $merged[$ids[0]][0];
+        unset($conflict['store_id'], $conflict['replayed']);
+        $conflict['payload'] = ['seq' => 'another'];
+        $pipeline->publishRaw(json_encode($conflict));
+        [$code, $out2, $err2] = $this->work($env);
+        $this->assertSame(0, $code, $out2.$err2);
+
+        $dead = $pipeline->deadLetters(2, 60.0);
+        $this->assertCount(2, $dead, "both poison messages reached events.dlq\n$out$err\n$out2$err2");
+        $bodies = array_column($dead, 'data');
+        $this->assertContains('{"not": "an envelope"}', $bodies);
+        $this->assertContains(json_encode($conflict), $bodies);
+        foreach ($dead as $d) {
+            $this->assertSame('5', $d['attributes']['CloudPubSubDeadLetterSourceDeliveryCount'] ?? null, json_encode($d['attributes']));
+        }
+        $this->assertMatchesRegularExpression('/10 stored, 0 duplicates, 5 poison/', $out, $err);
+        $this->assertMatchesRegularExpression('/0 stored, 0 duplicates, 5 poison/', $out2, $err2);
+        $this->assertStringContainsString("event_id {$ids[0]} is already stored", $err2);
+        $this->assertStringContainsString('dead-lettered now', $err2);
+        $this->assertSame(10, self::rowCount($this->eventStore), 'the conflicting event was never stored');
+    }
+
+    public function test_a_database_outage_under_load_dead_letters_nothing_and_loses_nothing(): void
+    {
+        $db = new PrivateMariaDb();
+        $db->start();
+        $store = Harness::createDatabase('es', $db->port);
+        $pipeline = new Pipeline('workoutage');
+        $pipeline->provision();
+        $env = $this->env(array_merge($pipeline->env, ['DB_EVENT_STORE_PORT' => (string) $db->port, 'DB_EVENT_STORE_DATABASE' => $store]));
+        [$code, $out, $err] = Harness::artisan(['migrate', '--force'], Harness::migrator($env));
+        $this->assertSame(0, $code, $out.$err);
+
+        $ids = $pipeline->emit(self::events(600, 20));
+        $this->startWorker($env);
+        $this->eventually(60, 'the worker stores events', fn () => self::rowCount($store, $db->port) >= 50);
+        $db->stop();
+        // Down for longer than a lease: the events in hand keep theirs (no attempt is spent).
+        $ids = array_merge($ids, $pipeline->emit(self::events(100, 20, 'D')));
+        sleep(25);
+        $db->start();
+        $this->eventually(120, 'every event is stored after the outage', fn () => self::rowCount($store, $db->port) === 700);
+
+        $this->assertEqualsCanonicalizing($ids, self::storedIds($store, $db->port), 'each event stored exactly once');
+        $this->assertSame([], $pipeline->deadLetters(1, 3.0), 'nothing was dead-lettered');
+        $this->assertMatchesRegularExpression('/storing event .* failed \(\d+ in a row\), retrying/', $this->workerLogs(), 'the outage was waited out');
+        $this->assertStringNotContainsString('poison', $this->workerLogs());
+        Harness::dropDatabase($store, $db->port);
+    }
+
+    public function test_sigterm_and_kill_9_lose_and_duplicate_nothing(): void
+    {
+        $this->migrate();
+        $pipeline = new Pipeline('workkill');
+        $pipeline->provision();
+        $env = $this->env($pipeline->env);
+        $ids = $pipeline->emit(self::events(900, 30));
+
+        // SIGTERM: the event in hand is finished, the rest released; exit 0.
+        $first = $this->startWorker($env);
+        $this->eventually(60, 'the first worker stores events', fn () => self::rowCount($this->eventStore) >= 100);
+        proc_terminate($first, SIGTERM);
+        $this->eventually(15, 'the worker exits on SIGTERM', fn () => ! proc_get_status($first)['running']);
+        $this->assertMatchesRegularExpression('/events:work stopped: \d+ stored/', $this->workerLogs());
+
+        // kill -9 mid-drain: what it held comes back when its leases run out.
+        $stored = self::rowCount($this->eventStore);
+        $second = $this->startWorker($env);
+        $this->eventually(60, 'the second worker stores events', fn () => self::rowCount($this->eventStore) >= $stored + 100);
+        proc_terminate($second, SIGKILL);
+        proc_close($second);
+
+        $this->startWorker($env);
+        $this->eventually(120, 'every event is stored', fn () => self::rowCount($this->eventStore) === 900);
+        $this->assertEqualsCanonicalizing($ids, self::storedIds($this->eventStore), '0 lost, 0 duplicated');
+        $merged = $pipeline->merged(900);
+        $this->assertEqualsCanonicalizing($ids, array_keys($merged), 'every event reached events.merged');
+        $this->assertSame([], $pipeline->deadLetters(1, 2.0), 'nothing was dead-lettered');
+    }
+
+    public function test_the_web_tier_role_cannot_run_the_worker(): void
+    {
+        $pipeline = new Pipeline('workrole');
+        [$code, $out, $err] = $this->work($this->env(array_merge($pipeline->env, ['DB_EVENT_STORE_ROLE' => 'reader'])));
+        $this->assertSame(1, $code, $out.$err);
+        $this->assertStringContainsString('DB_EVENT_STORE_ROLE=writer', $out.$err);
+    }
+}

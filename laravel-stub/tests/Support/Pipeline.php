@@ -1,0 +1,173 @@
+<?php
+
+namespace Tests\Support;
+
+use RuntimeException;
+
+/**
+ * A test's own event pipeline on the local emulators: topics, subscriptions and bucket with
+ * unique names (created by `suitex-events provision`), the environment that points the
+ * extension and the workers at them, and the emulator's REST API for what a test publishes or
+ * reads itself (a raw message, events.merged, events.dlq).
+ */
+final class Pipeline
+{
+    /** @var array<string,string> */
+    public readonly array $env;
+
+    public readonly string $merged;
+
+    public function __construct(string $prefix)
+    {
+        $suffix = bin2hex(random_bytes(4));
+        $this->merged = "$prefix-merged-$suffix-sub";
+        $env = [
+            'PUBSUB_EMULATOR_HOST' => getenv('PUBSUB_EMULATOR_HOST'),
+            'STORAGE_EMULATOR_HOST' => getenv('STORAGE_EMULATOR_HOST'),
+            'SUITEX_EVENTS_PROJECT' => 'suitex-local',
+            'SUITEX_EVENTS_RAW_TOPIC' => "$prefix-raw-$suffix",
+            'SUITEX_EVENTS_RAW_SUBSCRIPTION' => "$prefix-raw-$suffix-sub",
+            'SUITEX_EVENTS_MERGED_TOPIC' => "$prefix-merged-$suffix",
+            'SUITEX_EVENTS_DLQ_TOPIC' => "$prefix-dlq-$suffix",
+            'SUITEX_EVENTS_DLQ_SUBSCRIPTION' => "$prefix-dlq-$suffix-sub",
+            'SUITEX_EVENTS_PAYLOAD_BUCKET' => "$prefix-$suffix",
+            'SUITEX_WORKER_METRICS_ADDR' => 'off',
+        ];
+        foreach (['PUBSUB_EMULATOR_HOST', 'STORAGE_EMULATOR_HOST'] as $host) {
+            if ($env[$host] === false || $env[$host] === '') {
+                throw new RuntimeException("$host is not set: scripts/services start && eval \"\$(scripts/services env)\" (scripts/test does both)");
+            }
+        }
+        $this->env = $env;
+    }
+
+    /** The file an environment variable names (scripts/test sets them). */
+    public static function required(string $name, string $what): string
+    {
+        $v = getenv($name);
+        if ($v === false || ! is_file($v)) {
+            throw new RuntimeException("$name must name $what (scripts/test sets it)");
+        }
+
+        return $v;
+    }
+
+    public static function extension(): string
+    {
+        return self::required('SUITEX_EVENTS_PHP_EXT', 'the built extension, target/debug/libsuitex_events_php.so');
+    }
+
+    /**
+     * `suitex-events provision --without-ordering`: events.raw-sub with the dead-letter policy
+     * (the official emulator cannot combine it with ordering), plus a subscription on
+     * events.merged for the test to read. `$immediateRedelivery`: a nacked message comes back at
+     * once instead of after Pub/Sub's retry back-off (10 s and more).
+     */
+    public function provision(bool $immediateRedelivery = false): void
+    {
+        $bin = self::required('SUITEX_EVENTS_BIN', 'the suitex-events binary');
+        $flags = $immediateRedelivery ? ['--immediate-redelivery'] : [];
+        [$code, $out, $err] = Harness::run([$bin, 'provision', '--without-ordering', ...$flags, '--merged-subscription', $this->merged], $this->env);
+        if ($code !== 0) {
+            throw new RuntimeException("suitex-events provision failed:\n$out\n$err");
+        }
+    }
+
+    /** Emits `$events` through the extension in a PHP process of their own; returns their ids. */
+    public function emit(array $events): array
+    {
+        $file = tempnam(sys_get_temp_dir(), 'events');
+        file_put_contents($file, json_encode($events));
+        [$code, $out, $err] = Harness::run([PHP_BINARY, '-d', 'extension='.self::extension(), __DIR__.'/emit_events.php', $file], $this->env);
+        unlink($file);
+        if ($code !== 0) {
+            throw new RuntimeException("emitting failed:\n$out\n$err");
+        }
+
+        return json_decode($out, true, 512, JSON_THROW_ON_ERROR);
+    }
+
+    /** Publishes one message to events.raw as it is (not through the SDK: it may be anything). */
+    public function publishRaw(string $data, array $attributes = []): void
+    {
+        $message = ['data' => base64_encode($data)];
+        if ($attributes !== []) {
+            $message['attributes'] = $attributes;
+        }
+        $this->rest("topics/{$this->env['SUITEX_EVENTS_RAW_TOPIC']}:publish", ['messages' => [$message]]);
+    }
+
+    /**
+     * Takes what a subscription holds (acking it), until `$done` says it has enough or nothing
+     * more arrived for `$quietSeconds` (the official emulator can pause deliveries for up to an
+     * ack deadline under load). Each message is ['data' => string, 'attributes' => array].
+     */
+    public function take(string $subscription, callable $done, float $quietSeconds): array
+    {
+        $out = [];
+        $quietUntil = microtime(true) + $quietSeconds;
+        while (! $done($out) && microtime(true) < $quietUntil) {
+            $got = $this->rest("subscriptions/$subscription:pull", ['maxMessages' => 1000, 'returnImmediately' => true])['receivedMessages'] ?? [];
+            if ($got === []) {
+                usleep(200_000);
+                continue;
+            }
+            $quietUntil = microtime(true) + $quietSeconds;
+            $this->rest("subscriptions/$subscription:acknowledge", ['ackIds' => array_column($got, 'ackId')]);
+            foreach ($got as $m) {
+                $out[] = ['data' => base64_decode($m['message']['data'] ?? ''), 'attributes' => $m['message']['attributes'] ?? []];
+            }
+        }
+
+        return $out;
+    }
+
+    /**
+     * events.merged, decoded and grouped by event: event_id => its merged messages (at least
+     * once: a redelivered event may be there twice), until `$events` distinct events came.
+     */
+    public function merged(int $events, float $quietSeconds = 90.0): array
+    {
+        $group = function (array $messages): array {
+            $out = [];
+            foreach ($messages as $m) {
+                $body = json_decode($m['data'], true, 512, JSON_THROW_ON_ERROR);
+                $out[$body['event_id']][] = $body;
+            }
+
+            return $out;
+        };
+
+        return $group($this->take($this->merged, fn ($got) => count($group($got)) >= $events, $quietSeconds));
+    }
+
+    /** What reaches events.dlq-sub: until `$n` messages came, or none for `$quietSeconds`. */
+    public function deadLetters(int $n, float $quietSeconds): array
+    {
+        return $this->take($this->env['SUITEX_EVENTS_DLQ_SUBSCRIPTION'], fn ($got) => count($got) >= $n, $quietSeconds);
+    }
+
+    /**
+     * One call of the emulator's REST API. ext-curl, not PHP's http:// stream: the Pub/Sub
+     * emulator keeps HTTP/1.0 connections open, so a stream read would wait for its timeout.
+     */
+    private function rest(string $path, array $body): array
+    {
+        $url = "http://{$this->env['PUBSUB_EMULATOR_HOST']}/v1/projects/{$this->env['SUITEX_EVENTS_PROJECT']}/$path";
+        $ch = curl_init($url);
+        curl_setopt_array($ch, [
+            CURLOPT_POST => true,
+            CURLOPT_HTTPHEADER => ['Content-Type: application/json'],
+            CURLOPT_POSTFIELDS => json_encode($body),
+            CURLOPT_RETURNTRANSFER => true,
+            CURLOPT_TIMEOUT => 30,
+        ]);
+        $text = curl_exec($ch);
+        $status = curl_getinfo($ch, CURLINFO_RESPONSE_CODE);
+        if ($text === false || $status !== 200) {
+            throw new RuntimeException("Pub/Sub emulator: POST $path: $status ".($text === false ? curl_error($ch) : $text));
+        }
+
+        return json_decode($text, true) ?? [];
+    }
+}

@@ -36,6 +36,8 @@ module "pubsub" {
   kms_key_name           = var.pubsub_kms_key_name
   pubsub_service_agent   = local.pubsub_service_agent
   web_service_account    = var.web_service_account
+  web_publishes_directly = var.web_publishes_directly
+  relay_service_account  = var.relay_service_account
   worker_service_account = var.worker_service_account
 }
 
@@ -47,6 +49,8 @@ module "payload_bucket" {
   location               = var.region
   retention_days         = 30
   web_service_account    = var.web_service_account
+  web_publishes_directly = var.web_publishes_directly
+  relay_service_account  = var.relay_service_account
   worker_service_account = var.worker_service_account
 }
 

@@ -19,6 +19,18 @@ variable "web_service_account" {
   type        = string
 }
 
+variable "relay_service_account" {
+  description = "Email of the service account `suitex-events relay` runs as on web hosts in spool mode (SUITEX_EVENTS_SPOOL): it publishes to events.raw and creates claim-check objects. Empty: no relay (the web tier publishes directly)."
+  type        = string
+  default     = ""
+}
+
+variable "web_publishes_directly" {
+  description = "Whether the web tier publishes itself (direct mode, the default). Set false once every web host runs in spool mode with a relay: the web tier's service account then gets no Pub/Sub and no bucket role at all."
+  type        = bool
+  default     = true
+}
+
 variable "worker_service_account" {
   description = "Email of the service account the event store workers run as. It becomes the event store's IAM database user with the writer role."
   type        = string

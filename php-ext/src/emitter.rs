@@ -80,11 +80,13 @@ fn events_from_php(events: &ZendHashTable) -> Result<Vec<Event>, PhpException> {
 
 fn receipt(r: &EmitReceipt) -> ZBox<ZendHashTable> {
     let id = r.event_id.to_string();
-    string_map([
+    let mut out = string_map([
         ("event_id", id.as_str()),
         ("message_id", r.message_id.as_str()),
         ("payload_location", r.payload_location.as_str()),
-    ])
+    ]);
+    let _ = out.insert("spooled", r.spooled);
+    out
 }
 
 fn emit_one(emitter: &BlockingEmitter, event: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
@@ -105,11 +107,13 @@ fn emit_many(emitter: &BlockingEmitter, events: &ZendHashTable) -> PhpResult<ZBo
             Ok(r) => {
                 let _ = entry.insert("message_id", r.message_id.as_str());
                 let _ = entry.insert("payload_location", r.payload_location.as_str());
+                let _ = entry.insert("spooled", r.spooled);
                 let _ = entry.insert("error", ());
             }
             Err(e) => {
                 let _ = entry.insert("message_id", ());
                 let _ = entry.insert("payload_location", ());
+                let _ = entry.insert("spooled", false);
                 let _ = entry.insert("error", e.to_string().as_str());
             }
         }

@@ -4,7 +4,8 @@
 //! * `ValidationException` — the event (or a value in it) broke a rule; nothing was sent;
 //! * `ConfigurationException` — a setting is missing or out of range;
 //! * `PublishException` — uploading or publishing failed or timed out (emitting the same event
-//!   again is safe: `event_id` is the idempotency key);
+//!   again is safe: `event_id` is the idempotency key); in spool mode, the spool is full (the
+//!   message names `SUITEX_EVENTS_SPOOL_MAX_BYTES`) or cannot be written — nothing was spooled;
 //! * `ConsumeException` — pulling or settling through `Inbox` failed (Pub/Sub or the claim-check
 //!   bucket unreachable): nothing was lost, the deliveries come again.
 //!

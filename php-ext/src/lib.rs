@@ -79,7 +79,13 @@ pub extern "C" fn info(_module: *mut ext_php_rs::zend::ModuleEntry) {
     ext_php_rs::info_table_start!();
     ext_php_rs::info_table_row!("suitex_events support", "enabled");
     ext_php_rs::info_table_row!("Version", env!("CARGO_PKG_VERSION"));
-    ext_php_rs::info_table_row!("Mode", "direct: emit_event() publishes to Pub/Sub before it returns (no local spool)");
+    let (from, spool) = settings::effective(sdk::settings::SPOOL.name);
+    let mode = if from == "default" {
+        "direct: emit_event() publishes to Pub/Sub before it returns (no local spool)".to_string()
+    } else {
+        format!("spool: emit_event() appends durably to {spool} and returns; suitex-events relay publishes")
+    };
+    ext_php_rs::info_table_row!("Mode", text(&mode));
     let sapi = ext_php_rs::zend::php_sapi_name().unwrap_or_default();
     let inbox = if cfg!(feature = "inbox") && INBOX_SAPIS.contains(&sapi.as_str()) { "available (CLI)" } else { "not in this SAPI (web SAPIs only emit)" };
     ext_php_rs::info_table_row!("Inbox (consuming API)", inbox);

@@ -21,10 +21,10 @@ DOC,
 Emits one event through this process's emitter (configured from php.ini and the environment).
 
 @param array<string, mixed> $event
-@return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs'}
+@return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs', spooled: bool} (spool mode: spooled true, message_id '')
 @throws ValidationException the event broke a rule (the message names the field and the limit); nothing was sent
 @throws ConfigurationException a setting is missing or invalid
-@throws PublishException uploading or publishing failed or timed out; emitting the same event again is safe
+@throws PublishException uploading or publishing failed or timed out (emitting the same event again is safe); in spool mode, the spool is full (the message names SUITEX_EVENTS_SPOOL_MAX_BYTES) or cannot be written
 DOC,
     'emit_events' => <<<'DOC'
 Emits several events, in order per aggregate. Every event is validated first: one invalid
@@ -32,14 +32,14 @@ event throws and nothing is sent. A receipt per event, in order; a failed event 
 message_id null and error set, and later events of its aggregate are not sent.
 
 @param list<array<string, mixed>> $events
-@return list<array{event_id: string, message_id: ?string, payload_location: ?string, error: ?string}>
+@return list<array{event_id: string, message_id: ?string, payload_location: ?string, spooled: bool, error: ?string}>
 @throws ValidationException
 @throws ConfigurationException
 DOC,
     'Exception' => 'Base of every exception the extension throws.',
     'ValidationException' => 'The event, or a value in it, broke a rule; nothing was sent.',
     'ConfigurationException' => 'A setting (option, php.ini directive or environment variable) is missing or invalid.',
-    'PublishException' => 'Uploading or publishing failed or timed out (emitting the same event again is safe).',
+    'PublishException' => 'Uploading or publishing failed or timed out (emitting the same event again is safe); in spool mode, the spool is full or cannot be written (nothing was spooled).',
     'ConsumeException' => 'Pulling or settling through Inbox failed (Pub/Sub or the claim-check bucket unreachable); nothing was lost, the deliveries come again.',
     'Emitter' => 'An emitter with its own settings (emit_event() uses the process-wide one).',
     'Emitter::__construct' => <<<'DOC'
@@ -51,26 +51,26 @@ DOC,
 Emits one event (as emit_event()).
 
 @param array<string, mixed> $event
-@return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs'}
+@return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs', spooled: bool} (spool mode: spooled true, message_id '')
 @throws ValidationException|PublishException
 DOC,
     'Emitter::emitEvents' => <<<'DOC'
 Emits several events (as emit_events()).
 
 @param list<array<string, mixed>> $events
-@return list<array{event_id: string, message_id: ?string, payload_location: ?string, error: ?string}>
+@return list<array{event_id: string, message_id: ?string, payload_location: ?string, spooled: bool, error: ?string}>
 @throws ValidationException
 DOC,
     'Emitter::emit' => <<<'DOC'
 @deprecated use emitEvent()
 @param array<string, mixed> $event
-@return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs'}
+@return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs', spooled: bool} (spool mode: spooled true, message_id '')
 @throws ValidationException|PublishException
 DOC,
     'Emitter::emitBatch' => <<<'DOC'
 @deprecated use emitEvents()
 @param list<array<string, mixed>> $events
-@return list<array{event_id: string, message_id: ?string, payload_location: ?string, error: ?string}>
+@return list<array{event_id: string, message_id: ?string, payload_location: ?string, spooled: bool, error: ?string}>
 @throws ValidationException
 DOC,
     'Inbox' => <<<'DOC'
@@ -85,10 +85,20 @@ DOC,
 Up to $max deliveries (1–1000, default 100), waiting up to $waitMs milliseconds (default 2000)
 for the first.
 
-@return list<array{ack_id: string, message_id: string, delivery_attempt: int, ordering_key: string, attributes: array<string, string>, event: ?array<string, mixed>, error: ?string}>
+@return list<array{ack_id: string, message_id: string, delivery_attempt: int, ordering_key: string, attributes: array<string, string>, event: ?array<string, mixed>, payload_json: ?string, metadata_json: ?string, error: ?string}>
 @throws ConsumeException Pub/Sub or the claim-check bucket could not be reached
 DOC,
     'Inbox::ack' => 'Acknowledges a delivery: it is consumed.',
     'Inbox::nack' => 'Releases a delivery for redelivery (dead-lettered after 5 attempts).',
+    'Inbox::ackStored' => <<<'DOC'
+Settles a delivery whose event is committed to the event store as row $storeId (or found
+stored already as the same event): publishes it to events.merged with that store id, then
+acks it. Returns the events.merged message id. On failure the delivery stays in hand, its
+lease kept alive, and the call can be repeated.
+
+@throws ValidationException $ackId is not a delivery in hand, or $storeId is not positive
+@throws ConsumeException Pub/Sub (or the claim-check bucket) could not be reached
+DOC,
+    'Inbox::inHand' => 'How many deliveries are in hand: pulled, not yet settled (their leases are kept alive).',
     'Consumer' => '@deprecated the old name of Inbox; use Inbox.',
 ];

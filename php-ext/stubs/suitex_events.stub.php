@@ -27,6 +27,8 @@
  *   suitex_events.batch_max_bytes
  *   suitex_events.batch_max_delay
  *   suitex_events.max_ordering_keys
+ *   suitex_events.spool
+ *   suitex_events.spool_max_bytes
  *   suitex_events.pubsub_emulator_host
  *   suitex_events.storage_emulator_host
  */
@@ -37,10 +39,10 @@ namespace SuiteX\Events;
  * Emits one event through this process's emitter (configured from php.ini and the environment).
  *
  * @param array<string, mixed> $event
- * @return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs'}
+ * @return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs', spooled: bool} (spool mode: spooled true, message_id '')
  * @throws ValidationException the event broke a rule (the message names the field and the limit); nothing was sent
  * @throws ConfigurationException a setting is missing or invalid
- * @throws PublishException uploading or publishing failed or timed out; emitting the same event again is safe
+ * @throws PublishException uploading or publishing failed or timed out (emitting the same event again is safe); in spool mode, the spool is full (the message names SUITEX_EVENTS_SPOOL_MAX_BYTES) or cannot be written
  */
 function emit_event(array $event): array
 {
@@ -52,7 +54,7 @@ function emit_event(array $event): array
  * message_id null and error set, and later events of its aggregate are not sent.
  *
  * @param list<array<string, mixed>> $events
- * @return list<array{event_id: string, message_id: ?string, payload_location: ?string, error: ?string}>
+ * @return list<array{event_id: string, message_id: ?string, payload_location: ?string, spooled: bool, error: ?string}>
  * @throws ValidationException
  * @throws ConfigurationException
  */
@@ -82,7 +84,7 @@ class ConfigurationException extends Exception
 }
 
 /**
- * Uploading or publishing failed or timed out (emitting the same event again is safe).
+ * Uploading or publishing failed or timed out (emitting the same event again is safe); in spool mode, the spool is full or cannot be written (nothing was spooled).
  */
 class PublishException extends Exception
 {
@@ -113,7 +115,7 @@ class Emitter
      * Emits one event (as emit_event()).
      *
      * @param array<string, mixed> $event
-     * @return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs'}
+     * @return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs', spooled: bool} (spool mode: spooled true, message_id '')
      * @throws ValidationException|PublishException
      */
     public function emitEvent(array $event): array
@@ -124,7 +126,7 @@ class Emitter
      * Emits several events (as emit_events()).
      *
      * @param list<array<string, mixed>> $events
-     * @return list<array{event_id: string, message_id: ?string, payload_location: ?string, error: ?string}>
+     * @return list<array{event_id: string, message_id: ?string, payload_location: ?string, spooled: bool, error: ?string}>
      * @throws ValidationException
      */
     public function emitEvents(array $events): array
@@ -134,7 +136,7 @@ class Emitter
     /**
      * @deprecated use emitEvent()
      * @param array<string, mixed> $event
-     * @return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs'}
+     * @return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs', spooled: bool} (spool mode: spooled true, message_id '')
      * @throws ValidationException|PublishException
      */
     public function emit(array $event): array
@@ -144,7 +146,7 @@ class Emitter
     /**
      * @deprecated use emitEvents()
      * @param list<array<string, mixed>> $events
-     * @return list<array{event_id: string, message_id: ?string, payload_location: ?string, error: ?string}>
+     * @return list<array{event_id: string, message_id: ?string, payload_location: ?string, spooled: bool, error: ?string}>
      * @throws ValidationException
      */
     public function emitBatch(array $events): array

@@ -38,6 +38,8 @@ pub const DEFAULT_PUBLISH_DEADLINE: Duration = Duration::from_secs(10);
 /// Default number of distinct ordering keys one publisher generation serves before it is
 /// replaced (the client keeps a worker per key for the publisher's lifetime).
 pub const DEFAULT_MAX_ORDERING_KEYS: usize = 1024;
+/// Default limit on the bytes of events waiting in a spool.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 1 << 30;
 
 /// Names of the topics, subscriptions and bucket (DESIGN §3.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +133,8 @@ pub struct Config {
     max_ordering_keys: usize,
     pubsub: Endpoint,
     storage: Endpoint,
+    spool: Option<std::path::PathBuf>,
+    spool_max_bytes: u64,
 }
 
 impl Config {
@@ -147,8 +151,26 @@ impl Config {
                 max_ordering_keys: DEFAULT_MAX_ORDERING_KEYS,
                 pubsub: Endpoint::Google,
                 storage: Endpoint::Google,
+                spool: None,
+                spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
             },
         }
+    }
+
+    /// Spool mode: the spool directory (`SUITEX_EVENTS_SPOOL`). `None` (the default) is direct
+    /// mode: emits publish to Pub/Sub before they return.
+    pub fn spool(&self) -> Option<&std::path::Path> {
+        self.spool.as_deref()
+    }
+
+    /// Spool mode: most bytes of events waiting in the spool (`SUITEX_EVENTS_SPOOL_MAX_BYTES`).
+    pub fn spool_max_bytes(&self) -> u64 {
+        self.spool_max_bytes
+    }
+
+    /// This configuration in direct mode (what the relay publishes with).
+    pub fn without_spool(&self) -> Config {
+        Config { spool: None, ..self.clone() }
     }
 
     /// The GCP project.
@@ -213,6 +235,18 @@ pub struct ConfigBuilder {
 }
 
 impl ConfigBuilder {
+    /// Spool mode: emits append durably to the spool in `dir` and return; `suitex-events relay`
+    /// publishes them (see [`crate::emit::spool`]).
+    pub fn spool(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.config.spool = Some(dir.into());
+        self
+    }
+
+    /// Spool mode: most bytes of events waiting in the spool (default 1 GiB).
+    pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
+        self.config.spool_max_bytes = bytes;
+        self
+    }
     /// Topic, subscription and bucket names.
     pub fn names(mut self, names: Names) -> Self {
         self.config.names = names;
@@ -345,6 +379,12 @@ impl ConfigBuilder {
         }
         if c.max_ordering_keys == 0 {
             return Err(ConfigError::new("max_ordering_keys", "must be at least 1"));
+        }
+        if c.spool_max_bytes < 64 * 1024 {
+            return Err(ConfigError::new(
+                "spool_max_bytes",
+                format!("is {} bytes; the spool needs at least 64 KiB", c.spool_max_bytes),
+            ));
         }
         Ok(c)
     }

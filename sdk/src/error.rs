@@ -138,6 +138,8 @@ pub enum Service {
     Storage,
     /// The MySQL event store.
     Database,
+    /// The local spool (`SUITEX_EVENTS_SPOOL`, a SQLite database).
+    Spool,
 }
 
 impl std::fmt::Display for Service {
@@ -146,6 +148,7 @@ impl std::fmt::Display for Service {
             Service::PubSub => "Pub/Sub",
             Service::Storage => "Cloud Storage",
             Service::Database => "the event store database",
+            Service::Spool => "the local spool",
         })
     }
 }
@@ -201,6 +204,23 @@ pub enum Error {
     #[error("starting the SDK's async runtime failed: {0}")]
     Runtime(#[source] std::io::Error),
 
+    /// Spool mode: the events would pass the spool's size limit. Nothing was appended; the relay
+    /// frees room as it publishes (`suitex-events spool status` shows what waits).
+    #[error(
+        "the spool {} holds {held} bytes; {needed} more would pass SUITEX_EVENTS_SPOOL_MAX_BYTES = {limit}; nothing was spooled",
+        path.display()
+    )]
+    SpoolFull {
+        /// The spool database.
+        path: std::path::PathBuf,
+        /// Bytes of events waiting in it.
+        held: u64,
+        /// Bytes the refused events need.
+        needed: u64,
+        /// The limit.
+        limit: u64,
+    },
+
     /// A claim-check cannot be resolved: the object is missing, or its bytes do not match the
     /// reference's size or sha256. Retrying cannot help (the worker treats it as poison).
     #[error("claim-check gs://{bucket}/{object} {problem}")]
@@ -240,6 +260,7 @@ impl Error {
             Error::Service { service, .. } | Error::DeadlineExceeded { service, .. } => Some(*service),
             Error::EarlierEventFailed { .. } => Some(Service::PubSub),
             Error::ClaimCheckInvalid { .. } => Some(Service::Storage),
+            Error::SpoolFull { .. } => Some(Service::Spool),
             _ => None,
         }
     }
@@ -259,6 +280,25 @@ impl Error {
         self.failed_service() == Some(Service::Database)
     }
 
+    /// Spool mode: the spool failed or is full.
+    pub fn is_spool(&self) -> bool {
+        self.failed_service() == Some(Service::Spool)
+    }
+
+    /// The service refused the request itself as invalid (gRPC `INVALID_ARGUMENT`, HTTP 400):
+    /// sending the same thing again can never succeed.
+    pub fn is_refused_as_invalid(&self) -> bool {
+        use google_cloud_gax::error::rpc::Code;
+        let Error::Service { source, .. } = self else { return false };
+        let gax = match source.downcast_ref::<google_cloud_pubsub::error::PublishError>() {
+            Some(google_cloud_pubsub::error::PublishError::Rpc(e)) => Some(&**e),
+            _ => source.downcast_ref::<google_cloud_gax::error::Error>(),
+        };
+        gax.is_some_and(|e| {
+            e.status().is_some_and(|s| s.code == Code::InvalidArgument) || e.http_status_code() == Some(400)
+        })
+    }
+
     /// A deadline passed before the operation completed.
     pub fn is_deadline_exceeded(&self) -> bool {
         matches!(self, Error::DeadlineExceeded { .. })
@@ -268,7 +308,10 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Service { transient, .. } => *transient,
-            Error::DeadlineExceeded { .. } | Error::EarlierEventFailed { .. } | Error::Runtime(_) => true,
+            Error::DeadlineExceeded { .. }
+            | Error::EarlierEventFailed { .. }
+            | Error::Runtime(_)
+            | Error::SpoolFull { .. } => true,
             _ => false,
         }
     }

@@ -46,6 +46,8 @@ pub mod settings;
 
 #[cfg(feature = "consume")]
 pub mod consume;
+#[cfg(feature = "endpoint")]
+pub mod serve;
 #[cfg(feature = "store")]
 pub mod store;
 #[cfg(feature = "worker")]

@@ -129,6 +129,21 @@ def worker_pubsub_access(cfg: Config):
         assert need in grants, f"the worker needs {need[1]} on {need[0]}; it has {sorted(grants)}"
 
 
+def relay_access(cfg: Config):
+    grants = sorted(
+        (b.type, b.body.get("topic") or b.body.get("bucket"), b.body.get("role"))
+        for t in ("google_pubsub_topic_iam_member", "google_pubsub_subscription_iam_member", "google_storage_bucket_iam_member")
+        for b in iam_bindings(cfg, t, "var.relay_service_account")
+    )
+    assert grants == [
+        ("google_pubsub_topic_iam_member", "${google_pubsub_topic.raw.name}", "roles/pubsub.publisher"),
+        ("google_storage_bucket_iam_member", "${google_storage_bucket.payloads.name}", "roles/storage.objectCreator"),
+    ], f"the spool relay may only publish to events.raw and create claim-check objects; it has {grants}"
+    for t, name in (("google_pubsub_topic_iam_member", "raw_web_publisher"), ("google_storage_bucket_iam_member", "web_creator")):
+        web = cfg.one("resource", t, name)
+        assert web.body.get("count") == "${var.web_publishes_directly ? 1 : 0}", f"{name} must go when the web tier only spools"
+
+
 # --- Claim-check bucket --------------------------------------------------------------------
 
 
@@ -287,6 +302,7 @@ RULES = [
     pubsub_service_agent,
     web_pubsub_access,
     worker_pubsub_access,
+    relay_access,
     payload_bucket,
     payload_bucket_access,
     sql_instance,

@@ -37,6 +37,7 @@ BREAKS = [
     (rules.dlq_subscription, "modules/pubsub/main.tf", 'dlq_retention = "2678400s"', 'dlq_retention = "604800s"', "keep dead letters 31 days"),
     (rules.payload_bucket, "modules/payload_bucket/main.tf", "uniform_bucket_level_access = true", "uniform_bucket_level_access = false", "uniform bucket-level access"),
     (rules.payload_bucket, "modules/payload_bucket/main.tf", 'public_access_prevention    = "enforced"', 'public_access_prevention    = "inherited"', "public access prevention must be enforced"),
+    (rules.relay_access, "modules/pubsub/main.tf", 'topic   = google_pubsub_topic.raw.name\n  role    = "roles/pubsub.publisher"\n  member  = "serviceAccount:${var.relay_service_account}"', 'topic   = google_pubsub_topic.raw.name\n  role    = "roles/pubsub.editor"\n  member  = "serviceAccount:${var.relay_service_account}"', "the spool relay may only publish to events.raw"),
     (rules.payload_bucket_access, "modules/payload_bucket/main.tf", 'role   = "roles/storage.objectCreator"\n  member = "serviceAccount:${var.web_service_account}"', 'role   = "roles/storage.objectAdmin"\n  member = "serviceAccount:${var.web_service_account}"', "the web tier may only create objects"),
     (rules.sql_instance, "modules/event_store_sql/main.tf", 'availability_type = "REGIONAL"', 'availability_type = "ZONAL"', "highly available"),
     (rules.sql_instance, "modules/event_store_sql/main.tf", 'database_version = "MYSQL_8_0"', 'database_version = "MYSQL_5_7"', "must be MySQL 8.0"),

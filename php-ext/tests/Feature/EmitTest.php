@@ -59,7 +59,8 @@ final class EmitTest extends TestCase
             'metadata' => ['correlation_id' => 'req-7', 'actor' => 'user:7'],
             'occurred_at' => new \DateTimeImmutable('2026-11-26 16:24:00.123456', new \DateTimeZone('Europe/Paris')),
         ]));
-        $this->assertSame(['event_id', 'message_id', 'payload_location'], array_keys($receipt));
+        $this->assertSame(['event_id', 'message_id', 'payload_location', 'spooled'], array_keys($receipt));
+        $this->assertFalse($receipt['spooled'], 'direct mode: published before emit_event returned');
         $this->assertSame('0190a7f2-4c1e-7b3a-9d2e-1f2a3b4c5d6e', $receipt['event_id']);
         $this->assertSame('inline', $receipt['payload_location']);
         $this->assertNotSame('', $receipt['message_id']);

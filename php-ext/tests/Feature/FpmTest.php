@@ -25,11 +25,68 @@ final class FpmTest extends TestCase
 
     public function test_fpm_workers_emit_and_have_no_consumer(): void
     {
+        $subscription = Emulator::createSubscription(getenv('SUITEX_EVENTS_RAW_TOPIC'));
+        $port = $this->startFpm([]);
+
+        $served = [];
+        for ($i = 0; $i < 8; $i++) {
+            $served[] = $this->request($port, "r$i");
+        }
+        $pids = array_unique(array_column($served, 'pid'));
+        $this->assertGreaterThanOrEqual(3, count($pids), 'workers were re-forked after pm.max_requests');
+        foreach ($served as $s) {
+            $this->assertSame('fpm-fcgi', $s['sapi']);
+            $this->assertFalse($s['inbox_class'], 'the web SAPI has no Inbox');
+            $this->assertSame('inline', $s['receipt']['payload_location']);
+            $this->assertFalse($s['receipt']['spooled']);
+            $this->assertStringStartsWith('direct:', $s['mode']);
+        }
+
+        $ids = array_map(fn ($s) => $s['receipt']['event_id'], $served);
+        $received = array_map(fn ($m) => $m['attributes']['event_id'], Emulator::receive($subscription, 8));
+        sort($ids);
+        sort($received);
+        $this->assertSame($ids, $received, 'every request\'s event arrived once');
+        $this->assertStringNotContainsString('SIGSEGV', (string) file_get_contents("$this->dir/fpm.log"));
+    }
+
+    public function test_in_spool_mode_fpm_workers_emit_while_pubsub_is_down_and_the_relay_publishes_later(): void
+    {
+        $subscription = Emulator::createSubscription(getenv('SUITEX_EVENTS_RAW_TOPIC'));
+        $spool = sys_get_temp_dir().'/suitex-fpm-spool-'.bin2hex(random_bytes(4));
+        // Pub/Sub "down" for the web tier: its address is a port nobody listens on.
+        $port = $this->startFpm(['suitex_events.spool' => $spool, 'suitex_events.pubsub_emulator_host' => '127.0.0.1:'.self::freePort()]);
+
+        $served = [];
+        for ($i = 0; $i < 6; $i++) {
+            $served[] = $this->request($port, "s$i");
+        }
+        foreach ($served as $s) {
+            $this->assertTrue($s['receipt']['spooled'], 'spooled, not published');
+            $this->assertSame('', $s['receipt']['message_id']);
+            $this->assertStringContainsString("spool: emit_event() appends durably to $spool", $s['mode']);
+        }
+        $this->assertSame([], Emulator::receive($subscription, 1, 2), 'nothing reached Pub/Sub from the web tier');
+
+        // The relay, with the real emulator, publishes what the workers spooled.
+        $bin = getenv('SUITEX_EVENTS_BIN');
+        $this->assertIsString($bin, 'SUITEX_EVENTS_BIN names the suitex-events binary (scripts/test sets it)');
+        [$code, $out, $err] = Emulator::run([$bin, 'relay', '--until-empty'], array_merge(getenv(), ['SUITEX_EVENTS_SPOOL' => $spool]));
+        $this->assertSame(0, $code, $out.$err);
+        $ids = array_map(fn ($s) => $s['receipt']['event_id'], $served);
+        $received = array_map(fn ($m) => $m['attributes']['event_id'], Emulator::receive($subscription, 6));
+        sort($ids);
+        sort($received);
+        $this->assertSame($ids, $received, 'every spooled event was published once the relay ran');
+        exec('rm -rf '.escapeshellarg($spool));
+    }
+
+    /** Starts php-fpm (static pool of 2, re-forked every 3 requests) with `$ini`; returns its port. */
+    private function startFpm(array $ini): int
+    {
         $fpmBinary = '/usr/sbin/php-fpm'.PHP_MAJOR_VERSION.'.'.PHP_MINOR_VERSION;
         $this->assertFileExists($fpmBinary, 'php-fpm is installed (.ci/run installs it)');
         $this->assertFileExists('/usr/bin/cgi-fcgi', 'cgi-fcgi is installed (libfcgi-bin; .ci/run installs it)');
-        $subscription = Emulator::createSubscription(getenv('SUITEX_EVENTS_RAW_TOPIC'));
-
         $port = self::freePort();
         $this->dir = sys_get_temp_dir().'/suitex-fpm-'.bin2hex(random_bytes(4));
         mkdir($this->dir);
@@ -47,27 +104,13 @@ final class FpmTest extends TestCase
             '',
         ]));
         $cmd = [$fpmBinary, '-F', '-R', '-n', '-y', "$this->dir/fpm.conf", '-d', 'extension='.Emulator::extensionPath()];
+        foreach ($ini as $k => $v) {
+            array_push($cmd, '-d', "$k=$v");
+        }
         $this->fpm = proc_open($cmd, [1 => ['file', "$this->dir/stdout", 'w'], 2 => ['file', "$this->dir/stderr", 'w']], $pipes, null, getenv());
         $this->waitForPort($port);
 
-        $served = [];
-        for ($i = 0; $i < 8; $i++) {
-            $served[] = $this->request($port, "r$i");
-        }
-        $pids = array_unique(array_column($served, 'pid'));
-        $this->assertGreaterThanOrEqual(3, count($pids), 'workers were re-forked after pm.max_requests');
-        foreach ($served as $s) {
-            $this->assertSame('fpm-fcgi', $s['sapi']);
-            $this->assertFalse($s['inbox_class'], 'the web SAPI has no Inbox');
-            $this->assertSame('inline', $s['receipt']['payload_location']);
-        }
-
-        $ids = array_map(fn ($s) => $s['receipt']['event_id'], $served);
-        $received = array_map(fn ($m) => $m['attributes']['event_id'], Emulator::receive($subscription, 8));
-        sort($ids);
-        sort($received);
-        $this->assertSame($ids, $received, 'every request\'s event arrived once');
-        $this->assertStringNotContainsString('SIGSEGV', (string) file_get_contents("$this->dir/fpm.log"));
+        return $port;
     }
 
     private function request(int $port, string $id): array

@@ -61,7 +61,8 @@ final class InboxTest extends TestCase
         $byId = [];
         foreach ($deliveries as $d) {
             $this->assertNull($d['error']);
-            $this->assertSame(['ack_id', 'message_id', 'delivery_attempt', 'ordering_key', 'attributes', 'event', 'error'], array_keys($d));
+            $this->assertSame(['ack_id', 'message_id', 'delivery_attempt', 'ordering_key', 'attributes', 'event', 'payload_json', 'metadata_json', 'error'], array_keys($d));
+            $this->assertSame($d['event']['payload'], json_decode($d['payload_json'], true), 'payload_json is the payload\'s text');
             $byId[$d['event']['event_id']] = $d;
         }
         $bigDelivery = $byId[$receipts[1]['event_id']];

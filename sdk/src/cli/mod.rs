@@ -5,18 +5,19 @@
 mod dlq;
 mod emit;
 #[cfg(feature = "store")]
+mod grants;
+#[cfg(feature = "store")]
 mod migrate;
 #[cfg(feature = "consume")]
 mod peek;
 #[cfg(feature = "worker")]
 mod provision;
+mod relay;
 #[cfg(feature = "worker")]
 mod replay;
 mod settings;
 #[cfg(feature = "worker")]
 mod worker;
-#[cfg(feature = "store")]
-mod grants;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -44,6 +45,11 @@ struct Cli {
 enum Command {
     /// Emit an event (a JSON object) or a batch (a JSON array) read from a file or stdin.
     Emit(emit::Args),
+    /// Spool mode: publish what the spool (SUITEX_EVENTS_SPOOL) holds to events.raw, in order
+    /// per key, until SIGTERM.
+    Relay(relay::RelayArgs),
+    /// Spool mode: `status` (depth, bytes, oldest age, dead) or `list` (the dead events).
+    Spool(relay::SpoolArgs),
     /// Create the topics, subscriptions and bucket on the emulators (local/dev only).
     #[cfg(feature = "worker")]
     Provision(provision::Args),
@@ -80,8 +86,24 @@ impl Command {
         if matches!(self, Command::Worker(_)) {
             return true;
         }
-        false
+        matches!(self, Command::Relay(_))
     }
+}
+
+/// A watch that turns true once SIGTERM or SIGINT arrives (the long-running commands finish
+/// what they hold, then exit).
+pub(crate) fn signals() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+        }
+        let _ = tx.send(true);
+    });
+    rx
 }
 
 pub fn main() -> ExitCode {
@@ -116,6 +138,8 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Emit(args) => emit::run(args).await,
+            Command::Relay(args) => relay::relay(args).await,
+            Command::Spool(args) => relay::spool(args).await,
             #[cfg(feature = "worker")]
             Command::Provision(args) => provision::run(args).await,
             #[cfg(feature = "store")]

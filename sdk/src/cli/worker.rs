@@ -1,12 +1,12 @@
 //! `suitex-events worker`: consume events.raw-sub into the event store.
 
+use backon::BackoffBuilder;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 use suitex_events::Config;
-use suitex_events::worker::{Worker, WorkerOptions};
 use suitex_events::store::{EventStore, StoreSettings};
-use backon::BackoffBuilder;
+use suitex_events::worker::{Worker, WorkerOptions};
 use tokio::sync::watch;
 
 #[derive(clap::Args)]
@@ -14,21 +14,6 @@ pub struct Args {
     /// Address of the Prometheus endpoint (`/metrics`); `off` disables it.
     #[arg(long, env = "SUITEX_WORKER_METRICS_ADDR", default_value = "127.0.0.1:9464")]
     metrics_addr: String,
-}
-
-/// Resolves once SIGTERM or SIGINT arrives.
-fn signals() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
-            _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
-        }
-        let _ = tx.send(true);
-    });
-    rx
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {
@@ -39,7 +24,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::from_env()?;
     let settings = StoreSettings::from_env()?;
     let options = WorkerOptions::from_env()?;
-    let stop = signals();
+    let stop = super::signals();
 
     // The worker cannot store anything without its database: wait for it rather than consume.
     let mut store = EventStore::connect(&settings).await?;
@@ -74,12 +59,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 format!("is {:?}; expected host:port or off", args.metrics_addr),
             )
         })?;
-        let bound = suitex_events::worker::metrics::spawn(addr, worker.metrics(), Some(worker.health())).await.map_err(|e| {
-            suitex_events::ConfigError::new(
-                "SUITEX_WORKER_METRICS_ADDR",
-                format!("{addr} cannot be bound: {e}"),
-            )
-        })?;
+        let bound = suitex_events::worker::metrics::spawn(addr, worker.metrics(), Some(worker.health()))
+            .await
+            .map_err(|e| {
+                suitex_events::ConfigError::new(
+                    "SUITEX_WORKER_METRICS_ADDR",
+                    format!("{addr} cannot be bound: {e}"),
+                )
+            })?;
         tracing::info!(%bound, "metrics at http://{bound}/metrics; probes at /healthz and /readyz");
     }
     worker.run(stopped(stop)).await?;

@@ -27,6 +27,7 @@ use crate::config::{Config, PUBSUB_MESSAGE_MAX_BYTES};
 use crate::envelope::{Event, Payload, PayloadLocation, PayloadRef};
 use crate::error::{Error, Result, ValidationError};
 use super::ordered_publisher::{Deadline, OrderedPublisher, PublishBatch};
+use super::spool::{Entry, Spool};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -49,8 +50,12 @@ pub struct EmitReceipt {
     pub event_id: Uuid,
     /// The Pub/Sub message id.
     pub message_id: String,
-    /// Whether the payload travelled inline or via the claim-check bucket.
+    /// Whether the payload travelled inline or via the claim-check bucket (in spool mode: will
+    /// travel, as the relay decides the same way).
     pub payload_location: PayloadLocation,
+    /// Spool mode: the event was appended durably to the spool and the relay publishes it;
+    /// `message_id` is empty (there is none yet).
+    pub spooled: bool,
 }
 
 /// Emits events to `events.raw`. Cheap to clone; share one per process.
@@ -65,6 +70,8 @@ struct Inner {
     publisher: OrderedPublisher,
     // Most processes never emit an oversized payload; the storage client is made on first need.
     claim_check: OnceCell<ClaimCheck>,
+    /// Spool mode: where emits go instead of Pub/Sub.
+    spool: Option<Spool>,
 }
 
 /// An event ready to publish, and what its payload needs.
@@ -85,9 +92,19 @@ enum PreparedPayload {
 
 impl Emitter {
     /// Creates the Pub/Sub connection for `config` (no network round trip happens here).
+    /// In spool mode ([`Config::spool`]) it opens (creating) the spool as well.
     pub async fn connect(config: Config) -> Result<Emitter> {
         let publisher = OrderedPublisher::connect(&config, config.raw_topic_path()).await?;
-        Ok(Emitter { inner: Arc::new(Inner { config, publisher, claim_check: OnceCell::new() }) })
+        let spool = match config.spool() {
+            Some(dir) => Some(Spool::open(dir, config.spool_max_bytes())?),
+            None => None,
+        };
+        Ok(Emitter { inner: Arc::new(Inner { config, publisher, claim_check: OnceCell::new(), spool }) })
+    }
+
+    /// The spool, in spool mode.
+    pub fn spool(&self) -> Option<&Spool> {
+        self.inner.spool.as_ref()
     }
 
     /// The configuration in use.
@@ -110,6 +127,9 @@ impl Emitter {
     /// longer than `deadline`.
     pub async fn emit_event_within(&self, event: Event, deadline: Duration) -> Result<EmitReceipt> {
         let prepared = self.prepare(event).map_err(Error::Invalid)?;
+        if let Some(spool) = &self.inner.spool {
+            return Ok(self.spool_all(spool, vec![prepared])?.pop().expect("one receipt per event"));
+        }
         let mut results = self.send(vec![prepared], Deadline::after(deadline)).await;
         results.pop().expect("one result per event")
     }
@@ -136,7 +156,35 @@ impl Emitter {
             .enumerate()
             .map(|(i, e)| self.prepare(e).map_err(|v| v.within(&format!("events[{i}]"))))
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        if let Some(spool) = &self.inner.spool {
+            return Ok(self.spool_all(spool, prepared)?.into_iter().map(Ok).collect());
+        }
         Ok(self.send(prepared, Deadline::after(deadline)).await)
+    }
+
+    /// Spool mode: appends the checked events to the spool in one durable transaction, payloads
+    /// inline (the relay uploads the oversized ones). All are spooled, or none (`Err`).
+    fn spool_all(&self, spool: &Spool, prepared: Vec<Prepared>) -> Result<Vec<EmitReceipt>> {
+        let mut receipts = Vec::with_capacity(prepared.len());
+        let entries: Vec<Entry> = prepared
+            .into_iter()
+            .map(|p| {
+                let (body, location) = match &p.payload {
+                    PreparedPayload::Inline(raw) => (p.event.to_wire_json_with(raw), PayloadLocation::Inline),
+                    PreparedPayload::Offload(_) => (p.event.to_wire_json(), PayloadLocation::Gcs),
+                    PreparedPayload::Reference => (p.event.to_wire_json(), PayloadLocation::Gcs),
+                };
+                receipts.push(EmitReceipt {
+                    event_id: p.event.event_id(),
+                    message_id: String::new(),
+                    payload_location: location,
+                    spooled: true,
+                });
+                Entry { ordering_key: p.key, event_id: p.event.event_id().hyphenated().to_string(), body }
+            })
+            .collect();
+        spool.append(&entries)?;
+        Ok(receipts)
     }
 
     /// Deprecated name of [`Emitter::emit_event`].
@@ -297,6 +345,7 @@ impl SendRun {
                         event_id: p.event.event_id(),
                         message_id: String::new(),
                         payload_location: p.event.payload_location(),
+                        spooled: false,
                     }));
                 }
                 Err(e) => {

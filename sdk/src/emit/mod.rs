@@ -10,6 +10,10 @@
 pub mod blocking;
 mod emitter;
 pub mod ordered_publisher;
+pub mod relay;
+pub mod spool;
 
 pub use blocking::BlockingEmitter;
 pub use emitter::{EmitReceipt, Emitter};
+pub use relay::{Relay, RelayStats};
+pub use spool::{Spool, SpoolStatus};

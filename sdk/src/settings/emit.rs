@@ -67,6 +67,12 @@ impl Config {
         if let Some(v) = src.number(&super::MAX_ORDERING_KEYS)? {
             b = b.max_ordering_keys(v);
         }
+        if let Some(v) = src.text(&super::SPOOL) {
+            b = b.spool(v);
+        }
+        if let Some(v) = src.bytes(&super::SPOOL_MAX_BYTES)? {
+            b = b.spool_max_bytes(v);
+        }
         b.build()
     }
 
@@ -89,7 +95,11 @@ impl Config {
             (super::BATCH_MAX_BYTES.name, self.batching().max_bytes.to_string()),
             (super::BATCH_MAX_DELAY.name, format!("{}ms", self.batching().max_delay.as_millis())),
             (super::MAX_ORDERING_KEYS.name, self.max_ordering_keys().to_string()),
+            (super::SPOOL_MAX_BYTES.name, self.spool_max_bytes().to_string()),
         ];
+        if let Some(dir) = self.spool() {
+            out.push((super::SPOOL.name, dir.display().to_string()));
+        }
         for (setting, endpoint) in
             [(&super::PUBSUB_EMULATOR_HOST, self.pubsub_endpoint()), (&super::STORAGE_EMULATOR_HOST, self.storage_endpoint())]
         {

@@ -138,6 +138,12 @@ settings! {
     /// Distinct ordering keys per publisher generation.
     MAX_ORDERING_KEYS = "SUITEX_EVENTS_MAX_ORDERING_KEYS", Emit, php: true, default: "`1024`",
         "distinct ordering keys per publisher generation";
+    /// Spool mode: the spool directory.
+    SPOOL = "SUITEX_EVENTS_SPOOL", Emit, php: true, default: "unset: direct mode",
+        "spool mode: a directory on persistent disk; emits append there durably and return without waiting on Pub/Sub, and `suitex-events relay` publishes";
+    /// Spool mode: the size limit.
+    SPOOL_MAX_BYTES = "SUITEX_EVENTS_SPOOL_MAX_BYTES", Emit, php: true, default: "`1GiB`",
+        "spool mode: most bytes of events waiting in the spool; an emit that would pass it fails at once";
     /// The Pub/Sub emulator.
     PUBSUB_EMULATOR_HOST = "PUBSUB_EMULATOR_HOST", Emit, php: true, default: "",
         "`host:port` of the Pub/Sub emulator: plain text, anonymous credentials";
@@ -217,6 +223,9 @@ settings! {
     /// The Prometheus and health endpoint.
     WORKER_METRICS_ADDR = "SUITEX_WORKER_METRICS_ADDR", Worker, php: false, default: "`127.0.0.1:9464`",
         "Prometheus `/metrics`, liveness `/healthz` and readiness `/readyz`; `off` disables";
+    /// The relay's metrics endpoint.
+    RELAY_METRICS_ADDR = "SUITEX_RELAY_METRICS_ADDR", Cli, php: false, default: "`127.0.0.1:9465`",
+        "`suitex-events relay`: Prometheus `/metrics` (spool depth, bytes, oldest age, published, retries, dead) and `/healthz`; `off` disables";
     /// Log format of the command line.
     LOG_FORMAT = "SUITEX_LOG_FORMAT", Cli, php: false, default: "text",
         "`json` for JSON log lines on stderr (levels: `RUST_LOG`)";

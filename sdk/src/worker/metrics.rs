@@ -1,24 +1,16 @@
-//! Worker metrics (a [`prometheus_client`] registry) and the HTTP endpoint that serves them with
-//! the worker's health.
-//!
-//! `GET /metrics` answers in the OpenMetrics text format Prometheus scrapes; `GET /healthz`
-//! (liveness) and `GET /readyz` (readiness) answer 200 or 503 with the reasons (see
-//! [`super::health`]). The endpoint is a plain [`hyper`] HTTP/1 server, one request per
-//! connection, at most [`MAX_CONNECTIONS`] at once, each bounded by [`CONNECTION_DEADLINE`]; an
-//! accept error (out of file descriptors, say) is logged and waited out instead of spinning.
+//! Worker metrics (a [`prometheus_client`] registry), served with the worker's health by the
+//! endpoint of [`crate::serve`]: `GET /metrics` in the OpenMetrics text format Prometheus
+//! scrapes; `GET /healthz` (liveness) and `GET /readyz` (readiness) answer 200 or 503 with the
+//! reasons (see [`super::health`]).
 
 use super::health::Health;
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response, StatusCode};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::net::TcpListener;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Counters and gauges of one worker process.
 #[derive(Debug)]
@@ -74,7 +66,11 @@ impl Default for Metrics {
             "Messages nacked as poison (dead-lettered after their last delivery attempt)",
             m.poison.clone(),
         );
-        registry.register("transient_retries", "Batches retried after a transient failure", m.transient_retries.clone());
+        registry.register(
+            "transient_retries",
+            "Batches retried after a transient failure",
+            m.transient_retries.clone(),
+        );
         registry.register(
             "merged_published",
             "Stored events re-published to events.merged",
@@ -133,98 +129,51 @@ impl Metrics {
     pub fn render(&self) -> String {
         self.last_commit_age.set(self.last_commit_age_seconds().unwrap_or(f64::NAN));
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 }
 
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-/// Longest a client may take to send its request and read the answer.
-pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(10);
-/// Connections served at once; further clients wait in the listen backlog.
-pub const MAX_CONNECTIONS: usize = 32;
-/// Wait after a failed accept (e.g. EMFILE), doubling up to [`ACCEPT_BACKOFF_MAX`].
-const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+pub use crate::serve::{Accept, CONNECTION_DEADLINE, MAX_CONNECTIONS};
 
-async fn respond(req: &Request<Incoming>, metrics: &Metrics, health: Option<&Health>) -> Response<Full<Bytes>> {
-    let text = |status: StatusCode, body: String| (status, "text/plain; charset=utf-8", body);
-    let verdict = |r: Result<String, String>| match r {
-        Ok(body) => text(StatusCode::OK, body),
-        Err(body) => text(StatusCode::SERVICE_UNAVAILABLE, body),
-    };
-    let (status, content_type, body) = match (req.method(), req.uri().path()) {
-        (&hyper::Method::GET, "/metrics") => (StatusCode::OK, OPENMETRICS, metrics.render()),
-        (&hyper::Method::GET, "/healthz") => verdict(health.map_or(Ok("ok\n".into()), |h| h.live().map(|s| s + "\n"))),
-        (&hyper::Method::GET, "/readyz") => match health {
-            Some(h) => verdict(h.ready().await),
-            None => text(StatusCode::NOT_FOUND, "no worker here\n".into()),
-        },
-        (&hyper::Method::GET, _) => text(StatusCode::NOT_FOUND, "not found\n".into()),
-        _ => text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into()),
-    };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
-    resp
+/// The worker's endpoint: its metrics, and its health for `/healthz` and `/readyz`.
+struct WorkerEndpoint {
+    metrics: Arc<Metrics>,
+    health: Option<Arc<Health>>,
 }
 
-/// Where connections come from: a TCP listener, or (in tests) anything that yields streams.
-pub trait Accept: Send + 'static {
-    /// The connection type.
-    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
-    /// The next connection, or the error accepting it.
-    fn accept(&mut self) -> impl std::future::Future<Output = std::io::Result<Self::Io>> + Send;
-}
+impl crate::serve::Exposition for WorkerEndpoint {
+    fn metrics(&self) -> String {
+        self.metrics.render()
+    }
 
-impl Accept for TcpListener {
-    type Io = tokio::net::TcpStream;
-    async fn accept(&mut self) -> std::io::Result<Self::Io> {
-        TcpListener::accept(self).await.map(|(s, _)| s)
+    fn live(&self) -> Result<String, String> {
+        self.health.as_ref().map_or(Ok("ok\n".into()), |h| h.live().map(|s| s + "\n"))
+    }
+
+    async fn ready(&self) -> Option<Result<String, String>> {
+        match &self.health {
+            Some(h) => Some(h.ready().await),
+            None => None,
+        }
     }
 }
 
 /// Serves `metrics` (and `health`, for a worker) on connections from `acceptor` until the task
-/// is dropped.
-pub async fn serve<A: Accept>(mut acceptor: A, metrics: Arc<Metrics>, health: Option<Arc<Health>>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let mut backoff = ACCEPT_BACKOFF_MIN;
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
-        let stream = match acceptor.accept().await {
-            Ok(stream) => {
-                backoff = ACCEPT_BACKOFF_MIN;
-                stream
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "the metrics endpoint cannot accept a connection");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
-                continue;
-            }
-        };
-        let (metrics, health) = (metrics.clone(), health.clone());
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let (metrics, health) = (metrics.clone(), health.clone());
-                async move { Ok::<_, std::convert::Infallible>(respond(&req, &metrics, health.as_deref()).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(false)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_DEADLINE, conn).await;
-            drop(slot);
-        });
-    }
+/// is dropped (see [`crate::serve`]).
+pub async fn serve<A: Accept>(acceptor: A, metrics: Arc<Metrics>, health: Option<Arc<Health>>) {
+    crate::serve::serve(acceptor, Arc::new(WorkerEndpoint { metrics, health })).await
 }
 
 /// Binds `addr` and serves `metrics` (and `health`) in a background task; returns the bound
 /// address.
-pub async fn spawn(addr: SocketAddr, metrics: Arc<Metrics>, health: Option<Arc<Health>>) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(serve(listener, metrics, health));
-    Ok(bound)
+pub async fn spawn(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    health: Option<Arc<Health>>,
+) -> std::io::Result<SocketAddr> {
+    crate::serve::spawn(addr, Arc::new(WorkerEndpoint { metrics, health })).await
 }
 
 #[cfg(test)]
@@ -232,6 +181,7 @@ mod tests {
     use super::*;
     use std::collections::VecDeque;
     use std::sync::Mutex;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]
@@ -249,7 +199,8 @@ mod tests {
         assert!(body.contains("\nsuitex_events_appended_total 3\n"), "{body}");
         assert!(body.contains("# TYPE suitex_events_in_flight gauge"), "{body}");
         assert!(body.contains("\nsuitex_events_in_flight 2\n"), "{body}");
-        let age_line = body.lines().find(|l| l.starts_with("suitex_events_last_commit_age_seconds ")).unwrap();
+        let age_line =
+            body.lines().find(|l| l.starts_with("suitex_events_last_commit_age_seconds ")).unwrap();
         let age: f64 = age_line.split(' ').nth(1).unwrap().parse().unwrap();
         assert!((0.0..60.0).contains(&age), "{age_line}");
     }
@@ -290,7 +241,10 @@ mod tests {
         server.abort();
         let last = *calls.last().unwrap();
         assert!(calls.len() <= 100, "{} accept calls", calls.len());
-        assert!(last - started >= Duration::from_secs(5), "100 errors were waited out over time, not spun through");
+        assert!(
+            last - started >= Duration::from_secs(5),
+            "100 errors were waited out over time, not spun through"
+        );
     }
 
     #[tokio::test]
@@ -307,7 +261,10 @@ mod tests {
         let server = tokio::spawn(serve(acceptor, Arc::new(Metrics::default()), None));
         tokio::time::sleep(Duration::from_millis(300)).await;
         let accepted = asked.lock().unwrap().len();
-        assert_eq!(accepted, MAX_CONNECTIONS, "no more connections are taken while {MAX_CONNECTIONS} are open");
+        assert_eq!(
+            accepted, MAX_CONNECTIONS,
+            "no more connections are taken while {MAX_CONNECTIONS} are open"
+        );
         // One client hangs up: its slot frees and one more is taken.
         drop(clients.remove(0));
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -29,9 +29,18 @@ resource "google_storage_bucket" "payloads" {
 
 # The web tier writes payloads (create-only; it cannot overwrite or delete).
 resource "google_storage_bucket_iam_member" "web_creator" {
+  count  = var.web_publishes_directly ? 1 : 0
   bucket = google_storage_bucket.payloads.name
   role   = "roles/storage.objectCreator"
   member = "serviceAccount:${var.web_service_account}"
+}
+
+# Spool mode: the relay uploads the oversized payloads the web tier spooled.
+resource "google_storage_bucket_iam_member" "relay_creator" {
+  count  = var.relay_service_account == "" ? 0 : 1
+  bucket = google_storage_bucket.payloads.name
+  role   = "roles/storage.objectCreator"
+  member = "serviceAccount:${var.relay_service_account}"
 }
 
 # The workers read them (to resolve claim-checks and to re-offload on replay they also create).

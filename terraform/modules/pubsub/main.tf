@@ -116,12 +116,23 @@ resource "google_pubsub_subscription_iam_member" "raw_service_agent_subscriber" 
   member       = var.pubsub_service_agent
 }
 
-# The web tier only emits: publish to events.raw, nothing else.
+# The web tier only emits: publish to events.raw, nothing else — and in spool mode not even that
+# (web_publishes_directly = false): the relay beside php-fpm publishes.
 resource "google_pubsub_topic_iam_member" "raw_web_publisher" {
+  count   = var.web_publishes_directly ? 1 : 0
   project = var.project_id
   topic   = google_pubsub_topic.raw.name
   role    = "roles/pubsub.publisher"
   member  = "serviceAccount:${var.web_service_account}"
+}
+
+# Spool mode: `suitex-events relay` publishes what the web tier spooled, to events.raw only.
+resource "google_pubsub_topic_iam_member" "raw_relay_publisher" {
+  count   = var.relay_service_account == "" ? 0 : 1
+  project = var.project_id
+  topic   = google_pubsub_topic.raw.name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${var.relay_service_account}"
 }
 
 # The workers consume events.raw-sub and re-publish to events.merged; their operators' tools

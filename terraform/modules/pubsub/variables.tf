@@ -59,6 +59,18 @@ variable "web_service_account" {
   type        = string
 }
 
+variable "web_publishes_directly" {
+  description = "Whether the web tier's service account gets its role (false when every web host runs in spool mode)."
+  type        = bool
+  default     = true
+}
+
+variable "relay_service_account" {
+  description = "Email of the spool relay's service account (publishes to events.raw); empty for none."
+  type        = string
+  default     = ""
+}
+
 variable "worker_service_account" {
   description = "Email of the workers' service account."
   type        = string

@@ -23,7 +23,8 @@ class EventBackbone
      * Emits one event: ['account_id' => 42, 'aggregate_type' => 'customer', 'aggregate_id' =>
      * 'C-1001', 'event_type' => 'customer.updated', 'payload' => [...]] (event_id, occurred_at
      * and metadata optional). Returns ['event_id' => …, 'message_id' => …, 'payload_location' =>
-     * 'inline'|'gcs'].
+     * 'inline'|'gcs', 'spooled' => bool]: in spool mode (php.ini suitex_events.spool) the event
+     * is appended durably to the host's spool, `spooled` is true and `message_id` is empty.
      */
     public function emit(array $event): array
     {

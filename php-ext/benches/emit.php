@@ -6,6 +6,8 @@
 //   batch  EVENTS KEYS CHUNK   emit_events() over CHUNK-sized slices; {"seconds": …}
 //   single CALLS KEYS          sequential emit_event() after 20 warm-up calls;
 //                              {"p50_us": …, "p99_us": …, "mean_us": …}
+//   many   CALLS KEYS          CALLS sequential emit_event() (a web tier's shape: one event per
+//                              call), after one warm-up call; {"seconds": …}
 
 use function SuiteX\Events\emit_event;
 use function SuiteX\Events\emit_events;
@@ -55,7 +57,15 @@ if ($mode === 'batch') {
         'p99_us' => $us[min(count($us) - 1, (int) floor(count($us) * 0.99))],
         'mean_us' => array_sum($us) / count($us),
     ]);
+} elseif ($mode === 'many') {
+    $events = array_map($event, range(0, $n - 1));
+    emit_event($event(0));
+    $started = hrtime(true);
+    foreach ($events as $e) {
+        emit_event($e);
+    }
+    echo json_encode(['seconds' => (hrtime(true) - $started) / 1e9]);
 } else {
-    fwrite(STDERR, "usage: emit.php batch EVENTS KEYS CHUNK | single CALLS KEYS\n");
+    fwrite(STDERR, "usage: emit.php batch EVENTS KEYS CHUNK | single CALLS KEYS | many CALLS KEYS\n");
     exit(2);
 }

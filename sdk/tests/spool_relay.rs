@@ -179,6 +179,13 @@ async fn spooled_events_survive_a_pubsub_outage_and_two_relay_kills_in_order() {
     let first = relay(&config, &["--batch", "20"]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(depth(&config), 200);
+    // One relay per spool: a second one is refused, saying why.
+    let second = command(&config, &["relay"]).output().unwrap();
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("is drained by another relay already"),
+        "{second:?}"
+    );
     // Pub/Sub hangs mid-publish: killed with publishes in flight.
     pubsub.set_mode(RelayMode::Frozen);
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -195,6 +202,18 @@ async fn spooled_events_survive_a_pubsub_outage_and_two_relay_kills_in_order() {
     kill(second);
     let left = depth(&config);
     assert!(left > 0, "killed mid-drain (nothing left: the test did not interrupt anything)");
+
+    // SIGTERM while it waits out an outage: it stops at once, cleanly, keeping everything.
+    pubsub.set_up(false);
+    let mut waiting = relay(&config, &[]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let asked = std::time::Instant::now();
+    // SAFETY: signalling a child process this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(waiting.id() as i32, libc::SIGTERM) }, 0);
+    let status = waiting.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(asked.elapsed() < Duration::from_secs(5), "stopped without waiting out its back-off");
+    assert_eq!(depth(&config), left, "nothing was lost or published while Pub/Sub was down");
 
     pubsub.set_up(true);
     let third = relay(&config, &["--until-empty"]).wait().unwrap();

@@ -26,7 +26,7 @@ class EventBackboneFake
         $valid = EventValidator::validate($event);
         $this->emitted[] = $valid;
 
-        return ['event_id' => $valid['event_id'], 'message_id' => 'fake-'.count($this->emitted), 'payload_location' => 'inline'];
+        return ['event_id' => $valid['event_id'], 'message_id' => 'fake-'.count($this->emitted), 'payload_location' => 'inline', 'spooled' => false];
     }
 
     /** Validates every event first (the extension sends nothing when one is bad), then records them. */
@@ -36,7 +36,7 @@ class EventBackboneFake
         $receipts = [];
         foreach ($valid as $event) {
             $this->emitted[] = $event;
-            $receipts[] = ['event_id' => $event['event_id'], 'message_id' => 'fake-'.count($this->emitted), 'payload_location' => 'inline'];
+            $receipts[] = ['event_id' => $event['event_id'], 'message_id' => 'fake-'.count($this->emitted), 'payload_location' => 'inline', 'spooled' => false, 'error' => null];
         }
 
         return $receipts;

@@ -49,6 +49,32 @@ pub struct Relay {
     emitter: Emitter,
     batch: usize,
     stats: Arc<RelayStats>,
+    /// `relay.lock` in the spool directory, locked for as long as the relay lives: one relay
+    /// per spool (the kernel releases it when the process dies, however it dies).
+    _lock: std::fs::File,
+}
+
+/// Takes the spool's relay lock, or says who holds it.
+fn lock(dir: &std::path::Path) -> Result<std::fs::File> {
+    let path = dir.join("relay.lock");
+    let fail = |e: std::io::Error| {
+        Error::service(crate::error::Service::Spool, format!("opening {}", path.display()), false, e)
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let file =
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(fail)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Config(crate::ConfigError::new(
+            crate::settings::SPOOL.name,
+            format!(
+                "{} is drained by another relay already ({} is locked); run one relay per spool",
+                dir.display(),
+                path.display()
+            ),
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(fail(e)),
+    }
 }
 
 /// The outcome of one round.
@@ -71,9 +97,10 @@ impl Relay {
                 "is not set; the relay drains the spool in that directory",
             )));
         };
+        let lock = lock(dir)?;
         let spool = Arc::new(Spool::open(dir, config.spool_max_bytes())?);
         let emitter = Emitter::connect(config.without_spool()).await?;
-        Ok(Relay { spool, emitter, batch: DEFAULT_BATCH, stats: Default::default() })
+        Ok(Relay { spool, emitter, batch: DEFAULT_BATCH, stats: Default::default(), _lock: lock })
     }
 
     /// Events taken per round (default 1000).

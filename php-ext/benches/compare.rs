@@ -27,7 +27,7 @@
 
 use sdk::{Emitter, Event};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 use suitex_test_support::bench::*;
@@ -53,10 +53,6 @@ struct Args {
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 fn env_or(name: &str, default: PathBuf) -> PathBuf {
@@ -114,13 +110,7 @@ fn php(topic: &str, script_args: &[String]) -> Value {
         .env("SUITEX_EVENTS_PUBLISH_DEADLINE", "120s")
         .output()
         .expect("running php");
-    assert!(
-        out.status.success(),
-        "php: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("the script's JSON")
+    json_output("php", out)
 }
 
 fn python(topic: &str, a: &Args) -> f64 {

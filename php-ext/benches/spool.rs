@@ -45,10 +45,6 @@ struct Args {
     bench: bool,
 }
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
 /// A TCP relay to `target` that holds every chunk the client sends for `delay` before passing it
 /// on: each request (a gRPC call's frames) reaches Pub/Sub `delay` later.
 async fn slow_relay(target: String, delay: Duration) -> String {
@@ -111,14 +107,7 @@ fn php(pubsub: &str, topic: &str, spool: Option<&Path>, args: &[String]) -> Comm
 }
 
 fn json(mut cmd: Command) -> Value {
-    let out = cmd.output().expect("running php");
-    assert!(
-        out.status.success(),
-        "php: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("the script's JSON")
+    json_output("php", cmd.output().expect("running php"))
 }
 
 fn spool_dir(tag: &str) -> PathBuf {

@@ -9,6 +9,23 @@ use suitex_events::config::{Config, Names};
 /// The project the benchmarks use on the emulators.
 pub const PROJECT: &str = "suitex-local";
 
+/// The repository's root (the benchmarks find scripts and built artifacts from it).
+pub fn workspace() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository root")
+}
+
+/// The one JSON value a benchmark's helper process (`what`) printed; panics with its output if it
+/// failed.
+pub fn json_output(what: &str, out: std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what} printed no JSON: {e}"))
+}
+
 /// The Pub/Sub emulator's `host:port` (`PUBSUB_EMULATOR_HOST`).
 pub fn pubsub_emulator() -> String {
     crate::required_env("PUBSUB_EMULATOR_HOST")

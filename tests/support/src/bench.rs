@@ -11,7 +11,10 @@ pub const PROJECT: &str = "suitex-local";
 
 /// The repository's root (the benchmarks find scripts and built artifacts from it).
 pub fn workspace() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository root")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository root")
 }
 
 /// The one JSON value a benchmark's helper process (`what`) printed; panics with its output if it

@@ -90,7 +90,7 @@ class WorkCommand extends Command
     {
         /** @var array<string,string> ordering key => the poison message it waits behind */
         $blocked = [];
-        foreach (array_values($deliveries) as $i => $d) {
+        foreach ($deliveries as $i => $d) {
             if ($this->stopping) {
                 $this->release($inbox, array_slice($deliveries, $i));
 

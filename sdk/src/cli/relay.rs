@@ -8,7 +8,6 @@ use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 use suitex_events::Config;
 use suitex_events::emit::{Relay, RelayStats, Spool};
 use suitex_events::serve::Exposition;
@@ -78,15 +77,21 @@ impl Collector for RelayMetrics {
     }
 }
 
-impl Exposition for RelayMetrics {
-    fn metrics(&self) -> String {
+/// The relay's endpoint: one registry holding the relay's collector.
+struct RelayEndpoint(Registry);
+
+impl RelayEndpoint {
+    fn new(metrics: RelayMetrics) -> RelayEndpoint {
         let mut registry = Registry::with_prefix("suitex_events_relay");
-        registry.register_collector(Box::new(RelayMetrics {
-            spool: self.spool.clone(),
-            stats: self.stats.clone(),
-        }));
+        registry.register_collector(Box::new(metrics));
+        RelayEndpoint(registry)
+    }
+}
+
+impl Exposition for RelayEndpoint {
+    fn metrics(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &registry)
+        prometheus_client::encoding::text::encode(&mut out, &self.0)
             .expect("writing to a String cannot fail");
         out
     }
@@ -110,16 +115,6 @@ enum SpoolCommand {
     },
 }
 
-fn open_spool(config: &Config) -> anyhow::Result<Spool> {
-    let dir = config.spool().ok_or_else(|| {
-        suitex_events::ConfigError::new(
-            suitex_events::settings::SPOOL.name,
-            "is not set; it names the spool directory",
-        )
-    })?;
-    Ok(Spool::open(dir, config.spool_max_bytes())?)
-}
-
 pub async fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
     let config = Config::from_env()?;
     let relay = Relay::connect(&config).await?.batch(args.batch);
@@ -130,7 +125,10 @@ pub async fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
                 format!("is {:?}; expected host:port or off", args.metrics_addr),
             )
         })?;
-        let endpoint = Arc::new(RelayMetrics { spool: relay.spool().clone(), stats: relay.stats().clone() });
+        let endpoint = Arc::new(RelayEndpoint::new(RelayMetrics {
+            spool: relay.spool().clone(),
+            stats: relay.stats().clone(),
+        }));
         let bound = suitex_events::serve::spawn(addr, endpoint).await.map_err(|e| {
             suitex_events::ConfigError::new(
                 suitex_events::settings::RELAY_METRICS_ADDR.name,
@@ -141,19 +139,7 @@ pub async fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
     }
     let status = relay.spool().status()?;
     tracing::info!(spool = %status.path.display(), depth = status.depth, bytes = status.bytes, "relay started");
-    if args.until_empty {
-        let stop = super::signals();
-        let mut backoff = Duration::from_millis(100);
-        while !*stop.borrow() && relay.spool().status()?.depth > 0 {
-            let round = relay.round().await?;
-            if round.retried > 0 {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    } else {
-        relay.run(super::signals()).await?;
-    }
+    relay.run(super::signals(), args.until_empty).await?;
     let stats = relay.stats();
     let o = std::sync::atomic::Ordering::Relaxed;
     tracing::info!(
@@ -167,7 +153,7 @@ pub async fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn spool(args: SpoolArgs) -> anyhow::Result<ExitCode> {
     let config = Config::from_env()?;
-    let spool = open_spool(&config)?;
+    let spool = Spool::open(Spool::dir_of(&config)?, config.spool_max_bytes())?;
     match args.command {
         SpoolCommand::Status => println!("{}", serde_json::to_string_pretty(&spool.status()?)?),
         SpoolCommand::List { limit } => {

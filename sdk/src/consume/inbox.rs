@@ -14,7 +14,7 @@
 //!   so a database outage never costs a delivery attempt.
 
 use super::merged::MergedWriter;
-use super::puller::{PULL_MAX, Puller};
+use super::puller::{PULL_MAX, Puller, keep_leases};
 use crate::claim_check::ClaimCheck;
 use crate::config::Config;
 use crate::emit::ordered_publisher::{Deadline, OrderedPublisher};
@@ -89,27 +89,6 @@ impl Drop for Inbox {
     }
 }
 
-/// Extends the leases of the held deliveries every [`KEEP_EVERY`], for as long as it runs.
-fn keep_leases(
-    puller: Puller,
-    subscription: String,
-    held: Arc<Mutex<HashMap<String, Held>>>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(KEEP_EVERY).await;
-            let ids: Vec<String> = lock(&held).keys().cloned().collect();
-            for chunk in ids.chunks(PULL_MAX as usize) {
-                if let Err(e) =
-                    puller.modify_deadline(&subscription, chunk.to_vec(), KEEP_FOR.as_secs() as i32).await
-                {
-                    tracing::warn!(error = %e, "extending the leases of deliveries in hand failed; retrying");
-                }
-            }
-        }
-    })
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -128,7 +107,16 @@ impl Inbox {
         let puller = Puller::connect(&config).await?;
         let subscription = config.subscription_path(&config.names().raw_subscription);
         let held: Arc<Mutex<HashMap<String, Held>>> = Default::default();
-        let keeper = keep_leases(puller.clone(), subscription.clone(), held.clone());
+        let keeper = {
+            let held = held.clone();
+            keep_leases(
+                puller.clone(),
+                subscription.clone(),
+                KEEP_EVERY,
+                KEEP_FOR.as_secs() as i32,
+                move || lock(&held).keys().cloned().collect(),
+            )
+        };
         Ok(Inbox {
             puller,
             claim_check: tokio::sync::OnceCell::new(),
@@ -203,7 +191,7 @@ impl Inbox {
 
     /// Up to `max` carried messages, unless their lease has run out.
     fn take_carried(&self, max: usize) -> Vec<pb::ReceivedMessage> {
-        let mut carried = self.carried.lock().unwrap_or_else(|p| p.into_inner());
+        let mut carried = lock(&self.carried);
         if carried.leased_until.is_some_and(|until| tokio::time::Instant::now() >= until) {
             carried.messages.clear();
         }
@@ -221,7 +209,7 @@ impl Inbox {
         if self.puller.modify_deadline(&self.subscription, ids, seconds).await.is_err() {
             return;
         }
-        let mut carried = self.carried.lock().unwrap_or_else(|p| p.into_inner());
+        let mut carried = lock(&self.carried);
         // Messages still carried keep their own, earlier lease.
         carried.leased_until = match carried.leased_until {
             Some(earlier) if !carried.messages.is_empty() => Some(earlier.min(leased_until)),

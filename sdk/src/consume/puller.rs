@@ -156,6 +156,28 @@ impl Puller {
     }
 }
 
+/// Every `every`, extends the leases of the ack ids `held` returns by `seconds`, for as long as
+/// the task runs (abort it when the messages are settled). A failed extension is logged and
+/// tried again on the next tick, so `every` must be well inside `seconds`.
+pub(super) fn keep_leases(
+    puller: Puller,
+    subscription: String,
+    every: Duration,
+    seconds: i32,
+    held: impl Fn() -> Vec<String> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            for chunk in held().chunks(PULL_MAX as usize) {
+                if let Err(e) = puller.modify_deadline(&subscription, chunk.to_vec(), seconds).await {
+                    tracing::warn!(error = %e, "extending the leases of messages in hand failed; retrying");
+                }
+            }
+        }
+    })
+}
+
 /// How often held messages' leases are extended, and how far.
 const KEEP_EVERY: Duration = Duration::from_secs(5);
 const KEEP_FOR_SECONDS: i32 = 60;
@@ -189,18 +211,14 @@ impl Pending {
         let puller = Puller::connect(config).await?;
         let held: Arc<Mutex<HashSet<String>>> = Default::default();
         let keeper = {
-            let (puller, subscription, held) = (puller.clone(), subscription.to_string(), held.clone());
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(KEEP_EVERY).await;
-                    let ids: Vec<String> = held.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
-                    for chunk in ids.chunks(PULL_MAX as usize) {
-                        if let Err(e) = puller.modify_deadline(&subscription, chunk.to_vec(), KEEP_FOR_SECONDS).await {
-                            tracing::warn!(error = %e, "extending the leases of held messages failed; retrying");
-                        }
-                    }
-                }
-            })
+            let held = held.clone();
+            keep_leases(
+                puller.clone(),
+                subscription.to_string(),
+                KEEP_EVERY,
+                KEEP_FOR_SECONDS,
+                move || held.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect(),
+            )
         };
         Ok(Pending {
             puller,

@@ -171,8 +171,10 @@ impl Emitter {
             .map(|p| {
                 let (body, location) = match &p.payload {
                     PreparedPayload::Inline(raw) => (p.event.to_wire_json_with(raw), PayloadLocation::Inline),
-                    PreparedPayload::Offload(_) => (p.event.to_wire_json(), PayloadLocation::Gcs),
-                    PreparedPayload::Reference => (p.event.to_wire_json(), PayloadLocation::Gcs),
+                    // Spooled inline either way; the relay uploads (or keeps the reference).
+                    PreparedPayload::Offload(_) | PreparedPayload::Reference => {
+                        (p.event.to_wire_json(), PayloadLocation::Gcs)
+                    }
                 };
                 receipts.push(EmitReceipt {
                     event_id: p.event.event_id(),

@@ -91,12 +91,7 @@ pub struct Round {
 impl Relay {
     /// A relay for `config`'s spool, publishing with `config` in direct mode.
     pub async fn connect(config: &Config) -> Result<Relay> {
-        let Some(dir) = config.spool() else {
-            return Err(Error::Config(crate::ConfigError::new(
-                crate::settings::SPOOL.name,
-                "is not set; the relay drains the spool in that directory",
-            )));
-        };
+        let dir = Spool::dir_of(config)?;
         let lock = lock(dir)?;
         let spool = Arc::new(Spool::open(dir, config.spool_max_bytes())?);
         let emitter = Emitter::connect(config.without_spool()).await?;
@@ -119,9 +114,10 @@ impl Relay {
         &self.stats
     }
 
-    /// Drains until `stop` turns true: the round in progress is finished first (its publishes
-    /// complete or reach their deadline), so nothing is left half-done.
-    pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<()> {
+    /// Drains until `stop` turns true — or, with `until_empty`, until a round finds the spool
+    /// empty. The round in progress is finished first (its publishes complete or reach their
+    /// deadline), so nothing is left half-done.
+    pub async fn run(&self, mut stop: watch::Receiver<bool>, until_empty: bool) -> Result<()> {
         let builder = backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(100))
             .with_max_delay(Duration::from_secs(30))
@@ -129,19 +125,25 @@ impl Relay {
             .without_max_times();
         let mut backoff = builder.build();
         while !*stop.borrow() {
-            let round = match self.round().await {
-                Ok(r) => r,
+            let pause = match self.round().await {
+                // Nothing was waiting.
+                Ok(round) if round == Round::default() => {
+                    if until_empty {
+                        break;
+                    }
+                    backoff = builder.build();
+                    IDLE_POLL
+                }
+                Ok(round) if round.retried == 0 => {
+                    backoff = builder.build();
+                    Duration::ZERO
+                }
+                Ok(_) => backoff.next().unwrap_or(Duration::from_secs(30)),
                 // The spool itself failed (busy for long, disk full): wait and look again.
                 Err(e) => {
                     tracing::warn!(error = %e, "reading or updating the spool failed; retrying");
-                    Round { retried: 1, ..Round::default() }
+                    backoff.next().unwrap_or(Duration::from_secs(30))
                 }
-            };
-            let pause = if round.retried > 0 {
-                backoff.next().unwrap_or(Duration::from_secs(30))
-            } else {
-                backoff = builder.build();
-                if round.published + round.dead > 0 { Duration::ZERO } else { IDLE_POLL }
             };
             if !pause.is_zero() {
                 let _ = tokio::time::timeout(pause, stop.wait_for(|s| *s)).await;
@@ -219,6 +221,11 @@ impl Relay {
 fn decode(s: &Spooled, emitter: &Emitter) -> std::result::Result<Event, String> {
     let event = Event::decode(&s.body).map_err(|e| format!("the spooled body is not a valid event: {e}"))?;
     let max = emitter.config().max_payload();
+    // The payload's compact JSON is part of the body: only a body over the limit needs the
+    // payload measured (serializing every payload here would repeat the emitter's own work).
+    if s.body.len() <= max {
+        return Ok(event);
+    }
     match event.payload().json_text() {
         Some(text) if text.len() > max => Err(format!(
             "payload is {} bytes as JSON; the limit is {max} (SUITEX_EVENTS_MAX_PAYLOAD)",

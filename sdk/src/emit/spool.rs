@@ -187,6 +187,16 @@ impl Spool {
         Ok(Spool { conn: Mutex::new(conn), path, max_bytes })
     }
 
+    /// `config`'s spool directory; a clear error naming `SUITEX_EVENTS_SPOOL` in direct mode.
+    pub fn dir_of(config: &crate::Config) -> Result<&Path> {
+        config.spool().ok_or_else(|| {
+            Error::Config(crate::ConfigError::new(
+                crate::settings::SPOOL.name,
+                "is not set; it names the spool directory (spool mode)",
+            ))
+        })
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

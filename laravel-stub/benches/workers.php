@@ -6,11 +6,13 @@
 // (a backlog), then the worker is started and timed until all N rows are stored.
 // Run by scripts/bench-workers (release builds, fresh services). Options: --events N --rounds R
 
+use Tests\Support\Emulator;
 use Tests\Support\Harness;
 use Tests\Support\Pipeline;
 
 require_once 'Illuminate/autoload.php';
 require_once __DIR__.'/../tests/Support/Harness.php';
+require_once __DIR__.'/../../php-ext/tests/Support/Emulator.php';
 require_once __DIR__.'/../tests/Support/Pipeline.php';
 Harness::registerAppAutoloader();
 
@@ -18,7 +20,7 @@ $opts = getopt('', ['events:', 'rounds:']);
 $n = (int) ($opts['events'] ?? 3000);
 $rounds = (int) ($opts['rounds'] ?? 2);
 $bin = Pipeline::required('SUITEX_EVENTS_BIN', 'the suitex-events binary (release)');
-$extension = Pipeline::extension();
+$extension = Emulator::extensionPath();
 
 /** Seconds from starting `$cmd` until `$n` rows are in `$database`. */
 function timed(array $cmd, array $env, string $database, int $n): float

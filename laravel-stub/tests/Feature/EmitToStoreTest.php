@@ -3,6 +3,7 @@
 namespace Tests\Feature;
 
 use SuiteX\EventBackbone\Models\EventStore;
+use Tests\Support\Emulator;
 use Tests\Support\Harness;
 use Tests\Support\LaravelTestCase;
 use Tests\Support\Pipeline;
@@ -27,7 +28,7 @@ final class EmitToStoreTest extends LaravelTestCase
 
     public function test_events_emitted_through_the_facade_are_stored_and_read_through_the_model(): void
     {
-        $extension = Pipeline::extension();
+        $extension = Emulator::extensionPath();
         $bin = Pipeline::required('SUITEX_EVENTS_BIN', 'the suitex-events binary');
         $this->migrate();
 

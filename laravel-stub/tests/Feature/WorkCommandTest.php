@@ -3,6 +3,7 @@
 namespace Tests\Feature;
 
 use SuiteX\EventBackbone\Models\EventStore;
+use Tests\Support\Emulator;
 use Tests\Support\Harness;
 use Tests\Support\LaravelTestCase;
 use Tests\Support\Pipeline;
@@ -50,7 +51,7 @@ final class WorkCommandTest extends LaravelTestCase
     /** `php artisan events:work` with the extension loaded; returns [exit code, stdout, stderr]. */
     private function work(array $env, array $args = ['--stop-when-empty', '--wait=3000']): array
     {
-        return Harness::php(['-d', 'extension='.Pipeline::extension(), 'artisan', 'events:work', ...$args], $env);
+        return Harness::php(['-d', 'extension='.Emulator::extensionPath(), 'artisan', 'events:work', ...$args], $env);
     }
 
     /** Starts `php artisan events:work` in the background; returns its process. */
@@ -58,7 +59,7 @@ final class WorkCommandTest extends LaravelTestCase
     {
         $log = tempnam(sys_get_temp_dir(), 'events-work');
         $this->logs[] = $log;
-        $proc = proc_open([PHP_BINARY, '-d', 'extension='.Pipeline::extension(), 'artisan', 'events:work', '-v'],
+        $proc = proc_open([PHP_BINARY, '-d', 'extension='.Emulator::extensionPath(), 'artisan', 'events:work', '-v'],
             [1 => ['file', $log, 'a'], 2 => ['file', $log, 'a']], $pipes, Harness::appDir(), array_merge(Harness::baseEnv(), $env));
 
         return $this->workers[] = $proc;

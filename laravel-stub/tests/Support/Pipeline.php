@@ -21,9 +21,9 @@ final class Pipeline
     {
         $suffix = bin2hex(random_bytes(4));
         $this->merged = "$prefix-merged-$suffix-sub";
-        $env = [
-            'PUBSUB_EMULATOR_HOST' => getenv('PUBSUB_EMULATOR_HOST'),
-            'STORAGE_EMULATOR_HOST' => getenv('STORAGE_EMULATOR_HOST'),
+        $this->env = [
+            'PUBSUB_EMULATOR_HOST' => Emulator::env('PUBSUB_EMULATOR_HOST'),
+            'STORAGE_EMULATOR_HOST' => Emulator::env('STORAGE_EMULATOR_HOST'),
             'SUITEX_EVENTS_PROJECT' => 'suitex-local',
             'SUITEX_EVENTS_RAW_TOPIC' => "$prefix-raw-$suffix",
             'SUITEX_EVENTS_RAW_SUBSCRIPTION' => "$prefix-raw-$suffix-sub",
@@ -33,12 +33,6 @@ final class Pipeline
             'SUITEX_EVENTS_PAYLOAD_BUCKET' => "$prefix-$suffix",
             'SUITEX_WORKER_METRICS_ADDR' => 'off',
         ];
-        foreach (['PUBSUB_EMULATOR_HOST', 'STORAGE_EMULATOR_HOST'] as $host) {
-            if ($env[$host] === false || $env[$host] === '') {
-                throw new RuntimeException("$host is not set: scripts/services start && eval \"\$(scripts/services env)\" (scripts/test does both)");
-            }
-        }
-        $this->env = $env;
     }
 
     /** The file an environment variable names (scripts/test sets them). */
@@ -50,11 +44,6 @@ final class Pipeline
         }
 
         return $v;
-    }
-
-    public static function extension(): string
-    {
-        return self::required('SUITEX_EVENTS_PHP_EXT', 'the built extension, target/debug/libsuitex_events_php.so');
     }
 
     /**
@@ -78,7 +67,7 @@ final class Pipeline
     {
         $file = tempnam(sys_get_temp_dir(), 'events');
         file_put_contents($file, json_encode($events));
-        [$code, $out, $err] = Harness::run([PHP_BINARY, '-d', 'extension='.self::extension(), __DIR__.'/emit_events.php', $file], $this->env);
+        [$code, $out, $err] = Harness::run([PHP_BINARY, '-d', 'extension='.Emulator::extensionPath(), __DIR__.'/emit_events.php', $file], $this->env);
         unlink($file);
         if ($code !== 0) {
             throw new RuntimeException("emitting failed:\n$out\n$err");
@@ -147,25 +136,13 @@ final class Pipeline
         return $this->take($this->env['SUITEX_EVENTS_DLQ_SUBSCRIPTION'], fn ($got) => count($got) >= $n, $quietSeconds);
     }
 
-    /**
-     * One call of the emulator's REST API. ext-curl, not PHP's http:// stream: the Pub/Sub
-     * emulator keeps HTTP/1.0 connections open, so a stream read would wait for its timeout.
-     */
+    /** One POST to the emulator's REST API (through the PHP extension suite's Emulator::request). */
     private function rest(string $path, array $body): array
     {
         $url = "http://{$this->env['PUBSUB_EMULATOR_HOST']}/v1/projects/{$this->env['SUITEX_EVENTS_PROJECT']}/$path";
-        $ch = curl_init($url);
-        curl_setopt_array($ch, [
-            CURLOPT_POST => true,
-            CURLOPT_HTTPHEADER => ['Content-Type: application/json'],
-            CURLOPT_POSTFIELDS => json_encode($body),
-            CURLOPT_RETURNTRANSFER => true,
-            CURLOPT_TIMEOUT => 30,
-        ]);
-        $text = curl_exec($ch);
-        $status = curl_getinfo($ch, CURLINFO_RESPONSE_CODE);
-        if ($text === false || $status !== 200) {
-            throw new RuntimeException("Pub/Sub emulator: POST $path: $status ".($text === false ? curl_error($ch) : $text));
+        [$status, $text] = Emulator::request('POST', $url, $body);
+        if ($status !== 200) {
+            throw new RuntimeException("Pub/Sub emulator: POST $path: $status $text");
         }
 
         return json_decode($text, true) ?? [];

@@ -2,8 +2,8 @@
 
 use crate::error::{SuitexResult, code_of, fail, set_last_error};
 use crate::panic::ffi_boundary;
-use sdk::Config;
 use sdk::BlockingEmitter;
+use sdk::Config;
 use sdk::{Event, PayloadLocation};
 use std::collections::HashMap;
 use std::ffi::c_char;
@@ -223,7 +223,11 @@ fn location(l: PayloadLocation) -> SuitexPayloadLocation {
 }
 
 /// Fills `receipt` with one event's outcome; returns its result code.
-fn fill(receipt: &mut suitex_emit_receipt, event_id: &str, outcome: &sdk::Result<sdk::EmitReceipt>) -> SuitexResult {
+fn fill(
+    receipt: &mut suitex_emit_receipt,
+    event_id: &str,
+    outcome: &sdk::Result<sdk::EmitReceipt>,
+) -> SuitexResult {
     copy_str(&mut receipt.event_id, event_id);
     match outcome {
         Ok(r) => {
@@ -327,7 +331,10 @@ pub unsafe extern "C" fn suitex_emit_events(
         let items = match bytes(events_json, len, "events_json").and_then(|b| json(b, "events_json")) {
             Ok(serde_json::Value::Array(items)) => items,
             Ok(_) => {
-                return set_last_error(SuitexResult::SUITEX_ERR_INVALID_JSON, "events_json must be a JSON array");
+                return set_last_error(
+                    SuitexResult::SUITEX_ERR_INVALID_JSON,
+                    "events_json must be a JSON array",
+                );
             }
             Err(code) => return code,
         };

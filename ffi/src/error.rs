@@ -115,7 +115,8 @@ pub extern "C" fn suitex_result_name(result: i32) -> *const c_char {
 /// NUL-terminated names of the result codes, derived from the enum itself.
 fn names() -> &'static std::collections::HashMap<i32, std::ffi::CString> {
     use strum::IntoEnumIterator;
-    static NAMES: std::sync::OnceLock<std::collections::HashMap<i32, std::ffi::CString>> = std::sync::OnceLock::new();
+    static NAMES: std::sync::OnceLock<std::collections::HashMap<i32, std::ffi::CString>> =
+        std::sync::OnceLock::new();
     NAMES.get_or_init(|| {
         SuitexResult::iter()
             .map(|r| (r as i32, std::ffi::CString::new(<&'static str>::from(r)).expect("names hold no NUL")))

@@ -147,7 +147,10 @@ pub fn options(config: Option<&ZendHashTable>) -> PhpResult<HashMap<String, Stri
         if !settings::names().any(|n| n == name) {
             return Err(from_sdk(&sdk::Error::Config(sdk::ConfigError::new(
                 name,
-                format!("is not a setting; the settings are {}", settings::names().collect::<Vec<_>>().join(", ")),
+                format!(
+                    "is not a setting; the settings are {}",
+                    settings::names().collect::<Vec<_>>().join(", ")
+                ),
             ))));
         }
         let text = value.long().map(|l| l.to_string()).or_else(|| value.string()).ok_or_else(|| {

@@ -87,7 +87,11 @@ pub extern "C" fn info(_module: *mut ext_php_rs::zend::ModuleEntry) {
     };
     ext_php_rs::info_table_row!("Mode", text(&mode));
     let sapi = ext_php_rs::zend::php_sapi_name().unwrap_or_default();
-    let inbox = if cfg!(feature = "inbox") && INBOX_SAPIS.contains(&sapi.as_str()) { "available (CLI)" } else { "not in this SAPI (web SAPIs only emit)" };
+    let inbox = if cfg!(feature = "inbox") && INBOX_SAPIS.contains(&sapi.as_str()) {
+        "available (CLI)"
+    } else {
+        "not in this SAPI (web SAPIs only emit)"
+    };
     ext_php_rs::info_table_row!("Inbox (consuming API)", inbox);
     ext_php_rs::info_table_end!();
     ext_php_rs::info_table_start!();

@@ -55,7 +55,9 @@ pub fn ini_entries() -> &'static [IniEntryDef] {
 /// Where a setting's effective value comes from, and the value (for `phpinfo()`).
 pub fn effective(name: &str) -> (&'static str, String) {
     let ini = ExecutorGlobals::get().ini_values();
-    if let Some(v) = directive(name).and_then(|d| ini.get(&d).cloned().flatten()).filter(|v| !v.trim().is_empty()) {
+    if let Some(v) =
+        directive(name).and_then(|d| ini.get(&d).cloned().flatten()).filter(|v| !v.trim().is_empty())
+    {
         return ("php.ini", v);
     }
     match std::env::var(name) {
@@ -74,7 +76,9 @@ pub fn lookup(options: HashMap<String, String>) -> impl Fn(&str) -> Option<Strin
         options
             .get(k)
             .cloned()
-            .or_else(|| directive(k).and_then(|d| ini.get(&d).cloned().flatten()).filter(|v| !v.trim().is_empty()))
+            .or_else(|| {
+                directive(k).and_then(|d| ini.get(&d).cloned().flatten()).filter(|v| !v.trim().is_empty())
+            })
             .or_else(|| std::env::var(k).ok())
     }
 }

@@ -233,7 +233,10 @@ async fn main() {
         s / p
     );
 
-    println!("memory: RSS after 1,000 and after {} distinct ordering keys (fresh process each)", a.memory_keys);
+    println!(
+        "memory: RSS after 1,000 and after {} distinct ordering keys (fresh process each)",
+        a.memory_keys
+    );
     let (s1, s2) = memory_in_child("sdk", a.memory_keys);
     let (b1, b2) = memory_in_child("bare", a.memory_keys);
     println!("  sdk emitter:    {s1:>8.1} MiB -> {s2:>8.1} MiB   growth {:.2}x (target <= 1.5x)", s2 / s1);

@@ -131,25 +131,34 @@ async fn append_section(a: &Args) {
         raw.push(r);
     }
     let (o, r) = (median(ours), median(raw));
-    println!("append (median): store {o:.0} rows/s, raw multi-row INSERT {r:.0} rows/s, ratio {:.2} (target >= 0.80)", o / r);
+    println!(
+        "append (median): store {o:.0} rows/s, raw multi-row INSERT {r:.0} rows/s, ratio {:.2} (target >= 0.80)",
+        o / r
+    );
 }
 
 /// Milliseconds from each row's occurred_at to its commit (created_at), sorted.
 async fn commit_latencies(db: &TestDb) -> Vec<f64> {
-    let mut lat: Vec<f64> =
-        sqlx::query_scalar::<_, i64>("SELECT TIMESTAMPDIFF(MICROSECOND, occurred_at, created_at) FROM event_store")
-            .fetch_all(db.store.pool())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|us| us as f64 / 1000.0)
-            .collect();
+    let mut lat: Vec<f64> = sqlx::query_scalar::<_, i64>(
+        "SELECT TIMESTAMPDIFF(MICROSECOND, occurred_at, created_at) FROM event_store",
+    )
+    .fetch_all(db.store.pool())
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|us| us as f64 / 1000.0)
+    .collect();
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     lat
 }
 
 fn summary(lat: &[f64]) -> String {
-    format!("p50 {:>6.1} ms  p99 {:>6.1} ms  max {:>6.1} ms", percentile(lat, 0.5), percentile(lat, 0.99), lat[lat.len() - 1])
+    format!(
+        "p50 {:>6.1} ms  p99 {:>6.1} ms  max {:>6.1} ms",
+        percentile(lat, 0.5),
+        percentile(lat, 0.99),
+        lat[lat.len() - 1]
+    )
 }
 
 /// Emits `rate` events/s for `seconds` (each its own call, as web requests do), over 200 keys.
@@ -178,7 +187,10 @@ async fn offer(emitter: &Emitter, rate: u64, seconds: u64) -> u64 {
 
 /// A bare official subscriber on `subscription` that acks at once and records, per event id,
 /// milliseconds from the event's occurred_at to its receipt.
-fn bare_subscriber(config: &Config, subscription: String) -> (Arc<Mutex<HashMap<String, f64>>>, tokio::task::JoinHandle<()>) {
+fn bare_subscriber(
+    config: &Config,
+    subscription: String,
+) -> (Arc<Mutex<HashMap<String, f64>>>, tokio::task::JoinHandle<()>) {
     let seen: Arc<Mutex<HashMap<String, f64>>> = Default::default();
     let endpoint = match config.pubsub_endpoint() {
         suitex_events::config::Endpoint::Emulator(url) => url.clone(),
@@ -253,7 +265,12 @@ where
 /// worker's default settings; `floor_sub` is a second subscription on the raw topic for the bare
 /// subscriber.
 async fn pubsub_section(a: &Args, label: &str, config: &Config, floor_sub: &str) {
-    println!("{label}: latency at {} events/s for {} s (worker defaults: {:?})", a.rate, a.seconds, WorkerOptions::default().batch_wait);
+    println!(
+        "{label}: latency at {} events/s for {} s (worker defaults: {:?})",
+        a.rate,
+        a.seconds,
+        WorkerOptions::default().batch_wait
+    );
     let db = TestDb::new("bench_lat").await;
     let worker = RunningWorker::start(config, &db.settings, WorkerOptions::default()).await;
     let (floor, floor_task) = bare_subscriber(config, config.subscription_path(floor_sub));
@@ -305,7 +322,11 @@ async fn pubsub_section(a: &Args, label: &str, config: &Config, floor_sub: &str)
     println!("  worker (defaults): {default}; with a 20 ms batch wait: {waited}");
     println!("  bare subscriber draining the same events (the Pub/Sub floor): {floor}");
     if let (Drain::Done(d), Drain::Done(w)) = (&default, &waited) {
-        println!("  defaults / 20 ms wait {:.2}; worker / raw multi-row INSERT ({r:.0} rows/s, the database's ceiling) {:.2}", d / w, d / r);
+        println!(
+            "  defaults / 20 ms wait {:.2}; worker / raw multi-row INSERT ({r:.0} rows/s, the database's ceiling) {:.2}",
+            d / w,
+            d / r
+        );
     }
 }
 
@@ -436,7 +457,10 @@ async fn main() {
     let a = <Args as clap::Parser>::parse();
     if std::env::var_os("RUST_LOG").is_some() {
         // Diagnostics on stderr, e.g. RUST_LOG=suitex_events=debug for each batch's phases.
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
     }
     let on = |s: &str| a.only.iter().any(|o| o == s);
     if on("append") {

@@ -13,10 +13,10 @@
 use crate::config::Config;
 use crate::envelope::{Event, Payload, PayloadRef};
 use crate::error::{Error, Poison, Result, Service, gax_is_transient};
-use std::time::Duration;
 use bytes::Bytes;
 use google_cloud_storage::client::Storage;
 use sha2::{Digest, Sha256};
+use std::time::Duration;
 
 /// Reads and writes claim-check objects in the payload bucket.
 #[derive(Clone, Debug)]
@@ -31,7 +31,14 @@ pub struct ClaimCheck {
 /// objects live.
 fn event_path(event: &Event) -> String {
     let at = event.occurred_at();
-    format!("{}/{:04}/{:02}/{:02}/{}", event.account_id(), at.year(), u8::from(at.month()), at.day(), event.event_id())
+    format!(
+        "{}/{:04}/{:02}/{:02}/{}",
+        event.account_id(),
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        event.event_id()
+    )
 }
 
 /// The object name of an event's payload whose bytes have `sha256` (lowercase hex):
@@ -151,7 +158,11 @@ impl ClaimCheck {
     /// `Err` is a failure worth retrying: Cloud Storage unavailable, or the download took longer
     /// than `deadline` ([`Error::DeadlineExceeded`]; the storage client alone would retry for up
     /// to five minutes).
-    pub async fn resolve(&self, event: Event, deadline: Duration) -> Result<std::result::Result<Event, Poison>> {
+    pub async fn resolve(
+        &self,
+        event: Event,
+        deadline: Duration,
+    ) -> Result<std::result::Result<Event, Poison>> {
         let Payload::Offloaded(reference) = event.payload() else { return Ok(Ok(event)) };
         if !names_own_object(&event, reference) {
             return Ok(Err(Poison::ClaimCheck {
@@ -164,13 +175,14 @@ impl ClaimCheck {
                 ),
             }));
         }
-        let fetched = tokio::time::timeout(deadline, self.fetch_verified(reference)).await.unwrap_or_else(|_| {
-            Err(Error::DeadlineExceeded {
-                service: Service::Storage,
-                operation: format!("downloading gs://{}/{}", reference.bucket, reference.object),
-                deadline,
-            })
-        });
+        let fetched =
+            tokio::time::timeout(deadline, self.fetch_verified(reference)).await.unwrap_or_else(|_| {
+                Err(Error::DeadlineExceeded {
+                    service: Service::Storage,
+                    operation: format!("downloading gs://{}/{}", reference.bucket, reference.object),
+                    deadline,
+                })
+            });
         let bytes = match fetched {
             Ok(bytes) => bytes,
             Err(Error::ClaimCheckInvalid { bucket, object, problem }) => {
@@ -246,7 +258,8 @@ mod tests {
         };
         assert!(names_own_object(&own, &reference(object_name(&own, &sha))));
         let at = own.occurred_at();
-        let v01 = format!("7/{:04}/{:02}/{:02}/{}.json", at.year(), u8::from(at.month()), at.day(), own.event_id());
+        let v01 =
+            format!("7/{:04}/{:02}/{:02}/{}.json", at.year(), u8::from(at.month()), at.day(), own.event_id());
         assert!(names_own_object(&own, &reference(v01)), "objects written by SDK 0.1 stay readable");
         // Another tenant's object, another event's, another sha's, or outside the prefix.
         assert!(!names_own_object(&own, &reference(object_name(&other_tenant, &sha))));

@@ -82,9 +82,7 @@ pub async fn storage(config: &Config) -> Result<Storage> {
 /// A gRPC channel to `config`'s Pub/Sub endpoint for the unary subscriber stubs, with the
 /// credentials each request must carry (`None` on the emulator: plain text, anonymous).
 #[cfg(feature = "consume")]
-pub fn subscriber_channel(
-    config: &Config,
-) -> Result<(tonic::transport::Channel, Option<Credentials>)> {
+pub fn subscriber_channel(config: &Config) -> Result<(tonic::transport::Channel, Option<Credentials>)> {
     let fail = |what: String, e: crate::error::BoxError| Error::service(Service::PubSub, what, false, e);
     let (url, credentials) = match emulator(config.pubsub_endpoint()) {
         Some((url, _anonymous)) => (url.to_string(), None),

@@ -10,7 +10,19 @@ use std::process::Command;
 fn tree(package: &str, args: &[&str], depth: Option<u32>) -> Vec<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["tree", "--locked", "--offline", "-e", "normal", "--prefix", "none", "--format", "{p}", "-p", package]);
+    cmd.args([
+        "tree",
+        "--locked",
+        "--offline",
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+        "--format",
+        "{p}",
+        "-p",
+        package,
+    ]);
     if let Some(d) = depth {
         cmd.args(["--depth", &d.to_string()]);
     }

@@ -23,7 +23,9 @@ fn text(b: &[u8]) -> String {
 }
 
 /// A new, empty database on the test server: an admin connection, its name, its settings.
-async fn empty_database(prefix: &str) -> (suitex_events::store::EventStore, String, suitex_events::store::StoreSettings) {
+async fn empty_database(
+    prefix: &str,
+) -> (suitex_events::store::EventStore, String, suitex_events::store::StoreSettings) {
     let server = mysql_server();
     let name = format!("{prefix}{}", unique());
     let admin = suitex_events::store::EventStore::connect(&server).await.unwrap();
@@ -111,8 +113,16 @@ fn a_command_whose_output_is_closed_ends_quietly_by_sigpipe() {
 }
 
 /// The account as a store connection.
-fn as_account(settings: &suitex_events::store::StoreSettings, user: &str, password: &str) -> suitex_events::store::StoreSettings {
-    suitex_events::store::StoreSettings { username: user.into(), password: password.into(), ..settings.clone() }
+fn as_account(
+    settings: &suitex_events::store::StoreSettings,
+    user: &str,
+    password: &str,
+) -> suitex_events::store::StoreSettings {
+    suitex_events::store::StoreSettings {
+        username: user.into(),
+        password: password.into(),
+        ..settings.clone()
+    }
 }
 
 /// `GRANT a, b ON obj` → (obj, {a, b}), for comparing grants whatever order the server prints.
@@ -164,16 +174,22 @@ async fn grants_leave_an_all_privileges_account_with_exactly_its_role_and_check_
         let before = run(&db.settings, &["grants", "--role", role, "--user", &user, "--check"]);
         assert_eq!(before.status.code(), Some(1), "{role}: {}", text(&before.stdout));
         let complaint = text(&before.stderr);
-        for extra in ["ALL PRIVILEGES ON *.*", "GRANT OPTION ON *.*", &format!("role `{role_name}`"), "UPDATE (`PAYLOAD`)"] {
+        for extra in [
+            "ALL PRIVILEGES ON *.*",
+            "GRANT OPTION ON *.*",
+            &format!("role `{role_name}`"),
+            "UPDATE (`PAYLOAD`)",
+        ] {
             assert!(complaint.contains(extra), "{role}: --check names {extra}: {complaint}");
         }
 
         let out = run(&db.settings, &["grants", "--role", role, "--user", &user]);
         assert_eq!(out.status.code(), Some(0), "{role}: {}", text(&out.stderr));
-        let shown: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SHOW GRANTS FOR '{user}'@'%'")))
-            .fetch_all(db.store.pool())
-            .await
-            .unwrap();
+        let shown: Vec<String> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SHOW GRANTS FOR '{user}'@'%'")))
+                .fetch_all(db.store.pool())
+                .await
+                .unwrap();
         let mut rest: Vec<&String> = shown.iter().filter(|g| !g.starts_with("GRANT USAGE ON *.*")).collect();
         for g in grants {
             let g = g.replace("{db}", &database);
@@ -185,12 +201,17 @@ async fn grants_leave_an_all_privileges_account_with_exactly_its_role_and_check_
         }
         assert!(rest.is_empty(), "{role}: nothing but the role is left: {rest:?}");
         assert!(!shown.iter().any(|g| g.contains("WITH GRANT OPTION")), "{shown:?}");
-        assert!(text(&out.stdout).contains(&format!("holds exactly the {role} role")), "{}", text(&out.stdout));
-        let default_role: Option<String> = sqlx::query_scalar("SELECT default_role FROM mysql.user WHERE user = ? AND host = '%'")
-            .bind(&user)
-            .fetch_one(db.store.pool())
-            .await
-            .unwrap();
+        assert!(
+            text(&out.stdout).contains(&format!("holds exactly the {role} role")),
+            "{}",
+            text(&out.stdout)
+        );
+        let default_role: Option<String> =
+            sqlx::query_scalar("SELECT default_role FROM mysql.user WHERE user = ? AND host = '%'")
+                .bind(&user)
+                .fetch_one(db.store.pool())
+                .await
+                .unwrap();
         assert_eq!(default_role.unwrap_or_default(), "", "{role}: no role is activated at login");
 
         let after = run(&db.settings, &["grants", "--role", role, "--user", &user, "--check"]);
@@ -216,18 +237,27 @@ async fn each_role_is_refused_by_the_database_what_it_does_not_hold() {
     let mut accounts = Vec::new();
     for role in ["reader", "writer"] {
         let user = format!("r{}_{}", &role[..1], &unique()[..8]);
-        let out = run(&db.settings, &["grants", "--role", role, "--user", &user, "--password-env", "SUITEX_WORKER_DB_PASSWORD"]);
+        let out = run(
+            &db.settings,
+            &["grants", "--role", role, "--user", &user, "--password-env", "SUITEX_WORKER_DB_PASSWORD"],
+        );
         assert_eq!(out.status.code(), Some(0), "{role}: {}", text(&out.stderr));
         accounts.push(user);
     }
 
-    let reader = suitex_events::store::EventStore::connect(&as_account(&db.settings, &accounts[0], "cli-secret")).await.unwrap();
+    let reader =
+        suitex_events::store::EventStore::connect(&as_account(&db.settings, &accounts[0], "cli-secret"))
+            .await
+            .unwrap();
     let tenant = suitex_events::store::Selection::Tenant { account_id: 1 };
     assert_eq!(reader.count(&tenant).await.unwrap(), 1, "the reader reads");
     let refused = reader.append(&[event()]).await.expect_err("the reader cannot insert");
     assert!(refused.to_string().contains("INSERT command denied"), "{refused}");
 
-    let writer = suitex_events::store::EventStore::connect(&as_account(&db.settings, &accounts[1], "cli-secret")).await.unwrap();
+    let writer =
+        suitex_events::store::EventStore::connect(&as_account(&db.settings, &accounts[1], "cli-secret"))
+            .await
+            .unwrap();
     writer.append(&[event()]).await.expect("the writer appends");
     for sql in [
         "UPDATE event_store SET event_type = 'x'",
@@ -247,7 +277,10 @@ async fn each_role_is_refused_by_the_database_what_it_does_not_hold() {
 async fn the_migrator_role_runs_migrations_and_cannot_append() {
     let (admin, name, settings) = empty_database("t_cli_migrator_").await;
     let user = format!("gm_{}", &unique()[..8]);
-    let out = run(&settings, &["grants", "--role", "migrator", "--user", &user, "--password-env", "SUITEX_WORKER_DB_PASSWORD"]);
+    let out = run(
+        &settings,
+        &["grants", "--role", "migrator", "--user", &user, "--password-env", "SUITEX_WORKER_DB_PASSWORD"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
     let migrator = as_account(&settings, &user, "cli-secret");

@@ -24,6 +24,11 @@ fn the_readme_configuration_table_is_the_settings_list() {
         "README.md's configuration table is stale: SUITEX_BLESS=1 cargo test -p suitex-events --test docs"
     );
     for s in suitex_events::settings::ALL {
-        assert_eq!(readme[start..end].matches(&format!("| `{}` |", s.name)).count(), 1, "{} in the table", s.name);
+        assert_eq!(
+            readme[start..end].matches(&format!("| `{}` |", s.name)).count(),
+            1,
+            "{} in the table",
+            s.name
+        );
     }
 }

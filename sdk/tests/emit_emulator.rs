@@ -113,8 +113,13 @@ async fn oversized_payload_is_offloaded_and_its_object_matches_the_reference() {
     let r = &wire["payload_ref"];
     let at = big.occurred_at();
     let sha = r["sha256"].as_str().unwrap();
-    let expected_object =
-        format!("11/{:04}/{:02}/{:02}/{}/{sha}.json", at.year(), u8::from(at.month()), at.day(), big.event_id());
+    let expected_object = format!(
+        "11/{:04}/{:02}/{:02}/{}/{sha}.json",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        big.event_id()
+    );
     assert_eq!(r["bucket"], config.names().payload_bucket.as_str());
     assert_eq!(r["object"], expected_object.as_str());
     assert!(r["generation"].as_i64().unwrap() > 0);
@@ -125,10 +130,7 @@ async fn oversized_payload_is_offloaded_and_its_object_matches_the_reference() {
     let Value::Object(_) = serde_json::from_slice::<Value>(&bytes).unwrap() else {
         panic!("payload is JSON")
     };
-    assert_eq!(
-        serde_json::from_slice::<Value>(&bytes).unwrap(),
-        big.payload().to_value().unwrap()
-    );
+    assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap(), big.payload().to_value().unwrap());
     assert!(m.data.len() < 1024, "the message is small: {} bytes", m.data.len());
 }
 
@@ -146,7 +148,11 @@ async fn reemitting_an_event_reuses_its_object_and_a_different_payload_gets_its_
     assert_eq!(objects.len(), 1, "the retry found its own object: {objects:?}");
     let bytes = download(&config.names().payload_bucket, &objects[0]).await;
     let sha = suitex_events::claim_check::sha256_hex(&bytes);
-    assert_eq!(objects[0], suitex_events::claim_check::object_name(&first, &sha), "named for the event and its bytes");
+    assert_eq!(
+        objects[0],
+        suitex_events::claim_check::object_name(&first, &sha),
+        "named for the event and its bytes"
+    );
 
     // A reused event_id with another payload is no business of the bucket: it gets an object of
     // its own (never overwriting the first), and the event store refuses the reuse.
@@ -162,7 +168,11 @@ async fn reemitting_an_event_reuses_its_object_and_a_different_payload_gets_its_
     emitter.emit_event(imposter).await.unwrap();
     let objects = list_objects(&config.names().payload_bucket, "12/").await;
     assert_eq!(objects.len(), 2, "{objects:?}");
-    assert_eq!(download(&config.names().payload_bucket, &objects.iter().find(|o| o.contains(&sha)).unwrap()).await, bytes, "the original object is intact");
+    assert_eq!(
+        download(&config.names().payload_bucket, &objects.iter().find(|o| o.contains(&sha)).unwrap()).await,
+        bytes,
+        "the original object is intact"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,7 +287,10 @@ async fn a_failed_event_stops_later_events_of_its_key_but_not_other_keys() {
         matches!(gap_err, suitex_events::Error::EarlierEventFailed { ordering_key } if ordering_key == "16:customer:A"),
         "{gap_err}"
     );
-    assert_eq!(gap_err.to_string(), "not sent: an earlier event of ordering key 16:customer:A in this call failed");
+    assert_eq!(
+        gap_err.to_string(),
+        "not sent: an earlier event of ordering key 16:customer:A in this call failed"
+    );
     assert!(results[3].is_ok(), "{:?}", results[3]);
 
     let (sa, sb) = (event(16, "A", 3, json!("sentinel")), event(16, "B", 1, json!("sentinel")));

@@ -4,8 +4,8 @@
 use serde_json::json;
 use std::time::Duration;
 use suitex_events::config::Config;
-use suitex_events::envelope::{Event, Payload};
 use suitex_events::consume::Inbox;
+use suitex_events::envelope::{Event, Payload};
 use suitex_events::{Emitter, PayloadLocation};
 use suitex_test_support::*;
 

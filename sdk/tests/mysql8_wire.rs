@@ -37,10 +37,15 @@ fn start(rows: serde_json::Value) -> Mysql8 {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap_or_else(|e| panic!("{python} cannot run the MySQL 8 stand-in ({e}); scripts/services start installs it"));
+        .unwrap_or_else(|e| {
+            panic!("{python} cannot run the MySQL 8 stand-in ({e}); scripts/services start installs it")
+        });
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.starts_with("listening"), "the MySQL 8 stand-in did not start: {line:?} (is mysql-mimic installed?)");
+    assert!(
+        line.starts_with("listening"),
+        "the MySQL 8 stand-in did not start: {line:?} (is mysql-mimic installed?)"
+    );
     Mysql8 { child, port }
 }
 
@@ -89,7 +94,11 @@ async fn stored_events_read_back_from_mysql_8_json_columns() {
     let read = store.read(&Selection::Tenant { account_id: 42 }, 0, 10).await.expect("reads on MySQL 8");
     assert_eq!(read.len(), 1);
     assert_eq!(read[0].id, 7);
-    assert_eq!(read[0].event.payload().to_value().unwrap(), payload, "the same document, whatever its key order");
+    assert_eq!(
+        read[0].event.payload().to_value().unwrap(),
+        payload,
+        "the same document, whatever its key order"
+    );
     assert_eq!(read[0].event.metadata(), Some(&metadata));
     assert_eq!(read[0].event.event_id(), event.event_id());
 }
@@ -117,7 +126,12 @@ async fn a_replay_from_mysql_8_reoffloads_a_large_payload_next_to_its_original_o
         .payload(payload.clone())
         .build()
         .unwrap();
-    let receipt = suitex_events::Emitter::connect(config.clone()).await.unwrap().emit_event(event.clone()).await.unwrap();
+    let receipt = suitex_events::Emitter::connect(config.clone())
+        .await
+        .unwrap()
+        .emit_event(event.clone())
+        .await
+        .unwrap();
     assert_eq!(receipt.payload_location, suitex_events::PayloadLocation::Gcs);
     receive(&config, &probe, 1, Duration::from_secs(30)).await;
 
@@ -125,12 +139,17 @@ async fn a_replay_from_mysql_8_reoffloads_a_large_payload_next_to_its_original_o
     let server = start(json!([row(11, &event)]));
     let store = EventStore::connect(&settings(server.port)).await.unwrap();
     let replayer = Replayer::new(config.clone(), store).await.unwrap();
-    let n = replayer.replay(&Selection::Tenant { account_id: 42 }, None, |_| {}).await.expect("the replay does not trip over its own object");
+    let n = replayer
+        .replay(&Selection::Tenant { account_id: 42 }, None, |_| {})
+        .await
+        .expect("the replay does not trip over its own object");
     assert_eq!(n, 1);
     let got = receive(&config, &merged_probe, 1, Duration::from_secs(30)).await;
     let merged = MergedEvent::decode(&got[0].data).unwrap();
     assert!(merged.replayed);
-    let Payload::Offloaded(r) = merged.event.payload() else { panic!("a large payload travels as a claim-check") };
+    let Payload::Offloaded(r) = merged.event.payload() else {
+        panic!("a large payload travels as a claim-check")
+    };
     let bytes = download(&r.bucket, &r.object).await;
     assert_eq!(suitex_events::claim_check::sha256_hex(&bytes), r.sha256);
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(), payload);

@@ -33,10 +33,16 @@ async fn dead_letters(fake: &pubsub_fake::PubSubFake, config: &Config, n: usize)
             .payload(json!({"i": i}))
             .build()
             .unwrap();
-        let mut attrs: Vec<(String, String)> = e.attributes().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let mut attrs: Vec<(String, String)> =
+            e.attributes().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         attrs.push(("CloudPubSubDeadLetterSourceDeliveryCount".into(), "5".into()));
         publisher
-            .publish(Message::new().set_data(e.to_wire_json()).set_ordering_key(e.ordering_key()).set_attributes(attrs))
+            .publish(
+                Message::new()
+                    .set_data(e.to_wire_json())
+                    .set_ordering_key(e.ordering_key())
+                    .set_attributes(attrs),
+            )
             .await
             .unwrap();
         events.push(e);
@@ -142,7 +148,8 @@ async fn dead_letters_are_kept_for_31_days() {
     let config = emulator_config("retention").build().unwrap();
     let options = suitex_events::worker::provision::ProvisionOptions::default();
     let wanted = suitex_events::worker::provision::wanted_subscriptions(&config, &options);
-    let dlq = wanted.iter().find(|s| s.name == config.subscription_path(&config.names().dlq_subscription)).unwrap();
+    let dlq =
+        wanted.iter().find(|s| s.name == config.subscription_path(&config.names().dlq_subscription)).unwrap();
     let retention = dlq.message_retention_duration.as_ref().expect("a retention is set");
     assert_eq!(retention.seconds(), 31 * 24 * 3600, "Pub/Sub's maximum, as terraform/ has it");
     // The emulator accepts no more than 7 days: provision creates the subscription and says so.

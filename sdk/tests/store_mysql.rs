@@ -189,10 +189,16 @@ async fn a_row_the_database_refuses_is_rejected_and_the_rest_are_stored() {
     let after = event(3, "X", 3);
     let out = db.store.append(&[ok1, big, ok2, after]).await.unwrap();
     assert!(matches!(out[0], Appended::Stored(_)), "{out:?}");
-    let Appended::Rejected(why @ Poison::RowRefused { code: Some(4025), .. }) = &out[1] else { panic!("{out:?}") };
+    let Appended::Rejected(why @ Poison::RowRefused { code: Some(4025), .. }) = &out[1] else {
+        panic!("{out:?}")
+    };
     assert!(why.to_string().starts_with("the database refused the row"), "{why}");
     assert!(matches!(out[2], Appended::Stored(_)), "{out:?}");
-    assert_eq!(out[3], Appended::HeldBack, "a later event of the refused one's key is not stored ahead of it");
+    assert_eq!(
+        out[3],
+        Appended::HeldBack,
+        "a later event of the refused one's key is not stored ahead of it"
+    );
     assert_eq!(db.rows().await, 2);
 }
 
@@ -228,13 +234,18 @@ async fn rows_refused_for_their_own_data_are_poison_even_when_they_share_the_err
 async fn a_table_that_refuses_every_row_is_a_transient_failure_not_poison() {
     let db = TestDb::new("allbad").await;
     // Every row now fails the same check: the table is wrong, not the events.
-    db.store.execute("ALTER TABLE event_store ADD CONSTRAINT nothing_fits CHECK (account_id = 0)").await.unwrap();
+    db.store
+        .execute("ALTER TABLE event_store ADD CONSTRAINT nothing_fits CHECK (account_id = 0)")
+        .await
+        .unwrap();
     let err = db.store.append(&[event(6, "A", 1), event(6, "B", 2)]).await.expect_err("a batch failure");
     assert!(err.is_transient(), "{err}");
     let err = db.store.append(&[event(6, "C", 1)]).await.expect_err("even for a single row");
     assert!(err.is_transient(), "{err}");
     db.store.execute("ALTER TABLE event_store DROP CONSTRAINT nothing_fits").await.unwrap();
-    assert!(db.store.append(&[event(6, "A", 1)]).await.unwrap().iter().all(|a| matches!(a, Appended::Stored(_))));
+    assert!(
+        db.store.append(&[event(6, "A", 1)]).await.unwrap().iter().all(|a| matches!(a, Appended::Stored(_)))
+    );
 }
 
 #[tokio::test]
@@ -288,7 +299,11 @@ async fn large_payloads_sent_in_pieces_are_stored_exactly_and_in_order() {
     let ids = stored_ids(&out);
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids follow the batch order: {ids:?}");
     for (i, e) in batch.iter().enumerate() {
-        let stored = db.store.read(&Selection::IdRange { from: ids[i], to: ids[i], account_id: None }, 0, 1).await.unwrap();
+        let stored = db
+            .store
+            .read(&Selection::IdRange { from: ids[i], to: ids[i], account_id: None }, 0, 1)
+            .await
+            .unwrap();
         assert_eq!(stored[0].event, *e, "event {i} is stored as emitted");
     }
     let again = db.store.append(&batch).await.unwrap();

@@ -47,7 +47,8 @@ async fn a_ca_means_verify_ca_and_the_wrong_authority_is_refused() {
     assert!(refused.to_lowercase().contains("certificate") || refused.contains("UnknownIssuer"), "{refused}");
 
     // verify_identity: the certificate names 127.0.0.1.
-    let identity = settings(db.port(), &[ca(&certs.ca), ("DB_EVENT_STORE_SSL_MODE", "verify_identity".into())]);
+    let identity =
+        settings(db.port(), &[ca(&certs.ca), ("DB_EVENT_STORE_SSL_MODE", "verify_identity".into())]);
     assert!(!cipher(&EventStore::connect(&identity).await.unwrap()).await.unwrap().is_empty());
 
     // required: encrypted without a CA.

@@ -72,7 +72,11 @@ async fn assert_all_stored_once_and_nothing_dead_lettered(b: &Bed, total: u64, w
 /// The worker under load while `outage` makes the database unusable to it for 8 s and
 /// `repair` makes it usable again; returns the rows stored when the repair began and the events
 /// emitted in all, once every one of them is stored and nothing was nacked or dead-lettered.
-async fn through_an_outage(prefix: &str, outage: impl AsyncFnOnce(&Bed), repair: impl AsyncFnOnce(&Bed)) -> (u64, u64) {
+async fn through_an_outage(
+    prefix: &str,
+    outage: impl AsyncFnOnce(&Bed),
+    repair: impl AsyncFnOnce(&Bed),
+) -> (u64, u64) {
     let b = bed(prefix).await;
     let worker = RunningWorker::start(&b.config, &b.db.settings_as(WORKER, PASSWORD), options()).await;
     let emitted = Arc::new(AtomicU64::new(0));
@@ -97,7 +101,7 @@ async fn through_an_outage(prefix: &str, outage: impl AsyncFnOnce(&Bed), repair:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_insert_grant_under_load_dead_letters_nothing_and_every_event_is_stored_once_after_the_grant_returns()
-{
+ {
     let (during, total) = through_an_outage(
         "revoke",
         async |b: &Bed| b.db.sql(&format!("REVOKE INSERT ON event_store.event_store FROM '{WORKER}'@'%'")),
@@ -108,20 +112,24 @@ async fn a_revoked_insert_grant_under_load_dead_letters_nothing_and_every_event_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rotated_password_under_load_dead_letters_nothing_and_every_event_is_stored_once_after_it_is_changed_back() {
+async fn a_rotated_password_under_load_dead_letters_nothing_and_every_event_is_stored_once_after_it_is_changed_back()
+ {
     // The password changes and the worker's open connections go away (a failover, a restart):
     // every new connection is refused with 1045 until the password is changed back.
     let outage = async |b: &Bed| {
         b.db.sql(&format!("ALTER USER '{WORKER}'@'%' IDENTIFIED BY 'rotated-elsewhere'"));
-        let ids: Vec<i64> =
-            sqlx::query_scalar("SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE user = ?")
-                .bind(WORKER)
-                .fetch_all(b.root.pool())
-                .await
-                .unwrap();
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE user = ?",
+        )
+        .bind(WORKER)
+        .fetch_all(b.root.pool())
+        .await
+        .unwrap();
         assert!(!ids.is_empty(), "the worker had connections");
         for id in ids {
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL CONNECTION {id}"))).execute(b.root.pool()).await;
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL CONNECTION {id}")))
+                .execute(b.root.pool())
+                .await;
         }
     };
     let repair = async |b: &Bed| b.db.sql(&format!("ALTER USER '{WORKER}'@'%' IDENTIFIED BY '{PASSWORD}'"));

@@ -100,7 +100,10 @@ async fn a_hung_database_statement_times_out_and_the_batch_is_retried() {
     tokio::time::sleep(Duration::from_secs(8)).await;
     let retries = worker.metrics.transient_retries.get();
     relay.set_mode(RelayMode::Up);
-    assert!(retries >= 2, "a hung statement ends at its timeout and the batch is retried ({retries} retries in 8 s)");
+    assert!(
+        retries >= 2,
+        "a hung statement ends at its timeout and the batch is retried ({retries} retries in 8 s)"
+    );
     eventually(Duration::from_secs(30), "the event is stored once the database answers", || {
         let root = root.clone();
         async move { count_rows(&root).await == 1 }
@@ -136,8 +139,14 @@ async fn a_hung_claim_check_download_times_out_and_the_batch_is_retried() {
     tokio::time::sleep(Duration::from_secs(8)).await;
     let retries = worker.metrics.transient_retries.get();
     storage.set_mode(RelayMode::Up);
-    assert!(retries >= 2, "a hung download ends at its deadline and the batch is retried ({retries} retries in 8 s)");
-    eventually(Duration::from_secs(30), "the event is stored once storage answers", || async { db.rows().await == 1 }).await;
+    assert!(
+        retries >= 2,
+        "a hung download ends at its deadline and the batch is retried ({retries} retries in 8 s)"
+    );
+    eventually(Duration::from_secs(30), "the event is stored once storage answers", || async {
+        db.rows().await == 1
+    })
+    .await;
     let metrics = worker.metrics.clone();
     worker.stop().await;
     assert_eq!(metrics.poison.get(), 0, "a slow download is never poison");
@@ -155,8 +164,12 @@ async fn acknowledge_and_modify_deadline_calls_give_up_at_their_deadline() {
     fake.set_response_delay(Duration::from_secs(60));
     let ack_ids = vec![got[0].ack_id.clone()];
     let ack = tokio::time::timeout(Duration::from_secs(30), puller.ack(&sub, ack_ids.clone())).await;
-    assert!(matches!(ack, Ok(Err(ref e)) if e.is_transient()), "ack ends at its deadline with a transient error: {ack:?}");
-    let extend = tokio::time::timeout(Duration::from_secs(30), puller.modify_deadline(&sub, ack_ids, 60)).await;
+    assert!(
+        matches!(ack, Ok(Err(ref e)) if e.is_transient()),
+        "ack ends at its deadline with a transient error: {ack:?}"
+    );
+    let extend =
+        tokio::time::timeout(Duration::from_secs(30), puller.modify_deadline(&sub, ack_ids, 60)).await;
     assert!(matches!(extend, Ok(Err(_))), "modify-deadline ends at its deadline: {extend:?}");
     let pull = tokio::time::timeout(Duration::from_secs(60), puller.pull(&sub, 10)).await;
     assert!(matches!(pull, Ok(Err(_))), "pull ends at its deadline: {pull:?}");

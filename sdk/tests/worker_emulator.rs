@@ -7,12 +7,12 @@ use google_cloud_pubsub::model::Message;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
+use suitex_events::consume::merged::MergedEvent;
+use suitex_events::envelope::Payload;
+use suitex_events::store::{Appended, Selection};
 use suitex_events::worker::WorkerOptions;
 use suitex_events::worker::dlq::{self, Filter};
-use suitex_events::envelope::Payload;
-use suitex_events::consume::merged::MergedEvent;
 use suitex_events::worker::replay::Replayer;
-use suitex_events::store::{Appended, Selection};
 use suitex_events::{Config, Emitter, Event};
 use suitex_test_support::*;
 
@@ -51,7 +51,8 @@ async fn merged(config: &Config, n: usize) -> Vec<MergedEvent> {
 
 /// What reaches `events.dlq-sub` within a minute (up to `n` messages).
 async fn dead_letters(config: &Config, n: usize) -> Vec<Message> {
-    receive(config, &config.subscription_path(&config.names().dlq_subscription), n, Duration::from_secs(60)).await
+    receive(config, &config.subscription_path(&config.names().dlq_subscription), n, Duration::from_secs(60))
+        .await
 }
 
 async fn raw_publisher(config: &Config) -> Publisher {
@@ -106,7 +107,9 @@ async fn events_flow_from_emit_to_the_store_and_events_merged() {
             .unwrap();
         let seqs: Vec<u64> = stream
             .iter()
-            .map(|s| s.event.payload().to_value().expect("stored payloads are inline")["seq"].as_u64().unwrap())
+            .map(|s| {
+                s.event.payload().to_value().expect("stored payloads are inline")["seq"].as_u64().unwrap()
+            })
             .collect();
         assert_eq!(seqs, (0..10).collect::<Vec<_>>(), "aggregate F-{agg}: store ids follow emission order");
     }
@@ -227,7 +230,8 @@ async fn a_tampered_claim_check_is_poison_and_never_stored() {
     Emitter::connect(config.clone()).await.unwrap().emit_event(big.clone()).await.unwrap();
     // Replace the object's bytes behind the reference's back (no precondition).
     let original = serde_json::to_vec(&json!("a".repeat(5000))).unwrap();
-    let object = suitex_events::claim_check::object_name(&big, &suitex_events::claim_check::sha256_hex(&original));
+    let object =
+        suitex_events::claim_check::object_name(&big, &suitex_events::claim_check::sha256_hex(&original));
     let resp = reqwest::Client::new()
         .post(format!("{}/upload/storage/v1/b/{}/o", storage_url(), config.names().payload_bucket))
         .query(&[("uploadType", "media"), ("name", object.as_str())])
@@ -394,7 +398,11 @@ async fn a_claim_check_pointing_at_another_events_object_is_poison_and_never_sto
         .with_payload(Payload::Offloaded(stolen));
     raw_publisher(&config)
         .await
-        .publish(Message::new().set_data(forged.to_wire_json()).set_attributes([("event_id", forged.event_id().to_string())]))
+        .publish(
+            Message::new()
+                .set_data(forged.to_wire_json())
+                .set_attributes([("event_id", forged.event_id().to_string())]),
+        )
         .await
         .unwrap();
 
@@ -402,7 +410,8 @@ async fn a_claim_check_pointing_at_another_events_object_is_poison_and_never_sto
     let dead = dead_letters(&config, 1).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(attr(&dead[0], "event_id"), forged.event_id().to_string());
-    eventually(Duration::from_secs(30), "the victim's own event stored", || async { db.rows().await == 1 }).await;
+    eventually(Duration::from_secs(30), "the victim's own event stored", || async { db.rows().await == 1 })
+        .await;
     let metrics = worker.metrics.clone();
     worker.stop().await;
     let stored = db.store.count(&suitex_events::store::Selection::Tenant { account_id: 32 }).await.unwrap();

@@ -36,7 +36,8 @@ async fn readyz_follows_the_database_and_healthz_the_process() {
     let config = fake_topology(&fake, "readyz").await;
     let mut db = PrivateMariaDb::start();
     EventStore::open(&db.settings()).await.unwrap().migrate().await.unwrap();
-    let (worker, addr) = RunningWorker::start_serving(&config, &db.settings(), WorkerOptions::default()).await;
+    let (worker, addr) =
+        RunningWorker::start_serving(&config, &db.settings(), WorkerOptions::default()).await;
 
     let ready = until(addr, "/readyz", 200, Duration::from_secs(20)).await;
     assert!(ready.contains("database ok") && ready.contains("subscriber ok"), "{ready}");

@@ -7,9 +7,9 @@ use google_cloud_pubsub::model::Message;
 use pubsub_fake::{Outcome, PubSubFake};
 use serde_json::json;
 use std::time::Duration;
-use suitex_events::worker::WorkerOptions;
 use suitex_events::consume::merged::MergedEvent;
 use suitex_events::store::Selection;
+use suitex_events::worker::WorkerOptions;
 use suitex_events::{Config, Emitter, Event};
 use suitex_test_support::*;
 
@@ -61,8 +61,13 @@ async fn on_an_ordered_subscription_poison_is_dead_lettered_after_five_attempts_
     }
 
     let worker = RunningWorker::start(&config, &db.settings, options()).await;
-    let dead =
-        receive(&config, &config.subscription_path(&config.names().dlq_subscription), 1, Duration::from_secs(60)).await;
+    let dead = receive(
+        &config,
+        &config.subscription_path(&config.names().dlq_subscription),
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(dead.len(), 1);
     assert_eq!(&dead[0].data[..], b"not json");
     assert_eq!(dead[0].ordering_key, key);
@@ -86,7 +91,8 @@ async fn on_an_ordered_subscription_poison_is_dead_lettered_after_five_attempts_
         )
         .await
         .unwrap();
-    let seqs: Vec<u64> = stream.iter().map(|s| s.event.payload().to_value().unwrap()["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> =
+        stream.iter().map(|s| s.event.payload().to_value().unwrap()["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3], "the key continues, in order, once the poison is dead-lettered");
     let metrics = worker.metrics.clone();
     worker.stop().await;
@@ -131,7 +137,11 @@ async fn a_pubsub_outage_on_events_merged_is_retried_without_burning_delivery_at
     let db = TestDb::new("fake_merged_down").await;
     // The next 8 publishes to events.merged fail with a retryable-by-us, non-retried-by-the-
     // client status: the worker must back off and retry, never nack.
-    fake.fail_next_publishes(&config.topic_path(&config.names().merged_topic), 8, tonic::Code::FailedPrecondition);
+    fake.fail_next_publishes(
+        &config.topic_path(&config.names().merged_topic),
+        8,
+        tonic::Code::FailedPrecondition,
+    );
     let e = event("M-1", 0);
     Emitter::connect(config.clone()).await.unwrap().emit_event(e.clone()).await.unwrap();
     let worker = RunningWorker::start(&config, &db.settings, options()).await;
@@ -144,7 +154,11 @@ async fn a_pubsub_outage_on_events_merged_is_retried_without_burning_delivery_at
     assert!(metrics.transient_retries.get() >= 8, "{:?}", metrics.transient_retries);
     assert_eq!(metrics.poison.get(), 0, "nothing was nacked");
     assert_eq!(db.rows().await, 1);
-    assert_eq!(fake.backlog(&config.subscription_path(&config.names().dlq_subscription)), 0, "nothing was dead-lettered");
+    assert_eq!(
+        fake.backlog(&config.subscription_path(&config.names().dlq_subscription)),
+        0,
+        "nothing was dead-lettered"
+    );
 }
 
 /// A payload nested deeper than MariaDB's JSON check allows (32 levels): the database refuses
@@ -180,15 +194,25 @@ async fn a_row_the_database_refuses_holds_back_the_later_events_of_its_key_until
     let dlq = config.subscription_path(&config.names().dlq_subscription);
     let dead = receive(&config, &dlq, 1, Duration::from_secs(60)).await;
     assert_eq!(attr(&dead[0], "event_id"), poison.event_id().to_string());
-    eventually(Duration::from_secs(30), "the healthy events are stored", || async { db.rows().await == 3 }).await;
+    eventually(Duration::from_secs(30), "the healthy events are stored", || async { db.rows().await == 3 })
+        .await;
     let metrics = worker.metrics.clone();
     worker.stop().await;
     let f1 = db
         .store
-        .read(&Selection::Aggregate { account_id: 31, aggregate_type: "customer".into(), aggregate_id: "F-1".into() }, 0, 10)
+        .read(
+            &Selection::Aggregate {
+                account_id: 31,
+                aggregate_type: "customer".into(),
+                aggregate_id: "F-1".into(),
+            },
+            0,
+            10,
+        )
         .await
         .unwrap();
-    let seqs: Vec<u64> = f1.iter().map(|s| s.event.payload().to_value().unwrap()["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> =
+        f1.iter().map(|s| s.event.payload().to_value().unwrap()["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [1, 2]);
     let raw = config.subscription_path(&config.names().raw_subscription);
     let settled = fake.settlements(&raw);
@@ -223,11 +247,13 @@ async fn an_event_id_stored_upper_case_by_another_writer_is_a_duplicate_not_a_st
     .execute(db.store.pool())
     .await
     .unwrap();
-    let stored_id: u64 = sqlx::query_scalar("SELECT id FROM event_store").fetch_one(db.store.pool()).await.unwrap();
+    let stored_id: u64 =
+        sqlx::query_scalar("SELECT id FROM event_store").fetch_one(db.store.pool()).await.unwrap();
 
     Emitter::connect(config.clone()).await.unwrap().emit_event(e.clone()).await.unwrap();
     let worker = RunningWorker::start(&config, &db.settings, options()).await;
-    let merged = receive(&config, &config.subscription_path("events.merged-sub"), 1, Duration::from_secs(30)).await;
+    let merged =
+        receive(&config, &config.subscription_path("events.merged-sub"), 1, Duration::from_secs(30)).await;
     assert_eq!(merged.len(), 1, "the duplicate was re-published, not stuck");
     assert_eq!(MergedEvent::decode(&merged[0].data).unwrap().store_id, stored_id);
     let metrics = worker.metrics.clone();
@@ -310,7 +336,9 @@ async fn a_batch_holds_no_more_resolved_payload_bytes_than_its_limit() {
         assert_eq!(r.unwrap().payload_location, suitex_events::PayloadLocation::Gcs);
     }
     let limit = 1024 * 1024;
-    let worker = RunningWorker::start(&config, &db.settings, WorkerOptions { batch_max_bytes: limit, ..options() }).await;
+    let worker =
+        RunningWorker::start(&config, &db.settings, WorkerOptions { batch_max_bytes: limit, ..options() })
+            .await;
     eventually(Duration::from_secs(60), "every event is stored", || async { db.rows().await == 8 }).await;
     let metrics = worker.metrics.clone();
     worker.stop().await;

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use suitex_events::worker::WorkerOptions;
-use suitex_events::store::EventStore;
 use suitex_events::Emitter;
+use suitex_events::store::EventStore;
+use suitex_events::worker::WorkerOptions;
 use suitex_test_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -90,7 +90,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             let filter = Filter { account_id: account, event_id, limit, ..Filter::default() };
             let report = dlq::redrive_with(&config, &filter, dry_run, |done, seen| {
-                eprint!("\r  {} {done} of {seen} dead letters looked at", if dry_run { "would redrive" } else { "redriven" });
+                eprint!(
+                    "\r  {} {done} of {seen} dead letters looked at",
+                    if dry_run { "would redrive" } else { "redriven" }
+                );
                 let _ = std::io::Write::flush(&mut std::io::stderr());
             })
             .await?;

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use suitex_events::Config;
 use suitex_events::ConfigError;
-use suitex_events::worker::replay::Replayer;
 use suitex_events::store::{EventStore, Selection, StoreSettings};
+use suitex_events::worker::replay::Replayer;
 
 #[derive(clap::Args)]
 pub struct Args {

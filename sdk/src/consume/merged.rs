@@ -95,7 +95,8 @@ impl MergedWriter {
             // The claim-check it arrived with holds these very bytes.
             (Some(_), Some(r)) => event.clone_without_payload().with_payload(Payload::Offloaded(r.clone())),
             (Some(text), None) => {
-                let claim_check = self.claim_check.get_or_try_init(|| ClaimCheck::connect(&self.config)).await?;
+                let claim_check =
+                    self.claim_check.get_or_try_init(|| ClaimCheck::connect(&self.config)).await?;
                 let r = claim_check.offload(event, bytes::Bytes::copy_from_slice(text.as_bytes())).await?;
                 event.clone_without_payload().with_payload(Payload::Offloaded(r))
             }

@@ -89,7 +89,9 @@ impl Puller {
                 let t = transient(status.code());
                 Err(rpc_error(operation(), status, t))
             }
-            Err(_) => Err(Error::DeadlineExceeded { service: Service::PubSub, operation: operation(), deadline }),
+            Err(_) => {
+                Err(Error::DeadlineExceeded { service: Service::PubSub, operation: operation(), deadline })
+            }
         }
     }
 
@@ -109,9 +111,14 @@ impl Puller {
         let mut req = self.request(message).await?;
         req.set_timeout(PULL_TIMEOUT);
         let transient = |c| matches!(c, tonic::Code::Unavailable | tonic::Code::DeadlineExceeded);
-        self.call(|| format!("pulling from {subscription}"), PULL_TIMEOUT, transient, self.client.clone().pull(req))
-            .await
-            .map(|resp| resp.into_inner().received_messages)
+        self.call(
+            || format!("pulling from {subscription}"),
+            PULL_TIMEOUT,
+            transient,
+            self.client.clone().pull(req),
+        )
+        .await
+        .map(|resp| resp.into_inner().received_messages)
     }
 
     /// Acknowledges (consumes) messages.
@@ -119,11 +126,17 @@ impl Puller {
         if ack_ids.is_empty() {
             return Ok(());
         }
-        let mut req = self.request(pb::AcknowledgeRequest { subscription: subscription.to_string(), ack_ids }).await?;
+        let mut req =
+            self.request(pb::AcknowledgeRequest { subscription: subscription.to_string(), ack_ids }).await?;
         req.set_timeout(RPC_TIMEOUT);
-        self.call(|| format!("acknowledging on {subscription}"), RPC_TIMEOUT, |_| true, self.client.clone().acknowledge(req))
-            .await
-            .map(|_| ())
+        self.call(
+            || format!("acknowledging on {subscription}"),
+            RPC_TIMEOUT,
+            |_| true,
+            self.client.clone().acknowledge(req),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Releases messages for immediate redelivery.
@@ -132,7 +145,12 @@ impl Puller {
     }
 
     /// Keeps messages leased for `seconds` from now (0 releases them).
-    pub async fn modify_deadline(&self, subscription: &str, ack_ids: Vec<String>, seconds: i32) -> Result<()> {
+    pub async fn modify_deadline(
+        &self,
+        subscription: &str,
+        ack_ids: Vec<String>,
+        seconds: i32,
+    ) -> Result<()> {
         if ack_ids.is_empty() {
             return Ok(());
         }
@@ -212,13 +230,9 @@ impl Pending {
         let held: Arc<Mutex<HashSet<String>>> = Default::default();
         let keeper = {
             let held = held.clone();
-            keep_leases(
-                puller.clone(),
-                subscription.to_string(),
-                KEEP_EVERY,
-                KEEP_FOR_SECONDS,
-                move || held.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect(),
-            )
+            keep_leases(puller.clone(), subscription.to_string(), KEEP_EVERY, KEEP_FOR_SECONDS, move || {
+                held.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+            })
         };
         Ok(Pending {
             puller,

@@ -22,12 +22,12 @@
 //! # Ok(()) }
 //! ```
 
+use super::ordered_publisher::{Deadline, OrderedPublisher, PublishBatch};
+use super::spool::{Entry, Spool};
 use crate::claim_check::ClaimCheck;
 use crate::config::{Config, PUBSUB_MESSAGE_MAX_BYTES};
 use crate::envelope::{Event, Payload, PayloadLocation, PayloadRef};
 use crate::error::{Error, Result, ValidationError};
-use super::ordered_publisher::{Deadline, OrderedPublisher, PublishBatch};
-use super::spool::{Entry, Spool};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -209,7 +209,11 @@ impl Emitter {
 
     /// Deprecated name of [`Emitter::emit_events_within`].
     #[deprecated(since = "0.2.0", note = "use emit_events_within")]
-    pub async fn emit_batch_within(&self, events: Vec<Event>, deadline: Duration) -> Result<Vec<Result<EmitReceipt>>> {
+    pub async fn emit_batch_within(
+        &self,
+        events: Vec<Event>,
+        deadline: Duration,
+    ) -> Result<Vec<Result<EmitReceipt>>> {
         self.emit_events_within(events, deadline).await
     }
 
@@ -257,7 +261,10 @@ impl Emitter {
         tokio::time::timeout_at(deadline.at, upload).await.unwrap_or_else(|_| {
             Err(Error::DeadlineExceeded {
                 service: crate::error::Service::Storage,
-                operation: format!("uploading the payload to gs://{}", self.inner.config.names().payload_bucket),
+                operation: format!(
+                    "uploading the payload to gs://{}",
+                    self.inner.config.names().payload_bucket
+                ),
                 deadline: deadline.budget,
             })
         })

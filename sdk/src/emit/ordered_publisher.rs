@@ -79,7 +79,10 @@ impl OrderedPublisher {
     /// A publisher for `topic` (full path) with `config`'s connection, credentials, batching and
     /// generation size; the client's retries stop at `config`'s publish deadline. Must be called
     /// inside a Tokio runtime.
-    pub async fn connect(config: &crate::Config, topic: impl Into<String>) -> crate::Result<OrderedPublisher> {
+    pub async fn connect(
+        config: &crate::Config,
+        topic: impl Into<String>,
+    ) -> crate::Result<OrderedPublisher> {
         let base = crate::clients::base_publisher(config, config.publish_deadline()).await?;
         Ok(OrderedPublisher::new(&base, topic, config.batching(), config.max_ordering_keys()))
     }

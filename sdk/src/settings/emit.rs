@@ -14,7 +14,8 @@ impl Config {
     /// The variables are the emit-side ones of [`crate::settings::ALL`].
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let src = Source::new(&lookup);
-        let pubsub = src.text(&super::PUBSUB_EMULATOR_HOST).map_or(Endpoint::Google, |h| Endpoint::emulator(&h));
+        let pubsub =
+            src.text(&super::PUBSUB_EMULATOR_HOST).map_or(Endpoint::Google, |h| Endpoint::emulator(&h));
         let storage =
             src.text(&super::STORAGE_EMULATOR_HOST).map_or(Endpoint::Google, |h| Endpoint::emulator(&h));
         let project = match src.text(&super::PROJECT).or_else(|| src.text(&super::GOOGLE_CLOUD_PROJECT)) {
@@ -100,9 +101,10 @@ impl Config {
         if let Some(dir) = self.spool() {
             out.push((super::SPOOL.name, dir.display().to_string()));
         }
-        for (setting, endpoint) in
-            [(&super::PUBSUB_EMULATOR_HOST, self.pubsub_endpoint()), (&super::STORAGE_EMULATOR_HOST, self.storage_endpoint())]
-        {
+        for (setting, endpoint) in [
+            (&super::PUBSUB_EMULATOR_HOST, self.pubsub_endpoint()),
+            (&super::STORAGE_EMULATOR_HOST, self.storage_endpoint()),
+        ] {
             if let Endpoint::Emulator(url) = endpoint {
                 out.push((setting.name, url.clone()));
             }
@@ -112,7 +114,8 @@ impl Config {
 }
 
 fn usize_of(setting: &super::Setting, v: u64) -> Result<usize, ConfigError> {
-    usize::try_from(v).map_err(|_| ConfigError::new(setting.name, format!("is {v} bytes, which is too large")))
+    usize::try_from(v)
+        .map_err(|_| ConfigError::new(setting.name, format!("is {v} bytes, which is too large")))
 }
 
 #[cfg(test)]
@@ -122,7 +125,8 @@ mod tests {
     use std::time::Duration;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
     }
 

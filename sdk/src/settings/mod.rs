@@ -13,11 +13,11 @@
 //! is milliseconds. Sizes are [`bytesize`] sizes: `262144`, `256KiB`, `32MiB` (binary), or
 //! `256KB`, `32MB` (decimal).
 
+mod emit;
 #[cfg(feature = "store")]
 mod store;
 #[cfg(feature = "worker")]
 mod worker;
-mod emit;
 
 use crate::error::ConfigError;
 use std::time::Duration;
@@ -280,7 +280,9 @@ impl<'a> Source<'a> {
     ) -> Result<Option<T>, ConfigError> {
         match self.text(s) {
             None => Ok(None),
-            Some(v) => parse(&v).map(Some).map_err(|why| ConfigError::new(s.name, format!("is {v:?}; {why}"))),
+            Some(v) => {
+                parse(&v).map(Some).map_err(|why| ConfigError::new(s.name, format!("is {v:?}; {why}")))
+            }
         }
     }
 
@@ -306,7 +308,10 @@ impl<'a> Source<'a> {
         s: &Setting,
     ) -> Result<Option<T>, ConfigError> {
         self.parsed(s, |v| {
-            v.parse().ok().filter(|n| *n > T::default()).ok_or_else(|| "expected a positive whole number".to_string())
+            v.parse()
+                .ok()
+                .filter(|n| *n > T::default())
+                .ok_or_else(|| "expected a positive whole number".to_string())
         })
     }
 }
@@ -345,7 +350,10 @@ mod tests {
         names.dedup();
         assert_eq!(before, names.len(), "a setting is listed twice");
         assert_eq!(PUBLISH_DEADLINE.php_directive().as_deref(), Some("suitex_events.publish_deadline"));
-        assert_eq!(PUBSUB_EMULATOR_HOST.php_directive().as_deref(), Some("suitex_events.pubsub_emulator_host"));
+        assert_eq!(
+            PUBSUB_EMULATOR_HOST.php_directive().as_deref(),
+            Some("suitex_events.pubsub_emulator_host")
+        );
         assert_eq!(DB_PASSWORD.php_directive(), None, "the web tier never gets database settings");
         assert!(php_settings().all(|s| s.reader == Reader::Emit), "only emit-side settings reach PHP");
     }
@@ -368,6 +376,9 @@ mod tests {
         let lookup = |k: &str| (k == "SUITEX_EVENTS_PUBLISH_DEADLINE").then(|| "soon".to_string());
         let e = Source::new(&lookup).duration(&PUBLISH_DEADLINE).unwrap_err();
         assert_eq!(e.setting(), "SUITEX_EVENTS_PUBLISH_DEADLINE");
-        assert!(e.to_string().starts_with("SUITEX_EVENTS_PUBLISH_DEADLINE is \"soon\"; expected a duration"), "{e}");
+        assert!(
+            e.to_string().starts_with("SUITEX_EVENTS_PUBLISH_DEADLINE is \"soon\"; expected a duration"),
+            "{e}"
+        );
     }
 }

@@ -13,15 +13,14 @@ impl StoreSettings {
     /// Reads the `DB_EVENT_STORE_*` settings through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<StoreSettings, ConfigError> {
         let src = Source::new(&lookup);
-        let ssl_mode = src
-            .parsed(&super::DB_SSL_MODE, |v| match v.to_ascii_lowercase().as_str() {
-                "preferred" => Ok(SslMode::Preferred),
-                "disabled" | "disable" => Ok(SslMode::Disabled),
-                "required" | "require" => Ok(SslMode::Required),
-                "verify_ca" | "verify-ca" => Ok(SslMode::VerifyCa),
-                "verify_identity" | "verify-full" | "verify_identity_full" => Ok(SslMode::VerifyIdentity),
-                _ => Err("expected disabled, preferred, required, verify_ca or verify_identity".to_string()),
-            })?;
+        let ssl_mode = src.parsed(&super::DB_SSL_MODE, |v| match v.to_ascii_lowercase().as_str() {
+            "preferred" => Ok(SslMode::Preferred),
+            "disabled" | "disable" => Ok(SslMode::Disabled),
+            "required" | "require" => Ok(SslMode::Required),
+            "verify_ca" | "verify-ca" => Ok(SslMode::VerifyCa),
+            "verify_identity" | "verify-full" | "verify_identity_full" => Ok(SslMode::VerifyIdentity),
+            _ => Err("expected disabled, preferred, required, verify_ca or verify_identity".to_string()),
+        })?;
         let allow_plaintext = src
             .parsed(&super::DB_ALLOW_PLAINTEXT, |v| match v.to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" | "on" => Ok(true),
@@ -31,7 +30,9 @@ impl StoreSettings {
             .unwrap_or(false);
         let mut s = StoreSettings {
             host: src.text(&super::DB_HOST).unwrap_or_else(|| "127.0.0.1".into()),
-            port: src.parsed(&super::DB_PORT, |v| v.parse().map_err(|_| "expected a port number".into()))?.unwrap_or(3306),
+            port: src
+                .parsed(&super::DB_PORT, |v| v.parse().map_err(|_| "expected a port number".into()))?
+                .unwrap_or(3306),
             database: src.text(&super::DB_DATABASE).unwrap_or_else(|| "event_store".into()),
             username: src.text(&super::DB_USERNAME).unwrap_or_else(|| "root".into()),
             password: src.verbatim(&super::DB_PASSWORD).unwrap_or_default(),
@@ -41,7 +42,9 @@ impl StoreSettings {
             ssl_cert: src.text(&super::DB_SSL_CERT),
             ssl_key: src.text(&super::DB_SSL_KEY),
             pool_size: src.positive(&super::DB_POOL_SIZE)?.unwrap_or(4),
-            statement_timeout: src.duration(&super::DB_STATEMENT_TIMEOUT)?.unwrap_or(std::time::Duration::from_secs(30)),
+            statement_timeout: src
+                .duration(&super::DB_STATEMENT_TIMEOUT)?
+                .unwrap_or(std::time::Duration::from_secs(30)),
         };
         // TLS fails closed: without a mode, a CA means verify it, and anything but a local
         // connection means TLS required. Plain text is only ever chosen for a connection that
@@ -166,7 +169,10 @@ mod tests {
         for local in ["127.0.0.1", "localhost", "::1", "127.0.0.53"] {
             assert_eq!(mode(&[("DB_EVENT_STORE_HOST", local)]).unwrap(), SslMode::Preferred, "{local}");
         }
-        assert_eq!(mode(&[remote, ("DB_EVENT_STORE_SOCKET", "/cloudsql/p:r:i")]).unwrap(), SslMode::Preferred);
+        assert_eq!(
+            mode(&[remote, ("DB_EVENT_STORE_SOCKET", "/cloudsql/p:r:i")]).unwrap(),
+            SslMode::Preferred
+        );
         // Asking for plain text towards the network is refused, naming the setting.
         for weak in ["disabled", "preferred"] {
             let e = mode(&[remote, ("DB_EVENT_STORE_SSL_MODE", weak)]).unwrap_err();
@@ -175,13 +181,19 @@ mod tests {
             assert!(mode(&[("DB_EVENT_STORE_SSL_MODE", weak)]).is_ok(), "{weak} on the loopback is allowed");
         }
         // …unless a development setup says so explicitly.
-        let dev = mode(&[remote, ("DB_EVENT_STORE_SSL_MODE", "disabled"), ("DB_EVENT_STORE_ALLOW_PLAINTEXT", "true")]);
+        let dev = mode(&[
+            remote,
+            ("DB_EVENT_STORE_SSL_MODE", "disabled"),
+            ("DB_EVENT_STORE_ALLOW_PLAINTEXT", "true"),
+        ]);
         assert_eq!(dev.unwrap(), SslMode::Disabled);
     }
 
     #[test]
     fn debug_never_shows_the_password() {
-        let s = StoreSettings::from_lookup(|k| (k == "DB_EVENT_STORE_PASSWORD").then(|| "hunter2-secret".into())).unwrap();
+        let s =
+            StoreSettings::from_lookup(|k| (k == "DB_EVENT_STORE_PASSWORD").then(|| "hunter2-secret".into()))
+                .unwrap();
         let shown = format!("{s:?} {s:#?}");
         assert!(!shown.contains("hunter2-secret"), "{shown}");
         assert!(shown.contains("********"), "{shown}");
@@ -189,13 +201,16 @@ mod tests {
 
     #[test]
     fn verifying_tls_without_a_ca_is_refused() {
-        let e = StoreSettings::from_lookup(|k| (k == "DB_EVENT_STORE_SSL_MODE").then(|| "verify_identity".into()))
-            .unwrap_err();
+        let e = StoreSettings::from_lookup(|k| {
+            (k == "DB_EVENT_STORE_SSL_MODE").then(|| "verify_identity".into())
+        })
+        .unwrap_err();
         assert_eq!(e.setting(), "DB_EVENT_STORE_SSL_CA");
         let e = StoreSettings::from_lookup(|k| (k == "DB_EVENT_STORE_SSL_MODE").then(|| "sometimes".into()))
             .unwrap_err();
         assert_eq!(e.setting(), "DB_EVENT_STORE_SSL_MODE");
-        let e = StoreSettings::from_lookup(|k| (k == "DB_EVENT_STORE_POOL_SIZE").then(|| "0".into())).unwrap_err();
+        let e = StoreSettings::from_lookup(|k| (k == "DB_EVENT_STORE_POOL_SIZE").then(|| "0".into()))
+            .unwrap_err();
         assert_eq!(e.setting(), "DB_EVENT_STORE_POOL_SIZE");
     }
 }

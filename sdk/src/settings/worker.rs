@@ -21,13 +21,18 @@ impl WorkerOptions {
             o.max_outstanding = v;
         }
         if let Some(v) = src.bytes(&super::WORKER_BATCH_MAX_BYTES)? {
-            o.batch_max_bytes = usize::try_from(v)
-                .ok()
-                .filter(|b| *b > 0)
-                .ok_or_else(|| ConfigError::new(super::WORKER_BATCH_MAX_BYTES.name, format!("is {v} bytes; it must be above zero")))?;
+            o.batch_max_bytes = usize::try_from(v).ok().filter(|b| *b > 0).ok_or_else(|| {
+                ConfigError::new(
+                    super::WORKER_BATCH_MAX_BYTES.name,
+                    format!("is {v} bytes; it must be above zero"),
+                )
+            })?;
         }
         if let Some(v) = src.parsed(&super::WORKER_MAX_DELIVERY_ATTEMPTS, |v| {
-            v.parse::<i32>().ok().filter(|n| (5..=100).contains(n)).ok_or_else(|| "expected 5 to 100 (Pub/Sub's range)".to_string())
+            v.parse::<i32>()
+                .ok()
+                .filter(|n| (5..=100).contains(n))
+                .ok_or_else(|| "expected 5 to 100 (Pub/Sub's range)".to_string())
         })? {
             o.max_delivery_attempts = v;
         }
@@ -82,9 +87,11 @@ mod tests {
         assert_eq!(o.batch_size, 50);
         assert_eq!(o.batch_wait, Duration::from_millis(5));
         assert_eq!(o.backoff_max, Duration::from_secs(60));
-        let e = WorkerOptions::from_lookup(|k| (k == "SUITEX_WORKER_BATCH_SIZE").then(|| "5000".into())).unwrap_err();
+        let e = WorkerOptions::from_lookup(|k| (k == "SUITEX_WORKER_BATCH_SIZE").then(|| "5000".into()))
+            .unwrap_err();
         assert_eq!(e.setting(), "SUITEX_WORKER_MAX_OUTSTANDING");
-        let e = WorkerOptions::from_lookup(|k| (k == "SUITEX_WORKER_BATCH_SIZE").then(|| "-1".into())).unwrap_err();
+        let e = WorkerOptions::from_lookup(|k| (k == "SUITEX_WORKER_BATCH_SIZE").then(|| "-1".into()))
+            .unwrap_err();
         assert_eq!(e.setting(), "SUITEX_WORKER_BATCH_SIZE");
     }
 }

@@ -375,7 +375,11 @@ impl EventStore {
                 if same_event(&events[first], event) {
                     repeats.push((i, first));
                 } else {
-                    run.reject(i, event, conflict(event, None, "content than an earlier event of this batch"));
+                    run.reject(
+                        i,
+                        event,
+                        conflict(event, None, "content than an earlier event of this batch"),
+                    );
                 }
                 continue;
             }
@@ -401,7 +405,8 @@ impl EventStore {
         while start < rows.len() {
             let mut end = start;
             let mut bytes = 0;
-            while end < rows.len() && end - start < MAX_ROWS_PER_INSERT && bytes + rows[end].1.size() <= limit {
+            while end < rows.len() && end - start < MAX_ROWS_PER_INSERT && bytes + rows[end].1.size() <= limit
+            {
                 bytes += rows[end].1.size();
                 end += 1;
                 // A streamed payload goes in a statement of its own.
@@ -414,10 +419,11 @@ impl EventStore {
             start = end;
         }
         for (i, first) in repeats {
-            run.outcome[i] = Some(match run.outcome[first].clone().expect("a first occurrence has an outcome") {
-                Appended::Stored(id) | Appended::Duplicate(id) => Appended::Duplicate(id),
-                other => other,
-            });
+            run.outcome[i] =
+                Some(match run.outcome[first].clone().expect("a first occurrence has an outcome") {
+                    Appended::Stored(id) | Appended::Duplicate(id) => Appended::Duplicate(id),
+                    other => other,
+                });
         }
         Ok(run.outcome.into_iter().map(|o| o.expect("every event has an outcome")).collect())
     }
@@ -471,7 +477,12 @@ impl EventStore {
                 }
             }
         }
-        Err(Error::service(Service::Database, operation(), true, "event_ids kept colliding with concurrent inserts; retry"))
+        Err(Error::service(
+            Service::Database,
+            operation(),
+            true,
+            "event_ids kept colliding with concurrent inserts; retry",
+        ))
     }
 
     /// Finds the rows of a refused statement that the database refuses for their own data:
@@ -508,7 +519,8 @@ impl EventStore {
         }
         if accepted.is_empty() && !refused.is_empty() {
             let blank = blank_event();
-            let blank_row: Row<'_> = (usize::MAX, InsertRow { event: &blank, payload: Cow::Borrowed("{}"), metadata: None });
+            let blank_row: Row<'_> =
+                (usize::MAX, InsertRow { event: &blank, payload: Cow::Borrowed("{}"), metadata: None });
             if let Err(e) = self.try_in_savepoint(&mut tx, &[&blank_row]).await? {
                 let _ = tx.rollback().await;
                 let (_, first) = refused.swap_remove(0);
@@ -522,7 +534,8 @@ impl EventStore {
         }
         let _ = self.timed("ROLLBACK", tx.rollback()).await;
         for ((i, _), e) in refused {
-            run.outcome[*i] = Some(Appended::Rejected(Poison::RowRefused { code: mysql_code(&e), message: e.to_string() }));
+            run.outcome[*i] =
+                Some(Appended::Rejected(Poison::RowRefused { code: mysql_code(&e), message: e.to_string() }));
         }
         Ok(accepted)
     }
@@ -535,9 +548,14 @@ impl EventStore {
         rows: &[&Row<'_>],
     ) -> Result<std::result::Result<(), sqlx::Error>> {
         let operation = || format!("appending to {}", self.describe);
-        let mut savepoint = self.timed("SAVEPOINT", sqlx::Connection::begin(&mut **tx)).await.map_err(|e| db_error(operation(), e))?;
+        let mut savepoint = self
+            .timed("SAVEPOINT", sqlx::Connection::begin(&mut **tx))
+            .await
+            .map_err(|e| db_error(operation(), e))?;
         let tried = self.insert_on(&mut savepoint, rows).await.map(|_| ());
-        self.timed("ROLLBACK TO SAVEPOINT", savepoint.rollback()).await.map_err(|e| db_error(operation(), e))?;
+        self.timed("ROLLBACK TO SAVEPOINT", savepoint.rollback())
+            .await
+            .map_err(|e| db_error(operation(), e))?;
         Ok(tried)
     }
 
@@ -580,7 +598,9 @@ impl EventStore {
         let id: Option<u64> = self
             .timed(
                 "SELECT id",
-                sqlx::query_scalar("SELECT id FROM event_store WHERE event_id = ?").bind(last).fetch_optional(&self.pool),
+                sqlx::query_scalar("SELECT id FROM event_store WHERE event_id = ?")
+                    .bind(last)
+                    .fetch_optional(&self.pool),
             )
             .await
             .map_err(|e| db_error(format!("reading back appended ids from {}", self.describe), e))?;
@@ -594,7 +614,11 @@ impl EventStore {
     }
 
     /// Inserts `rows` in one statement on `conn`; returns the first row's id.
-    async fn insert_on(&self, conn: &mut sqlx::MySqlConnection, rows: &[&Row<'_>]) -> std::result::Result<u64, sqlx::Error> {
+    async fn insert_on(
+        &self,
+        conn: &mut sqlx::MySqlConnection,
+        rows: &[&Row<'_>],
+    ) -> std::result::Result<u64, sqlx::Error> {
         match rows {
             [(_, row)] if row.streamed() => self.insert_streamed(conn, row).await,
             _ => self
@@ -609,19 +633,34 @@ impl EventStore {
     /// its packet buffer (and once more when a packet exceeds 16 MiB); in pieces, the worker
     /// holds the payload once plus two pieces, instead of about four times the payload. The
     /// variable is cleared afterwards so the connection does not keep the payload.
-    async fn insert_streamed(&self, conn: &mut sqlx::MySqlConnection, row: &InsertRow<'_>) -> std::result::Result<u64, sqlx::Error> {
+    async fn insert_streamed(
+        &self,
+        conn: &mut sqlx::MySqlConnection,
+        row: &InsertRow<'_>,
+    ) -> std::result::Result<u64, sqlx::Error> {
         let inserted = async {
             let mut first = true;
             for piece in pieces(&row.payload, PAYLOAD_PIECE) {
-                let sql = if first { "SET @suitex_payload = ?" } else { "SET @suitex_payload = CONCAT(@suitex_payload, ?)" };
+                let sql = if first {
+                    "SET @suitex_payload = ?"
+                } else {
+                    "SET @suitex_payload = CONCAT(@suitex_payload, ?)"
+                };
                 first = false;
                 self.timed("SET @suitex_payload", sqlx::query(sql).bind(piece).execute(&mut *conn)).await?;
             }
-            let rows = [&(0, InsertRow { event: row.event, payload: Cow::Borrowed(""), metadata: row.metadata.clone() })];
-            self.timed("INSERT", insert_query(&rows, true).build().execute(&mut *conn)).await.map(|r| r.last_insert_id())
+            let rows = [&(
+                0,
+                InsertRow { event: row.event, payload: Cow::Borrowed(""), metadata: row.metadata.clone() },
+            )];
+            self.timed("INSERT", insert_query(&rows, true).build().execute(&mut *conn))
+                .await
+                .map(|r| r.last_insert_id())
         }
         .await;
-        let cleared = self.timed("SET @suitex_payload", sqlx::query("SET @suitex_payload = NULL").execute(&mut *conn)).await;
+        let cleared = self
+            .timed("SET @suitex_payload", sqlx::query("SET @suitex_payload = NULL").execute(&mut *conn))
+            .await;
         let id = inserted?;
         cleared?;
         Ok(id)
@@ -679,7 +718,8 @@ impl EventStore {
                 return Ok(Some(conflict(e, Some(stored.id), what)));
             }
         }
-        if stored.payload_sha256.eq_ignore_ascii_case(&crate::claim_check::sha256_hex(row.payload.as_bytes())) {
+        if stored.payload_sha256.eq_ignore_ascii_case(&crate::claim_check::sha256_hex(row.payload.as_bytes()))
+        {
             return Ok(None);
         }
         let text: Option<String> = self
@@ -714,7 +754,8 @@ impl EventStore {
     ) -> Result<Vec<StoredEvent>> {
         let operation = || format!("reading from {}", self.describe);
         // Which ids fit, from the payloads' sizes alone.
-        let mut q = QueryBuilder::<sqlx::MySql>::new("SELECT id, LENGTH(payload) FROM event_store WHERE id > ");
+        let mut q =
+            QueryBuilder::<sqlx::MySql>::new("SELECT id, LENGTH(payload) FROM event_store WHERE id > ");
         q.push_bind(after_id).push(" AND ");
         selection.push_where(&mut q);
         q.push(" ORDER BY id LIMIT ").push_bind(limit);
@@ -743,7 +784,10 @@ impl EventStore {
         q.push_bind(after_id).push(" AND id <= ").push_bind(last).push(" AND ");
         selection.push_where(&mut q);
         q.push(" ORDER BY id");
-        let rows = self.timed("SELECT", q.build().fetch_all(&self.pool)).await.map_err(|e| db_error(operation(), e))?;
+        let rows = self
+            .timed("SELECT", q.build().fetch_all(&self.pool))
+            .await
+            .map_err(|e| db_error(operation(), e))?;
         rows.iter().map(stored_event).collect()
     }
 

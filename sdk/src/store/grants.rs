@@ -161,7 +161,11 @@ fn quote_literal(v: &str) -> String {
 
 /// Quotes `db.*` / `db.table` as a GRANT names it.
 fn quote_object(object: &str) -> String {
-    object.split('.').map(|p| if p == "*" { p.to_string() } else { format!("`{p}`") }).collect::<Vec<_>>().join(".")
+    object
+        .split('.')
+        .map(|p| if p == "*" { p.to_string() } else { format!("`{p}`") })
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// The statements that give `account` exactly `role` on `database`, in order: create the
@@ -296,7 +300,10 @@ impl EventStore {
         match rows {
             Ok(rows) => Ok(rows),
             // 1141: "There is no such grant defined for user …" — the account does not exist.
-            Err(sqlx::Error::Database(e)) if e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|m| m.number() == 1141) => {
+            Err(sqlx::Error::Database(e))
+                if e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                    .is_some_and(|m| m.number() == 1141) =>
+            {
                 Err(Error::Config(ConfigError::new(
                     "user",
                     format!("the account {account} does not exist; give a password to create it"),
@@ -332,7 +339,9 @@ impl EventStore {
         let mut revoked_roles = false;
         for line in self.show_grants(account).await? {
             match parse_grant(&line) {
-                Some(GrantLine::Proxy(p)) => self.run_admin(&format!("REVOKE {p} FROM {account}"), account).await?,
+                Some(GrantLine::Proxy(p)) => {
+                    self.run_admin(&format!("REVOKE {p} FROM {account}"), account).await?
+                }
                 Some(GrantLine::Roles(r)) => {
                     self.run_admin(&format!("REVOKE {r} FROM {account}"), account).await?;
                     revoked_roles = true;
@@ -381,7 +390,13 @@ impl EventStore {
 
     /// Creates (if absent) the worker's account and gives it exactly the [`Role::Writer`] role.
     #[deprecated(since = "0.2.0", note = "use EventStore::apply_role with Role::Writer")]
-    pub async fn create_worker_user(&self, database: &str, user: &str, host: &str, password: &str) -> Result<()> {
+    pub async fn create_worker_user(
+        &self,
+        database: &str,
+        user: &str,
+        host: &str,
+        password: &str,
+    ) -> Result<()> {
         self.apply_role(database, &Account::new(user, host)?, Role::Writer, Some(password)).await.map(drop)
     }
 }
@@ -424,10 +439,16 @@ mod tests {
             migrator[1],
             "GRANT ALTER, CREATE, DROP, INDEX, REFERENCES, SELECT, TRIGGER ON `events`.* TO 'suitex_worker'@'%'"
         );
-        assert_eq!(migrator[2], "GRANT CREATE, DELETE, INSERT, UPDATE ON `events`.`_sqlx_migrations` TO 'suitex_worker'@'%'");
+        assert_eq!(
+            migrator[2],
+            "GRANT CREATE, DELETE, INSERT, UPDATE ON `events`.`_sqlx_migrations` TO 'suitex_worker'@'%'"
+        );
         for role in Role::ALL {
             let all = role_sql("events", &a, role, None).unwrap().join(";");
-            assert!(!all.contains("UPDATE ON `events`.`event_store`") && !all.contains("DELETE ON `events`.`event_store`"));
+            assert!(
+                !all.contains("UPDATE ON `events`.`event_store`")
+                    && !all.contains("DELETE ON `events`.`event_store`")
+            );
         }
     }
 
@@ -448,7 +469,10 @@ mod tests {
             "GRANT SELECT, INSERT ON `events`.`event_store` TO `w`@`%`",
         ]);
         assert!(check_grants(&mariadb, "events", Role::Writer).is_exact());
-        let mysql8 = lines(&["GRANT USAGE ON *.* TO `w`@`%`", "GRANT INSERT, SELECT ON `events`.`event_store` TO `w`@`%`"]);
+        let mysql8 = lines(&[
+            "GRANT USAGE ON *.* TO `w`@`%`",
+            "GRANT INSERT, SELECT ON `events`.`event_store` TO `w`@`%`",
+        ]);
         assert!(check_grants(&mysql8, "events", Role::Writer).is_exact());
     }
 

@@ -10,9 +10,9 @@
 //! while the run goes on (a lease that ran out, an ack that got lost) is never published twice.
 
 use crate::config::Config;
-use crate::error::Result;
 use crate::consume::puller::Pending;
 use crate::emit::ordered_publisher::{Deadline, OrderedPublisher};
+use crate::error::Result;
 use google_cloud_pubsub::model::Message;
 use googleapis_tonic_google_pubsub_v1::google::pubsub::v1 as pb;
 use serde::Serialize;
@@ -146,7 +146,8 @@ pub async fn redrive_with(
 ) -> Result<Redriven> {
     let sub = config.subscription_path(&config.names().dlq_subscription);
     let mut pending = Pending::open(config, &sub).await?;
-    let raw = if dry_run { None } else { Some(OrderedPublisher::connect(config, config.raw_topic_path()).await?) };
+    let raw =
+        if dry_run { None } else { Some(OrderedPublisher::connect(config, config.raw_topic_path()).await?) };
     let mut report = Redriven::default();
     let mut selected_count = 0;
     loop {
@@ -157,7 +158,12 @@ pub async fn redrive_with(
         let Some(new) = pending.pull_more(room.min(1000)).await? else { break };
         let selected: Vec<usize> = new
             .into_iter()
-            .filter(|&i| pending.messages[i].message.as_ref().is_some_and(|m| filter.matches(&DeadLetter::from_message(m))))
+            .filter(|&i| {
+                pending.messages[i]
+                    .message
+                    .as_ref()
+                    .is_some_and(|m| filter.matches(&DeadLetter::from_message(m)))
+            })
             .take(room)
             .collect();
         selected_count += selected.len();
@@ -169,7 +175,11 @@ pub async fn redrive_with(
             progress(report.redriven.len(), pending.messages.len());
             continue;
         };
-        let mut batch = raw.batch(selected.iter().map(|&i| pending.messages[i].message.as_ref().map_or("", |m| m.ordering_key.as_str())));
+        let mut batch = raw.batch(
+            selected
+                .iter()
+                .map(|&i| pending.messages[i].message.as_ref().map_or("", |m| m.ordering_key.as_str())),
+        );
         for &i in &selected {
             let m = pending.messages[i].message.as_ref().expect("selected messages have one");
             let attributes = m

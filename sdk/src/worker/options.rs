@@ -60,7 +60,6 @@ impl Default for WorkerOptions {
     }
 }
 
-
 impl WorkerOptions {
     /// The retry back-off after transient failures: exponential from `backoff_min` to
     /// `backoff_max`, with jitter so that workers that failed together do not retry together.

@@ -141,7 +141,8 @@ pub async fn provision(config: &Config, options: &ProvisionOptions) -> Result<Ve
             Ok(_) => Status::Created,
             // The emulator keeps messages at most 7 days; the real service, 31 (terraform/).
             Err(e) if retention_out_of_bounds(&e) => {
-                let capped = want.clone().set_message_retention_duration(wkt_duration(EMULATOR_MAX_RETENTION));
+                let capped =
+                    want.clone().set_message_retention_duration(wkt_duration(EMULATOR_MAX_RETENTION));
                 match subs.create_subscription().with_request(capped).send().await {
                     Ok(_) => Status::CreatedCapped(format!(
                         "the emulator keeps messages at most {} days, not {} (production keeps {})",
@@ -187,7 +188,9 @@ pub fn wanted_subscriptions(config: &Config, options: &ProvisionOptions) -> Vec<
         .set_expiration_policy(ExpirationPolicy::new());
     if !options.without_dead_lettering {
         raw_sub = raw_sub.set_dead_letter_policy(
-            DeadLetterPolicy::new().set_dead_letter_topic(&dlq_topic).set_max_delivery_attempts(MAX_DELIVERY_ATTEMPTS),
+            DeadLetterPolicy::new()
+                .set_dead_letter_topic(&dlq_topic)
+                .set_max_delivery_attempts(MAX_DELIVERY_ATTEMPTS),
         );
     }
     if let Some((min, max)) = options.retry_backoff {

@@ -5,9 +5,9 @@
 //! `events.merged` is at-least-once and its consumers deduplicate on `event_id`.
 
 use crate::config::Config;
-use crate::error::Result;
 use crate::consume::merged::MergedWriter;
 use crate::emit::ordered_publisher::{Deadline, OrderedPublisher};
+use crate::error::Result;
 use crate::store::{EventStore, Selection};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -29,7 +29,8 @@ pub struct Replayer {
 impl Replayer {
     /// A replayer reading `store` and publishing to `config`'s merged topic.
     pub async fn new(config: Config, store: EventStore) -> Result<Replayer> {
-        let publisher = OrderedPublisher::connect(&config, config.topic_path(&config.names().merged_topic)).await?;
+        let publisher =
+            OrderedPublisher::connect(&config, config.topic_path(&config.names().merged_topic)).await?;
         Ok(Replayer { merged: MergedWriter::new(&config), config, store, publisher })
     }
 

@@ -190,9 +190,12 @@ impl Worker {
     /// Reads the subscription's dead-letter policy in the background (best effort: the
     /// subscriber role may not read subscriptions; the configured value stands then).
     fn learn_max_attempts(&self, subscription: String) {
-        let (config, slot, configured) = (self.config.clone(), self.max_attempts.clone(), self.options.max_delivery_attempts);
+        let (config, slot, configured) =
+            (self.config.clone(), self.max_attempts.clone(), self.options.max_delivery_attempts);
         tokio::spawn(async move {
-            let Some(policy) = super::provision::dead_letter_attempts(&config, &subscription).await else { return };
+            let Some(policy) = super::provision::dead_letter_attempts(&config, &subscription).await else {
+                return;
+            };
             if policy > 0 {
                 if policy != configured {
                     tracing::warn!(
@@ -317,8 +320,9 @@ impl Worker {
             drop(r); // released for redelivery
         }
         // Stop pulling; let the subscriber flush acks and release what it prefetched.
-        let remaining =
-            stop.borrow().map_or(self.options.shutdown_deadline, |d| d.saturating_duration_since(Instant::now()));
+        let remaining = stop
+            .borrow()
+            .map_or(self.options.shutdown_deadline, |d| d.saturating_duration_since(Instant::now()));
         crate::clients::close_stream(stream, || {}, remaining).await;
         tracing::info!(batches = summary.batches, released = summary.released, "worker stopped");
         Ok(summary)
@@ -372,7 +376,9 @@ impl Worker {
                     }
                     let wake = Instant::now() + wait;
                     let deadline = *stop.borrow();
-                    if let Some(d) = deadline.map(|d| d.checked_sub(RELEASE_RESERVE).unwrap_or(d)).filter(|d| *d <= wake) {
+                    if let Some(d) =
+                        deadline.map(|d| d.checked_sub(RELEASE_RESERVE).unwrap_or(d)).filter(|d| *d <= wake)
+                    {
                         tokio::time::sleep_until(d).await;
                         return release(batch);
                     }
@@ -496,7 +502,8 @@ impl Worker {
         let resolved_at = Instant::now();
         // 3. Append, in message order.
         let events: Vec<&Event> = to_store.iter().map(|(_, e, _)| *e).collect();
-        let final_attempt: Vec<bool> = to_store.iter().map(|(i, _, _)| self.last_attempt(&batch[*i])).collect();
+        let final_attempt: Vec<bool> =
+            to_store.iter().map(|(i, _, _)| self.last_attempt(&batch[*i])).collect();
         let appended = self.store.append_fencing(&events, &|j| !final_attempt[j]).await?;
         let mut stored: Vec<(u64, &Event, Option<&PayloadRef>)> = Vec::new();
         let (mut new, mut dup) = (0u64, 0u64);

@@ -26,8 +26,8 @@ mod service;
 
 use googleapis_tonic_google_pubsub_v1::google::pubsub::v1 as pb;
 pub use pb::{DeadLetterPolicy, RetryPolicy, Subscription, Topic};
-pub use state::{Outcome, Settlement};
 use state::State;
+pub use state::{Outcome, Settlement};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -172,7 +172,8 @@ impl PubSubFake {
 
     /// Every acknowledgement and nack received on `subscription`, in arrival order.
     pub fn settlements(&self, subscription: &str) -> Vec<Settlement> {
-        self.shared.with(|st| st.settlements.iter().filter(|s| s.subscription == subscription).cloned().collect())
+        self.shared
+            .with(|st| st.settlements.iter().filter(|s| s.subscription == subscription).cloned().collect())
     }
 
     /// How many deliveries `subscription` has handed out (each redelivery counts).

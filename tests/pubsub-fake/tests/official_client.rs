@@ -209,7 +209,8 @@ async fn several_messages_of_a_key_are_outstanding_at_once_and_a_nack_is_redeliv
     // All three are handed out before any is settled, as the real service does.
     let mut held = Vec::new();
     for _ in 0..3 {
-        let (m, h) = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.unwrap().unwrap().unwrap();
+        let (m, h) =
+            tokio::time::timeout(Duration::from_secs(20), stream.next()).await.unwrap().unwrap().unwrap();
         held.push((text(&m), h));
     }
     assert_eq!(held.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), ["k:0", "k:1", "k:2"]);
@@ -220,7 +221,8 @@ async fn several_messages_of_a_key_are_outstanding_at_once_and_a_nack_is_redeliv
     }
     let mut again = Vec::new();
     for _ in 0..3 {
-        let (m, h) = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.unwrap().unwrap().unwrap();
+        let (m, h) =
+            tokio::time::timeout(Duration::from_secs(20), stream.next()).await.unwrap().unwrap().unwrap();
         again.push(text(&m));
         h.ack();
     }

@@ -188,7 +188,10 @@ pub async fn fake_topology(fake: &pubsub_fake::PubSubFake, prefix: &str) -> Conf
     let config = Config::builder("suitex-local")
         .pubsub_endpoint(suitex_events::config::Endpoint::emulator(&fake.endpoint()))
         .storage_endpoint(suitex_events::config::Endpoint::emulator(&required_env("STORAGE_EMULATOR_HOST")))
-        .names(Names { payload_bucket: format!("b-{prefix}-{}", unique()).replace('_', "-"), ..Names::default() })
+        .names(Names {
+            payload_bucket: format!("b-{prefix}-{}", unique()).replace('_', "-"),
+            ..Names::default()
+        })
         .build()
         .unwrap();
     let n = config.names();
@@ -247,7 +250,9 @@ pub async fn remove_bucket(config: &Config) {
             let encoded: String = name
                 .bytes()
                 .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
                     _ => format!("%{b:02X}"),
                 })
                 .collect();
@@ -630,9 +635,13 @@ impl RunningWorker {
     ) -> (RunningWorker, std::net::SocketAddr) {
         let store = suitex_events::store::EventStore::connect(settings).await.unwrap();
         let worker = suitex_events::worker::Worker::new(config.clone(), store, options).await.unwrap();
-        let addr = suitex_events::worker::metrics::spawn("127.0.0.1:0".parse().unwrap(), worker.metrics(), Some(worker.health()))
-            .await
-            .unwrap();
+        let addr = suitex_events::worker::metrics::spawn(
+            "127.0.0.1:0".parse().unwrap(),
+            worker.metrics(),
+            Some(worker.health()),
+        )
+        .await
+        .unwrap();
         (RunningWorker::run(worker), addr)
     }
 
@@ -762,25 +771,67 @@ impl TestCerts {
     /// Generates the material in `dir` with the `openssl` command.
     pub fn generate(dir: &std::path::Path) -> TestCerts {
         let openssl = |args: &[&str]| {
-            let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("run openssl");
             assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         };
         for ca in ["ca", "other-ca"] {
             openssl(&[
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &format!("/CN=suitex test {ca}"),
-                "-keyout", &format!("{ca}.key"), "-out", &format!("{ca}.pem"),
-                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=suitex test {ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
             ]);
         }
-        openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
         std::fs::write(
             dir.join("server.ext"),
             "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
         )
         .unwrap();
         openssl(&[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-            "-out", "server.pem", "-extfile", "server.ext",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.pem",
+            "-extfile",
+            "server.ext",
         ]);
         TestCerts {
             ca: dir.join("ca.pem"),
@@ -833,16 +884,22 @@ impl CreateOnlyStorage {
                                         .unwrap(),
                                 );
                             }
-                            let url = format!("{upstream}{}", req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"));
-                            let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
+                            let url = format!(
+                                "{upstream}{}",
+                                req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/")
+                            );
+                            let method =
+                                reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
                             let mut forward = client.request(method, url);
                             for (name, value) in req.headers() {
                                 if name != hyper::header::HOST {
                                     forward = forward.header(name.as_str(), value.as_bytes());
                                 }
                             }
-                            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            let answer = forward.body(body).send().await.expect("the storage emulator answers");
+                            let body =
+                                req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let answer =
+                                forward.body(body).send().await.expect("the storage emulator answers");
                             let mut response = hyper::Response::builder().status(answer.status().as_u16());
                             for (name, value) in answer.headers() {
                                 response = response.header(name.as_str(), value.as_bytes());

@@ -1,4 +1,4 @@
--- The append-only event ledger (DESIGN §3.2).
+-- The append-only event ledger (docs/architecture.md §2.2).
 --
 -- Written in the SQL common to MySQL 8 and MariaDB 10.11. The Laravel migration in
 -- laravel-stub/database/migrations/ creates the same table; a test compares the two.

@@ -41,7 +41,7 @@ pub const DEFAULT_MAX_ORDERING_KEYS: usize = 1024;
 /// Default limit on the bytes of events waiting in a spool.
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 1 << 30;
 
-/// Names of the topics, subscriptions and bucket (DESIGN §3.3).
+/// Names of the topics, subscriptions and bucket (docs/architecture.md §2.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
     /// Topic the web tier emits to. Default `events.raw`.

@@ -159,7 +159,7 @@ impl PartialEq for Payload {
     }
 }
 
-/// A valid event envelope (DESIGN §3.1).
+/// A valid event envelope (docs/architecture.md §2.1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     event_id: Uuid,

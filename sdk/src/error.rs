@@ -69,7 +69,7 @@ impl ConfigError {
 }
 
 /// Why a message can never be stored as it is: the worker nacks it and Pub/Sub dead-letters it
-/// after its last delivery attempt (DESIGN §3.4). Only what is wrong with *that* message is
+/// after its last delivery attempt (docs/architecture.md §2.5). Only what is wrong with *that* message is
 /// poison; a failure of a service is an [`Error`] and is retried.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

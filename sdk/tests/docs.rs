@@ -32,3 +32,71 @@ fn the_readme_configuration_table_is_the_settings_list() {
         );
     }
 }
+
+fn repository() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Every `.rs` file below `dir`, as a path relative to the repository root.
+fn rust_files(dir: &Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let relative = path.strip_prefix(repository()).unwrap();
+            out.push(relative.to_string_lossy().into_owned());
+        }
+    }
+}
+
+#[test]
+fn the_design_documents_module_table_is_the_sdk_source_tree() {
+    let doc = std::fs::read_to_string(repository().join("docs/architecture.md")).unwrap();
+    let start = doc.find("<!-- layout:begin -->").expect("docs/architecture.md has the layout markers");
+    let end = doc.find("<!-- layout:end -->").expect("docs/architecture.md closes the layout markers");
+    let mut documented: Vec<String> = doc[start..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next().map(str::to_owned))
+        .collect();
+    let mut tree = Vec::new();
+    rust_files(&repository().join("sdk/src"), &mut tree);
+    documented.sort();
+    tree.sort();
+    let missing: Vec<_> = tree.iter().filter(|f| !documented.contains(f)).collect();
+    let stale: Vec<_> = documented.iter().filter(|f| !tree.contains(f)).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "docs/architecture.md §3.1 and sdk/src differ: not in the table {missing:?}; in the table but not in the tree {stale:?}"
+    );
+    assert_eq!(documented.len(), tree.len(), "each module once in the table");
+}
+
+/// The repository explains itself: nothing in it sends the reader to a file outside it.
+#[test]
+fn no_file_cites_a_design_document_outside_the_repository() {
+    let mut offenders = Vec::new();
+    let mut stack = vec![repository()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !matches!(name.as_str(), ".git" | "target" | "vendor" | "node_modules" | "fixtures") {
+                    stack.push(path);
+                }
+                continue;
+            }
+            if name.ends_with(".lock") || name.ends_with(".json") {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            for (n, line) in text.lines().enumerate() {
+                if line.contains(concat!("../", "shared")) || line.contains(concat!("DESIGN", " §")) {
+                    offenders.push(format!("{}:{}: {line}", path.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "cite docs/architecture.md instead:\n{}", offenders.join("\n"));
+}

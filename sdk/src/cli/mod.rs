@@ -148,6 +148,7 @@ pub fn main() -> ExitCode {
             Command::Worker(args) => worker::run(args).await,
             #[cfg(feature = "store")]
             Command::Grants(args) => grants::run(args).await,
+            #[cfg(feature = "store")]
             Command::WorkerUser(args) => grants::run_worker_user(args).await,
             #[cfg(feature = "worker")]
             Command::Replay(args) => replay::run(args).await,

@@ -242,7 +242,7 @@ impl EventStore {
             .max_connections(settings.pool_size)
             .acquire_timeout(settings.statement_timeout.min(Duration::from_secs(10)))
             // A connection that carried a large payload keeps buffers of that size; hand the
-            // memory back when it returns to the pool (bounded memory: DESIGN §3.4).
+            // memory back when it returns to the pool (bounded memory: docs/architecture.md §2.5).
             .after_release(|conn, _| {
                 Box::pin(async move {
                     sqlx::Connection::shrink_buffers(conn);

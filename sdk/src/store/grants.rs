@@ -1,7 +1,6 @@
 //! Database accounts and their roles: who may do what to the event store.
 //!
-//! Three roles, each with exactly its rights (this extends DESIGN §3.2a, which named one worker
-//! account with INSERT and SELECT):
+//! Three roles, each with exactly its rights (docs/architecture.md §2.3):
 //!
 //! | role       | privileges                                                        | used by |
 //! |------------|-------------------------------------------------------------------|---------|

@@ -1,4 +1,4 @@
-//! The append-only event store (`event_store` table, DESIGN §3.2): the store side of the
+//! The append-only event store (`event_store` table, docs/architecture.md §2.2): the store side of the
 //! backbone, behind the `store` feature. The web tier never links this module.
 //!
 //! * [`StoreSettings`]: where the database is (`DB_EVENT_STORE_*`, as Laravel's connection).

@@ -1,4 +1,4 @@
-//! Where the event store is and how to reach it (DESIGN §3.2a): the same `DB_EVENT_STORE_*`
+//! Where the event store is and how to reach it (docs/architecture.md §2.3): the same `DB_EVENT_STORE_*`
 //! variables as Laravel's `event_store` connection, TLS included. They are read in
 //! [`crate::settings`] with every other setting.
 

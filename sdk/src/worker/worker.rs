@@ -14,7 +14,7 @@
 //!    ordered per key; only then
 //! 4. acks them.
 //!
-//! Failure classes (DESIGN §3.4):
+//! Failure classes (docs/architecture.md §2.5):
 //! * **poison** — only what is wrong with *that message*: bad envelope, unsupported schema
 //!   version, claim-check missing, tampered, too large or outside its bucket, a row the database
 //!   refuses for its own data, an `event_id` stored as another event. That message is nacked;

@@ -1,4 +1,4 @@
-# Topics and subscriptions of the event backbone (DESIGN §3.3) and who may use them.
+# Topics and subscriptions of the event backbone (docs/architecture.md §2.4) and who may use them.
 
 locals {
   # Seven days: how long the live subscriptions keep unacked messages, and how long a worker

@@ -135,6 +135,7 @@ pub struct Config {
     storage: Endpoint,
     spool: Option<std::path::PathBuf>,
     spool_max_bytes: u64,
+    spool_group: Option<String>,
 }
 
 impl Config {
@@ -153,6 +154,7 @@ impl Config {
                 storage: Endpoint::Google,
                 spool: None,
                 spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+                spool_group: None,
             },
         }
     }
@@ -166,6 +168,12 @@ impl Config {
     /// Spool mode: most bytes of events waiting in the spool (`SUITEX_EVENTS_SPOOL_MAX_BYTES`).
     pub fn spool_max_bytes(&self) -> u64 {
         self.spool_max_bytes
+    }
+
+    /// Spool mode: the group that shares the spool (`SUITEX_EVENTS_SPOOL_GROUP`); `None` (the
+    /// default) keeps it private to its owner. See [`crate::emit::spool_privacy`].
+    pub fn spool_group(&self) -> Option<&str> {
+        self.spool_group.as_deref()
     }
 
     /// This configuration in direct mode (what the relay publishes with).
@@ -245,6 +253,14 @@ impl ConfigBuilder {
     /// Spool mode: most bytes of events waiting in the spool (default 1 GiB).
     pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
         self.config.spool_max_bytes = bytes;
+        self
+    }
+
+    /// Spool mode: share the spool with `group` (a name or a numeric gid) — directory `2770`,
+    /// files `0660` — so a relay running as another member of it can drain the spool. Unset (the
+    /// default), the spool is private to its owner (`0700` / `0600`).
+    pub fn spool_group(mut self, group: impl Into<String>) -> Self {
+        self.config.spool_group = Some(group.into());
         self
     }
     /// Topic, subscription and bucket names.

@@ -8,8 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 use suitex_events::Config;
 use suitex_events::config::Endpoint;
-use suitex_events::emit::Spool;
 use suitex_events::emit::spool::Entry;
+use suitex_events::emit::{Spool, SpoolAccess};
 use suitex_test_support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_suitex-events");
@@ -86,7 +86,11 @@ fn event(key: usize, seq: usize) -> Value {
 }
 
 fn depth(config: &Config) -> u64 {
-    Spool::open(config.spool().unwrap(), config.spool_max_bytes()).unwrap().status().unwrap().depth
+    Spool::open(config.spool().unwrap(), config.spool_max_bytes(), &SpoolAccess::of(config).unwrap())
+        .unwrap()
+        .status()
+        .unwrap()
+        .depth
 }
 
 /// What reached the probe subscription, as (key, seq) in arrival order, until every one of
@@ -331,7 +335,7 @@ async fn poison_goes_to_the_dead_table_with_its_reason_and_its_key_goes_on() {
     };
     let first = good(0);
     // A row no relay can publish (written by hand: emit_event never spools one).
-    Spool::open(&dir, config.spool_max_bytes())
+    Spool::open(&dir, config.spool_max_bytes(), &SpoolAccess::of(&config).unwrap())
         .unwrap()
         .append(&[Entry {
             ordering_key: "42:customer:K-7".into(),

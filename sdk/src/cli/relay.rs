@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use suitex_events::Config;
-use suitex_events::emit::{Relay, RelayStats, Spool};
+use suitex_events::emit::{Relay, RelayStats, Spool, SpoolAccess};
 use suitex_events::serve::Exposition;
 
 #[derive(clap::Args)]
@@ -153,7 +153,7 @@ pub async fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn spool(args: SpoolArgs) -> anyhow::Result<ExitCode> {
     let config = Config::from_env()?;
-    let spool = Spool::open(Spool::dir_of(&config)?, config.spool_max_bytes())?;
+    let spool = Spool::open(Spool::dir_of(&config)?, config.spool_max_bytes(), &SpoolAccess::of(&config)?)?;
     match args.command {
         SpoolCommand::Status => println!("{}", serde_json::to_string_pretty(&spool.status()?)?),
         SpoolCommand::List { limit } => {

@@ -24,6 +24,7 @@
 
 use super::ordered_publisher::{Deadline, OrderedPublisher, PublishBatch};
 use super::spool::{Entry, Spool};
+use super::spool_privacy::SpoolAccess;
 use crate::claim_check::ClaimCheck;
 use crate::config::{Config, PUBSUB_MESSAGE_MAX_BYTES};
 use crate::envelope::{Event, Payload, PayloadLocation, PayloadRef};
@@ -96,7 +97,7 @@ impl Emitter {
     pub async fn connect(config: Config) -> Result<Emitter> {
         let publisher = OrderedPublisher::connect(&config, config.raw_topic_path()).await?;
         let spool = match config.spool() {
-            Some(dir) => Some(Spool::open(dir, config.spool_max_bytes())?),
+            Some(dir) => Some(Spool::open(dir, config.spool_max_bytes(), &SpoolAccess::of(&config)?)?),
             None => None,
         };
         Ok(Emitter { inner: Arc::new(Inner { config, publisher, claim_check: OnceCell::new(), spool }) })

@@ -12,8 +12,10 @@ mod emitter;
 pub mod ordered_publisher;
 pub mod relay;
 pub mod spool;
+pub mod spool_privacy;
 
 pub use blocking::BlockingEmitter;
 pub use emitter::{EmitReceipt, Emitter};
 pub use relay::{Relay, RelayStats};
 pub use spool::{Spool, SpoolStatus};
+pub use spool_privacy::SpoolAccess;

@@ -18,6 +18,7 @@
 
 use super::Emitter;
 use super::spool::{Spool, Spooled};
+use super::spool_privacy::SpoolAccess;
 use crate::config::Config;
 use crate::envelope::Event;
 use crate::error::{Error, Result};
@@ -55,12 +56,12 @@ pub struct Relay {
 }
 
 /// Takes the spool's relay lock, or says who holds it.
-fn lock(dir: &std::path::Path) -> Result<std::fs::File> {
+fn lock(dir: &std::path::Path, access: &SpoolAccess) -> Result<std::fs::File> {
     let path = dir.join("relay.lock");
     let fail = |e: std::io::Error| {
         Error::service(crate::error::Service::Spool, format!("opening {}", path.display()), false, e)
     };
-    std::fs::create_dir_all(dir).map_err(fail)?;
+    access.secure_file(&path)?;
     let file =
         std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(fail)?;
     match file.try_lock() {
@@ -92,8 +93,12 @@ impl Relay {
     /// A relay for `config`'s spool, publishing with `config` in direct mode.
     pub async fn connect(config: &Config) -> Result<Relay> {
         let dir = Spool::dir_of(config)?;
-        let lock = lock(dir)?;
-        let spool = Arc::new(Spool::open(dir, config.spool_max_bytes())?);
+        let access = SpoolAccess::of(config)?;
+        // Checked before the lock file is made: nothing is written into a spool that is not
+        // private.
+        access.secure_dir(dir)?;
+        let lock = lock(dir, &access)?;
+        let spool = Arc::new(Spool::open(dir, config.spool_max_bytes(), &access)?);
         let emitter = Emitter::connect(config.without_spool()).await?;
         Ok(Relay { spool, emitter, batch: DEFAULT_BATCH, stats: Default::default(), _lock: lock })
     }

@@ -28,6 +28,7 @@
 //! concurrent appends from many processes, crash safety and a queryable dead-letter table are
 //! what it does best.
 
+use super::spool_privacy::SpoolAccess;
 use crate::error::{Error, Result};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
@@ -166,10 +167,15 @@ fn now_ms() -> i64 {
 
 impl Spool {
     /// Opens (creating if needed) the spool in directory `dir`, with a limit of `max_bytes`.
-    pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool> {
+    /// The directory and its files are created private (or shared with one group) as `access`
+    /// says, and an existing spool that is not is refused before anything is written to it
+    /// ([`super::spool_privacy`]).
+    pub fn open(dir: &Path, max_bytes: u64, access: &SpoolAccess) -> Result<Spool> {
         let path = dir.join(SPOOL_FILE);
         let fail = |op: &str, e: rusqlite::Error| spool_error(&path, op, e);
-        std::fs::create_dir_all(dir).map_err(|e| spool_error(&path, "creating the spool directory", e))?;
+        access.secure_dir(dir)?;
+        // SQLite gives the -wal and -shm files the database file's mode, owner and group.
+        access.secure_file(&path)?;
         let conn = Connection::open(&path).map_err(|e| fail("opening the spool", e))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail("opening the spool", e))?;
         let mode: String = conn
@@ -394,7 +400,7 @@ mod tests {
     #[test]
     fn appends_in_order_removes_and_counts_bytes() {
         let dir = std::env::temp_dir().join(format!("spool-unit-{}", uuid::Uuid::now_v7()));
-        let spool = Spool::open(&dir, 10_000).unwrap();
+        let spool = Spool::open(&dir, 10_000, &SpoolAccess::owner_only()).unwrap();
         let seqs = spool.append(&[entry("a", 10), entry("b", 20), entry("a", 30)]).unwrap();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
         let status = spool.status().unwrap();
@@ -412,7 +418,7 @@ mod tests {
     #[test]
     fn a_full_spool_refuses_the_whole_append_and_names_the_limit() {
         let dir = std::env::temp_dir().join(format!("spool-unit-{}", uuid::Uuid::now_v7()));
-        let spool = Spool::open(&dir, 1_000).unwrap();
+        let spool = Spool::open(&dir, 1_000, &SpoolAccess::owner_only()).unwrap();
         spool.append(&[entry("a", 500)]).unwrap();
         let err = spool.append(&[entry("b", 100), entry("c", 300)]).unwrap_err();
         assert!(matches!(err, Error::SpoolFull { limit: 1_000, .. }), "{err}");

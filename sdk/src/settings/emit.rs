@@ -74,6 +74,9 @@ impl Config {
         if let Some(v) = src.bytes(&super::SPOOL_MAX_BYTES)? {
             b = b.spool_max_bytes(v);
         }
+        if let Some(v) = src.text(&super::SPOOL_GROUP) {
+            b = b.spool_group(v);
+        }
         b.build()
     }
 
@@ -100,6 +103,9 @@ impl Config {
         ];
         if let Some(dir) = self.spool() {
             out.push((super::SPOOL.name, dir.display().to_string()));
+        }
+        if let Some(group) = self.spool_group() {
+            out.push((super::SPOOL_GROUP.name, group.to_owned()));
         }
         for (setting, endpoint) in [
             (&super::PUBSUB_EMULATOR_HOST, self.pubsub_endpoint()),

@@ -141,6 +141,9 @@ settings! {
     /// Spool mode: the spool directory.
     SPOOL = "SUITEX_EVENTS_SPOOL", Emit, php: true, default: "unset: direct mode",
         "spool mode: a directory on persistent disk; emits append there durably and return without waiting on Pub/Sub, and `suitex-events relay` publishes";
+    /// Spool mode: the group that shares the spool with a relay running as another user.
+    SPOOL_GROUP = "SUITEX_EVENTS_SPOOL_GROUP", Emit, php: true, default: "unset: owner only",
+        "spool mode: a group (name or gid) that shares the spool — directory `2770`, files `0660` — so a relay running as another member can drain it; unset, the spool is `0700`/`0600`, private to its owner";
     /// Spool mode: the size limit.
     SPOOL_MAX_BYTES = "SUITEX_EVENTS_SPOOL_MAX_BYTES", Emit, php: true, default: "`1GiB`",
         "spool mode: most bytes of events waiting in the spool; an emit that would pass it fails at once";

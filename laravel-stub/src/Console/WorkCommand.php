@@ -6,6 +6,7 @@ use Illuminate\Console\Command;
 use Illuminate\Support\Facades\DB;
 use SuiteX\EventBackbone\Exceptions\EventStoreWriteForbiddenException;
 use SuiteX\EventBackbone\Models\EventStore;
+use SuiteX\EventBackbone\Worker\DatabaseErrors;
 use SuiteX\EventBackbone\Worker\EventWriter;
 use SuiteX\EventBackbone\Worker\PoisonEvent;
 use Symfony\Component\Console\Output\ConsoleOutputInterface;
@@ -23,7 +24,11 @@ use Symfony\Component\Console\Output\ConsoleOutputInterface;
  *   overtakes its own failure; on its last attempt the key goes on at once.
  * * Any other failure (database down, failover, revoked grant, full disk; Pub/Sub down) is
  *   retried with back-off for as long as it lasts, with the event kept in hand: the extension
- *   keeps its lease alive, so no delivery attempt is spent.
+ *   keeps its lease alive, so no delivery attempt is spent. After an error about the session
+ *   (DatabaseErrors::CONNECTION_SCOPED_CODES: access, authentication, read-only, connection
+ *   limit, a lost or killed session) the connection is purged, so the retry logs in afresh and
+ *   sees today's grants and primary; any other database error closes it. One WARN line per
+ *   back-off step names the failure's class.
  * * SIGTERM / SIGINT: the event in hand is finished (or, while a failure is being waited out,
  *   left for redelivery), the rest of the pull is released, and the command exits 0.
  */
@@ -154,13 +159,17 @@ class WorkCommand extends Command
             } catch (PoisonEvent|\SuiteX\Events\ValidationException|\SuiteX\Events\ConfigurationException $e) {
                 throw $e;
             } catch (\Throwable $e) {
-                if ($e instanceof \PDOException) {
-                    // A fresh connection for the next try (after a failover, a restart, a rotated password).
-                    DB::connection($this->laravel['config']->get('suitex-events.connection', 'event_store'))->disconnect();
+                [$class, $sessionGone] = DatabaseErrors::failure($e);
+                $connection = $this->laravel['config']->get('suitex-events.connection', 'event_store');
+                if ($sessionGone) {
+                    // Never reuse it: a new login sees today's grants, password and primary.
+                    DB::purge($connection);
+                } elseif ($class === 'database') {
+                    DB::connection($connection)->disconnect();
                 }
                 $this->counts['retries']++;
                 $delay = $backoff->next();
-                $this->say('warn', "{$what} failed (".($failures + 1).' in a row), retrying in '.$delay.' ms: '.strtok($e->getMessage(), "\n"));
+                $this->say('warn', "{$what} failed ({$class}, ".($failures + 1).' in a row), retrying in '.$delay.' ms: '.strtok($e->getMessage(), "\n"));
                 if ($this->stopping || ! $this->sleep($delay)) {
                     return null;
                 }

@@ -11,6 +11,12 @@ namespace SuiteX\EventBackbone\Worker;
  * data*, listed one by one. Every other error, and every error of a kind not listed, is a
  * failure of the database (a rotated password, a revoked grant, a full disk, a failover, a
  * killed query): it is retried, and never costs the event a delivery attempt.
+ *
+ * Some of those failures are about the session too (CONNECTION_SCOPED_CODES, the Rust list
+ * `CONNECTION_SCOPED`): a database-level grant reaches an open session only at its next USE, a
+ * killed session is gone, a read-only old primary stays read-only, a password is checked only at
+ * login. After one of them (or an error without a server error number: the connection itself
+ * failed) the worker purges the connection, so the retry logs in afresh.
  */
 final class DatabaseErrors
 {
@@ -42,6 +48,65 @@ final class DatabaseErrors
         3819 => 'ER_CHECK_CONSTRAINT_VIOLATED (MySQL 8): the row fails a CHECK constraint',
         4025 => 'ER_CONSTRAINT_FAILED (MariaDB): the row fails a CHECK, e.g. json_valid() on a JSON column',
     ];
+
+    /**
+     * MySQL / MariaDB error numbers after which the connection is never used again, with the
+     * failure class an operator sees — the same list, in the same order, as the Rust worker's.
+     */
+    public const CONNECTION_SCOPED_CODES = [
+        1044 => 'access',
+        1142 => 'access',
+        1143 => 'access',
+        1227 => 'access',
+        1045 => 'authentication',
+        1698 => 'authentication',
+        1820 => 'authentication',
+        1862 => 'authentication',
+        1290 => 'read_only',
+        1836 => 'read_only',
+        1792 => 'read_only',
+        1040 => 'connection_limit',
+        1203 => 'connection_limit',
+        1226 => 'connection_limit',
+        1053 => 'connection_lost',
+        1317 => 'connection_lost',
+        1927 => 'connection_lost',
+        2006 => 'connection_lost',
+        2013 => 'connection_lost',
+        4031 => 'connection_lost',
+    ];
+
+    /**
+     * The failure class of a database error (`access`, `read_only` …, `database` for the rest)
+     * and whether the connection that saw it must be replaced.
+     *
+     * @return array{0: string, 1: bool}
+     */
+    public static function failure(\Throwable $e): array
+    {
+        $code = self::code($e);
+        if ($code !== null && isset(self::CONNECTION_SCOPED_CODES[$code])) {
+            return [self::CONNECTION_SCOPED_CODES[$code], true];
+        }
+        if (self::isPdo($e) && ($code === null || ($code >= 2000 && $code < 3000))) {
+            // No server error number, or a client library one (CR_*, 2000-2999): the
+            // connection itself failed (refused, reset, gone away).
+            return ['connection_lost', true];
+        }
+
+        return [self::isPdo($e) ? 'database' : 'service', false];
+    }
+
+    private static function isPdo(\Throwable $e): bool
+    {
+        for (; $e !== null; $e = $e->getPrevious()) {
+            if ($e instanceof \PDOException) {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     /** The class of a MySQL / MariaDB error number (null: no server error number at all). */
     public static function classify(?int $code): string

@@ -18,6 +18,33 @@ final class DatabaseErrorsTest extends TestCase
         $this->assertSame($rustCodes, array_keys(DatabaseErrors::ROW_DATA_CODES));
     }
 
+    public function test_the_connection_scoped_codes_and_classes_are_the_rust_workers(): void
+    {
+        $rust = file_get_contents(dirname(__DIR__, 3).'/sdk/src/store/errors.rs');
+        $this->assertSame(1, preg_match('/const CONNECTION_SCOPED: \[\(u16, FailureClass, &str\); (\d+)\] = \[(.*?)\n\];/s', $rust, $m), 'CONNECTION_SCOPED is in sdk/src/store/errors.rs');
+        preg_match_all('/\((\d+), FailureClass::(\w+), "/', $m[2], $rows, PREG_SET_ORDER);
+        $this->assertCount((int) $m[1], $rows);
+        $snake = fn (string $camel) => strtolower(preg_replace('/(?<!^)[A-Z]/', '_$0', $camel));
+        $rustList = [];
+        foreach ($rows as [, $code, $class]) {
+            $rustList[(int) $code] = $snake($class);
+        }
+        $this->assertSame($rustList, DatabaseErrors::CONNECTION_SCOPED_CODES);
+    }
+
+    public function test_a_session_error_replaces_the_connection_and_others_do_not(): void
+    {
+        $revoked = new \PDOException('SQLSTATE[42000]: 1142 INSERT command denied');
+        $revoked->errorInfo = ['42000', 1142, 'INSERT command denied'];
+        $this->assertSame(['access', true], DatabaseErrors::failure($revoked));
+        $gone = new \PDOException('SQLSTATE[HY000] [2002] Connection refused');
+        $this->assertSame(['connection_lost', true], DatabaseErrors::failure($gone));
+        $missing = new \PDOException('SQLSTATE[42S02]: 1146 Table doesn\'t exist');
+        $missing->errorInfo = ['42S02', 1146, "Table doesn't exist"];
+        $this->assertSame(['database', false], DatabaseErrors::failure($missing));
+        $this->assertSame(['service', false], DatabaseErrors::failure(new \RuntimeException('Pub/Sub unavailable')));
+    }
+
     public function test_only_listed_codes_are_about_the_row(): void
     {
         $this->assertSame(DatabaseErrors::DUPLICATE, DatabaseErrors::classify(1062));

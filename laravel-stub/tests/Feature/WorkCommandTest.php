@@ -207,7 +207,72 @@ final class WorkCommandTest extends LaravelTestCase
 
         $this->assertEqualsCanonicalizing($ids, self::storedIds($store, $db->port), 'each event stored exactly once');
         $this->assertSame([], $pipeline->deadLetters(1, 3.0), 'nothing was dead-lettered');
-        $this->assertMatchesRegularExpression('/storing event .* failed \(\d+ in a row\), retrying/', $this->workerLogs(), 'the outage was waited out');
+        $this->assertMatchesRegularExpression('/storing event .* failed \(\w+, \d+ in a row\), retrying/', $this->workerLogs(), 'the outage was waited out');
+        $this->assertStringNotContainsString('poison', $this->workerLogs());
+        Harness::dropDatabase($store, $db->port);
+    }
+
+    /**
+     * The faults that are about the session, one after the other under load, with a worker
+     * account that holds database-level rights (the common way to grant): a database-level
+     * REVOKE / GRANT of INSERT (reaches an open session only at its next USE), every session
+     * killed twice, a read-only server (a failover's old primary). The same worker process
+     * stores every event once, dead-letters nothing, and says which failure it waits out.
+     */
+    public function test_session_faults_under_load_need_no_restart(): void
+    {
+        $db = new PrivateMariaDb();
+        $db->start();
+        $store = Harness::createDatabase('es', $db->port);
+        $root = Harness::pdo(null, $db->port);
+        $root->exec("CREATE USER 'suitex_worker'@'%' IDENTIFIED BY 'w0rker-secret'");
+        $root->exec("GRANT SELECT, INSERT ON `{$store}`.* TO 'suitex_worker'@'%'");
+        $pipeline = new Pipeline('workrecover');
+        $pipeline->provision();
+        $base = array_merge($pipeline->env, ['DB_EVENT_STORE_PORT' => (string) $db->port, 'DB_EVENT_STORE_DATABASE' => $store]);
+        [$code, $out, $err] = Harness::artisan(['migrate', '--force'], Harness::migrator($this->env($base)));
+        $this->assertSame(0, $code, $out.$err);
+        $worker = $this->startWorker($this->env(array_merge($base, [
+            'DB_EVENT_STORE_USERNAME' => 'suitex_worker', 'DB_EVENT_STORE_PASSWORD' => 'w0rker-secret',
+        ])));
+        $killSessions = function () use ($root): int {
+            $ids = $root->query("SELECT id FROM information_schema.processlist WHERE user = 'suitex_worker'")->fetchAll(\PDO::FETCH_COLUMN);
+            foreach ($ids as $id) {
+                $root->exec("KILL CONNECTION {$id}");
+            }
+
+            return count($ids);
+        };
+
+        $ids = $pipeline->emit(self::events(200, 20));
+        $this->eventually(60, 'the worker stores events', fn () => self::rowCount($store, $db->port) >= 20);
+
+        // Open sessions keep the database-level rights they logged in with: the DBA ends them so
+        // the REVOKE bites. Sessions opened meanwhile would never see the GRANT that follows.
+        $root->exec("REVOKE INSERT ON `{$store}`.* FROM 'suitex_worker'@'%'");
+        $killSessions();
+        $ids = array_merge($ids, $pipeline->emit(self::events(100, 20, 'R')));
+        $this->eventually(30, 'the worker reports the missing right', fn () => str_contains($this->workerLogs(), 'failed (access, '));
+        sleep(3);
+        $root->exec("GRANT INSERT ON `{$store}`.* TO 'suitex_worker'@'%'");
+        $this->eventually(90, 'every event is stored after the GRANT', fn () => self::rowCount($store, $db->port) === 300);
+
+        $this->assertGreaterThan(0, $killSessions(), 'the worker had a session');
+        $ids = array_merge($ids, $pipeline->emit(self::events(100, 20, 'K')));
+        sleep(3);
+        $killSessions();
+        $this->eventually(90, 'every event is stored after the kills', fn () => self::rowCount($store, $db->port) === 400);
+
+        $root->exec('SET GLOBAL read_only = ON');
+        $ids = array_merge($ids, $pipeline->emit(self::events(100, 20, 'O')));
+        $this->eventually(30, 'the worker reports the read-only server', fn () => str_contains($this->workerLogs(), 'failed (read_only, '));
+        sleep(3);
+        $root->exec('SET GLOBAL read_only = OFF');
+        $this->eventually(90, 'every event is stored once the server is writable', fn () => self::rowCount($store, $db->port) === 500);
+
+        $this->assertTrue(proc_get_status($worker)['running'], 'the same worker process recovered: '.$this->workerLogs());
+        $this->assertEqualsCanonicalizing($ids, self::storedIds($store, $db->port), 'each event stored exactly once');
+        $this->assertSame([], $pipeline->deadLetters(1, 3.0), 'nothing was dead-lettered');
         $this->assertStringNotContainsString('poison', $this->workerLogs());
         Harness::dropDatabase($store, $db->port);
     }

@@ -172,6 +172,9 @@ settings! {
     /// The event store account's password.
     DB_PASSWORD = "DB_EVENT_STORE_PASSWORD", Store, php: false, default: "empty",
         "the account's password (taken verbatim)";
+    /// A file holding the password, read again whenever connections are renewed.
+    DB_PASSWORD_FILE = "DB_EVENT_STORE_PASSWORD_FILE", Store, php: false, default: "",
+        "a file holding the account's password (a mounted secret, an IAM token a sidecar refreshes); wins over `DB_EVENT_STORE_PASSWORD` and is read again each time connections are renewed, so a rotation needs no restart";
     /// A Unix socket instead of host and port.
     DB_SOCKET = "DB_EVENT_STORE_SOCKET", Store, php: false, default: "",
         "Unix socket (e.g. the Cloud SQL Auth Proxy); wins over host";
@@ -190,6 +193,9 @@ settings! {
     DB_SSL_KEY = "DB_EVENT_STORE_SSL_KEY", Store, php: false, default: "", "PEM file: the client certificate's key";
     /// Connections per worker.
     DB_POOL_SIZE = "DB_EVENT_STORE_POOL_SIZE", Store, php: false, default: "`4`", "connections per process";
+    /// Longest a connection is used before it is replaced.
+    DB_CONNECTION_MAX_LIFETIME = "DB_EVENT_STORE_CONNECTION_MAX_LIFETIME", Store, php: false, default: "`15m`",
+        "longest a pooled connection is used before a fresh one replaces it, so changed grants, passwords, IAM tokens (valid 1 h) and primaries are picked up without a restart";
     /// Longest one SQL statement may take.
     DB_STATEMENT_TIMEOUT = "DB_EVENT_STORE_STATEMENT_TIMEOUT", Store, php: false, default: "`30s`",
         "longest one SQL statement may take; a hung statement is abandoned and its batch retried";

@@ -36,6 +36,7 @@ impl StoreSettings {
             database: src.text(&super::DB_DATABASE).unwrap_or_else(|| "event_store".into()),
             username: src.text(&super::DB_USERNAME).unwrap_or_else(|| "root".into()),
             password: src.verbatim(&super::DB_PASSWORD).unwrap_or_default(),
+            password_file: src.text(&super::DB_PASSWORD_FILE),
             socket: src.text(&super::DB_SOCKET),
             ssl_mode: ssl_mode.unwrap_or(SslMode::Preferred),
             ssl_ca: src.text(&super::DB_SSL_CA),
@@ -45,6 +46,9 @@ impl StoreSettings {
             statement_timeout: src
                 .duration(&super::DB_STATEMENT_TIMEOUT)?
                 .unwrap_or(std::time::Duration::from_secs(30)),
+            connection_max_lifetime: src
+                .duration(&super::DB_CONNECTION_MAX_LIFETIME)?
+                .unwrap_or(crate::store::DEFAULT_CONNECTION_MAX_LIFETIME),
         };
         // TLS fails closed: without a mode, a CA means verify it, and anything but a local
         // connection means TLS required. Plain text is only ever chosen for a connection that
@@ -67,6 +71,12 @@ impl StoreSettings {
                     s.host,
                     super::DB_ALLOW_PLAINTEXT.name
                 ),
+            ));
+        }
+        if s.connection_max_lifetime.is_zero() {
+            return Err(ConfigError::new(
+                super::DB_CONNECTION_MAX_LIFETIME.name,
+                "must be greater than zero",
             ));
         }
         if s.statement_timeout.is_zero() {
@@ -99,9 +109,14 @@ impl StoreSettings {
             (super::DB_SSL_MODE.name, self.ssl_mode.as_str().to_string()),
             (super::DB_POOL_SIZE.name, self.pool_size.to_string()),
             (super::DB_STATEMENT_TIMEOUT.name, format!("{}ms", self.statement_timeout.as_millis())),
+            (
+                super::DB_CONNECTION_MAX_LIFETIME.name,
+                format!("{}ms", self.connection_max_lifetime.as_millis()),
+            ),
         ];
         for (setting, value) in [
             (&super::DB_SOCKET, &self.socket),
+            (&super::DB_PASSWORD_FILE, &self.password_file),
             (&super::DB_SSL_CA, &self.ssl_ca),
             (&super::DB_SSL_CERT, &self.ssl_cert),
             (&super::DB_SSL_KEY, &self.ssl_key),

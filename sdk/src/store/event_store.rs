@@ -13,7 +13,7 @@
 //! a failure of the batch, never N poison events. A key's later events are never stored ahead
 //! of its refused one ([`Appended::HeldBack`]).
 
-use super::errors::{ErrorClass, classify, mysql_code};
+use super::errors::{ErrorClass, FailureClass, classify, failure_class, mysql_code};
 use super::{MIGRATOR, StoreSettings};
 use crate::envelope::{Event, Payload};
 use crate::error::{Error, Poison, Result, Service};
@@ -22,6 +22,8 @@ use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::{QueryBuilder, Row as _};
 use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use time::{OffsetDateTime, PrimitiveDateTime};
 use uuid::Uuid;
@@ -124,10 +126,43 @@ impl Selection {
     }
 }
 
+/// When the pool's connections were last retired: a connection opened before that moment is
+/// closed at its next use instead of being handed out or taken back (docs/architecture.md §2.3).
+///
+/// sqlx has no call that closes a pool's idle connections and keeps the pool; its acquire and
+/// release hooks can refuse a connection, so they consult this.
+#[derive(Debug)]
+struct Retirement {
+    /// A fixed origin for the monotonic clock.
+    origin: std::time::Instant,
+    /// Nanoseconds after `origin` of the last retirement (0: never).
+    at: AtomicU64,
+}
+
+impl Retirement {
+    fn new() -> Retirement {
+        Retirement { origin: std::time::Instant::now(), at: AtomicU64::new(0) }
+    }
+
+    fn retire_all(&self) {
+        self.at.fetch_max(self.origin.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Whether a connection opened `age` ago was opened after the last retirement.
+    fn keeps(&self, age: Duration) -> bool {
+        let opened = self.origin.elapsed().saturating_sub(age).as_nanos() as u64;
+        opened >= self.at.load(Ordering::Relaxed)
+    }
+}
+
 /// The event store: a MySQL connection pool and the append/read operations.
 #[derive(Debug, Clone)]
 pub struct EventStore {
     pool: MySqlPool,
+    /// Connections retired after a connection-scoped error.
+    retirement: Arc<Retirement>,
+    /// Re-read on retirement when the password comes from a file.
+    settings: Arc<StoreSettings>,
     max_packet: usize,
     /// The server hands a multi-row INSERT consecutive ids without gaps (auto-increment step 1
     /// and lock mode 0 or 1), so ids follow from LAST_INSERT_ID() alone.
@@ -238,20 +273,32 @@ impl Run<'_> {
 impl EventStore {
     /// Connects a pool (lazily: the first query opens the first connection).
     pub async fn connect(settings: &StoreSettings) -> Result<EventStore> {
+        let retirement = Arc::new(Retirement::new());
+        let (on_acquire, on_release) = (retirement.clone(), retirement.clone());
         let pool = MySqlPoolOptions::new()
             .max_connections(settings.pool_size)
             .acquire_timeout(settings.statement_timeout.min(Duration::from_secs(10)))
-            // A connection that carried a large payload keeps buffers of that size; hand the
-            // memory back when it returns to the pool (bounded memory: docs/architecture.md §2.5).
-            .after_release(|conn, _| {
+            // Slow-moving changes (an IAM token's hour, grants, a new primary) reach the worker
+            // within this time even when no error shows them.
+            .max_lifetime(settings.connection_max_lifetime)
+            .before_acquire(move |_, meta| {
+                let keep = on_acquire.keeps(meta.age);
+                Box::pin(async move { Ok(keep) })
+            })
+            .after_release(move |conn, meta| {
+                let keep = on_release.keeps(meta.age);
                 Box::pin(async move {
+                    // A connection that carried a large payload keeps buffers of that size; hand
+                    // the memory back when it returns to the pool (bounded memory: §2.5).
                     sqlx::Connection::shrink_buffers(conn);
-                    Ok(true)
+                    Ok(keep)
                 })
             })
             .connect_lazy_with(settings.connect_options());
         Ok(EventStore {
             pool,
+            retirement,
+            settings: Arc::new(settings.clone()),
             max_packet: 16 * 1024 * 1024,
             consecutive_ids: false,
             statement_timeout: settings.statement_timeout,
@@ -266,15 +313,33 @@ impl EventStore {
         Ok(store)
     }
 
-    /// Runs one statement within the statement timeout.
+    /// Runs one statement within the statement timeout. After a connection-scoped failure (see
+    /// [`super::errors`]) every connection opened before it is retired, so the retry runs on a
+    /// fresh session.
     async fn timed<T>(
         &self,
         what: &str,
         statement: impl Future<Output = std::result::Result<T, sqlx::Error>>,
     ) -> std::result::Result<T, sqlx::Error> {
-        tokio::time::timeout(self.statement_timeout, statement)
+        let result = tokio::time::timeout(self.statement_timeout, statement)
             .await
-            .unwrap_or_else(|_| Err(timed_out(what, self.statement_timeout)))
+            .unwrap_or_else(|_| Err(timed_out(what, self.statement_timeout)));
+        if let Err(e) = &result
+            && let (class, false) = failure_class(e)
+        {
+            self.retire_connections(class, e);
+        }
+        result
+    }
+
+    /// Retires every connection opened until now (each is closed at its next use) and, when
+    /// the password comes from a file, reads it again for the connections to come.
+    pub fn retire_connections(&self, class: FailureClass, cause: &sqlx::Error) {
+        tracing::debug!(class = class.name(), error = %cause, "retiring the event store's connections");
+        self.retirement.retire_all();
+        if self.settings.password_file.is_some() {
+            self.pool.set_connect_options(self.settings.connect_options());
+        }
     }
 
     /// Re-reads the server's `max_allowed_packet` and how it allocates auto-increment ids.

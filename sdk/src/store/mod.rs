@@ -12,9 +12,12 @@ mod event_store;
 pub mod grants;
 mod settings;
 
-pub use errors::{ErrorClass, classify_code};
+pub use errors::{
+    CONNECTION_SCOPED, ErrorClass, FailureClass, classify_code, connection_scoped, failure_class,
+    failure_class_of,
+};
 pub use event_store::{Appended, EventStore, MAX_ROWS_PER_INSERT, Selection, StoredEvent};
-pub use settings::{SslMode, StoreSettings};
+pub use settings::{DEFAULT_CONNECTION_MAX_LIFETIME, SslMode, StoreSettings};
 
 /// The embedded migrations of the crate's `migrations/` folder (applied by `suitex-events
 /// migrate`).

@@ -17,6 +17,9 @@ pub struct StoreSettings {
     pub username: String,
     /// `DB_EVENT_STORE_PASSWORD` (default empty).
     pub password: String,
+    /// `DB_EVENT_STORE_PASSWORD_FILE`: a file holding the password (wins over `password`), read
+    /// again whenever the store renews its connections.
+    pub password_file: Option<String>,
     /// `DB_EVENT_STORE_SOCKET`: a Unix socket path (e.g. the Cloud SQL Auth Proxy); wins over host.
     pub socket: Option<String>,
     /// `DB_EVENT_STORE_SSL_MODE`: `disabled`, `preferred`, `required`, `verify_ca`,
@@ -36,7 +39,14 @@ pub struct StoreSettings {
     /// `DB_EVENT_STORE_STATEMENT_TIMEOUT` (default 30s): longest any one statement may take; a
     /// statement that hangs past it is abandoned as a transient failure.
     pub statement_timeout: std::time::Duration,
+    /// `DB_EVENT_STORE_CONNECTION_MAX_LIFETIME` (default 15 min): longest a pooled connection is
+    /// used before a fresh one replaces it.
+    pub connection_max_lifetime: std::time::Duration,
 }
+
+/// The default of [`StoreSettings::connection_max_lifetime`]: well inside the hour an IAM
+/// database token is valid.
+pub const DEFAULT_CONNECTION_MAX_LIFETIME: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 impl std::fmt::Debug for StoreSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,6 +56,7 @@ impl std::fmt::Debug for StoreSettings {
             .field("database", &self.database)
             .field("username", &self.username)
             .field("password", &if self.password.is_empty() { "" } else { "********" })
+            .field("password_file", &self.password_file)
             .field("socket", &self.socket)
             .field("ssl_mode", &self.ssl_mode)
             .field("ssl_ca", &self.ssl_ca)
@@ -53,6 +64,7 @@ impl std::fmt::Debug for StoreSettings {
             .field("ssl_key", &self.ssl_key)
             .field("pool_size", &self.pool_size)
             .field("statement_timeout", &self.statement_timeout)
+            .field("connection_max_lifetime", &self.connection_max_lifetime)
             .finish()
     }
 }
@@ -92,11 +104,35 @@ impl StoreSettings {
         self
     }
 
-    /// Connection options (UTC session, utf8mb4, TLS as configured).
+    /// The password: the password file's content (without a final line break) when one is
+    /// configured, read now, else `password`.
+    pub fn current_password(&self) -> std::io::Result<String> {
+        match &self.password_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("reading DB_EVENT_STORE_PASSWORD_FILE {path}: {e}"))
+                })?;
+                Ok(text
+                    .strip_suffix('\n')
+                    .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                    .unwrap_or(&text)
+                    .to_string())
+            }
+            None => Ok(self.password.clone()),
+        }
+    }
+
+    /// Connection options (UTC session, utf8mb4, TLS as configured), with the password as
+    /// [`StoreSettings::current_password`] reads it now (the configured `password` when the file
+    /// cannot be read: the connection attempt then says what is wrong).
     pub fn connect_options(&self) -> MySqlConnectOptions {
         let mut o = MySqlConnectOptions::new().username(&self.username);
-        if !self.password.is_empty() {
-            o = o.password(&self.password);
+        let password = self.current_password().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the password file cannot be read; using DB_EVENT_STORE_PASSWORD");
+            self.password.clone()
+        });
+        if !password.is_empty() {
+            o = o.password(&password);
         }
         o = o.database(&self.database).charset("utf8mb4").timezone(Some("+00:00".to_string())).ssl_mode(
             match self.ssl_mode {

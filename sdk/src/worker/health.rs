@@ -4,9 +4,11 @@
 //!   the worker has a deadline, so a loop silent that long is wedged and the process should be
 //!   restarted.
 //! * **ready** (`/readyz`): the event store answers a trivial query (within [`PING_DEADLINE`];
-//!   the answer is kept for [`PING_CACHE`] so probes do not load the database), the StreamingPull
-//!   stream on the subscription is open, and the worker is not shutting down. A worker that is
-//!   not ready cannot store; it keeps its leases and retries on its own, and the probe says why.
+//!   the answer is kept for [`PING_CACHE`] so probes do not load the database), the last attempt
+//!   to store a batch did not fail (a database that answers `SELECT 1` may still refuse every
+//!   INSERT: a revoked grant, a read-only primary), the StreamingPull stream on the subscription
+//!   is open, and the worker is not shutting down. A worker that is not ready cannot store; it
+//!   keeps its leases and retries on its own, and the probe says why, with the failure's class.
 //!
 //! Pub/Sub connectivity itself is not probed: the official subscriber reconnects on its own,
 //! and a probe call would need rights (reading the subscription) the worker's account does not
@@ -37,6 +39,8 @@ pub struct Health {
     ping: tokio::sync::Mutex<Option<(Instant, Option<String>)>>,
     /// Why the worker is not ready, as last reported (for logs).
     last: Mutex<String>,
+    /// The failure the worker is waiting out, with the count of attempts in a row it failed.
+    failing: Mutex<Option<String>>,
 }
 
 fn now_ms() -> u64 {
@@ -53,6 +57,7 @@ impl Health {
             beat_ms: AtomicU64::new(now_ms()),
             ping: tokio::sync::Mutex::new(None),
             last: Mutex::new(String::new()),
+            failing: Mutex::new(None),
         }
     }
 
@@ -69,6 +74,19 @@ impl Health {
     /// Shutdown has been asked for: the worker finishes what it holds and takes nothing new.
     pub fn set_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Storing failed `attempts` times in a row, the last time with `error` of `class`: not
+    /// ready until an attempt succeeds (a database that answers `SELECT 1` may still refuse
+    /// every INSERT).
+    pub fn store_failed(&self, class: crate::store::FailureClass, error: &crate::Error, attempts: u64) {
+        *self.failing.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(format!("storing fails ({}, {attempts} attempts in a row): {error}", class.name()));
+    }
+
+    /// Storing works again.
+    pub fn store_recovered(&self) {
+        *self.failing.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// `Ok(description)` while the run loop is alive, else why not.
@@ -89,6 +107,10 @@ impl Health {
             None => "database ok".to_string(),
             Some(e) => format!("database unavailable: {e}"),
         }];
+        let failing = self.failing.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(failing) = &failing {
+            lines.push(failing.clone());
+        }
         let subscribed = self.subscribed.load(Ordering::Relaxed);
         lines.push(if subscribed { "subscriber ok" } else { "subscriber not connected" }.to_string());
         let draining = self.draining.load(Ordering::Relaxed);
@@ -96,7 +118,7 @@ impl Health {
             lines.push("shutting down".to_string());
         }
         let text = lines.join("\n") + "\n";
-        if database.is_none() && subscribed && !draining {
+        if database.is_none() && failing.is_none() && subscribed && !draining {
             Ok(text)
         } else {
             let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());

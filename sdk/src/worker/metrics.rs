@@ -4,7 +4,9 @@
 //! reasons (see [`super::health`]).
 
 use super::health::Health;
+use crate::store::FailureClass;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
@@ -30,6 +32,10 @@ pub struct Metrics {
     pub held_back: Counter,
     /// Messages received and not yet acked or nacked.
     pub in_flight: Gauge,
+    /// Failed attempts at the batch in hand since its last success (0: storing works).
+    pub consecutive_failed_attempts: Gauge,
+    /// 1 for the class of the failure being waited out, 0 for the others.
+    failure: Family<Vec<(String, String)>, Gauge>,
     last_commit_age: Gauge<f64, AtomicU64>,
     batch_payload_bytes: Gauge,
     peak_batch_payload_bytes: AtomicU64,
@@ -48,6 +54,8 @@ impl Default for Metrics {
             merged_published: Counter::default(),
             held_back: Counter::default(),
             in_flight: Gauge::<i64, AtomicI64>::default(),
+            consecutive_failed_attempts: Gauge::default(),
+            failure: Family::default(),
             batch_payload_bytes: Gauge::default(),
             peak_batch_payload_bytes: AtomicU64::new(0),
             last_commit_age: Gauge::default(),
@@ -83,6 +91,17 @@ impl Default for Metrics {
         );
         registry.register("in_flight", "Messages received and not yet acked or nacked", m.in_flight.clone());
         registry.register(
+            "consecutive_failed_attempts",
+            "Failed attempts at the batch in hand since storing last worked (0: it works)",
+            m.consecutive_failed_attempts.clone(),
+        );
+        registry.register(
+            "store_failure",
+            "1 for the class of failure the worker is waiting out (access, authentication, read_only, connection_limit, connection_lost, database, service), 0 for the others",
+            m.failure.clone(),
+        );
+        m.set_failure(None);
+        registry.register(
             "batch_payload_bytes",
             "Bytes of resolved payloads the batch in hand holds (bounded by SUITEX_WORKER_BATCH_MAX_BYTES)",
             m.batch_payload_bytes.clone(),
@@ -101,6 +120,28 @@ fn now_micros() -> u64 {
 }
 
 impl Metrics {
+    fn set_failure(&self, current: Option<FailureClass>) {
+        for class in FailureClass::ALL {
+            let labels = vec![("class".to_string(), class.name().to_string())];
+            self.failure.get_or_create(&labels).set(i64::from(current == Some(class)));
+        }
+    }
+
+    /// Records a failed attempt of class `class`; returns how many attempts in a row failed.
+    pub fn attempt_failed(&self, class: FailureClass) -> u64 {
+        self.set_failure(Some(class));
+        (self.consecutive_failed_attempts.inc() + 1) as u64
+    }
+
+    /// Records a successful attempt; returns how many attempts in a row had failed before it.
+    pub fn attempt_succeeded(&self) -> u64 {
+        let failed = self.consecutive_failed_attempts.set(0);
+        if failed != 0 {
+            self.set_failure(None);
+        }
+        failed.max(0) as u64
+    }
+
     /// Records a commit now.
     pub fn committed(&self) {
         self.last_commit_micros.store(now_micros(), Ordering::Relaxed);

@@ -363,12 +363,22 @@ impl Worker {
             match attempt {
                 Ok(verdicts) => {
                     self.settle(batch, verdicts);
+                    let failed = self.metrics.attempt_succeeded();
+                    if failed > 0 {
+                        self.health.store_recovered();
+                        tracing::info!(failed_attempts = failed, "storing works again");
+                    }
                     return None;
                 }
                 Err(e) => {
                     self.metrics.transient_retries.inc();
+                    let class = crate::store::failure_class_of(&e);
+                    let failed = self.metrics.attempt_failed(class);
+                    self.health.store_failed(class, &e, failed);
                     let wait = backoff.next().unwrap_or(self.options.backoff_max);
-                    tracing::warn!(error = %e, retry_in = ?wait, messages = batch.len(), "transient failure; batch kept and retried (nothing nacked)");
+                    // One line per back-off step: the store's own retries within an attempt
+                    // (deadlocks, races) are not logged here.
+                    tracing::warn!(error = %e, class = class.name(), failed_attempts = failed, retry_in = ?wait, messages = batch.len(), "transient failure; batch kept and retried on a fresh connection where the failure was the session's (nothing nacked)");
                     if e.is_database() {
                         // The server's limits may have changed (a failover, a new max_allowed_packet).
                         let mut store = self.store.clone();

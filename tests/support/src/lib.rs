@@ -658,10 +658,39 @@ impl RunningWorker {
         RunningWorker { metrics, stop: Some(tx), handle }
     }
 
+    /// Whether the worker's run is still going (it has not returned or panicked).
+    pub fn is_running(&self) -> bool {
+        !self.handle.is_finished()
+    }
+
     /// Asks for shutdown and waits for the run to end.
     pub async fn stop(mut self) -> suitex_events::worker::RunSummary {
         let _ = self.stop.take().unwrap().send(());
         self.handle.await.expect("worker task").expect("worker run")
+    }
+}
+
+/// `GET http://{addr}{path}`: status and body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let resp = reqwest::Client::new()
+        .get(format!("http://{addr}{path}"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("the endpoint answers");
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// Polls `path` until it answers `status`; returns that answer's body.
+pub async fn until_status(addr: std::net::SocketAddr, path: &str, status: u16, timeout: Duration) -> String {
+    let end = tokio::time::Instant::now() + timeout;
+    loop {
+        let (got, body) = http_get(addr, path).await;
+        if got == status {
+            return body;
+        }
+        assert!(tokio::time::Instant::now() < end, "{path} still answers {got} after {timeout:?}: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -1,0 +1,283 @@
+//! The worker recovers from every database fault by itself — no restart, no operator
+//! (docs/architecture.md §2.3). Each test runs the worker under load against a private MariaDB
+//! server as an account with database-level rights (`GRANT SELECT, INSERT ON event_store.*`, the
+//! way DBAs commonly grant), makes the database unusable to it in one of production's ways, shows
+//! that `/readyz` and the metrics say which failure the worker is waiting out, repairs the
+//! database, and ends with every event stored once, nothing nacked or dead-lettered, `/readyz`
+//! ready again and the same worker still running.
+
+use pubsub_fake::Outcome;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use suitex_events::store::{EventStore, StoreSettings};
+use suitex_events::worker::WorkerOptions;
+use suitex_events::{Config, Emitter};
+use suitex_test_support::*;
+
+const WORKER: &str = "suitex_worker";
+const PASSWORD: &str = "w0rker-secret";
+
+struct Bed {
+    fake: pubsub_fake::PubSubFake,
+    config: Config,
+    db: PrivateMariaDb,
+    root: EventStore,
+}
+
+async fn bed(prefix: &str) -> Bed {
+    let fake = pubsub_fake::start().await;
+    let config = fake_topology(&fake, prefix).await;
+    let db = PrivateMariaDb::start();
+    let root = EventStore::open(&db.settings()).await.unwrap();
+    root.migrate().await.unwrap();
+    db.sql(&format!(
+        "CREATE USER '{WORKER}'@'%' IDENTIFIED BY '{PASSWORD}'; GRANT SELECT, INSERT ON event_store.* TO '{WORKER}'@'%'"
+    ));
+    Bed { fake, config, db, root }
+}
+
+fn options() -> WorkerOptions {
+    WorkerOptions {
+        backoff_min: Duration::from_millis(100),
+        backoff_max: Duration::from_secs(1),
+        shutdown_deadline: Duration::from_secs(5),
+        ..WorkerOptions::default()
+    }
+}
+
+/// The ids of the worker account's sessions.
+async fn worker_sessions(b: &Bed) -> Vec<i64> {
+    sqlx::query_scalar("SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE user = ?")
+        .bind(WORKER)
+        .fetch_all(b.root.pool())
+        .await
+        .unwrap()
+}
+
+/// Kills every session of the worker's account; returns how many there were.
+async fn kill_worker_sessions(b: &Bed) -> usize {
+    let ids = worker_sessions(b).await;
+    for id in &ids {
+        b.db.sql(&format!("KILL CONNECTION {id}"));
+    }
+    ids.len()
+}
+
+/// A metric's value in the worker's `/metrics` text (the sample's full name with labels).
+fn metric(text: &str, sample: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// The worker, with `settings`, under a load of 10 events per 200 ms for `load_for`; once it
+/// stores, `fault` runs and the fault lasts `fault_for`; `failure` (a class, e.g. `access`),
+/// when given, must be what `/readyz` and `/metrics` report meanwhile; then `repair` runs.
+async fn recovers_from(
+    b: &Bed,
+    settings: &StoreSettings,
+    load_for: Duration,
+    fault: impl AsyncFnOnce(&Bed),
+    fault_for: Duration,
+    failure: Option<&str>,
+    repair: impl AsyncFnOnce(&Bed),
+) {
+    let (worker, addr) = RunningWorker::start_serving(&b.config, settings, options()).await;
+    let emitted = Arc::new(AtomicU64::new(0));
+    let emitter = Emitter::connect(b.config.clone()).await.unwrap();
+    let ticks = (load_for.as_millis() / 200) as u64;
+    let load = emit_load(emitter, emitted.clone(), 61, 10, 10, Duration::from_millis(200), ticks);
+    eventually(Duration::from_secs(20), "the worker stores before the fault", || {
+        let root = b.root.clone();
+        async move { count_rows(&root).await > 0 }
+    })
+    .await;
+    until_status(addr, "/readyz", 200, Duration::from_secs(10)).await;
+
+    let started = tokio::time::Instant::now();
+    fault(b).await;
+    if let Some(class) = failure {
+        assert_failure_reported(addr, class).await;
+    }
+    tokio::time::sleep_until(started + fault_for).await;
+    repair(b).await;
+
+    load.await.unwrap();
+    let total = emitted.load(Ordering::Relaxed);
+    eventually(Duration::from_secs(60), "every emitted event is stored after the repair", || {
+        let root = b.root.clone();
+        async move { count_rows(&root).await == total }
+    })
+    .await;
+    let ready = until_status(addr, "/readyz", 200, Duration::from_secs(20)).await;
+    assert!(!ready.contains("storing fails"), "{ready}");
+    let (_, text) = http_get(addr, "/metrics").await;
+    assert_eq!(metric(&text, "suitex_events_consecutive_failed_attempts"), Some(0.0), "{text}");
+    assert!(worker.is_running(), "the same worker process recovered; nothing restarted it");
+    let metrics = worker.metrics.clone();
+    worker.stop().await;
+
+    let raw = b.config.subscription_path(&b.config.names().raw_subscription);
+    let nacks = b.fake.settlements(&raw).into_iter().filter(|s| s.outcome == Outcome::Nack).count();
+    assert_eq!(nacks, 0, "no delivery attempt was spent on a healthy event");
+    assert_eq!(metrics.poison.get(), 0, "nothing was poison");
+    let dlq = b.config.subscription_path(&b.config.names().dlq_subscription);
+    assert_eq!(b.fake.backlog(&dlq), 0, "no healthy event was dead-lettered");
+    let distinct: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT event_id) FROM event_store")
+        .fetch_one(b.root.pool())
+        .await
+        .unwrap();
+    assert_eq!(distinct as u64, total, "each event stored once");
+}
+
+/// `/readyz` answers 503 naming the failure's class, and `/metrics` counts failed attempts
+/// with that class set.
+async fn assert_failure_reported(addr: SocketAddr, class: &str) {
+    let end = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = http_get(addr, "/readyz").await;
+        let (_, text) = http_get(addr, "/metrics").await;
+        let failed = metric(&text, "suitex_events_consecutive_failed_attempts").unwrap_or(0.0);
+        let flagged = metric(&text, &format!("suitex_events_store_failure{{class=\"{class}\"}}"));
+        if status == 503
+            && body.contains(&format!("storing fails ({class}, "))
+            && failed > 0.0
+            && flagged == Some(1.0)
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "the worker does not report a {class} failure: /readyz {status}: {body}\nfailed attempts {failed}, flag {flagged:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_level_revoke_and_grant_of_insert_needs_no_restart() {
+    // A change of database-level rights reaches an open session only at its next USE (its
+    // sessions keep the rights they logged in with). The DBA ends the worker's sessions so the
+    // REVOKE bites; the sessions opened while it holds never see the GRANT that follows, and a
+    // worker reusing them would refuse every INSERT until it is restarted.
+    let b = bed("revoke-db").await;
+    recovers_from(
+        &b,
+        &b.db.settings_as(WORKER, PASSWORD),
+        Duration::from_secs(20),
+        async |b: &Bed| {
+            b.db.sql(&format!("REVOKE INSERT ON event_store.* FROM '{WORKER}'@'%'"));
+            kill_worker_sessions(b).await;
+        },
+        Duration::from_secs(10),
+        Some("access"),
+        async |b: &Bed| b.db.sql(&format!("GRANT INSERT ON event_store.* TO '{WORKER}'@'%'")),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_worker_session_killed_twice_in_ten_seconds_needs_no_restart() {
+    let b = bed("kill").await;
+    recovers_from(
+        &b,
+        &b.db.settings_as(WORKER, PASSWORD),
+        Duration::from_secs(16),
+        async |b: &Bed| {
+            assert!(kill_worker_sessions(b).await > 0, "the worker had sessions to kill");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            assert!(kill_worker_sessions(b).await > 0, "the worker opened new sessions");
+        },
+        Duration::from_secs(10),
+        // A killed idle session is replaced before it is handed out; a killed busy one fails
+        // its statement: which of the two a kill meets is chance, so no failure is demanded.
+        None,
+        async |_: &Bed| {},
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_server_for_twenty_seconds_needs_no_restart() {
+    // As during a Cloud SQL failover, when the old primary is read-only for a while; the
+    // worker's account has no SUPER (or READ_ONLY ADMIN) to write through it.
+    let b = bed("read-only").await;
+    recovers_from(
+        &b,
+        &b.db.settings_as(WORKER, PASSWORD),
+        Duration::from_secs(30),
+        async |b: &Bed| b.db.sql("SET GLOBAL read_only = ON"),
+        Duration::from_secs(20),
+        Some("read_only"),
+        async |b: &Bed| b.db.sql("SET GLOBAL read_only = OFF"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_out_of_connections_for_twenty_seconds_needs_no_restart() {
+    // max_connections lowered to MariaDB's floor (10), below the worker's pool size, and taken
+    // up by other sessions: the worker's sessions are cut and every new one is refused with
+    // 1040 (Too many connections) until the others let go.
+    let b = bed("max-connections").await;
+    let mut settings = b.db.settings_as(WORKER, PASSWORD);
+    settings.pool_size = 12;
+    let others = std::sync::Mutex::new(None);
+    recovers_from(
+        &b,
+        &settings,
+        Duration::from_secs(30),
+        async |b: &Bed| {
+            b.db.sql("SET GLOBAL max_connections = 10");
+            kill_worker_sessions(b).await;
+            let hog = sqlx::mysql::MySqlPoolOptions::new()
+                .max_connections(20)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_lazy_with(b.db.settings().connect_options());
+            let mut held = Vec::new();
+            while let Ok(conn) = hog.acquire().await {
+                held.push(conn);
+                assert!(held.len() <= 20, "max_connections holds");
+            }
+            assert!(held.len() >= 9, "the other sessions took the server's connections: {}", held.len());
+            *others.lock().unwrap() = Some((hog, held));
+        },
+        Duration::from_secs(20),
+        Some("connection_limit"),
+        async |b: &Bed| {
+            let (hog, held) = others.lock().unwrap().take().expect("the other sessions");
+            drop(held);
+            hog.close().await;
+            b.db.sql("SET GLOBAL max_connections = 151");
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_password_is_read_from_the_password_file_without_a_restart() {
+    // The password lives in a mounted secret; the DBA rotates it (the old one is refused from
+    // then on) and the secret is updated. Open sessions stay authenticated until they end; here
+    // they are cut at once, so every new session needs the new password.
+    let b = bed("rotate").await;
+    let file = b.db.dir().join("worker-password");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    let mut settings = b.db.settings_as(WORKER, "");
+    settings.password_file = Some(file.display().to_string());
+    let rotated = "r0tated-secret";
+    recovers_from(
+        &b,
+        &settings,
+        Duration::from_secs(20),
+        async |b: &Bed| {
+            b.db.sql(&format!("ALTER USER '{WORKER}'@'%' IDENTIFIED BY '{rotated}'"));
+            kill_worker_sessions(b).await;
+        },
+        Duration::from_secs(8),
+        Some("authentication"),
+        async |_: &Bed| std::fs::write(&file, format!("{rotated}\n")).unwrap(),
+    )
+    .await;
+    let refused = EventStore::open(&b.db.settings_as(WORKER, PASSWORD)).await;
+    assert!(refused.is_err(), "the old password is refused");
+}

@@ -9,6 +9,7 @@
 #ifndef SUITEX_EVENTS_H
 #define SUITEX_EVENTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,11 @@
 #else
 #define SUITEX_DEPRECATED(note)
 #endif
+
+// The C ABI's version this header describes: the library's soname is
+// `libsuitex_events.so.<SUITEX_ABI_VERSION>`, and `suitex_abi_version()` returns the loaded
+// library's.
+#define SUITEX_ABI_VERSION 1
 
 // Room for an event id: 36 characters and the NUL.
 #define SUITEX_EVENT_ID_SIZE 37
@@ -46,7 +52,7 @@ typedef enum {
   SUITEX_ERR_CONFIG = 5,
   // Publishing to Pub/Sub failed (or the event waited behind a failed one of its aggregate).
   SUITEX_ERR_PUBLISH = 6,
-  // Uploading the payload to Cloud Storage failed or timed out.
+  // Uploading the payload to Cloud Storage failed or timed out (Cloud Storage only).
   SUITEX_ERR_STORAGE = 7,
   // The call's deadline passed; the event may still be published (re-emitting is safe).
   SUITEX_ERR_DEADLINE_EXCEEDED = 8,
@@ -58,6 +64,13 @@ typedef enum {
   SUITEX_ERR_PANIC = 11,
   // The library's async runtime could not start (the process is out of threads or memory).
   SUITEX_ERR_RUNTIME = 12,
+  // Spool mode: the event would pass SUITEX_EVENTS_SPOOL_MAX_BYTES; nothing was spooled.
+  SUITEX_ERR_SPOOL_FULL = 13,
+  // Spool mode: the local spool failed (its disk, its database file); nothing was spooled.
+  SUITEX_ERR_SPOOL = 14,
+  // Any other failure (the message says which); nothing in this library returns it today,
+  // but a newer SDK error lands here rather than under an unrelated code.
+  SUITEX_ERR_OTHER = 15,
 } suitex_result;
 
 // Where an event's payload travelled.
@@ -86,8 +99,11 @@ typedef struct {
   char event_id[SUITEX_EVENT_ID_SIZE];
   // The Pub/Sub message id (NUL-terminated); empty when the event failed.
   char message_id[SUITEX_MESSAGE_ID_SIZE];
-  // Where the payload travelled.
+  // Where the payload travelled (spool mode: where it will travel).
   suitex_payload_location payload_location;
+  // Spool mode: true when the event was appended to the local spool (the relay publishes
+  // it; `message_id` is empty then). False when it was published, and when it failed.
+  bool spooled;
   // Why the event failed (NUL-terminated); empty on success.
   char error[SUITEX_ERROR_SIZE];
 } suitex_emit_receipt;
@@ -106,8 +122,13 @@ typedef struct {
 extern "C" {
 #endif // __cplusplus
 
-// The library's version, e.g. "0.2.0". A static string: do not free it.
+// The library's version, e.g. "0.3.0". A static string: do not free it.
 const char *suitex_version(void);
+
+// The C ABI's version: the number in the library's soname (`libsuitex_events.so.1`). It goes
+// up with every change a compiled program would notice; a program can compare it with the
+// `SUITEX_ABI_VERSION` its header had.
+uint32_t suitex_abi_version(void);
 
 // Creates an emitter configured from the environment (`SUITEX_EVENTS_*`,
 // `PUBSUB_EMULATOR_HOST`, `STORAGE_EMULATOR_HOST`; see the README). No connection is made

@@ -49,8 +49,11 @@ pub struct suitex_emit_receipt {
     pub event_id: [c_char; SUITEX_EVENT_ID_SIZE],
     /// The Pub/Sub message id (NUL-terminated); empty when the event failed.
     pub message_id: [c_char; SUITEX_MESSAGE_ID_SIZE],
-    /// Where the payload travelled.
+    /// Where the payload travelled (spool mode: where it will travel).
     pub payload_location: SuitexPayloadLocation,
+    /// Spool mode: true when the event was appended to the local spool (the relay publishes
+    /// it; `message_id` is empty then). False when it was published, and when it failed.
+    pub spooled: bool,
     /// Why the event failed (NUL-terminated); empty on success.
     pub error: [c_char; SUITEX_ERROR_SIZE],
 }
@@ -234,12 +237,14 @@ fn fill(
             receipt.result = SuitexResult::SUITEX_OK;
             copy_str(&mut receipt.message_id, &r.message_id);
             receipt.payload_location = location(r.payload_location);
+            receipt.spooled = r.spooled;
             copy_str(&mut receipt.error, "");
         }
         Err(e) => {
             receipt.result = code_of(e);
             copy_str(&mut receipt.message_id, "");
             receipt.payload_location = SuitexPayloadLocation::SUITEX_PAYLOAD_INLINE;
+            receipt.spooled = false;
             copy_str(&mut receipt.error, &e.to_string());
         }
     }

@@ -22,7 +22,7 @@ pub enum SuitexResult {
     SUITEX_ERR_CONFIG = 5,
     /// Publishing to Pub/Sub failed (or the event waited behind a failed one of its aggregate).
     SUITEX_ERR_PUBLISH = 6,
-    /// Uploading the payload to Cloud Storage failed or timed out.
+    /// Uploading the payload to Cloud Storage failed or timed out (Cloud Storage only).
     SUITEX_ERR_STORAGE = 7,
     /// The call's deadline passed; the event may still be published (re-emitting is safe).
     SUITEX_ERR_DEADLINE_EXCEEDED = 8,
@@ -34,6 +34,13 @@ pub enum SuitexResult {
     SUITEX_ERR_PANIC = 11,
     /// The library's async runtime could not start (the process is out of threads or memory).
     SUITEX_ERR_RUNTIME = 12,
+    /// Spool mode: the event would pass SUITEX_EVENTS_SPOOL_MAX_BYTES; nothing was spooled.
+    SUITEX_ERR_SPOOL_FULL = 13,
+    /// Spool mode: the local spool failed (its disk, its database file); nothing was spooled.
+    SUITEX_ERR_SPOOL = 14,
+    /// Any other failure (the message says which); nothing in this library returns it today,
+    /// but a newer SDK error lands here rather than under an unrelated code.
+    SUITEX_ERR_OTHER = 15,
 }
 
 thread_local! {
@@ -53,9 +60,12 @@ pub(crate) fn code_of(e: &sdk::Error) -> SuitexResult {
         sdk::Error::Runtime(_) => SUITEX_ERR_RUNTIME,
         _ if e.is_validation() => SUITEX_ERR_VALIDATION,
         _ if e.is_config() => SUITEX_ERR_CONFIG,
+        sdk::Error::SpoolFull { .. } => SUITEX_ERR_SPOOL_FULL,
         _ if e.is_deadline_exceeded() => SUITEX_ERR_DEADLINE_EXCEEDED,
         _ if e.is_publish() => SUITEX_ERR_PUBLISH,
-        _ => SUITEX_ERR_STORAGE,
+        _ if e.is_storage() => SUITEX_ERR_STORAGE,
+        _ if e.is_spool() => SUITEX_ERR_SPOOL,
+        _ => SUITEX_ERR_OTHER,
     }
 }
 
@@ -140,5 +150,15 @@ mod tests {
             assert_eq!(name, format!("{r:?}"));
         }
         assert_eq!(name_of(99), c"SUITEX_UNKNOWN_RESULT");
+    }
+
+    #[test]
+    fn a_full_spool_a_failed_spool_and_other_failures_are_not_storage_errors() {
+        let full = sdk::Error::SpoolFull { path: "/s/spool.sqlite3".into(), held: 1, needed: 2, limit: 3 };
+        assert_eq!(code_of(&full), SuitexResult::SUITEX_ERR_SPOOL_FULL);
+        let runtime = sdk::Error::Runtime(std::io::Error::other("no threads"));
+        assert_eq!(code_of(&runtime), SuitexResult::SUITEX_ERR_RUNTIME);
+        let not_private = sdk::Error::Config(sdk::ConfigError::new("SUITEX_EVENTS_SPOOL", "names a spool …"));
+        assert_eq!(code_of(&not_private), SuitexResult::SUITEX_ERR_CONFIG);
     }
 }

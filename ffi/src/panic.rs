@@ -61,6 +61,6 @@ mod tests {
                 &body[..open]
             );
         }
-        assert_eq!(exported, 9, "the exported functions were counted");
+        assert_eq!(exported, 10, "the exported functions were counted");
     }
 }

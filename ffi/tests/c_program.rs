@@ -12,7 +12,9 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// Where cargo put libsuitex_events.so for this test run.
+/// Where cargo put libsuitex_events.so for this test run, with the link a program linked
+/// against it loads it by: its soname (cargo makes the file, not the link; an installed library
+/// has both, see ffi/Makefile).
 fn lib_dir() -> PathBuf {
     // target/<profile>/deps/c_program-… → target/<profile>
     let exe = std::env::current_exe().unwrap();
@@ -22,7 +24,42 @@ fn lib_dir() -> PathBuf {
         "libsuitex_events.so is not in {} (cargo build -p suitex-events-ffi)",
         dir.display()
     );
+    match std::os::unix::fs::symlink("libsuitex_events.so", dir.join(soname(&dir))) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => panic!("linking the soname: {e}"),
+        _ => {}
+    }
     dir
+}
+
+/// The soname recorded in the built library (`readelf -d`).
+fn soname(dir: &Path) -> String {
+    let out = Command::new("readelf")
+        .arg("-d")
+        .arg(dir.join("libsuitex_events.so"))
+        .output()
+        .expect("readelf is installed (binutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains("(SONAME)")).expect("the library has a soname");
+    line[line.find('[').unwrap() + 1..line.rfind(']').unwrap()].to_string()
+}
+
+#[test]
+fn the_library_is_named_for_its_abi_version() {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    // The crate is a cdylib + staticlib: its constant is read from the source.
+    let source = std::fs::read_to_string(repo().join("ffi/src/lib.rs")).unwrap();
+    let abi: u32 = source
+        .lines()
+        .find_map(|l| l.strip_prefix("pub const SUITEX_ABI_VERSION: u32 = ")?.strip_suffix(';')?.parse().ok())
+        .expect("ffi/src/lib.rs defines SUITEX_ABI_VERSION");
+    assert_eq!(
+        soname(&dir),
+        format!("libsuitex_events.so.{abi}"),
+        "ffi/build.rs and SUITEX_ABI_VERSION agree"
+    );
+    let header = std::fs::read_to_string(repo().join("include/suitex_events.h")).unwrap();
+    assert!(header.contains(&format!("#define SUITEX_ABI_VERSION {abi}")), "the header names the ABI");
 }
 
 fn compile(name: &str) -> PathBuf {

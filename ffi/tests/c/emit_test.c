@@ -7,6 +7,7 @@
  *
  *   gcc -std=c11 -Wall -Wextra -Werror -pthread emit_test.c -I include -L target/debug -lsuitex_events
  */
+#define _DEFAULT_SOURCE /* mkdtemp */
 #include "suitex_events.h"
 
 #include <pthread.h>
@@ -238,8 +239,50 @@ static void test_threads(const suitex_emitter *em) {
     }
 }
 
+/* Spool mode through the JSON configuration: a receipt says the event was spooled (no message
+ * id yet), and a full spool is its own result code, not a Cloud Storage failure. */
+static void test_spool(const char *project) {
+    char dir[] = "/tmp/suitex-c-spool-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char config[512];
+    snprintf(config, sizeof config,
+             "{\"SUITEX_EVENTS_PROJECT\": \"%s\", \"SUITEX_EVENTS_SPOOL\": \"%s/spool\", "
+             "\"SUITEX_EVENTS_SPOOL_MAX_BYTES\": 65536}",
+             project ? project : "", dir);
+    suitex_emitter *spooling = NULL;
+    suitex_result rc = suitex_emitter_new_from_json((const uint8_t *)config, strlen(config), &spooling);
+    CHECK(rc == SUITEX_OK, "new_from_json in spool mode: %s", last_error());
+    if (spooling == NULL) return;
+
+    /* An event of about 40 KB: one fits in 64 KiB, two do not. */
+    static char big[41000];
+    const char *head = "{\"account_id\": 42, \"aggregate_type\": \"customer\", \"event_type\": \"customer.updated\", "
+                       "\"aggregate_id\": \"S-1\", \"payload\": \"";
+    size_t len = strlen(head);
+    memcpy(big, head, len);
+    memset(big + len, 'x', 40000);
+    len += 40000;
+    memcpy(big + len, "\"}", 3);
+
+    suitex_emit_receipt r;
+    rc = emit_str(spooling, big, &r);
+    CHECK(rc == SUITEX_OK && r.result == SUITEX_OK, "spooled emit: %s", last_error());
+    CHECK(r.spooled, "the receipt says spooled");
+    CHECK(r.message_id[0] == '\0', "no message id until the relay publishes it");
+    rc = emit_str(spooling, big, &r);
+    CHECK(rc == SUITEX_ERR_SPOOL_FULL && r.result == SUITEX_ERR_SPOOL_FULL, "full spool: got %s", suitex_result_name(rc));
+    CHECK(!r.spooled, "a refused event is not spooled");
+    CHECK(strstr(r.error, "SUITEX_EVENTS_SPOOL_MAX_BYTES = 65536") != NULL, "the error names the limit: %s", r.error);
+    CHECK(strcmp(suitex_result_name(SUITEX_ERR_SPOOL_FULL), "SUITEX_ERR_SPOOL_FULL") == 0, "result names");
+    CHECK(suitex_emitter_free(spooling) == SUITEX_OK, "free");
+    char rm[128];
+    snprintf(rm, sizeof rm, "rm -rf %s", dir);
+    CHECK(system(rm) == 0, "removing the spool");
+}
+
 int main(void) {
-    CHECK(strcmp(suitex_version(), "0.2.0") == 0, "version %s", suitex_version());
+    CHECK(strcmp(suitex_version(), "0.3.0") == 0, "version %s", suitex_version());
+    CHECK(suitex_abi_version() == 1, "ABI %u", suitex_abi_version());
 
     suitex_emitter *em = NULL;
     suitex_result rc = suitex_emitter_new_from_env(&em);
@@ -269,6 +312,7 @@ int main(void) {
     CHECK(rc == SUITEX_OK, "emit through a JSON-configured handle: %s", last_error());
     if (rc == SUITEX_OK) emitted(&r);
     CHECK(suitex_emitter_free(from_json) == SUITEX_OK, "free");
+    test_spool(project);
 
     /* Release, then use after free and double free: detected, never dereferenced. */
     CHECK(suitex_emitter_free(em) == SUITEX_OK, "free");

@@ -10,8 +10,10 @@ use crate::error::{Error, Result, Service};
 use google_cloud_auth::credentials::{Credentials, anonymous};
 use google_cloud_gax::retry_policy::RetryPolicyExt;
 use google_cloud_pubsub::client::BasePublisher;
+#[cfg(feature = "consume")]
+use google_cloud_pubsub::client::SubscriptionAdmin;
 #[cfg(feature = "worker")]
-use google_cloud_pubsub::client::{Subscriber, SubscriptionAdmin, TopicAdmin};
+use google_cloud_pubsub::client::{Subscriber, TopicAdmin};
 use google_cloud_storage::client::Storage;
 use std::time::Duration;
 
@@ -59,7 +61,7 @@ pub async fn topic_admin(config: &Config) -> Result<TopicAdmin> {
 }
 
 /// The subscription administration client (REST).
-#[cfg(feature = "worker")]
+#[cfg(feature = "consume")]
 pub async fn subscription_admin(config: &Config) -> Result<SubscriptionAdmin> {
     let mut b = SubscriptionAdmin::builder();
     if let Some((url, creds)) = emulator(config.pubsub_endpoint()) {

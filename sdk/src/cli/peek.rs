@@ -60,5 +60,7 @@ async fn counts_attempts(config: &Config, subscription: &str) -> bool {
     if subscription == config.subscription_path(&config.names().raw_subscription) {
         return true;
     }
-    suitex_events::worker::provision::dead_letter_attempts(config, subscription).await.is_some_and(|n| n > 0)
+    suitex_events::consume::subscription::dead_letter_attempts(config, subscription)
+        .await
+        .is_some_and(|n| n > 0)
 }

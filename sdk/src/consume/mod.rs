@@ -6,6 +6,7 @@
 //!   [`BlockingInbox`].
 //! * [`puller`]: unary Pull for tools that look at a subscription without consuming it.
 //! * [`merged`]: the `events.merged` wire form and the writer that produces it.
+//! * [`subscription`]: a subscription's dead-letter policy.
 //!
 //! The Rust [`Worker`](crate::worker::Worker) is the other way to consume: StreamingPull with
 //! the event store built in.
@@ -14,6 +15,7 @@ mod blocking;
 mod inbox;
 pub mod merged;
 pub mod puller;
+pub mod subscription;
 
 #[allow(deprecated)]
 pub use blocking::{BlockingConsumer, BlockingInbox};

@@ -254,18 +254,6 @@ fn on_off(b: bool) -> &'static str {
     if b { "on" } else { "off" }
 }
 
-/// The delivery attempts after which `subscription` (full path) dead-letters a message: `Some(n)`
-/// with a dead-letter policy, `Some(0)` without one, `None` when the subscription cannot be
-/// read within 10 s (the account may lack the right, which consuming does not need).
-pub async fn dead_letter_attempts(config: &Config, subscription: &str) -> Option<i32> {
-    let read = async {
-        let admin = crate::clients::subscription_admin(config).await.ok()?;
-        admin.get_subscription().set_subscription(subscription).send().await.ok()
-    };
-    let sub = tokio::time::timeout(Duration::from_secs(10), read).await.ok().flatten()?;
-    Some(sub.dead_letter_policy.map_or(0, |p| p.max_delivery_attempts))
-}
-
 /// Creates only the claim-check bucket on the storage emulator named by `config` (for a Pub/Sub
 /// that is provisioned otherwise, e.g. the in-repo fake).
 pub async fn provision_bucket(config: &Config) -> Result<Status> {

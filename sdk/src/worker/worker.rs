@@ -193,7 +193,9 @@ impl Worker {
         let (config, slot, configured) =
             (self.config.clone(), self.max_attempts.clone(), self.options.max_delivery_attempts);
         tokio::spawn(async move {
-            let Some(policy) = super::provision::dead_letter_attempts(&config, &subscription).await else {
+            let Some(policy) =
+                crate::consume::subscription::dead_letter_attempts(&config, &subscription).await
+            else {
                 return;
             };
             if policy > 0 {

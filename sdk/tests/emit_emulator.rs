@@ -169,7 +169,7 @@ async fn reemitting_an_event_reuses_its_object_and_a_different_payload_gets_its_
     let objects = list_objects(&config.names().payload_bucket, "12/").await;
     assert_eq!(objects.len(), 2, "{objects:?}");
     assert_eq!(
-        download(&config.names().payload_bucket, &objects.iter().find(|o| o.contains(&sha)).unwrap()).await,
+        download(&config.names().payload_bucket, objects.iter().find(|o| o.contains(&sha)).unwrap()).await,
         bytes,
         "the original object is intact"
     );

@@ -126,7 +126,10 @@ async fn a_spool_directory_others_can_read_is_refused_by_emit_and_relay_and_noth
         ];
 
         // Rust.
-        let err = Emitter::connect(config.clone()).await.err().expect("refused").to_string();
+        let Err(err) = Emitter::connect(config.clone()).await else {
+            panic!("a spool others can read is refused")
+        };
+        let err = err.to_string();
         for e in &expected {
             assert!(err.contains(e.as_str()), "Rust: {e:?} in {err}");
         }

@@ -437,7 +437,7 @@ impl EventStore {
                 continue;
             }
             if let Some(&first) = first_index.get(&event.event_id()) {
-                if same_event(&events[first], event) {
+                if same_event(events[first], event) {
                     repeats.push((i, first));
                 } else {
                     run.reject(
@@ -901,7 +901,7 @@ fn pieces(text: &str, size: usize) -> impl Iterator<Item = &str> {
 
 /// The INSERT statement for `rows`; with `payload_variable` the payload is `@suitex_payload`
 /// (see [`EventStore::insert_streamed`]).
-fn insert_query<'a>(rows: &[&'a Row<'_>], payload_variable: bool) -> QueryBuilder<sqlx::MySql> {
+fn insert_query(rows: &[&Row<'_>], payload_variable: bool) -> QueryBuilder<sqlx::MySql> {
     let mut q = QueryBuilder::<sqlx::MySql>::new(
         "INSERT INTO event_store (account_id, event_id, aggregate_type, aggregate_id, event_type, payload, metadata, occurred_at) ",
     );

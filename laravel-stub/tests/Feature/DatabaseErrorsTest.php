@@ -22,7 +22,7 @@ final class DatabaseErrorsTest extends TestCase
     {
         $rust = file_get_contents(dirname(__DIR__, 3).'/sdk/src/store/errors.rs');
         $this->assertSame(1, preg_match('/const CONNECTION_SCOPED: \[\(u16, FailureClass, &str\); (\d+)\] = \[(.*?)\n\];/s', $rust, $m), 'CONNECTION_SCOPED is in sdk/src/store/errors.rs');
-        preg_match_all('/\((\d+), FailureClass::(\w+), "/', $m[2], $rows, PREG_SET_ORDER);
+        preg_match_all('/\(\s*(\d+),\s*FailureClass::(\w+),\s*"/', $m[2], $rows, PREG_SET_ORDER);
         $this->assertCount((int) $m[1], $rows);
         $snake = fn (string $camel) => strtolower(preg_replace('/(?<!^)[A-Z]/', '_$0', $camel));
         $rustList = [];

@@ -29,10 +29,13 @@ return [
         // Attempts after which events.raw-sub dead-letters a message (its dead-letter policy;
         // terraform/ sets 5): a poison event's key goes on at once on its last attempt.
         'max_delivery_attempts' => (int) env('SUITEX_WORKER_MAX_DELIVERY_ATTEMPTS', 5),
-        // Back-off while the database or Pub/Sub is away: from the initial wait, doubling, up to
-        // the most (with jitter). Events in hand keep their leases meanwhile.
-        'backoff_initial_ms' => (int) env('SUITEX_WORKER_BACKOFF_INITIAL_MS', 100),
-        'backoff_max_ms' => (int) env('SUITEX_WORKER_BACKOFF_MAX_MS', 10000),
+        // Back-off while the database or Pub/Sub is away: from the first wait, doubling, up to the
+        // longest (with jitter). Events in hand keep their leases meanwhile. The Rust worker's
+        // settings, names, format (`200ms`, `30s`, `2m`; a bare number is milliseconds) and
+        // defaults alike (sdk/src/settings/mod.rs; a test compares them). The 0.2 names
+        // SUITEX_WORKER_BACKOFF_INITIAL_MS / _MAX_MS (milliseconds) are still read, deprecated.
+        'backoff_min' => env('SUITEX_WORKER_BACKOFF_MIN', env('SUITEX_WORKER_BACKOFF_INITIAL_MS', '200ms')),
+        'backoff_max' => env('SUITEX_WORKER_BACKOFF_MAX', env('SUITEX_WORKER_BACKOFF_MAX_MS', '30s')),
     ],
 
 ];

@@ -26,7 +26,7 @@ class EventBackbone
      * 'inline'|'gcs', 'spooled' => bool]: in spool mode (php.ini suitex_events.spool) the event
      * is appended durably to the host's spool, `spooled` is true and `message_id` is empty.
      */
-    public function emit(array $event): array
+    public function emitEvent(array $event): array
     {
         $this->requireExtension();
 
@@ -34,11 +34,23 @@ class EventBackbone
     }
 
     /** Emits several events at once; returns one receipt per event, in order. */
-    public function emitBatch(array $events): array
+    public function emitEvents(array $events): array
     {
         $this->requireExtension();
 
         return \SuiteX\Events\emit_events($events);
+    }
+
+    /** @deprecated 0.2 name: use emitEvent(), the operation's name in every language. */
+    public function emit(array $event): array
+    {
+        return $this->emitEvent($event);
+    }
+
+    /** @deprecated 0.2 name: use emitEvents(), the operation's name in every language. */
+    public function emitBatch(array $events): array
+    {
+        return $this->emitEvents($events);
     }
 
     private function requireExtension(): void

@@ -11,7 +11,7 @@ final class Backoff
 {
     private int $attempt = 0;
 
-    public function __construct(private int $initialMs = 100, private int $maxMs = 10_000)
+    public function __construct(private int $initialMs, private int $maxMs)
     {
     }
 

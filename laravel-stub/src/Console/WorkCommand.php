@@ -4,6 +4,7 @@ namespace SuiteX\EventBackbone\Console;
 
 use Illuminate\Console\Command;
 use Illuminate\Support\Facades\DB;
+use SuiteX\EventBackbone\Config\Duration;
 use SuiteX\EventBackbone\Exceptions\EventStoreWriteForbiddenException;
 use SuiteX\EventBackbone\Models\EventStore;
 use SuiteX\EventBackbone\Worker\DatabaseErrors;
@@ -66,7 +67,16 @@ class WorkCommand extends Command
         $batch = max(1, min(1000, (int) $this->option('batch')));
         $wait = max(0, (int) $this->option('wait'));
         $maxAttempts = (int) ($this->option('max-attempts') ?? $config->get('suitex-events.worker.max_delivery_attempts', 5));
-        $backoff = new Backoff((int) $config->get('suitex-events.worker.backoff_initial_ms', 100), (int) $config->get('suitex-events.worker.backoff_max_ms', 10_000));
+        try {
+            $backoff = new Backoff(
+                Duration::milliseconds($config->get('suitex-events.worker.backoff_min', '200ms'), 'SUITEX_WORKER_BACKOFF_MIN'),
+                Duration::milliseconds($config->get('suitex-events.worker.backoff_max', '30s'), 'SUITEX_WORKER_BACKOFF_MAX'),
+            );
+        } catch (\InvalidArgumentException $e) {
+            $this->error($e->getMessage());
+
+            return 1;
+        }
 
         $inbox = new \SuiteX\Events\Inbox();
         $writer = new EventWriter();

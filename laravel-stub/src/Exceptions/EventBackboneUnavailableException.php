@@ -4,7 +4,7 @@ namespace SuiteX\EventBackbone\Exceptions;
 
 use RuntimeException;
 
-/** Thrown by Events::emit() when the suitex_events PHP extension is not loaded. */
+/** Thrown by Events::emitEvent() when the suitex_events PHP extension is not loaded. */
 class EventBackboneUnavailableException extends RuntimeException
 {
     public static function extensionMissing(): self

@@ -6,10 +6,13 @@ use SuiteX\EventBackbone\Testing\EventBackboneFake;
 use Illuminate\Support\Facades\Facade;
 
 /**
- * Events::emit([...]) — emit an event to the SuiteX event backbone.
+ * Events::emitEvent([...]) — emit an event to the SuiteX event backbone; Events::emitEvents([...])
+ * for several. (emit() and emitBatch(), the 0.2 names, remain as deprecated aliases.)
  *
- * @method static array emit(array $event)
- * @method static array emitBatch(array $events)
+ * @method static array emitEvent(array $event)
+ * @method static array emitEvents(array $events)
+ * @method static array emit(array $event) deprecated: use emitEvent()
+ * @method static array emitBatch(array $events) deprecated: use emitEvents()
  * @method static bool available()
  * @method static \Illuminate\Support\Collection emitted(?string $eventType = null, ?callable $callback = null)
  * @method static void assertEmitted(string $eventType, ?callable $callback = null)

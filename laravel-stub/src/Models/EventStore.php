@@ -16,7 +16,7 @@ use Illuminate\Database\Eloquent\Model;
  * (DB_EVENT_STORE_ROLE=writer: the worker) may create rows; with the default reader role —
  * the web tier — every write path throws EventStoreWriteForbiddenException before any SQL is
  * sent (SuiteX\EventBackbone\Database\EventStoreConnection), and the reader's database account refuses it too.
- * The web tier emits through Events::emit() and the worker stores.
+ * The web tier emits through Events::emitEvent() and the worker stores.
  *
  * @property int $id
  * @property int $account_id

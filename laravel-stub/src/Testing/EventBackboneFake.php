@@ -21,7 +21,7 @@ class EventBackboneFake
     }
 
     /** Validates and records one event; returns a receipt shaped like the extension's. */
-    public function emit(array $event): array
+    public function emitEvent(array $event): array
     {
         $valid = EventValidator::validate($event);
         $this->emitted[] = $valid;
@@ -30,7 +30,7 @@ class EventBackboneFake
     }
 
     /** Validates every event first (the extension sends nothing when one is bad), then records them. */
-    public function emitBatch(array $events): array
+    public function emitEvents(array $events): array
     {
         $valid = array_map(fn (array $e) => EventValidator::validate($e), $events);
         $receipts = [];
@@ -40,6 +40,18 @@ class EventBackboneFake
         }
 
         return $receipts;
+    }
+
+    /** @deprecated 0.2 name: use emitEvent(). */
+    public function emit(array $event): array
+    {
+        return $this->emitEvent($event);
+    }
+
+    /** @deprecated 0.2 name: use emitEvents(). */
+    public function emitBatch(array $events): array
+    {
+        return $this->emitEvents($events);
     }
 
     /** The recorded events of `$eventType` (every event when null) for which `$callback` is true. */

@@ -58,6 +58,28 @@ final class EventsFakeTest extends LaravelTestCase
         }
     }
 
+    public function test_emit_event_and_emit_events_are_the_facades_names_and_the_old_ones_still_work(): void
+    {
+        $this->boot();
+        Events::fake();
+        $one = Events::emitEvent($this->emitted(['aggregate_id' => 'N-1']));
+        $many = Events::emitEvents([$this->emitted(['aggregate_id' => 'N-2']), $this->emitted(['aggregate_id' => 'N-3'])]);
+        $old = Events::emit($this->emitted(['aggregate_id' => 'N-4']));
+        $oldBatch = Events::emitBatch([$this->emitted(['aggregate_id' => 'N-5'])]);
+        $this->assertCount(2, $many);
+        $this->assertCount(1, $oldBatch);
+        $this->assertSame(array_keys($one), array_keys($old), 'the deprecated alias returns the same receipt');
+        Events::assertEmittedTimes('customer.updated', 5);
+        $this->assertSame(
+            ['N-1', 'N-2', 'N-3', 'N-4', 'N-5'],
+            Events::emitted()->pluck('aggregate_id')->all(),
+        );
+        $facade = new \ReflectionClass(\SuiteX\EventBackbone\EventBackbone::class);
+        foreach (['emit' => 'emitEvent', 'emitBatch' => 'emitEvents'] as $old => $new) {
+            $this->assertStringContainsString("@deprecated 0.2 name: use {$new}()", (string) $facade->getMethod($old)->getDocComment());
+        }
+    }
+
     public function test_a_bad_batch_records_nothing(): void
     {
         $this->boot();

@@ -213,16 +213,16 @@ settings! {
         "longest one claim-check download may take before the batch is retried";
     /// Delivery attempts before Pub/Sub dead-letters a message.
     WORKER_MAX_DELIVERY_ATTEMPTS = "SUITEX_WORKER_MAX_DELIVERY_ATTEMPTS", Worker, php: false, default: "`5`",
-        "the subscription's dead-letter attempts (its own policy wins when the worker may read it): a key's later events wait behind a failed one until its last attempt";
+        "the subscription's dead-letter attempts (its own policy wins when the worker may read it): a key's later events wait behind a failed one until its last attempt (`php artisan events:work` reads it too)";
     /// Messages the worker's subscriber may hold.
     WORKER_MAX_OUTSTANDING = "SUITEX_WORKER_MAX_OUTSTANDING", Worker, php: false, default: "`1000`",
         "messages the worker's subscriber may hold";
     /// First back-off after a transient failure.
     WORKER_BACKOFF_MIN = "SUITEX_WORKER_BACKOFF_MIN", Worker, php: false, default: "`200ms`",
-        "first retry back-off after a transient failure";
+        "first retry back-off after a transient failure (`php artisan events:work` reads it too)";
     /// Longest back-off.
     WORKER_BACKOFF_MAX = "SUITEX_WORKER_BACKOFF_MAX", Worker, php: false, default: "`30s`",
-        "longest retry back-off";
+        "longest retry back-off (`php artisan events:work` reads it too)";
     /// How long in-flight work may take after SIGTERM.
     WORKER_SHUTDOWN_DEADLINE = "SUITEX_WORKER_SHUTDOWN_DEADLINE", Worker, php: false, default: "`30s`",
         "how long in-flight work may take after SIGTERM";

@@ -39,9 +39,12 @@ pub mod clients;
 #[cfg(not(any(feature = "test-support", test)))]
 pub(crate) mod clients;
 pub mod config;
+pub mod deadline;
 pub mod emit;
 pub mod envelope;
 pub mod error;
+pub mod ordered_publisher;
+pub mod per_process;
 pub mod settings;
 
 #[cfg(feature = "consume")]

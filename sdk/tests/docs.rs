@@ -100,3 +100,74 @@ fn no_file_cites_a_design_document_outside_the_repository() {
     }
     assert!(offenders.is_empty(), "cite docs/architecture.md instead:\n{}", offenders.join("\n"));
 }
+
+/// The SDK's top-level modules, each with the top-level modules it may use
+/// (docs/architecture.md §5.2): the foundations use only foundations, each side only the
+/// foundations and the sides below it, the command line anything.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("error", FOUNDATIONS),
+    ("settings", FOUNDATIONS),
+    ("envelope", FOUNDATIONS),
+    ("config", FOUNDATIONS),
+    ("deadline", FOUNDATIONS),
+    ("clients", FOUNDATIONS),
+    ("claim_check", FOUNDATIONS),
+    ("ordered_publisher", FOUNDATIONS),
+    ("per_process", FOUNDATIONS),
+    ("serve", FOUNDATIONS),
+    ("emit", FOUNDATIONS),
+    ("consume", FOUNDATIONS),
+    ("store", FOUNDATIONS),
+    ("worker", &["consume", "store"]),
+    ("cli", &["emit", "consume", "store", "worker"]),
+    ("main", &["cli"]),
+];
+const FOUNDATIONS: &[&str] = &[
+    "error",
+    "settings",
+    "envelope",
+    "config",
+    "deadline",
+    "clients",
+    "claim_check",
+    "ordered_publisher",
+    "per_process",
+    "serve",
+];
+
+#[test]
+fn every_import_runs_downward_and_none_goes_through_the_crate_root() {
+    let mut files = Vec::new();
+    rust_files(&repository().join("sdk/src"), &mut files);
+    let mut wrong = Vec::new();
+    for file in files.iter().filter(|f| !f.ends_with("sdk/src/lib.rs")) {
+        let top = file.trim_start_matches("sdk/src/").split(['/', '.']).next().unwrap().to_string();
+        let (_, above) = LAYERS
+            .iter()
+            .find(|(m, _)| *m == top)
+            .unwrap_or_else(|| panic!("{file}: module {top} is not in the layer table"));
+        let text = std::fs::read_to_string(repository().join(file)).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap();
+            for (i, _) in code.match_indices("crate::") {
+                let used: String =
+                    code[i + 7..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                let through_root = used.chars().next().is_some_and(char::is_uppercase);
+                let allowed =
+                    used == top || FOUNDATIONS.contains(&used.as_str()) || above.contains(&used.as_str());
+                if through_root || !allowed {
+                    wrong.push(format!(
+                        "{file}:{}: crate::{used} ({top} may not use it): {}",
+                        n + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "imports that do not run downward (docs/architecture.md §5.2):\n{}",
+        wrong.join("\n")
+    );
+}

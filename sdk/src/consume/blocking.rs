@@ -3,8 +3,8 @@
 
 use super::{Delivery, Inbox};
 use crate::config::Config;
-use crate::emit::blocking::PerProcess;
 use crate::error::Result;
+use crate::per_process::PerProcess;
 use std::time::Duration;
 
 /// A blocking, fork-safe [`Inbox`]: pull events from `events.raw-sub` and settle them one by

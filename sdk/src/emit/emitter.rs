@@ -22,13 +22,14 @@
 //! # Ok(()) }
 //! ```
 
-use super::ordered_publisher::{Deadline, OrderedPublisher, PublishBatch};
 use super::spool::{Entry, Spool};
 use super::spool_privacy::SpoolAccess;
 use crate::claim_check::ClaimCheck;
 use crate::config::{Config, PUBSUB_MESSAGE_MAX_BYTES};
+use crate::deadline::Deadline;
 use crate::envelope::{Event, Payload, PayloadLocation, PayloadRef};
 use crate::error::{Error, Result, ValidationError};
+use crate::ordered_publisher::{OrderedPublisher, PublishBatch};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;

@@ -4,12 +4,12 @@
 //! * [`Emitter`]: async, for Rust services (`emit_event`, `emit_events`).
 //! * [`BlockingEmitter`]: the same, synchronous and fork-safe, for the PHP extension, the C
 //!   library and plain threads.
-//! * [`ordered_publisher`]: ordered publishing with memory bounded however many aggregates pass
-//!   through (also used by the worker for `events.merged`).
+//! * [`spool`] and [`relay`]: spool mode (emit appends locally; the relay publishes).
+//!
+//! Publishing itself is [`crate::ordered_publisher`], which the consume and worker sides share.
 
 pub mod blocking;
 mod emitter;
-pub mod ordered_publisher;
 pub mod relay;
 pub mod spool;
 pub mod spool_privacy;

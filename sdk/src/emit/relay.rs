@@ -66,7 +66,7 @@ fn lock(dir: &std::path::Path, access: &SpoolAccess) -> Result<std::fs::File> {
         std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(fail)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Config(crate::ConfigError::new(
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Config(crate::error::ConfigError::new(
             crate::settings::SPOOL.name,
             format!(
                 "{} is drained by another relay already ({} is locked); run one relay per spool",

@@ -194,9 +194,9 @@ impl Spool {
     }
 
     /// `config`'s spool directory; a clear error naming `SUITEX_EVENTS_SPOOL` in direct mode.
-    pub fn dir_of(config: &crate::Config) -> Result<&Path> {
+    pub fn dir_of(config: &crate::config::Config) -> Result<&Path> {
         config.spool().ok_or_else(|| {
-            Error::Config(crate::ConfigError::new(
+            Error::Config(crate::error::ConfigError::new(
                 crate::settings::SPOOL.name,
                 "is not set; it names the spool directory (spool mode)",
             ))

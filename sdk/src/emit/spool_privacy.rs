@@ -52,7 +52,7 @@ impl SpoolAccess {
     }
 
     /// The access `config` asks for (`SUITEX_EVENTS_SPOOL_GROUP`).
-    pub fn of(config: &crate::Config) -> Result<SpoolAccess> {
+    pub fn of(config: &crate::config::Config) -> Result<SpoolAccess> {
         config.spool_group().map_or_else(|| Ok(SpoolAccess::owner_only()), SpoolAccess::shared_with)
     }
 

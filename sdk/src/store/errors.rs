@@ -162,7 +162,7 @@ pub fn failure_class(e: &sqlx::Error) -> (FailureClass, bool) {
 }
 
 /// The class of a failure the SDK reported (for the worker's metrics, logs and `/readyz`).
-pub fn failure_class_of(e: &crate::Error) -> FailureClass {
+pub fn failure_class_of(e: &crate::error::Error) -> FailureClass {
     use crate::error::{Error, Service};
     match e {
         Error::Service { service: Service::Database, source, .. } => {

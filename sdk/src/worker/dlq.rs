@@ -11,8 +11,9 @@
 
 use crate::config::Config;
 use crate::consume::puller::Pending;
-use crate::emit::ordered_publisher::{Deadline, OrderedPublisher};
+use crate::deadline::Deadline;
 use crate::error::Result;
+use crate::ordered_publisher::OrderedPublisher;
 use google_cloud_pubsub::model::Message;
 use googleapis_tonic_google_pubsub_v1::google::pubsub::v1 as pb;
 use serde::Serialize;

@@ -79,7 +79,12 @@ impl Health {
     /// Storing failed `attempts` times in a row, the last time with `error` of `class`: not
     /// ready until an attempt succeeds (a database that answers `SELECT 1` may still refuse
     /// every INSERT).
-    pub fn store_failed(&self, class: crate::store::FailureClass, error: &crate::Error, attempts: u64) {
+    pub fn store_failed(
+        &self,
+        class: crate::store::FailureClass,
+        error: &crate::error::Error,
+        attempts: u64,
+    ) {
         *self.failing.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(format!("storing fails ({}, {attempts} attempts in a row): {error}", class.name()));
     }

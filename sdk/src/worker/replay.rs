@@ -6,8 +6,9 @@
 
 use crate::config::Config;
 use crate::consume::merged::MergedWriter;
-use crate::emit::ordered_publisher::{Deadline, OrderedPublisher};
+use crate::deadline::Deadline;
 use crate::error::Result;
+use crate::ordered_publisher::OrderedPublisher;
 use crate::store::{EventStore, Selection};
 use std::time::Duration;
 use tokio::time::Instant;

@@ -1,10 +1,11 @@
 //! Every setting of the backbone, in one list, and the parsers that read them.
 //!
 //! A setting is an environment variable name with its default and meaning ([`Setting`]);
-//! [`ALL`] lists every one of them. The readers — [`Config::from_lookup`](crate::Config) for the
-//! emit side, `StoreSettings::from_lookup` for the event store, `WorkerOptions::from_lookup` for
-//! the worker — take their values through the constants defined here, so a setting that is read
-//! is necessarily listed. The PHP extension registers its php.ini directives from this list
+//! [`ALL`] lists every one of them. Each type that is configured reads its own variables next
+//! to its definition — [`Config::from_lookup`](crate::config::Config::from_lookup) for the emit
+//! side, `StoreSettings::from_lookup` (`store::settings`) for the event store,
+//! `WorkerOptions::from_lookup` (`worker::options`) for the worker — through the constants
+//! defined here and the parsers of [`Source`], so a setting that is read is necessarily listed. The PHP extension registers its php.ini directives from this list
 //! ([`Setting::php_directive`]), and the README's configuration table is generated from it
 //! ([`markdown_table`]; a test fails when the README has drifted), so a setting cannot exist
 //! in one place and be missing in another.
@@ -12,12 +13,6 @@
 //! Values: durations are [`humantime`] durations (`500ms`, `10s`, `2m`, `1h 30m`); a bare number
 //! is milliseconds. Sizes are [`bytesize`] sizes: `262144`, `256KiB`, `32MiB` (binary), or
 //! `256KB`, `32MB` (decimal).
-
-mod emit;
-#[cfg(feature = "store")]
-mod store;
-#[cfg(feature = "worker")]
-mod worker;
 
 use crate::error::ConfigError;
 use std::time::Duration;

@@ -1,4 +1,6 @@
-//! Ordered publishing with memory that stays bounded however many ordering keys pass through.
+//! Ordered publishing with memory that stays bounded however many ordering keys pass through:
+//! what the emitter publishes to `events.raw`, the worker and the inbox to `events.merged`, and
+//! replay and redrive to either, all through this one publisher.
 //!
 //! The official `Publisher` runs one sequential worker per ordering key and never frees it, so a
 //! long-lived process grows by ~9 KiB for every aggregate it ever emitted for. Its workers are
@@ -16,7 +18,8 @@
 //! call's results are in (or, after a deadline, when the abandoned publishes settle), so later
 //! events of the key are never stuck.
 
-use crate::config::Batching;
+use crate::config::{Batching, Config};
+use crate::deadline::Deadline;
 use crate::error::{Error, Service, gax_is_transient};
 use futures::FutureExt;
 use futures::StreamExt;
@@ -28,29 +31,6 @@ use google_cloud_pubsub::publisher::PublishFuture;
 use std::collections::HashSet;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::time::Instant;
-
-/// A point in time an operation must finish by, with the budget it was given (for messages).
-#[derive(Debug, Clone, Copy)]
-pub struct Deadline {
-    /// When the time runs out.
-    pub at: Instant,
-    /// How long the operation was given in all.
-    pub budget: Duration,
-}
-
-impl Deadline {
-    /// `budget` from now.
-    pub fn after(budget: Duration) -> Deadline {
-        Deadline { at: Instant::now() + budget, budget }
-    }
-
-    /// Time left, zero once passed.
-    pub fn remaining(&self) -> Duration {
-        self.at.saturating_duration_since(Instant::now())
-    }
-}
 
 /// Publishes ordered messages to one topic through bounded publisher generations.
 #[derive(Clone, Debug)]
@@ -80,9 +60,9 @@ impl OrderedPublisher {
     /// generation size; the client's retries stop at `config`'s publish deadline. Must be called
     /// inside a Tokio runtime.
     pub async fn connect(
-        config: &crate::Config,
+        config: &Config,
         topic: impl Into<String>,
-    ) -> crate::Result<OrderedPublisher> {
+    ) -> crate::error::Result<OrderedPublisher> {
         let base = crate::clients::base_publisher(config, config.publish_deadline()).await?;
         Ok(OrderedPublisher::new(&base, topic, config.batching(), config.max_ordering_keys()))
     }

@@ -2,12 +2,13 @@
 
 use crate::error::{SuitexResult, code_of, fail, set_last_error};
 use crate::panic::ffi_boundary;
+use parking_lot::Mutex;
 use sdk::BlockingEmitter;
 use sdk::Config;
 use sdk::{Event, PayloadLocation};
 use std::collections::HashMap;
 use std::ffi::c_char;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 /// An emitter: Pub/Sub and Cloud Storage clients for one configuration.
 ///
@@ -77,17 +78,14 @@ fn registry() -> &'static Mutex<HashMap<usize, Arc<BlockingEmitter>>> {
 }
 
 fn lookup(handle: *const suitex_emitter) -> Option<Arc<BlockingEmitter>> {
-    registry().lock().unwrap_or_else(|p| p.into_inner()).get(&(handle as usize)).cloned()
+    registry().lock().get(&(handle as usize)).cloned()
 }
 
 fn register(config: Config, out: *mut *mut suitex_emitter) -> SuitexResult {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let handle = Box::into_raw(Box::new(suitex_emitter { _id: id }));
-    registry()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(handle as usize, Arc::new(BlockingEmitter::new(config)));
+    registry().lock().insert(handle as usize, Arc::new(BlockingEmitter::new(config)));
     // SAFETY: `out` was checked non-NULL by the caller.
     unsafe { *out = handle };
     SuitexResult::SUITEX_OK
@@ -190,7 +188,7 @@ pub unsafe extern "C" fn suitex_emitter_free(emitter: *mut suitex_emitter) -> Su
         if emitter.is_null() {
             return SuitexResult::SUITEX_OK;
         }
-        let removed = registry().lock().unwrap_or_else(|p| p.into_inner()).remove(&(emitter as usize));
+        let removed = registry().lock().remove(&(emitter as usize));
         match removed {
             Some(inner) => {
                 // SAFETY: the handle was live, so it is the Box `register` leaked.

@@ -7,16 +7,17 @@ use ext_php_rs::boxed::ZBox;
 use ext_php_rs::exception::PhpException;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ArrayKey, ZendHashTable};
+use parking_lot::Mutex;
 use sdk::{BlockingEmitter, EmitReceipt, Event};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The per-process emitter of `emit_event()` / `emit_events()`, made on first use.
 static DEFAULT: Mutex<Option<Arc<BlockingEmitter>>> = Mutex::new(None);
 
 fn default_emitter() -> PhpResult<Arc<BlockingEmitter>> {
-    let mut slot = DEFAULT.lock().unwrap_or_else(|p| p.into_inner());
+    let mut slot = DEFAULT.lock();
     if let Some(e) = slot.as_ref() {
         return Ok(e.clone());
     }

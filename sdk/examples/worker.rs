@@ -13,11 +13,13 @@ use suitex_events::{Config, EventStore, StoreSettings, Worker, WorkerOptions};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = EventStore::open(&StoreSettings::from_env()?).await?;
     let worker = Worker::new(Config::from_env()?, store, WorkerOptions::from_env()?).await?;
-    let summary = worker
-        .run(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let on_ctrl_c = stop.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        on_ctrl_c.cancel();
+    });
+    let summary = worker.run(stop).await?;
     println!("stopped after {} batches", summary.batches);
     Ok(())
 }

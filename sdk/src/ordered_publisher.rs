@@ -28,9 +28,10 @@ use google_cloud_pubsub::client::{BasePublisher, Publisher};
 use google_cloud_pubsub::error::PublishError;
 use google_cloud_pubsub::model::Message;
 use google_cloud_pubsub::publisher::PublishFuture;
+use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Publishes ordered messages to one topic through bounded publisher generations.
 #[derive(Clone, Debug)]
@@ -91,14 +92,14 @@ impl OrderedPublisher {
 
     /// How many generations have been retired so far.
     pub fn generations_retired(&self) -> u64 {
-        self.inner.current.lock().expect("generation lock").number
+        self.inner.current.lock().number
     }
 
     /// The generation to publish `keys` through, counting them against its limit.
     fn acquire<'a>(&self, keys: impl Iterator<Item = &'a str> + Clone) -> Publisher {
         let inner = &*self.inner;
         let hashes: Vec<u64> = keys.filter(|k| !k.is_empty()).map(|k| inner.hasher.hash_one(k)).collect();
-        let mut generation = inner.current.lock().expect("generation lock");
+        let mut generation = inner.current.lock();
         let new = hashes.iter().filter(|h| !generation.keys.contains(h)).count();
         if !generation.keys.is_empty() && generation.keys.len() + new > inner.max_keys {
             let number = generation.number + 1;
@@ -136,7 +137,7 @@ impl OrderedPublisher {
 
     /// Sends everything buffered in the current generation now.
     pub async fn flush(&self) {
-        let publisher = self.inner.current.lock().expect("generation lock").publisher.clone();
+        let publisher = self.inner.current.lock().publisher.clone();
         publisher.flush().await;
     }
 }

@@ -8,7 +8,8 @@
 //! never answer — and builds its own.
 
 use crate::error::{Error, Result};
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 
 /// Runtime worker threads per process (emitting is I/O bound).
 const WORKER_THREADS: usize = 2;
@@ -33,7 +34,7 @@ impl<T> PerProcess<T> {
         Fut: std::future::Future<Output = Result<T>>,
     {
         let pid = std::process::id();
-        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self.state.lock();
         if let Some(s) = state.as_ref() {
             if s.0 == pid {
                 return Ok(s.clone());
@@ -56,7 +57,7 @@ impl<T> PerProcess<T> {
 
 impl<T> Drop for PerProcess<T> {
     fn drop(&mut self) {
-        let state = self.state.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        let state = self.state.get_mut().take();
         if let Some(s) = state.filter(|s| s.0 != std::process::id()) {
             // Inherited across fork(): see above.
             std::mem::forget(s);

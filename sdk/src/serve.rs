@@ -5,6 +5,7 @@
 //! once, each bounded by [`CONNECTION_DEADLINE`]; an accept error (out of file descriptors, say)
 //! is logged and waited out instead of spun on. What it answers comes from an [`Exposition`].
 
+use backon::BackoffBuilder;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
@@ -79,18 +80,22 @@ impl Accept for TcpListener {
 /// Serves `exposition` on connections from `acceptor` until the task is dropped.
 pub async fn serve<A: Accept, E: Exposition>(mut acceptor: A, exposition: Arc<E>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let accept_backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(ACCEPT_BACKOFF_MIN)
+        .with_max_delay(ACCEPT_BACKOFF_MAX)
+        .without_max_times();
+    let mut backoff = accept_backoff.build();
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let stream = match acceptor.accept().await {
             Ok(stream) => {
-                backoff = ACCEPT_BACKOFF_MIN;
+                backoff = accept_backoff.build();
                 stream
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "the metrics endpoint cannot accept a connection");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                let wait = backoff.next().unwrap_or(ACCEPT_BACKOFF_MAX);
+                tracing::warn!(error = %e, retry_in = ?wait, "the metrics endpoint cannot accept a connection");
+                tokio::time::sleep(wait).await;
                 continue;
             }
         };

@@ -90,10 +90,11 @@ impl Command {
     }
 }
 
-/// A watch that turns true once SIGTERM or SIGINT arrives (the long-running commands finish
-/// what they hold, then exit).
-pub(crate) fn signals() -> tokio::sync::watch::Receiver<bool> {
-    let (tx, rx) = tokio::sync::watch::channel(false);
+/// A token cancelled once SIGTERM or SIGINT arrives (the long-running commands finish what
+/// they hold, then exit).
+pub(crate) fn signals() -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    let cancel = token.clone();
     tokio::spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("SIGTERM handler");
@@ -101,9 +102,9 @@ pub(crate) fn signals() -> tokio::sync::watch::Receiver<bool> {
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
             _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
         }
-        let _ = tx.send(true);
+        cancel.cancel();
     });
-    rx
+    token
 }
 
 pub fn main() -> ExitCode {

@@ -7,17 +7,12 @@ use std::time::Duration;
 use suitex_events::Config;
 use suitex_events::store::{EventStore, StoreSettings};
 use suitex_events::worker::{Worker, WorkerOptions};
-use tokio::sync::watch;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Address of the Prometheus endpoint (`/metrics`); `off` disables it.
     #[arg(long, env = "SUITEX_WORKER_METRICS_ADDR", default_value = "127.0.0.1:9464")]
     metrics_addr: String,
-}
-
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -37,7 +32,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 tracing::warn!(error = %e, retry_in = ?wait, "event store unreachable at start-up");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = stopped(stop.clone()) => return Ok(ExitCode::SUCCESS),
+                    _ = stop.cancelled() => return Ok(ExitCode::SUCCESS),
                 }
             }
         }
@@ -69,6 +64,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             })?;
         tracing::info!(%bound, "metrics at http://{bound}/metrics; probes at /healthz and /readyz");
     }
-    worker.run(stopped(stop)).await?;
+    worker.run(stop).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -22,8 +22,9 @@ use crate::envelope::{Event, Payload, PayloadRef};
 use crate::error::{Error, Poison, Result, ValidationError};
 use crate::ordered_publisher::OrderedPublisher;
 use googleapis_tonic_google_pubsub_v1::google::pubsub::v1 as pb;
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One message pulled from `events.raw-sub`, decoded.
@@ -71,7 +72,7 @@ pub struct Inbox {
     carried: Mutex<Carried>,
     /// Deliveries handed out and not settled yet, by ack id; their leases are kept alive.
     held: Arc<Mutex<HashMap<String, Held>>>,
-    keeper: tokio::task::JoinHandle<()>,
+    keeper: tokio_util::sync::CancellationToken,
     /// The `events.merged` writer and publisher, made on the first [`Inbox::ack_stored`].
     merged: tokio::sync::OnceCell<(MergedWriter, OrderedPublisher)>,
 }
@@ -86,12 +87,8 @@ struct Held {
 
 impl Drop for Inbox {
     fn drop(&mut self) {
-        self.keeper.abort();
+        self.keeper.cancel();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Messages held back by a transient failure, in the order received.
@@ -115,7 +112,7 @@ impl Inbox {
                 subscription.clone(),
                 KEEP_EVERY,
                 KEEP_FOR.as_secs() as i32,
-                move || lock(&held).keys().cloned().collect(),
+                move || held.lock().keys().cloned().collect(),
             )
         };
         Ok(Inbox {
@@ -176,7 +173,8 @@ impl Inbox {
                 },
             };
             let m = r.message.unwrap_or_default();
-            lock(&self.held)
+            self.held
+                .lock()
                 .insert(r.ack_id.clone(), Held { event: event.as_ref().ok().cloned(), reference });
             out.push(Delivery {
                 ack_id: r.ack_id,
@@ -192,7 +190,7 @@ impl Inbox {
 
     /// Up to `max` carried messages, unless their lease has run out.
     fn take_carried(&self, max: usize) -> Vec<pb::ReceivedMessage> {
-        let mut carried = lock(&self.carried);
+        let mut carried = self.carried.lock();
         if carried.leased_until.is_some_and(|until| tokio::time::Instant::now() >= until) {
             carried.messages.clear();
         }
@@ -210,7 +208,7 @@ impl Inbox {
         if self.puller.modify_deadline(&self.subscription, ids, seconds).await.is_err() {
             return;
         }
-        let mut carried = lock(&self.carried);
+        let mut carried = self.carried.lock();
         // Messages still carried keep their own, earlier lease.
         carried.leased_until = match carried.leased_until {
             Some(earlier) if !carried.messages.is_empty() => Some(earlier.min(leased_until)),
@@ -256,7 +254,7 @@ impl Inbox {
     /// `event_id` or `store_id`).
     pub async fn ack_stored(&self, ack_id: &str, store_id: u64) -> Result<String> {
         let (event, reference) = {
-            let held = lock(&self.held);
+            let held = self.held.lock();
             let Some(h) = held.get(ack_id) else {
                 return Err(Error::Invalid(ValidationError::new(
                     "ack_id",
@@ -299,11 +297,11 @@ impl Inbox {
 
     /// How many deliveries are in hand (handed out, not settled).
     pub fn in_hand(&self) -> usize {
-        lock(&self.held).len()
+        self.held.lock().len()
     }
 
     fn forget(&self, ack_ids: &[String]) {
-        let mut held = lock(&self.held);
+        let mut held = self.held.lock();
         for id in ack_ids {
             held.remove(id);
         }

@@ -16,10 +16,12 @@ use crate::config::Config;
 use crate::error::{Error, Result, Service};
 use google_cloud_auth::credentials::{CacheableResource, Credentials};
 use googleapis_tonic_google_pubsub_v1::google::pubsub::v1 as pb;
+use parking_lot::Mutex;
 use pb::subscriber_client::SubscriberClient;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 /// Deadline of one Pull call.
@@ -174,26 +176,33 @@ impl Puller {
     }
 }
 
-/// Every `every`, extends the leases of the ack ids `held` returns by `seconds`, for as long as
-/// the task runs (abort it when the messages are settled). A failed extension is logged and
-/// tried again on the next tick, so `every` must be well inside `seconds`.
+/// Every `every`, extends the leases of the ack ids `leased` returns by `seconds`, until the
+/// returned token is cancelled (when the messages are settled, or their holder is dropped). A
+/// failed extension is logged and tried again on the next tick, so `every` must be well inside
+/// `seconds`.
 pub(super) fn keep_leases(
     puller: Puller,
     subscription: String,
     every: Duration,
     seconds: i32,
-    held: impl Fn() -> Vec<String> + Send + 'static,
-) -> tokio::task::JoinHandle<()> {
+    leased: impl Fn() -> Vec<String> + Send + 'static,
+) -> CancellationToken {
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(every).await;
-            for chunk in held().chunks(PULL_MAX as usize) {
+            tokio::select! {
+                _ = stopped.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            for chunk in leased().chunks(PULL_MAX as usize) {
                 if let Err(e) = puller.modify_deadline(&subscription, chunk.to_vec(), seconds).await {
                     tracing::warn!(error = %e, "extending the leases of messages in hand failed; retrying");
                 }
             }
         }
-    })
+    });
+    stop
 }
 
 /// How often held messages' leases are extended, and how far.
@@ -213,13 +222,13 @@ pub struct Pending {
     settled: HashSet<usize>,
     /// The ack ids whose leases the keeper extends.
     held: Arc<Mutex<HashSet<String>>>,
-    keeper: tokio::task::JoinHandle<()>,
+    keeper: CancellationToken,
     empty_pulls: u32,
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        self.keeper.abort();
+        self.keeper.cancel();
     }
 }
 
@@ -231,7 +240,7 @@ impl Pending {
         let keeper = {
             let held = held.clone();
             keep_leases(puller.clone(), subscription.to_string(), KEEP_EVERY, KEEP_FOR_SECONDS, move || {
-                held.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+                held.lock().iter().cloned().collect()
             })
         };
         Ok(Pending {
@@ -261,7 +270,7 @@ impl Pending {
             let mut new = Vec::new();
             for r in got {
                 let message_id = r.message.as_ref().map(|m| m.message_id.clone()).unwrap_or_default();
-                let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+                let mut held = self.held.lock();
                 match self.by_id.get(&message_id) {
                     Some(&i) => {
                         // Delivered again: only the newest ack id counts.
@@ -296,7 +305,7 @@ impl Pending {
     }
 
     fn take(&mut self, indices: &[usize]) -> Vec<String> {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = self.held.lock();
         let mut ids = Vec::new();
         for &i in indices {
             if self.settled.insert(i) {
@@ -310,7 +319,7 @@ impl Pending {
     /// Acks the messages at `consume` (indices into [`Pending::messages`]) and releases all
     /// the others for immediate redelivery.
     pub async fn settle(mut self, consume: &[usize]) -> Result<()> {
-        self.keeper.abort();
+        self.keeper.cancel();
         let ack = self.take(consume);
         let rest: Vec<usize> = (0..self.messages.len()).filter(|i| !self.settled.contains(i)).collect();
         let release = self.take(&rest);

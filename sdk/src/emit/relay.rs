@@ -26,7 +26,7 @@ use backon::BackoffBuilder;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Events taken from the spool per round.
 pub const DEFAULT_BATCH: usize = 1000;
@@ -119,17 +119,17 @@ impl Relay {
         &self.stats
     }
 
-    /// Drains until `stop` turns true — or, with `until_empty`, until a round finds the spool
+    /// Drains until `stop` is cancelled — or, with `until_empty`, until a round finds the spool
     /// empty. The round in progress is finished first (its publishes complete or reach their
     /// deadline), so nothing is left half-done.
-    pub async fn run(&self, mut stop: watch::Receiver<bool>, until_empty: bool) -> Result<()> {
+    pub async fn run(&self, stop: CancellationToken, until_empty: bool) -> Result<()> {
         let builder = backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(100))
             .with_max_delay(Duration::from_secs(30))
             .with_jitter()
             .without_max_times();
         let mut backoff = builder.build();
-        while !*stop.borrow() {
+        while !stop.is_cancelled() {
             let pause = match self.round().await {
                 // Nothing was waiting.
                 Ok(round) if round == Round::default() => {
@@ -151,7 +151,7 @@ impl Relay {
                 }
             };
             if !pause.is_zero() {
-                let _ = tokio::time::timeout(pause, stop.wait_for(|s| *s)).await;
+                let _ = tokio::time::timeout(pause, stop.cancelled()).await;
             }
         }
         self.emitter.flush().await;

@@ -30,10 +30,10 @@
 
 use super::spool_privacy::SpoolAccess;
 use crate::error::{Error, Result};
+use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// The database file inside the spool directory.
@@ -213,8 +213,8 @@ impl Spool {
         self.max_bytes
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    fn conn(&self) -> parking_lot::MutexGuard<'_, Connection> {
+        self.conn.lock()
     }
 
     fn fail<'a>(&'a self, operation: &'a str) -> impl Fn(rusqlite::Error) -> Error + 'a {

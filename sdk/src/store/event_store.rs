@@ -17,6 +17,7 @@ use super::errors::{ErrorClass, FailureClass, classify, failure_class, mysql_cod
 use super::{MIGRATOR, StoreSettings};
 use crate::envelope::{Event, Payload};
 use crate::error::{Error, Poison, Result, Service};
+use backon::BackoffBuilder;
 use serde_json::Value;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::{QueryBuilder, Row as _};
@@ -40,6 +41,10 @@ const PAYLOAD_PIECE: usize = 4 << 20;
 /// Races with concurrent writers of the same event ids (deadlocks, duplicates appearing) that
 /// one chunk may meet before the append gives up for now (transient).
 const RACE_ATTEMPTS: usize = 10;
+/// The first and the longest wait before an INSERT that InnoDB chose as a deadlock victim runs
+/// again.
+const DEADLOCK_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const DEADLOCK_BACKOFF_MAX: Duration = Duration::from_millis(200);
 
 /// What appending one event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -499,6 +504,13 @@ impl EventStore {
     /// again.
     async fn append_chunk<'r, 'e: 'r>(&self, mut pending: Vec<&'r Row<'e>>, run: &mut Run<'_>) -> Result<()> {
         let operation = || format!("appending to {}", self.describe);
+        // Jittered, so that two workers inserting the same event ids do not retry in step.
+        let mut deadlock_backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(DEADLOCK_BACKOFF_MIN)
+            .with_max_delay(DEADLOCK_BACKOFF_MAX)
+            .with_jitter()
+            .without_max_times()
+            .build();
         for _attempt in 0..RACE_ATTEMPTS {
             pending = run.unfenced(pending);
             if pending.is_empty() {
@@ -532,7 +544,7 @@ impl EventStore {
                 ErrorClass::Deadlock => {
                     // Racing inserts of the same event_ids; InnoDB asks to try again.
                     tracing::debug!("deadlock while appending; retrying");
-                    tokio::time::sleep(Duration::from_millis(5 + (pending.len() as u64 % 7) * 3)).await;
+                    tokio::time::sleep(deadlock_backoff.next().unwrap_or(DEADLOCK_BACKOFF_MAX)).await;
                 }
                 ErrorClass::Transient => return Err(db_error(operation(), e)),
                 ErrorClass::RowData => {

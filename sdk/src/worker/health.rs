@@ -15,7 +15,7 @@
 //! otherwise need.
 
 use crate::store::EventStore;
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
@@ -85,13 +85,13 @@ impl Health {
         error: &crate::error::Error,
         attempts: u64,
     ) {
-        *self.failing.lock().unwrap_or_else(|p| p.into_inner()) =
+        *self.failing.lock() =
             Some(format!("storing fails ({}, {attempts} attempts in a row): {error}", class.name()));
     }
 
     /// Storing works again.
     pub fn store_recovered(&self) {
-        *self.failing.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.failing.lock() = None;
     }
 
     /// `Ok(description)` while the run loop is alive, else why not.
@@ -112,7 +112,7 @@ impl Health {
             None => "database ok".to_string(),
             Some(e) => format!("database unavailable: {e}"),
         }];
-        let failing = self.failing.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let failing = self.failing.lock().clone();
         if let Some(failing) = &failing {
             lines.push(failing.clone());
         }
@@ -126,7 +126,7 @@ impl Health {
         if database.is_none() && failing.is_none() && subscribed && !draining {
             Ok(text)
         } else {
-            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            let mut last = self.last.lock();
             if *last != text {
                 tracing::info!(reason = %text.trim().replace('\n', "; "), "worker not ready");
                 *last = text.clone();

@@ -55,6 +55,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 use tokio::sync::{OnceCell, watch};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Claim-check downloads of one batch that run at once.
 const FETCH_CONCURRENCY: usize = 8;
@@ -213,11 +214,11 @@ impl Worker {
         });
     }
 
-    /// Pulls and stores until `shutdown` completes, then stops pulling, finishes (or, after
+    /// Pulls and stores until `shutdown` is cancelled, then stops pulling, finishes (or, after
     /// [`WorkerOptions::shutdown_deadline`], releases) what it holds, and returns — within the
     /// shutdown deadline even when the database or Cloud Storage hangs.
     /// `Err` only for a permanent subscription error (e.g. the subscription does not exist).
-    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<RunSummary> {
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<RunSummary> {
         let subscription = self.config.subscription_path(&self.config.names().raw_subscription);
         let subscriber = crate::clients::subscriber(&self.config).await?;
         self.learn_max_attempts(subscription.clone());
@@ -240,7 +241,7 @@ impl Worker {
         // batch, and stays pending once it has fired.
         let mut shutdown = Box::pin(
             async move {
-                shutdown.await;
+                shutdown.cancelled().await;
                 health.set_draining();
                 let _ = stop_tx.send(Some(Instant::now() + deadline_after));
             }

@@ -611,7 +611,7 @@ impl Drop for PrivateMariaDb {
 /// A worker running in this process; stopped (gracefully) by [`RunningWorker::stop`].
 pub struct RunningWorker {
     pub metrics: std::sync::Arc<suitex_events::worker::metrics::Metrics>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: tokio_util::sync::CancellationToken,
     handle: tokio::task::JoinHandle<suitex_events::Result<suitex_events::worker::RunSummary>>,
 }
 
@@ -647,15 +647,12 @@ impl RunningWorker {
 
     fn run(worker: suitex_events::worker::Worker) -> RunningWorker {
         let metrics = worker.metrics();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(async move {
-            worker
-                .run(async {
-                    let _ = rx.await;
-                })
-                .await
+        let stop = tokio_util::sync::CancellationToken::new();
+        let handle = tokio::spawn({
+            let stop = stop.clone();
+            async move { worker.run(stop).await }
         });
-        RunningWorker { metrics, stop: Some(tx), handle }
+        RunningWorker { metrics, stop, handle }
     }
 
     /// Whether the worker's run is still going (it has not returned or panicked).
@@ -664,8 +661,8 @@ impl RunningWorker {
     }
 
     /// Asks for shutdown and waits for the run to end.
-    pub async fn stop(mut self) -> suitex_events::worker::RunSummary {
-        let _ = self.stop.take().unwrap().send(());
+    pub async fn stop(self) -> suitex_events::worker::RunSummary {
+        self.stop.cancel();
         self.handle.await.expect("worker task").expect("worker run")
     }
 }

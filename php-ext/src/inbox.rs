@@ -117,15 +117,20 @@ impl Inbox {
     /// Settles a delivery whose event is committed to the event store as row `$storeId` (or was
     /// found stored already as the same event): publishes it to `events.merged` with that
     /// store id, then acks it. Returns the `events.merged` message id. On failure the delivery
-    /// stays in hand (its lease kept alive) and the call can be repeated.
+    /// stays leased (its lease kept alive) and the call can be repeated.
     pub fn ackStored(&self, ackId: String, storeId: i64) -> PhpResult<String> {
         let store_id = u64::try_from(storeId).unwrap_or(0);
         self.inner.ack_stored(&ackId, store_id).map_err(|e| from_consume(&e))
     }
 
-    /// How many deliveries this inbox has in hand: pulled, not yet settled.
+    /// How many deliveries this inbox has leased: pulled, not yet settled.
+    pub fn leased(&self) -> i64 {
+        self.inner.leased() as i64
+    }
+
+    /// The 0.2 name of `leased()` (deprecated).
     pub fn inHand(&self) -> i64 {
-        self.inner.in_hand() as i64
+        self.inner.leased() as i64
     }
 }
 

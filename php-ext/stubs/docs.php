@@ -93,12 +93,13 @@ DOC,
     'Inbox::ackStored' => <<<'DOC'
 Settles a delivery whose event is committed to the event store as row $storeId (or found
 stored already as the same event): publishes it to events.merged with that store id, then
-acks it. Returns the events.merged message id. On failure the delivery stays in hand, its
+acks it. Returns the events.merged message id. On failure the delivery stays leased, its
 lease kept alive, and the call can be repeated.
 
-@throws ValidationException $ackId is not a delivery in hand, or $storeId is not positive
+@throws ValidationException $ackId is not a leased delivery, or $storeId is not positive
 @throws ConsumeException Pub/Sub (or the claim-check bucket) could not be reached
 DOC,
-    'Inbox::inHand' => 'How many deliveries are in hand: pulled, not yet settled (their leases are kept alive).',
+    'Inbox::leased' => 'How many deliveries are leased: pulled, not yet settled (their leases are kept alive).',
+    'Inbox::inHand' => '@deprecated the 0.2 name of leased(); use leased().',
     'Consumer' => '@deprecated the old name of Inbox; use Inbox.',
 ];

@@ -28,6 +28,7 @@
  *   suitex_events.batch_max_delay
  *   suitex_events.max_ordering_keys
  *   suitex_events.spool
+ *   suitex_events.spool_group
  *   suitex_events.spool_max_bytes
  *   suitex_events.pubsub_emulator_host
  *   suitex_events.storage_emulator_host
@@ -196,10 +197,10 @@ class Inbox
     /**
      * Settles a delivery whose event is committed to the event store as row $storeId (or found
      * stored already as the same event): publishes it to events.merged with that store id, then
-     * acks it. Returns the events.merged message id. On failure the delivery stays in hand, its
+     * acks it. Returns the events.merged message id. On failure the delivery stays leased, its
      * lease kept alive, and the call can be repeated.
      *
-     * @throws ValidationException $ackId is not a delivery in hand, or $storeId is not positive
+     * @throws ValidationException $ackId is not a leased delivery, or $storeId is not positive
      * @throws ConsumeException Pub/Sub (or the claim-check bucket) could not be reached
      */
     public function ackStored(string $ackId, int $storeId): string
@@ -207,7 +208,14 @@ class Inbox
     }
 
     /**
-     * How many deliveries are in hand: pulled, not yet settled (their leases are kept alive).
+     * How many deliveries are leased: pulled, not yet settled (their leases are kept alive).
+     */
+    public function leased(): int
+    {
+    }
+
+    /**
+     * @deprecated the 0.2 name of leased(); use leased().
      */
     public function inHand(): int
     {

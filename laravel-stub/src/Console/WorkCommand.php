@@ -104,7 +104,7 @@ class WorkCommand extends Command
     private function work(\SuiteX\Events\Inbox $inbox, EventWriter $writer, Backoff $backoff, array $deliveries, int $maxAttempts): void
     {
         /** @var array<string,string> ordering key => the poison message it waits behind */
-        $blocked = [];
+        $heldBack = [];
         foreach ($deliveries as $i => $d) {
             if ($this->stopping) {
                 $this->release($inbox, array_slice($deliveries, $i));
@@ -113,10 +113,10 @@ class WorkCommand extends Command
             }
             $key = $d['ordering_key'];
             $id = $d['event']['event_id'] ?? "message {$d['message_id']}";
-            if ($key !== '' && isset($blocked[$key])) {
+            if ($key !== '' && isset($heldBack[$key])) {
                 $this->nack($inbox, $d);
                 $this->counts['held_back']++;
-                $this->say('debug', "held back {$id}: behind poison message {$blocked[$key]} of key {$key}");
+                $this->say('debug', "held back {$id}: behind poison message {$heldBack[$key]} of key {$key}");
                 continue;
             }
             try {
@@ -131,7 +131,7 @@ class WorkCommand extends Command
                 $last = $attempt >= $maxAttempts;
                 $this->say('warn', "poison {$id} (attempt {$attempt} of {$maxAttempts}".($last ? ', dead-lettered now' : '')."): {$p->getMessage()}");
                 if ($key !== '' && ! $last) {
-                    $blocked[$key] = $d['message_id'];
+                    $heldBack[$key] = $d['message_id'];
                 }
                 continue;
             }

@@ -50,9 +50,15 @@ impl BlockingInbox {
         self.run(async |i| i.ack_stored(ack_id, store_id).await)?
     }
 
-    /// How many deliveries this process has in hand (pulled, not settled). Their leases are
+    /// How many deliveries this process has leased (pulled, not settled). Their leases are
     /// kept alive in the background until they are settled.
+    pub fn leased(&self) -> usize {
+        self.run(async |i| i.leased()).unwrap_or(0)
+    }
+
+    /// The 0.2 name of [`BlockingInbox::leased`].
+    #[deprecated(since = "0.3.0", note = "use leased: one word, leased, for handed out and not settled")]
     pub fn in_hand(&self) -> usize {
-        self.run(async |i| i.in_hand()).unwrap_or(0)
+        self.leased()
     }
 }

@@ -48,7 +48,7 @@ pub struct Delivery {
 /// How long one claim-check download may take in [`Inbox::pull`] before the pull gives up with
 /// a transient error (the storage client alone would retry for up to five minutes).
 const FETCH_DEADLINE: Duration = Duration::from_secs(10);
-/// How long messages held back by a transient failure stay leased to the inbox; past that they
+/// How long messages carried over after a transient failure stay leased to the inbox; past that they
 /// are dropped from it and the service redelivers them.
 const CARRY_LEASE: Duration = Duration::from_secs(60);
 /// How often the leases of deliveries handed out and not yet settled are extended, and by how
@@ -71,14 +71,14 @@ pub struct Inbox {
     fetch_deadline: Duration,
     carried: Mutex<Carried>,
     /// Deliveries handed out and not settled yet, by ack id; their leases are kept alive.
-    held: Arc<Mutex<HashMap<String, Held>>>,
+    leased: Arc<Mutex<HashMap<String, Leased>>>,
     keeper: tokio_util::sync::CancellationToken,
     /// The `events.merged` writer and publisher, made on the first [`Inbox::ack_stored`].
     merged: tokio::sync::OnceCell<(MergedWriter, OrderedPublisher)>,
 }
 
 /// What the inbox keeps of a delivery until it is settled.
-struct Held {
+struct Leased {
     /// The event with its payload inline; `None` for poison.
     event: Option<Event>,
     /// The claim-check the event arrived with (reused on `events.merged`).
@@ -91,7 +91,7 @@ impl Drop for Inbox {
     }
 }
 
-/// Messages held back by a transient failure, in the order received.
+/// Messages carried over to the next pull after a transient failure, in the order received.
 #[derive(Default)]
 struct Carried {
     messages: std::collections::VecDeque<pb::ReceivedMessage>,
@@ -104,15 +104,15 @@ impl Inbox {
     pub async fn connect(config: Config) -> Result<Inbox> {
         let puller = Puller::connect(&config).await?;
         let subscription = config.subscription_path(&config.names().raw_subscription);
-        let held: Arc<Mutex<HashMap<String, Held>>> = Default::default();
+        let leased: Arc<Mutex<HashMap<String, Leased>>> = Default::default();
         let keeper = {
-            let held = held.clone();
+            let leased = leased.clone();
             keep_leases(
                 puller.clone(),
                 subscription.clone(),
                 KEEP_EVERY,
                 KEEP_FOR.as_secs() as i32,
-                move || held.lock().keys().cloned().collect(),
+                move || leased.lock().keys().cloned().collect(),
             )
         };
         Ok(Inbox {
@@ -122,7 +122,7 @@ impl Inbox {
             config,
             fetch_deadline: FETCH_DEADLINE,
             carried: Default::default(),
-            held,
+            leased,
             keeper,
             merged: tokio::sync::OnceCell::new(),
         })
@@ -135,7 +135,7 @@ impl Inbox {
         self
     }
 
-    /// Up to `max` deliveries; when none is pending, waits up to `wait` for one. Messages held
+    /// Up to `max` deliveries; when none is pending, waits up to `wait` for one. Messages leased
     /// back by an earlier transient failure come first.
     ///
     /// Every delivery returned is leased to this inbox until it is settled ([`Inbox::ack`],
@@ -173,9 +173,9 @@ impl Inbox {
                 },
             };
             let m = r.message.unwrap_or_default();
-            self.held
+            self.leased
                 .lock()
-                .insert(r.ack_id.clone(), Held { event: event.as_ref().ok().cloned(), reference });
+                .insert(r.ack_id.clone(), Leased { event: event.as_ref().ok().cloned(), reference });
             out.push(Delivery {
                 ack_id: r.ack_id,
                 message_id: m.message_id,
@@ -198,7 +198,7 @@ impl Inbox {
         carried.messages.drain(..n).collect()
     }
 
-    /// Holds `messages` for the next pull, ahead of anything still carried, and extends their
+    /// Keeps `messages` for the next pull, ahead of anything still carried, and extends their
     /// lease. Messages whose lease cannot be extended are left to expire and be redelivered.
     async fn carry(&self, messages: Vec<pb::ReceivedMessage>) {
         let ids = messages.iter().map(|m| m.ack_id.clone()).collect();
@@ -254,8 +254,8 @@ impl Inbox {
     /// `event_id` or `store_id`).
     pub async fn ack_stored(&self, ack_id: &str, store_id: u64) -> Result<String> {
         let (event, reference) = {
-            let held = self.held.lock();
-            let Some(h) = held.get(ack_id) else {
+            let leased = self.leased.lock();
+            let Some(h) = leased.get(ack_id) else {
                 return Err(Error::Invalid(ValidationError::new(
                     "ack_id",
                     "is not a delivery this inbox holds (settled already, or pulled by another inbox)",
@@ -289,21 +289,27 @@ impl Inbox {
         let deadline = Deadline::after(self.config.publish_deadline());
         let message_id =
             publisher.publish(vec![message], deadline).await.pop().expect("one result per message")?;
-        // Forgotten only once acked: a failed ack leaves it in hand, leased, for the next try.
+        // Forgotten only once acked: a failed ack leaves it leased for the next try.
         self.puller.ack(&self.subscription, vec![ack_id.to_string()]).await?;
         self.forget(&[ack_id.to_string()]);
         Ok(message_id)
     }
 
-    /// How many deliveries are in hand (handed out, not settled).
+    /// How many deliveries are leased: handed out, not settled (their leases are kept alive).
+    pub fn leased(&self) -> usize {
+        self.leased.lock().len()
+    }
+
+    /// The 0.2 name of [`Inbox::leased`].
+    #[deprecated(since = "0.3.0", note = "use leased: one word, leased, for handed out and not settled")]
     pub fn in_hand(&self) -> usize {
-        self.held.lock().len()
+        self.leased()
     }
 
     fn forget(&self, ack_ids: &[String]) {
-        let mut held = self.held.lock();
+        let mut leased = self.leased.lock();
         for id in ack_ids {
-            held.remove(id);
+            leased.remove(id);
         }
     }
 }

@@ -205,13 +205,13 @@ pub(super) fn keep_leases(
     stop
 }
 
-/// How often held messages' leases are extended, and how far.
+/// How often the leases of leased messages are extended, and how far.
 const KEEP_EVERY: Duration = Duration::from_secs(5);
 const KEEP_FOR_SECONDS: i32 = 60;
 
-/// Messages taken from a subscription and held — their leases kept alive in the background —
-/// until they are acked or released. Each message is held once: a redelivery of one already
-/// held (its lease ran out on the way) replaces the old ack id instead of adding a copy.
+/// Messages taken from a subscription and *leased* — their leases kept alive in the background
+/// — until they are acked or released. Each message is leased once: a redelivery of one already
+/// leased (its lease ran out on the way) replaces the old ack id instead of adding a copy.
 pub struct Pending {
     puller: Puller,
     subscription: String,
@@ -221,7 +221,7 @@ pub struct Pending {
     /// Indices already acked or released.
     settled: HashSet<usize>,
     /// The ack ids whose leases the keeper extends.
-    held: Arc<Mutex<HashSet<String>>>,
+    leased: Arc<Mutex<HashSet<String>>>,
     keeper: CancellationToken,
     empty_pulls: u32,
 }
@@ -236,11 +236,11 @@ impl Pending {
     /// Starts holding messages of `subscription` (full path); nothing is pulled yet.
     pub async fn open(config: &Config, subscription: &str) -> Result<Pending> {
         let puller = Puller::connect(config).await?;
-        let held: Arc<Mutex<HashSet<String>>> = Default::default();
+        let leased: Arc<Mutex<HashSet<String>>> = Default::default();
         let keeper = {
-            let held = held.clone();
+            let leased = leased.clone();
             keep_leases(puller.clone(), subscription.to_string(), KEEP_EVERY, KEEP_FOR_SECONDS, move || {
-                held.lock().iter().cloned().collect()
+                leased.lock().iter().cloned().collect()
             })
         };
         Ok(Pending {
@@ -249,14 +249,14 @@ impl Pending {
             messages: Vec::new(),
             by_id: HashMap::new(),
             settled: HashSet::new(),
-            held,
+            leased,
             keeper,
             empty_pulls: 0,
         })
     }
 
     /// Pulls up to `max` more messages; returns the indices (into [`Pending::messages`]) of
-    /// those not held before. `None` once the backlog is exhausted (several pulls in a row came
+    /// those not leased before. `None` once the backlog is exhausted (several pulls in a row came
     /// back with nothing new).
     pub async fn pull_more(&mut self, max: usize) -> Result<Option<Vec<usize>>> {
         loop {
@@ -270,18 +270,18 @@ impl Pending {
             let mut new = Vec::new();
             for r in got {
                 let message_id = r.message.as_ref().map(|m| m.message_id.clone()).unwrap_or_default();
-                let mut held = self.held.lock();
+                let mut leased = self.leased.lock();
                 match self.by_id.get(&message_id) {
                     Some(&i) => {
                         // Delivered again: only the newest ack id counts.
-                        held.remove(&self.messages[i].ack_id);
+                        leased.remove(&self.messages[i].ack_id);
                         if !self.settled.contains(&i) {
-                            held.insert(r.ack_id.clone());
+                            leased.insert(r.ack_id.clone());
                         }
                         self.messages[i].ack_id = r.ack_id;
                     }
                     None => {
-                        held.insert(r.ack_id.clone());
+                        leased.insert(r.ack_id.clone());
                         self.by_id.insert(message_id, self.messages.len());
                         new.push(self.messages.len());
                         self.messages.push(r);
@@ -305,11 +305,11 @@ impl Pending {
     }
 
     fn take(&mut self, indices: &[usize]) -> Vec<String> {
-        let mut held = self.held.lock();
+        let mut leased = self.leased.lock();
         let mut ids = Vec::new();
         for &i in indices {
             if self.settled.insert(i) {
-                held.remove(&self.messages[i].ack_id);
+                leased.remove(&self.messages[i].ack_id);
                 ids.push(self.messages[i].ack_id.clone());
             }
         }
@@ -332,7 +332,7 @@ impl Pending {
 }
 
 /// Takes what `subscription` (full path) holds now: pulls until several pulls in a row bring
-/// nothing new, or `limit` messages are held (0: no limit).
+/// nothing new, or `limit` messages are leased (0: no limit).
 pub async fn take_pending(config: &Config, subscription: &str, limit: usize) -> Result<Pending> {
     let mut pending = Pending::open(config, subscription).await?;
     loop {

@@ -10,13 +10,15 @@
 mod errors;
 mod event_store;
 pub mod grants;
+mod reads;
 mod settings;
 
 pub use errors::{
     CONNECTION_SCOPED, ErrorClass, FailureClass, classify_code, connection_scoped, failure_class,
     failure_class_of,
 };
-pub use event_store::{Appended, EventStore, MAX_ROWS_PER_INSERT, Selection, StoredEvent};
+pub use event_store::{Appended, EventStore, MAX_ROWS_PER_INSERT};
+pub use reads::{Selection, StoredEvent};
 pub use settings::{DEFAULT_CONNECTION_MAX_LIFETIME, SslMode, StoreSettings};
 
 /// The embedded migrations of the crate's `migrations/` folder (applied by `suitex-events

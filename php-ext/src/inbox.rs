@@ -109,7 +109,8 @@ impl Inbox {
         self.inner.ack(vec![ackId]).map_err(|e| from_consume(&e))
     }
 
-    /// Releases a delivery: it is redelivered (and dead-lettered after 5 attempts).
+    /// Releases a delivery: it is redelivered (and dead-lettered after the subscription's
+    /// maximum delivery attempts, `SUITEX_WORKER_MAX_DELIVERY_ATTEMPTS`).
     pub fn nack(&self, ackId: String) -> PhpResult<()> {
         self.inner.nack(vec![ackId]).map_err(|e| from_consume(&e))
     }

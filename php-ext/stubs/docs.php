@@ -89,7 +89,7 @@ for the first.
 @throws ConsumeException Pub/Sub or the claim-check bucket could not be reached
 DOC,
     'Inbox::ack' => 'Acknowledges a delivery: it is consumed.',
-    'Inbox::nack' => 'Releases a delivery for redelivery (dead-lettered after 5 attempts).',
+    'Inbox::nack' => 'Releases a delivery for redelivery (dead-lettered after the subscription\'s maximum delivery attempts).',
     'Inbox::ackStored' => <<<'DOC'
 Settles a delivery whose event is committed to the event store as row $storeId (or found
 stored already as the same event): publishes it to events.merged with that store id, then

@@ -188,7 +188,7 @@ class Inbox
     }
 
     /**
-     * Releases a delivery for redelivery (dead-lettered after 5 attempts).
+     * Releases a delivery for redelivery (dead-lettered after the subscription's maximum delivery attempts).
      */
     public function nack(string $ackId): void
     {

@@ -41,7 +41,8 @@ pub struct Delivery {
     /// The message's attributes.
     pub attributes: std::collections::HashMap<String, String>,
     /// The event with its payload inline (claim-check resolved and verified), or why the
-    /// message is poison (nack it; it dead-letters after 5 attempts).
+    /// message is poison (nack it; it dead-letters after the subscription's maximum delivery
+    /// attempts, `SUITEX_WORKER_MAX_DELIVERY_ATTEMPTS`).
     pub event: std::result::Result<Event, Poison>,
 }
 

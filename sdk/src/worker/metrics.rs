@@ -21,7 +21,8 @@ pub struct Metrics {
     pub appended: Counter,
     /// Events already stored (acked without a second row).
     pub duplicates: Counter,
-    /// Messages nacked as poison (they dead-letter after 5 attempts).
+    /// Messages nacked as poison (they dead-letter after the subscription's maximum delivery
+    /// attempts, `SUITEX_WORKER_MAX_DELIVERY_ATTEMPTS`).
     pub poison: Counter,
     /// Batches retried after a transient failure (database, Cloud Storage, Pub/Sub).
     pub transient_retries: Counter,

@@ -12,7 +12,7 @@
 
 use crate::config::Config;
 use crate::envelope::{Event, Payload, PayloadRef};
-use crate::error::{Error, Poison, Result, Service, gax_is_transient};
+use crate::error::{Error, InvalidClaimCheck, Poison, Result, Service, gax_is_transient};
 use bytes::Bytes;
 use google_cloud_storage::client::Storage;
 use sha2::{Digest, Sha256};
@@ -124,10 +124,12 @@ impl ClaimCheck {
     }
 
     async fn fetch_verified(&self, r: &PayloadRef) -> Result<Vec<u8>> {
-        let invalid = |problem: String| Error::ClaimCheckInvalid {
-            bucket: r.bucket.clone(),
-            object: r.object.clone(),
-            problem,
+        let invalid = |problem: String| {
+            Error::ClaimCheckInvalid(InvalidClaimCheck {
+                bucket: r.bucket.clone(),
+                object: r.object.clone(),
+                problem,
+            })
         };
         if r.bucket != self.bucket {
             return Err(invalid(format!("is not in the configured payload bucket {}", self.bucket)));
@@ -165,7 +167,7 @@ impl ClaimCheck {
     ) -> Result<std::result::Result<Event, Poison>> {
         let Payload::Offloaded(reference) = event.payload() else { return Ok(Ok(event)) };
         if !names_own_object(&event, reference) {
-            return Ok(Err(Poison::ClaimCheck {
+            return Ok(Err(Poison::ClaimCheck(InvalidClaimCheck {
                 bucket: reference.bucket.clone(),
                 object: reference.object.clone(),
                 problem: format!(
@@ -173,7 +175,7 @@ impl ClaimCheck {
                     event.account_id(),
                     event.event_id()
                 ),
-            }));
+            })));
         }
         let fetched =
             tokio::time::timeout(deadline, self.fetch_verified(reference)).await.unwrap_or_else(|_| {
@@ -185,9 +187,7 @@ impl ClaimCheck {
             });
         let bytes = match fetched {
             Ok(bytes) => bytes,
-            Err(Error::ClaimCheckInvalid { bucket, object, problem }) => {
-                return Ok(Err(Poison::ClaimCheck { bucket, object, problem }));
-            }
+            Err(Error::ClaimCheckInvalid(invalid)) => return Ok(Err(Poison::ClaimCheck(invalid))),
             Err(e) => return Err(e),
         };
         let not_json = |error: String| Poison::PayloadNotJson { object: reference.object.clone(), error };
@@ -207,11 +207,11 @@ impl ClaimCheck {
         let op = || format!("downloading gs://{}/{object}", self.bucket);
         let classify = |e: google_cloud_storage::Error| {
             if e.http_status_code() == Some(404) {
-                Error::ClaimCheckInvalid {
+                Error::ClaimCheckInvalid(InvalidClaimCheck {
                     bucket: self.bucket.clone(),
                     object: object.to_string(),
                     problem: "does not exist (deleted, expired after 30 days, or never written)".into(),
-                }
+                })
             } else {
                 let transient = gax_is_transient(&e);
                 Error::service(Service::Storage, op(), transient, e)

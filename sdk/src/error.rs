@@ -79,15 +79,8 @@ pub enum Poison {
     BadEnvelope(ValidationError),
     /// The claim-check cannot be resolved: missing, outside its bucket or account, or its bytes
     /// do not match the reference.
-    #[error("claim-check gs://{bucket}/{object} {problem}")]
-    ClaimCheck {
-        /// Bucket named by the reference.
-        bucket: String,
-        /// Object named by the reference.
-        object: String,
-        /// What is wrong (`does not exist`, `has sha256 … but the reference says …`).
-        problem: String,
-    },
+    #[error(transparent)]
+    ClaimCheck(InvalidClaimCheck),
     /// The claim-check object holds bytes that are not JSON.
     #[error("claim-check {object} is not JSON: {error}")]
     PayloadNotJson {
@@ -222,16 +215,23 @@ pub enum Error {
     },
 
     /// A claim-check cannot be resolved: the object is missing, or its bytes do not match the
-    /// reference's size or sha256. Retrying cannot help (the worker treats it as poison).
-    #[error("claim-check gs://{bucket}/{object} {problem}")]
-    ClaimCheckInvalid {
-        /// Bucket named by the reference.
-        bucket: String,
-        /// Object named by the reference.
-        object: String,
-        /// What is wrong (`does not exist`, `has sha256 … but the reference says …`).
-        problem: String,
-    },
+    /// reference's size or sha256. Retrying cannot help (the worker treats it as poison:
+    /// [`Poison::ClaimCheck`] carries the same [`InvalidClaimCheck`]).
+    #[error(transparent)]
+    ClaimCheckInvalid(InvalidClaimCheck),
+}
+
+/// Why a claim-check cannot be resolved — the one description of it, whether it is returned as
+/// an [`Error::ClaimCheckInvalid`] (fetching it) or judged [`Poison::ClaimCheck`] (the worker).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("claim-check gs://{bucket}/{object} {problem}")]
+pub struct InvalidClaimCheck {
+    /// Bucket named by the reference.
+    pub bucket: String,
+    /// Object named by the reference.
+    pub object: String,
+    /// What is wrong (`does not exist`, `has sha256 … but the reference says …`).
+    pub problem: String,
 }
 
 impl Error {
@@ -259,7 +259,7 @@ impl Error {
         match self {
             Error::Service { service, .. } | Error::DeadlineExceeded { service, .. } => Some(*service),
             Error::EarlierEventFailed { .. } => Some(Service::PubSub),
-            Error::ClaimCheckInvalid { .. } => Some(Service::Storage),
+            Error::ClaimCheckInvalid(_) => Some(Service::Storage),
             Error::SpoolFull { .. } => Some(Service::Spool),
             _ => None,
         }

@@ -242,5 +242,5 @@ fn decode(s: &Spooled, emitter: &Emitter) -> std::result::Result<Event, String> 
 
 /// An event that can never be published as it is.
 fn is_poison(e: &Error) -> bool {
-    e.is_validation() || e.is_refused_as_invalid() || matches!(e, Error::ClaimCheckInvalid { .. })
+    e.is_validation() || e.is_refused_as_invalid() || matches!(e, Error::ClaimCheckInvalid(_))
 }

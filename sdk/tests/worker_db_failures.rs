@@ -5,44 +5,24 @@
 //! fake with `events.raw-sub` as production has it (ordering + dead-lettering after 5 attempts,
 //! redelivery without back-off, so a wrongly nacked event would be dead-lettered in seconds).
 
-use pubsub_fake::Outcome;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use suitex_events::store::EventStore;
-use suitex_events::worker::WorkerOptions;
-use suitex_events::{Config, Emitter};
+use suitex_events::Emitter;
 use suitex_test_support::*;
 
 const WORKER: &str = "suitex_worker";
 const PASSWORD: &str = "w0rker-secret";
 
-struct Bed {
-    fake: pubsub_fake::PubSubFake,
-    config: Config,
-    db: PrivateMariaDb,
-    root: EventStore,
-}
+type Bed = DbFaultBed;
 
+/// The bed, with the worker's account holding the writer role (table-level rights).
 async fn bed(prefix: &str) -> Bed {
-    let fake = pubsub_fake::start().await;
-    let config = fake_topology(&fake, prefix).await;
-    let db = PrivateMariaDb::start();
-    let root = EventStore::open(&db.settings()).await.unwrap();
-    root.migrate().await.unwrap();
+    let b = DbFaultBed::start(prefix).await;
     let account = suitex_events::store::grants::Account::new(WORKER, "%").unwrap();
     let writer = suitex_events::store::grants::Role::Writer;
-    root.apply_role("event_store", &account, writer, Some(PASSWORD)).await.unwrap();
-    Bed { fake, config, db, root }
-}
-
-fn options() -> WorkerOptions {
-    WorkerOptions {
-        backoff_min: Duration::from_millis(100),
-        backoff_max: Duration::from_secs(1),
-        shutdown_deadline: Duration::from_secs(5),
-        ..WorkerOptions::default()
-    }
+    b.root.apply_role("event_store", &account, writer, Some(PASSWORD)).await.unwrap();
+    b
 }
 
 /// Waits for every emitted event to be stored, then checks nothing was dead-lettered or nacked
@@ -55,17 +35,7 @@ async fn assert_all_stored_once_and_nothing_dead_lettered(b: &Bed, total: u64, w
     .await;
     let metrics = worker.metrics.clone();
     worker.stop().await;
-    let raw = b.config.subscription_path(&b.config.names().raw_subscription);
-    let nacks = b.fake.settlements(&raw).into_iter().filter(|s| s.outcome == Outcome::Nack).count();
-    assert_eq!(nacks, 0, "no delivery attempt was spent on a healthy event");
-    assert_eq!(metrics.poison.get(), 0, "nothing was poison");
-    let dlq = b.config.subscription_path(&b.config.names().dlq_subscription);
-    assert_eq!(b.fake.backlog(&dlq), 0, "no healthy event was dead-lettered");
-    let distinct: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT event_id) FROM event_store")
-        .fetch_one(b.root.pool())
-        .await
-        .unwrap();
-    assert_eq!(distinct as u64, total, "each stored once");
+    b.assert_each_stored_once_and_nothing_dead_lettered(total, &metrics).await;
     assert!(metrics.transient_retries.get() > 0, "the failure was seen and retried");
 }
 
@@ -78,7 +48,9 @@ async fn through_an_outage(
     repair: impl AsyncFnOnce(&Bed),
 ) -> (u64, u64) {
     let b = bed(prefix).await;
-    let worker = RunningWorker::start(&b.config, &b.db.settings_as(WORKER, PASSWORD), options()).await;
+    let worker =
+        RunningWorker::start(&b.config, &b.db.settings_as(WORKER, PASSWORD), DbFaultBed::worker_options())
+            .await;
     let emitted = Arc::new(AtomicU64::new(0));
     let emitter = Emitter::connect(b.config.clone()).await.unwrap();
     let load = emit_load(emitter, emitted.clone(), 61, 10, 20, Duration::from_millis(200), 75);

@@ -6,45 +6,26 @@
 //! database, and ends with every event stored once, nothing nacked or dead-lettered, `/readyz`
 //! ready again and the same worker still running.
 
-use pubsub_fake::Outcome;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use suitex_events::store::{EventStore, StoreSettings};
-use suitex_events::worker::WorkerOptions;
-use suitex_events::{Config, Emitter};
+use suitex_events::Emitter;
 use suitex_test_support::*;
 
 const WORKER: &str = "suitex_worker";
 const PASSWORD: &str = "w0rker-secret";
 
-struct Bed {
-    fake: pubsub_fake::PubSubFake,
-    config: Config,
-    db: PrivateMariaDb,
-    root: EventStore,
-}
+type Bed = DbFaultBed;
 
+/// The bed, with the worker's account holding database-level rights.
 async fn bed(prefix: &str) -> Bed {
-    let fake = pubsub_fake::start().await;
-    let config = fake_topology(&fake, prefix).await;
-    let db = PrivateMariaDb::start();
-    let root = EventStore::open(&db.settings()).await.unwrap();
-    root.migrate().await.unwrap();
-    db.sql(&format!(
+    let b = DbFaultBed::start(prefix).await;
+    b.db.sql(&format!(
         "CREATE USER '{WORKER}'@'%' IDENTIFIED BY '{PASSWORD}'; GRANT SELECT, INSERT ON event_store.* TO '{WORKER}'@'%'"
     ));
-    Bed { fake, config, db, root }
-}
-
-fn options() -> WorkerOptions {
-    WorkerOptions {
-        backoff_min: Duration::from_millis(100),
-        backoff_max: Duration::from_secs(1),
-        shutdown_deadline: Duration::from_secs(5),
-        ..WorkerOptions::default()
-    }
+    b
 }
 
 /// The ids of the worker account's sessions.
@@ -82,7 +63,8 @@ async fn recovers_from(
     failure: Option<&str>,
     repair: impl AsyncFnOnce(&Bed),
 ) {
-    let (worker, addr) = RunningWorker::start_serving(&b.config, settings, options()).await;
+    let (worker, addr) =
+        RunningWorker::start_serving(&b.config, settings, DbFaultBed::worker_options()).await;
     let emitted = Arc::new(AtomicU64::new(0));
     let emitter = Emitter::connect(b.config.clone()).await.unwrap();
     let ticks = (load_for.as_millis() / 200) as u64;
@@ -116,18 +98,7 @@ async fn recovers_from(
     assert!(worker.is_running(), "the same worker process recovered; nothing restarted it");
     let metrics = worker.metrics.clone();
     worker.stop().await;
-
-    let raw = b.config.subscription_path(&b.config.names().raw_subscription);
-    let nacks = b.fake.settlements(&raw).into_iter().filter(|s| s.outcome == Outcome::Nack).count();
-    assert_eq!(nacks, 0, "no delivery attempt was spent on a healthy event");
-    assert_eq!(metrics.poison.get(), 0, "nothing was poison");
-    let dlq = b.config.subscription_path(&b.config.names().dlq_subscription);
-    assert_eq!(b.fake.backlog(&dlq), 0, "no healthy event was dead-lettered");
-    let distinct: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT event_id) FROM event_store")
-        .fetch_one(b.root.pool())
-        .await
-        .unwrap();
-    assert_eq!(distinct as u64, total, "each event stored once");
+    b.assert_each_stored_once_and_nothing_dead_lettered(total, &metrics).await;
 }
 
 /// `/readyz` answers 503 naming the failure's class, and `/metrics` counts failed attempts

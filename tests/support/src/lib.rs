@@ -959,3 +959,61 @@ impl Drop for CreateOnlyStorage {
         self.task.abort();
     }
 }
+
+/// A worker's surroundings for database-fault tests: the Pub/Sub fake with `events.raw-sub` as
+/// production has it (ordering + dead-lettering, redelivery without back-off, so a wrongly
+/// nacked event would be dead-lettered in seconds), and a private MariaDB server with the
+/// event store migrated, which a test may break as a DBA would.
+pub struct DbFaultBed {
+    pub fake: pubsub_fake::PubSubFake,
+    pub config: Config,
+    pub db: PrivateMariaDb,
+    /// The store as root (the test's own view).
+    pub root: suitex_events::store::EventStore,
+}
+
+impl DbFaultBed {
+    pub async fn start(prefix: &str) -> DbFaultBed {
+        let fake = pubsub_fake::start().await;
+        let config = fake_topology(&fake, prefix).await;
+        let db = PrivateMariaDb::start();
+        let root = suitex_events::store::EventStore::open(&db.settings()).await.unwrap();
+        root.migrate().await.unwrap();
+        DbFaultBed { fake, config, db, root }
+    }
+
+    /// Worker options that retry quickly (100 ms to 1 s) and stop within 5 s.
+    pub fn worker_options() -> suitex_events::worker::WorkerOptions {
+        suitex_events::worker::WorkerOptions {
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+            shutdown_deadline: Duration::from_secs(5),
+            ..suitex_events::worker::WorkerOptions::default()
+        }
+    }
+
+    /// Checks, once `total` events are stored, that no delivery attempt was spent (no nack),
+    /// nothing was poison or dead-lettered, and each event is stored once.
+    pub async fn assert_each_stored_once_and_nothing_dead_lettered(
+        &self,
+        total: u64,
+        metrics: &suitex_events::worker::metrics::Metrics,
+    ) {
+        let raw = self.config.subscription_path(&self.config.names().raw_subscription);
+        let nacks = self
+            .fake
+            .settlements(&raw)
+            .into_iter()
+            .filter(|s| s.outcome == pubsub_fake::Outcome::Nack)
+            .count();
+        assert_eq!(nacks, 0, "no delivery attempt was spent on a healthy event");
+        assert_eq!(metrics.poison.get(), 0, "nothing was poison");
+        let dlq = self.config.subscription_path(&self.config.names().dlq_subscription);
+        assert_eq!(self.fake.backlog(&dlq), 0, "no healthy event was dead-lettered");
+        let distinct: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT event_id) FROM event_store")
+            .fetch_one(self.root.pool())
+            .await
+            .unwrap();
+        assert_eq!(distinct as u64, total, "each event stored once");
+    }
+}

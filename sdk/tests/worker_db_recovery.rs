@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use suitex_events::store::{EventStore, StoreSettings};
 use suitex_events::Emitter;
+use suitex_events::store::{EventStore, StoreSettings};
 use suitex_test_support::*;
 
 const WORKER: &str = "suitex_worker";

@@ -79,6 +79,10 @@ return [
             'database' => env('DB_EVENT_STORE_DATABASE', 'event_store'),
             'username' => env('DB_EVENT_STORE_USERNAME', 'root'),
             'password' => env('DB_EVENT_STORE_PASSWORD', ''),
+            // A file holding the password instead (a mounted secret, a token a sidecar refreshes):
+            // read each time the connection is made, so a rotation reaches `events:work` when it
+            // purges its connection after an authentication error. Wins over the password.
+            'password_file' => env('DB_EVENT_STORE_PASSWORD_FILE') ?: null,
             'unix_socket' => env('DB_EVENT_STORE_SOCKET', ''),
             'charset' => 'utf8mb4',
             'collation' => 'utf8mb4_unicode_ci',

@@ -24,6 +24,15 @@ class EventBackboneServiceProvider extends ServiceProvider
 
         $this->app->resolving('db', function ($db, $app) {
             $db->extend($app['config']->get('suitex-events.connection', 'event_store'), function (array $config, string $name) use ($app) {
+                // The password file, when there is one, is read for every new connection (a
+                // rotated secret needs no restart; events:work purges after 1045).
+                if (! empty($config['password_file'])) {
+                    $password = @file_get_contents($config['password_file']);
+                    if ($password === false) {
+                        throw new \RuntimeException("DB_EVENT_STORE_PASSWORD_FILE {$config['password_file']} cannot be read");
+                    }
+                    $config['password'] = rtrim($password, "\r\n");
+                }
                 // The framework builds the connection (lazy PDO, read/write split, TLS options);
                 // the role-checking class takes over its PDO resolvers.
                 $base = $app['db.factory']->make($config, $name);

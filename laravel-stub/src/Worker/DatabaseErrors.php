@@ -119,13 +119,22 @@ final class DatabaseErrors
         };
     }
 
-    /** The server's error number carried by a PDO or query exception, if any. */
+    /**
+     * The server's error number carried by a PDO or query exception, if any: a statement's
+     * (errorInfo), or a connection attempt's (PDO gives the number as the exception's code).
+     */
     public static function code(\Throwable $e): ?int
     {
         for (; $e !== null; $e = $e->getPrevious()) {
-            $info = $e instanceof \PDOException ? $e->errorInfo : null;
+            if (! $e instanceof \PDOException) {
+                continue;
+            }
+            $info = $e->errorInfo;
             if (is_array($info) && isset($info[1]) && is_int($info[1])) {
                 return $info[1];
+            }
+            if ($info === null && is_int($e->getCode()) && $e->getCode() > 0) {
+                return $e->getCode();
             }
         }
 

@@ -277,6 +277,71 @@ final class WorkCommandTest extends LaravelTestCase
         Harness::dropDatabase($store, $db->port);
     }
 
+    /**
+     * A password rotated in the secret the worker reads (DB_EVENT_STORE_PASSWORD_FILE) — the old
+     * one refused from then on — and a server out of connections (max_connections lowered to
+     * MariaDB's floor and taken by other sessions), each under load: the same events:work
+     * process logs in again with the new password, stores every event once, dead-letters nothing.
+     */
+    public function test_a_rotated_password_and_a_server_out_of_connections_need_no_restart(): void
+    {
+        $db = new PrivateMariaDb();
+        $db->start();
+        $store = Harness::createDatabase('es', $db->port);
+        $root = Harness::pdo(null, $db->port);
+        $root->exec("CREATE USER 'suitex_worker'@'%' IDENTIFIED BY 'w0rker-secret'");
+        $root->exec("GRANT SELECT, INSERT ON `{$store}`.* TO 'suitex_worker'@'%'");
+        $secret = tempnam(sys_get_temp_dir(), 'event-store-password');
+        $this->logs[] = $secret;
+        file_put_contents($secret, "w0rker-secret\n");
+        $pipeline = new Pipeline('workrotate');
+        $pipeline->provision();
+        $base = array_merge($pipeline->env, ['DB_EVENT_STORE_PORT' => (string) $db->port, 'DB_EVENT_STORE_DATABASE' => $store]);
+        [$code, $out, $err] = Harness::artisan(['migrate', '--force'], Harness::migrator($this->env($base)));
+        $this->assertSame(0, $code, $out.$err);
+        $worker = $this->startWorker($this->env(array_merge($base, [
+            'DB_EVENT_STORE_USERNAME' => 'suitex_worker', 'DB_EVENT_STORE_PASSWORD' => '', 'DB_EVENT_STORE_PASSWORD_FILE' => $secret,
+        ])));
+        $killSessions = function () use ($root): void {
+            foreach ($root->query("SELECT id FROM information_schema.processlist WHERE user = 'suitex_worker'")->fetchAll(\PDO::FETCH_COLUMN) as $id) {
+                $root->exec("KILL CONNECTION {$id}");
+            }
+        };
+
+        $ids = $pipeline->emit(self::events(100, 10));
+        $this->eventually(60, 'the worker stores events', fn () => self::rowCount($store, $db->port) >= 20);
+
+        $root->exec("ALTER USER 'suitex_worker'@'%' IDENTIFIED BY 'r0tated-secret'");
+        $killSessions();
+        $ids = array_merge($ids, $pipeline->emit(self::events(50, 10, 'P')));
+        $this->eventually(30, 'the worker reports the refused password', fn () => str_contains($this->workerLogs(), 'failed (authentication, '));
+        file_put_contents($secret, "r0tated-secret\n");
+        $this->eventually(90, 'every event is stored with the new password', fn () => self::rowCount($store, $db->port) === 150);
+
+        $root->exec('SET GLOBAL max_connections = 10');
+        $killSessions();
+        $others = [];
+        try {
+            for ($i = 0; $i < 20; $i++) {
+                $others[] = Harness::pdo(null, $db->port);
+            }
+        } catch (\PDOException $e) {
+            $this->assertStringContainsString('1040', $e->getMessage());
+        }
+        $this->assertGreaterThanOrEqual(9, count($others), 'other sessions took the server\'s connections');
+        $ids = array_merge($ids, $pipeline->emit(self::events(50, 10, 'M')));
+        $this->eventually(30, 'the worker reports the connection limit', fn () => str_contains($this->workerLogs(), 'failed (connection_limit, '));
+        $others = [];
+        $root->exec('SET GLOBAL max_connections = 151');
+        $this->eventually(90, 'every event is stored once connections are free', fn () => self::rowCount($store, $db->port) === 200);
+
+        $this->assertTrue(proc_get_status($worker)['running'], 'the same worker process recovered: '.$this->workerLogs());
+        $this->assertEqualsCanonicalizing($ids, self::storedIds($store, $db->port), 'each event stored exactly once');
+        $this->assertSame([], $pipeline->deadLetters(1, 3.0), 'nothing was dead-lettered');
+        $this->assertStringNotContainsString('poison', $this->workerLogs());
+        Harness::dropDatabase($store, $db->port);
+    }
+
     public function test_sigterm_and_kill_9_lose_and_duplicate_nothing(): void
     {
         $this->migrate();

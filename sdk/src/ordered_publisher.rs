@@ -251,18 +251,25 @@ impl PublishBatch {
                 }
             });
         }
-        results
-            .into_iter()
-            .map(|r| match r {
-                Some(Ok(id)) => Ok(id),
-                Some(Err(e)) => Err(publish_error(&topic, e)),
-                None => Err(Error::DeadlineExceeded {
-                    service: Service::PubSub,
-                    operation: format!("publishing to {topic}"),
-                    deadline: deadline.budget,
-                }),
-            })
-            .collect()
+        results.into_iter().map(|r| outcome(&topic, r, deadline)).collect()
+    }
+}
+
+/// One message's outcome. The client gives up retrying at the same budget as the call
+/// (`clients::base_publisher` is built with the publish deadline as its time limit), so its own
+/// time-out is this call's deadline passing, whichever of the two timers fired first: both are
+/// [`Error::DeadlineExceeded`], never a service failure.
+fn outcome(topic: &str, result: Option<PublishResult>, deadline: Deadline) -> Result<String, Error> {
+    let exceeded = || Error::DeadlineExceeded {
+        service: Service::PubSub,
+        operation: format!("publishing to {topic}"),
+        deadline: deadline.budget,
+    };
+    match result {
+        Some(Ok(id)) => Ok(id),
+        Some(Err(PublishError::Rpc(e))) if e.is_timeout() => Err(exceeded()),
+        Some(Err(e)) => Err(publish_error(topic, e)),
+        None => Err(exceeded()),
     }
 }
 
@@ -298,4 +305,24 @@ fn publish_error(topic: &str, e: PublishError) -> Error {
         _ => true,
     };
     Error::service(Service::PubSub, format!("publishing to {topic}"), transient, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clients_own_time_out_is_the_calls_deadline_passing() {
+        let deadline = Deadline::after(std::time::Duration::from_secs(2));
+        let timed_out =
+            PublishError::Rpc(std::sync::Arc::new(google_cloud_gax::error::Error::timeout("expired")));
+        let err = outcome("projects/p/topics/t", Some(Err(timed_out)), deadline).unwrap_err();
+        assert!(err.is_deadline_exceeded(), "{err}");
+        assert_eq!(err.to_string(), "publishing to projects/p/topics/t did not complete within 2s");
+        let pending = outcome("projects/p/topics/t", None, deadline).unwrap_err();
+        assert_eq!(pending.to_string(), err.to_string(), "the same error whichever timer fired first");
+        let paused =
+            outcome("projects/p/topics/t", Some(Err(PublishError::OrderingKeyPaused)), deadline).unwrap_err();
+        assert!(!paused.is_deadline_exceeded(), "{paused}");
+    }
 }

@@ -32,7 +32,7 @@ return [
         // Back-off while the database or Pub/Sub is away: from the first wait, doubling, up to the
         // longest (with jitter). Events in hand keep their leases meanwhile. The Rust worker's
         // settings, names, format (`200ms`, `30s`, `2m`; a bare number is milliseconds) and
-        // defaults alike (sdk/src/settings/mod.rs; a test compares them). The 0.2 names
+        // defaults alike (sdk/src/settings.rs; a test compares them). The 0.2 names
         // SUITEX_WORKER_BACKOFF_INITIAL_MS / _MAX_MS (milliseconds) are still read, deprecated.
         'backoff_min' => env('SUITEX_WORKER_BACKOFF_MIN', env('SUITEX_WORKER_BACKOFF_INITIAL_MS', '200ms')),
         'backoff_max' => env('SUITEX_WORKER_BACKOFF_MAX', env('SUITEX_WORKER_BACKOFF_MAX_MS', '30s')),

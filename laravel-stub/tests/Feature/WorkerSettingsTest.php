@@ -7,14 +7,14 @@ use SuiteX\EventBackbone\Config\Duration;
 
 /**
  * `php artisan events:work` reads the Rust worker's settings: the same names, the same duration
- * format and the same defaults as the SDK's one settings list (sdk/src/settings/mod.rs).
+ * format and the same defaults as the SDK's one settings list (sdk/src/settings.rs).
  */
 final class WorkerSettingsTest extends TestCase
 {
     /** @return array<string,string> setting => default, from the SDK's settings list */
     private static function rustDefaults(): array
     {
-        $rust = file_get_contents(dirname(__DIR__, 3).'/sdk/src/settings/mod.rs');
+        $rust = file_get_contents(dirname(__DIR__, 3).'/sdk/src/settings.rs');
         preg_match_all('/= "(SUITEX_WORKER_\w+)", Worker, php: false, default: "`([^`]*)`"/', $rust, $m, PREG_SET_ORDER);
 
         return array_column($m, 2, 1);

@@ -213,6 +213,28 @@ final class WorkCommandTest extends LaravelTestCase
     }
 
     /**
+     * A private MariaDB with the event store migrated and a worker account holding
+     * database-level rights (the common way to grant), and a provisioned pipeline:
+     * [server, database, root PDO, pipeline, the worker's environment without its account].
+     */
+    private function sessionFaultBed(string $prefix): array
+    {
+        $db = new PrivateMariaDb();
+        $db->start();
+        $store = Harness::createDatabase('es', $db->port);
+        $root = Harness::pdo(null, $db->port);
+        $root->exec("CREATE USER 'suitex_worker'@'%' IDENTIFIED BY 'w0rker-secret'");
+        $root->exec("GRANT SELECT, INSERT ON `{$store}`.* TO 'suitex_worker'@'%'");
+        $pipeline = new Pipeline($prefix);
+        $pipeline->provision();
+        $base = array_merge($pipeline->env, ['DB_EVENT_STORE_PORT' => (string) $db->port, 'DB_EVENT_STORE_DATABASE' => $store]);
+        [$code, $out, $err] = Harness::artisan(['migrate', '--force'], Harness::migrator($this->env($base)));
+        $this->assertSame(0, $code, $out.$err);
+
+        return [$db, $store, $root, $pipeline, $base];
+    }
+
+    /**
      * The faults that are about the session, one after the other under load, with a worker
      * account that holds database-level rights (the common way to grant): a database-level
      * REVOKE / GRANT of INSERT (reaches an open session only at its next USE), every session
@@ -221,17 +243,7 @@ final class WorkCommandTest extends LaravelTestCase
      */
     public function test_session_faults_under_load_need_no_restart(): void
     {
-        $db = new PrivateMariaDb();
-        $db->start();
-        $store = Harness::createDatabase('es', $db->port);
-        $root = Harness::pdo(null, $db->port);
-        $root->exec("CREATE USER 'suitex_worker'@'%' IDENTIFIED BY 'w0rker-secret'");
-        $root->exec("GRANT SELECT, INSERT ON `{$store}`.* TO 'suitex_worker'@'%'");
-        $pipeline = new Pipeline('workrecover');
-        $pipeline->provision();
-        $base = array_merge($pipeline->env, ['DB_EVENT_STORE_PORT' => (string) $db->port, 'DB_EVENT_STORE_DATABASE' => $store]);
-        [$code, $out, $err] = Harness::artisan(['migrate', '--force'], Harness::migrator($this->env($base)));
-        $this->assertSame(0, $code, $out.$err);
+        [$db, $store, $root, $pipeline, $base] = $this->sessionFaultBed('workrecover');
         $worker = $this->startWorker($this->env(array_merge($base, [
             'DB_EVENT_STORE_USERNAME' => 'suitex_worker', 'DB_EVENT_STORE_PASSWORD' => 'w0rker-secret',
         ])));
@@ -285,20 +297,10 @@ final class WorkCommandTest extends LaravelTestCase
      */
     public function test_a_rotated_password_and_a_server_out_of_connections_need_no_restart(): void
     {
-        $db = new PrivateMariaDb();
-        $db->start();
-        $store = Harness::createDatabase('es', $db->port);
-        $root = Harness::pdo(null, $db->port);
-        $root->exec("CREATE USER 'suitex_worker'@'%' IDENTIFIED BY 'w0rker-secret'");
-        $root->exec("GRANT SELECT, INSERT ON `{$store}`.* TO 'suitex_worker'@'%'");
+        [$db, $store, $root, $pipeline, $base] = $this->sessionFaultBed('workrotate');
         $secret = tempnam(sys_get_temp_dir(), 'event-store-password');
         $this->logs[] = $secret;
         file_put_contents($secret, "w0rker-secret\n");
-        $pipeline = new Pipeline('workrotate');
-        $pipeline->provision();
-        $base = array_merge($pipeline->env, ['DB_EVENT_STORE_PORT' => (string) $db->port, 'DB_EVENT_STORE_DATABASE' => $store]);
-        [$code, $out, $err] = Harness::artisan(['migrate', '--force'], Harness::migrator($this->env($base)));
-        $this->assertSame(0, $code, $out.$err);
         $worker = $this->startWorker($this->env(array_merge($base, [
             'DB_EVENT_STORE_USERNAME' => 'suitex_worker', 'DB_EVENT_STORE_PASSWORD' => '', 'DB_EVENT_STORE_PASSWORD_FILE' => $secret,
         ])));

@@ -110,9 +110,10 @@ pub struct PayloadRef {
     pub bucket: String,
     /// Object name, `{account_id}/{yyyy}/{mm}/{dd}/{event_id}/{sha256}.json`.
     pub object: String,
-    /// The object generation written for this event; 0 when the emit found the object already
-    /// written by an earlier attempt of itself (the name proves the bytes; reading the
-    /// generation would need a right a create-only account does not have).
+    /// The object generation written for this event; 0 when the writer found the object already
+    /// written (an earlier attempt of the same emit, or the `events.merged` feeder offloading a
+    /// stored payload again): the name and sha256 prove the bytes, and reading the generation
+    /// would need a right a create-only account does not have. Readers accept 0.
     pub generation: i64,
     /// Lowercase hex sha256 of the object's bytes (the payload's JSON).
     pub sha256: String,
@@ -529,6 +530,25 @@ mod tests {
         assert_eq!(e.payload_location(), PayloadLocation::Gcs);
         let back = Event::decode(&e.to_wire_json()).unwrap();
         assert_eq!(back.payload(), &Payload::Offloaded(r));
+    }
+
+    #[test]
+    fn a_reference_whose_generation_the_writer_could_not_read_round_trips() {
+        // A create-only emitter that finds its object written by an earlier attempt (412), and
+        // the feeder re-offloading a stored payload, write generation 0: "not known".
+        let r = PayloadRef {
+            bucket: "suitex-payload-snapshots".into(),
+            object: "42/2026/11/26/x.json".into(),
+            generation: 0,
+            sha256: "b".repeat(64),
+            size: 300_000,
+        };
+        let e = Event::from_input(valid()).unwrap().with_payload(Payload::Offloaded(r.clone()));
+        assert_eq!(Event::decode(&e.to_wire_json()).unwrap().payload(), &Payload::Offloaded(r));
+        let mut v: Value = serde_json::from_slice(&e.to_wire_json()).unwrap();
+        v["payload_ref"]["generation"] = (-1).into();
+        let refused = Event::decode(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert_eq!(refused.field(), "payload_ref.generation");
     }
 
     #[test]

@@ -406,10 +406,12 @@ pub(super) fn parse_payload_ref(v: Value) -> Result<PayloadRef, ValidationError>
             format!("is {} bytes; it must be 1 to 1024", object.len()),
         ));
     }
-    let generation = generation.as_i64().filter(|g| *g > 0).ok_or_else(|| {
+    // 0: the writer found the object already written and could not read its generation (a
+    // create-only account). The name and sha256 identify the bytes either way.
+    let generation = generation.as_i64().filter(|g| *g >= 0).ok_or_else(|| {
         ValidationError::new(
             "payload_ref.generation",
-            format!("must be a positive integer; got {generation}"),
+            format!("must be a non-negative integer (0: not known to the writer); got {generation}"),
         )
     })?;
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {

@@ -157,13 +157,22 @@ async fn grants_leave_an_all_privileges_account_with_exactly_its_role_and_check_
     let role_name = format!("broad_{}", &unique()[..8]);
     let expected: [(&str, &[&str]); 3] = [
         ("reader", &["GRANT SELECT ON `{db}`.`event_store`"]),
-        ("writer", &["GRANT SELECT, INSERT ON `{db}`.`event_store`"]),
+        (
+            "writer",
+            &[
+                "GRANT SELECT, INSERT ON `{db}`.`event_store`",
+                "GRANT SELECT, INSERT ON `{db}`.`event_store_merged_position`",
+            ],
+        ),
         (
             "migrator",
             &[
                 "GRANT ALTER, CREATE, DROP, INDEX, REFERENCES, SELECT, TRIGGER ON `{db}`.*",
                 "GRANT CREATE, DELETE, INSERT, UPDATE ON `{db}`.`_sqlx_migrations`",
                 "GRANT CREATE, DELETE, INSERT, UPDATE ON `{db}`.`migrations`",
+                "GRANT CREATE, INSERT, UPDATE ON `{db}`.`event_store_sequence`",
+                "GRANT CREATE, INSERT, UPDATE ON `{db}`.`event_store_aggregates`",
+                "GRANT CREATE, UPDATE ON `{db}`.`event_store`",
             ],
         ),
     ];

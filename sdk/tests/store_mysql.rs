@@ -45,10 +45,12 @@ async fn migration_creates_the_designed_table() {
         names,
         [
             "id",
+            "seq",
             "account_id",
             "event_id",
             "aggregate_type",
             "aggregate_id",
+            "aggregate_version",
             "event_type",
             "payload",
             "metadata",
@@ -58,9 +60,11 @@ async fn migration_creates_the_designed_table() {
     );
     assert_eq!(columns[0].1, "bigint(20) unsigned");
     assert_eq!(columns[1].1, "bigint(20) unsigned");
-    assert_eq!(columns[4].1, "varchar(191)");
-    assert_eq!(columns[7].2, "YES", "metadata is nullable");
-    assert_eq!(columns[8].1, "datetime(6)");
+    assert_eq!(columns[2].1, "bigint(20) unsigned");
+    assert_eq!(columns[5].1, "varchar(191)");
+    assert_eq!(columns[6].1, "int(10) unsigned");
+    assert_eq!(columns[9].2, "YES", "metadata is nullable");
+    assert_eq!(columns[10].1, "datetime(6)");
 
     let indexes: Vec<(String, i64, String, u32)> = sqlx::query_as(
         "SELECT index_name, non_unique, column_name, seq_in_index FROM information_schema.statistics
@@ -71,11 +75,12 @@ async fn migration_creates_the_designed_table() {
     .unwrap();
     let composite: Vec<&str> = indexes
         .iter()
-        .filter(|i| i.0 == "event_store_account_aggregate_index")
+        .filter(|i| i.0 == "event_store_aggregate_version_unique" && i.1 == 0)
         .map(|i| i.2.as_str())
         .collect();
-    assert_eq!(composite, ["account_id", "aggregate_type", "aggregate_id"]);
+    assert_eq!(composite, ["account_id", "aggregate_type", "aggregate_id", "aggregate_version"]);
     assert!(indexes.iter().any(|i| i.0 == "event_store_event_id_unique" && i.1 == 0 && i.2 == "event_id"));
+    assert!(indexes.iter().any(|i| i.0 == "event_store_seq_unique" && i.1 == 0 && i.2 == "seq"));
 
     let triggers: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT trigger_name, action_timing, event_manipulation FROM information_schema.triggers
@@ -87,6 +92,7 @@ async fn migration_creates_the_designed_table() {
     assert_eq!(
         triggers,
         [
+            ("event_store_assign_order".into(), "BEFORE".into(), "INSERT".into()),
             ("event_store_no_delete".into(), "BEFORE".into(), "DELETE".into()),
             ("event_store_no_update".into(), "BEFORE".into(), "UPDATE".into())
         ]
@@ -117,7 +123,7 @@ async fn append_is_idempotent_and_keeps_order() {
     // Read back: the stored event is the emitted one, payload and all.
     let stream = db
         .store
-        .read(
+        .read_after(
             &Selection::Aggregate {
                 account_id: 1,
                 aggregate_type: "customer".into(),
@@ -140,7 +146,7 @@ async fn appended_ids_are_right_when_the_server_may_interleave_them() {
     let store = db.store.clone().verifying_appended_ids();
     let batch: Vec<Event> = (0..50).map(|n| event(9, &format!("V-{}", n % 3), n)).collect();
     let out = store.append(&batch).await.unwrap();
-    let stored = store.read(&Selection::Tenant { account_id: 9 }, 0, 100).await.unwrap();
+    let stored = store.read_after(&Selection::Tenant { account_id: 9 }, 0, 100).await.unwrap();
     for (a, s) in out.iter().zip(&stored) {
         assert_eq!(a, &Appended::Stored(s.id));
     }
@@ -301,7 +307,7 @@ async fn large_payloads_sent_in_pieces_are_stored_exactly_and_in_order() {
     for (i, e) in batch.iter().enumerate() {
         let stored = db
             .store
-            .read(&Selection::IdRange { from: ids[i], to: ids[i], account_id: None }, 0, 1)
+            .read_after(&Selection::IdRange { from: ids[i], to: ids[i], account_id: None }, 0, 1)
             .await
             .unwrap();
         assert_eq!(stored[0].event, *e, "event {i} is stored as emitted");
@@ -381,22 +387,22 @@ async fn reads_are_scoped_by_tenant() {
     let out = db.store.append(&all).await.unwrap();
     let ids: Vec<u64> = out.iter().map(|a| a.id().unwrap()).collect();
 
-    let tenant7 = db.store.read(&Selection::Tenant { account_id: 7 }, 0, 100).await.unwrap();
+    let tenant7 = db.store.read_after(&Selection::Tenant { account_id: 7 }, 0, 100).await.unwrap();
     assert_eq!(tenant7.len(), 6);
     assert!(tenant7.iter().all(|e| e.event.account_id() == 7));
 
     // Same aggregate id under another tenant is another aggregate.
     let agg =
         Selection::Aggregate { account_id: 8, aggregate_type: "customer".into(), aggregate_id: "S-1".into() };
-    let stream = db.store.read(&agg, 0, 100).await.unwrap();
+    let stream = db.store.read_after(&agg, 0, 100).await.unwrap();
     assert_eq!(stream.len(), 6);
     assert!(stream.iter().all(|e| e.event.account_id() == 8));
-    // Paging continues after the last id seen.
-    let page2 = db.store.read(&agg, stream[2].id, 2).await.unwrap();
+    // Paging continues after the last seq seen.
+    let page2 = db.store.read_after(&agg, stream[2].seq, 2).await.unwrap();
     assert_eq!(page2.iter().map(|e| e.id).collect::<Vec<_>>(), vec![stream[3].id, stream[4].id]);
 
     let range = Selection::IdRange { from: ids[2], to: ids[7], account_id: Some(7) };
-    let got = db.store.read(&range, 0, 100).await.unwrap();
+    let got = db.store.read_after(&range, 0, 100).await.unwrap();
     assert_eq!(got.iter().map(|e| e.id).collect::<Vec<_>>(), vec![ids[2], ids[4], ids[6]]);
     assert_eq!(db.store.count(&range).await.unwrap(), 3);
     let unscoped = Selection::IdRange { from: ids[2], to: ids[7], account_id: None };

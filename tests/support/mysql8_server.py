@@ -4,14 +4,14 @@ No MySQL 8 server can be installed on the project's machines, and MariaDB (what 
 use) sends JSON columns as text. MySQL 8 does not: a `JSON` column comes over the wire with its
 own column type (245, MYSQL_TYPE_JSON) and the binary collation, and MySQL normalizes JSON
 documents (object keys sorted by length, then bytes; no insignificant whitespace). This server
-answers the SELECTs of `EventStore::read` as MySQL 8 types them:
+answers the SELECTs of `EventStore::read_after` as MySQL 8 types them:
 
 * a bare `payload` / `metadata` column: type JSON, collation binary, the normalized document;
 * `CAST(payload AS CHAR)`: type LONG_BLOB, collation utf8mb4 (MySQL's LONGTEXT result);
-* ids and accounts as BIGINT UNSIGNED, times as DATETIME(6), other columns as VARCHAR.
+* ids, `seq` and accounts as BIGINT UNSIGNED, `aggregate_version` as INT UNSIGNED, times as DATETIME(6), other columns as VARCHAR.
 
 It holds one table of events given as JSON on the command line and filters them by the query's
-`id > N` / `id >= N` / `id <= N` / `account_id = N` conditions. Everything else a client sends
+`id`, `seq` and `account_id` conditions (`>`, `>=`, `<=`, `=`), in the `ORDER BY` column. Everything else a client sends
 while connecting (SET …, SELECT @@…) is acknowledged.
 
     python mysql8_server.py --port 3399 --events '[{"id": 1, ...}]'
@@ -30,7 +30,9 @@ from mysql_mimic import packets
 from mysql_mimic.charset import CharacterSet
 from mysql_mimic.types import ColumnDefinition, ColumnType, str_len
 
-UNSIGNED = {"id", "account_id"}
+UNSIGNED = {"id", "seq", "account_id", "aggregate_version"}
+# INT UNSIGNED; the others are BIGINT UNSIGNED.
+INT = {"aggregate_version"}
 
 # MySQL marks BIGINT UNSIGNED columns with the UNSIGNED flag; mysql-mimic has no field for it.
 _column_definition = packets.make_column_definition_41
@@ -91,7 +93,7 @@ def column(expr, events):
         col = ResultColumn(name, ColumnType.JSON, CharacterSet.binary, text_encoder=utf8, binary_encoder=utf8_len)
         return name, name, col, "json"
     if name in UNSIGNED:
-        return name, name, ResultColumn(name, ColumnType.LONGLONG), "int"
+        return name, name, ResultColumn(name, ColumnType.LONG if name in INT else ColumnType.LONGLONG), "int"
     if name in ("occurred_at", "created_at"):
         return name, name, ResultColumn(name, ColumnType.DATETIME), "time"
     return name, name, ResultColumn(name, ColumnType.VAR_STRING, CharacterSet.utf8mb4), "text"
@@ -111,11 +113,12 @@ class EventStore8(Session):
         exprs = [e for e in re.split(r",(?![^(]*\))", select.group(1))]
         where = select.group(2)
         rows = list(self.events)
-        for field, op, value in re.findall(r"\b(id|account_id)\s*(>=|<=|>|=)\s*(\d+)", where):
+        for field, op, value in re.findall(r"\b(id|seq|account_id)\s*(>=|<=|>|=)\s*(\d+)", where):
             value = int(value)
             test = {">": lambda a: a > value, ">=": lambda a: a >= value, "<=": lambda a: a <= value, "=": lambda a: a == value}[op]
             rows = [r for r in rows if test(r[field])]
-        rows.sort(key=lambda r: r["id"])
+        order = re.search(r"ORDER BY (\w+)", where, re.I)
+        rows.sort(key=lambda r: r[order.group(1) if order else "id"])
         limit = re.search(r"LIMIT\s+(\d+)", where, re.I)
         if limit:
             rows = rows[: int(limit.group(1))]

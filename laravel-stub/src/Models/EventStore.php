@@ -19,10 +19,12 @@ use Illuminate\Database\Eloquent\Model;
  * The web tier emits through Events::emitEvent() and the worker stores.
  *
  * @property int $id
+ * @property int $seq the row's position in the ledger: 1, 2, 3 … in commit order, without gaps
  * @property int $account_id
  * @property string $event_id
  * @property string $aggregate_type
  * @property string $aggregate_id
+ * @property int $aggregate_version the event's number within its aggregate: 1, 2, 3 …
  * @property string $event_type
  * @property array|null $payload
  * @property array|null $metadata
@@ -44,10 +46,13 @@ class EventStore extends Model
     /** created_at is set by the database at commit; there is no updated_at. */
     public $timestamps = false;
 
-    protected $guarded = ['id', 'created_at'];
+    /** seq and aggregate_version are assigned by the database's trigger, whatever is given. */
+    protected $guarded = ['id', 'seq', 'aggregate_version', 'created_at'];
 
     protected $casts = [
         'account_id' => 'integer',
+        'seq' => 'integer',
+        'aggregate_version' => 'integer',
         // Arrays when read; written from an array, or byte for byte from a JsonText.
         'payload' => JsonDocument::class,
         'metadata' => JsonDocument::class,
@@ -87,40 +92,56 @@ class EventStore extends Model
     }
 
     /**
-     * One aggregate's history in append order (the order the worker stored it, which is the
-     * order it was emitted in): EventStore::forAggregate(42, 'customer', 'C-1001')->get().
-     * Uses the (account_id, aggregate_type, aggregate_id) index.
+     * One aggregate's history, version 1, 2, 3 …: EventStore::forAggregate(42, 'customer',
+     * 'C-1001')->get(). Uses the (account_id, aggregate_type, aggregate_id, aggregate_version)
+     * key.
      */
     public function scopeForAggregate($query, int $accountId, string $aggregateType, string $aggregateId)
     {
         return $query->where('account_id', $accountId)
             ->where('aggregate_type', $aggregateType)
             ->where('aggregate_id', $aggregateId)
-            ->orderBy('id');
+            ->orderBy('aggregate_version');
     }
 
-    /** One tenant's events in store order: EventStore::forAccount(42)->get(). */
+    /** One tenant's events in ledger order: EventStore::forAccount(42)->get(). */
     public function scopeForAccount($query, int $accountId)
     {
-        return $query->where('account_id', $accountId)->orderBy('id');
+        return $query->where('account_id', $accountId)->orderBy('seq');
     }
 
     /**
-     * Events stored after store id `$storeId`, in store order — for catch-up readers that
-     * remember the last `store_id` they handled (events.merged carries it):
-     * EventStore::afterStoreId($last)->limit(500)->get(). For large reads iterate with
-     * lazyById(), which pages on the primary key instead of OFFSET:
-     * EventStore::forAccount(42)->lazyById(1000)->each(fn ($e) => …).
+     * Events after ledger position `$seq`, in ledger order — for readers that follow the ledger
+     * and remember the last `seq` they handled (events.merged carries it). `seq` is assigned in
+     * commit order without gaps, so nothing committed later can appear behind it:
+     * EventStore::afterSeq($last)->limit(500)->get(). For large reads iterate with
+     * lazyBySeq(), which pages on `seq` instead of OFFSET:
+     * EventStore::forAccount(42)->lazyBySeq(1000)->each(fn ($e) => …).
+     */
+    public function scopeAfterSeq($query, int $seq)
+    {
+        return $query->where('seq', '>', $seq)->orderBy('seq');
+    }
+
+    /**
+     * @deprecated ids are not the ledger's order: rows take their id at INSERT and commit in any
+     * order, so a reader going on from `id > $last` can step past a row that commits a moment
+     * later and never see it. Use afterSeq().
      */
     public function scopeAfterStoreId($query, int $storeId)
     {
+        trigger_error(
+            'EventStore::afterStoreId() is deprecated: ids are not commit order and a reader following them can skip a row; use afterSeq()',
+            E_USER_DEPRECATED
+        );
+
         return $query->where('id', '>', $storeId)->orderBy('id');
     }
 
-    /** Events of one type (e.g. customer.updated), in store order. */
+    /** Events of one type (e.g. customer.updated), in ledger order. */
     public function scopeOfType($query, string $eventType)
     {
-        return $query->where('event_type', $eventType)->orderBy('id');
+        return $query->where('event_type', $eventType)->orderBy('seq');
     }
 
     public function touch($attribute = null)

@@ -13,6 +13,16 @@ use Illuminate\Database\Eloquent\Builder;
  */
 class EventStoreBuilder extends Builder
 {
+    /**
+     * Iterates lazily in ledger order, a page of `$chunkSize` rows at a time, each page read
+     * after the last `seq` of the one before (never OFFSET): rows committed meanwhile are
+     * seen, none skipped.
+     */
+    public function lazyBySeq(int $chunkSize = 1000)
+    {
+        return $this->lazyById($chunkSize, 'seq');
+    }
+
     public function update(array $values)
     {
         throw EventStoreImmutableException::refuse('a mass update');

@@ -5,7 +5,7 @@ namespace Tests\Feature;
 use SuiteX\EventBackbone\Models\EventStore;
 use Tests\Support\LaravelTestCase;
 
-/** Reading the ledger the Laravel way: scopes per tenant, aggregate, type and after a store id. */
+/** Reading the ledger the Laravel way: scopes per tenant, aggregate, type and after a seq. */
 final class ReadingTest extends LaravelTestCase
 {
     public function test_scopes_select_in_store_order_with_payload_and_metadata_as_arrays(): void
@@ -24,17 +24,47 @@ final class ReadingTest extends LaravelTestCase
         $this->assertSame([$ids[0], $ids[2], $ids[3]], EventStore::forAccount(7)->pluck('id')->all());
         $this->assertSame([$ids[0], $ids[3]], EventStore::forAggregate(7, 'customer', 'C-1')->pluck('id')->all());
         $this->assertSame([$ids[2], $ids[3]], EventStore::ofType('customer.updated')->pluck('id')->all());
-        $this->assertSame([$ids[2], $ids[3]], EventStore::afterStoreId($ids[1])->pluck('id')->all());
-        $this->assertSame([$ids[3]], EventStore::forAccount(7)->afterStoreId($ids[2])->pluck('id')->all());
+        // seq and aggregate_version come from the database, whatever the writer gave.
+        $this->assertSame([1, 2, 3, 4], EventStore::afterSeq(0)->pluck('seq')->all());
+        $this->assertSame([1, 1, 1, 2], EventStore::afterSeq(0)->pluck('aggregate_version')->all());
+        $this->assertSame([$ids[2], $ids[3]], EventStore::afterSeq(2)->pluck('id')->all());
+        $this->assertSame([$ids[3]], EventStore::forAccount(7)->afterSeq(3)->pluck('id')->all());
+        $this->assertSame([1, 2], EventStore::forAggregate(7, 'customer', 'C-1')->pluck('aggregate_version')->all());
 
         $first = EventStore::forAccount(7)->first();
         $this->assertSame(['n' => 0], $first->payload);
         $this->assertSame(['actor' => 'user:7'], $first->metadata);
 
         $seen = [];
-        EventStore::forAccount(7)->lazyById(2)->each(function (EventStore $e) use (&$seen) {
-            $seen[] = $e->id;
+        EventStore::forAccount(7)->lazyBySeq(2)->each(function (EventStore $e) use (&$seen) {
+            $seen[] = $e->seq;
         });
-        $this->assertSame([$ids[0], $ids[2], $ids[3]], $seen, 'lazyById pages through in id order');
+        $this->assertSame([1, 3, 4], $seen, 'lazyBySeq pages through in seq order');
+
+        // The id-based scope still answers, with a deprecation that says why.
+        $deprecations = [];
+        set_error_handler(function (int $level, string $message) use (&$deprecations) {
+            $deprecations[] = $message;
+
+            return true;
+        }, E_USER_DEPRECATED);
+        try {
+            $this->assertSame([$ids[2], $ids[3]], EventStore::afterStoreId($ids[1])->pluck('id')->all());
+        } finally {
+            restore_error_handler();
+        }
+        $this->assertCount(1, $deprecations);
+        $this->assertStringContainsString('use afterSeq()', $deprecations[0]);
+    }
+
+    public function test_a_seq_given_by_the_writer_is_replaced_by_the_ledgers_own(): void
+    {
+        $this->migrate();
+        $this->boot(['DB_EVENT_STORE_ROLE' => 'writer']);
+        $model = new EventStore();
+        $model->forceFill($this->event(['payload' => ['n' => 1]]) + ['seq' => 99, 'aggregate_version' => 42]);
+        $model->save();
+        $row = EventStore::query()->where('id', $model->id)->first();
+        $this->assertSame([1, 1], [$row->seq, $row->aggregate_version]);
     }
 }

@@ -30,7 +30,9 @@ final class SchemaParityTest extends LaravelTestCase
             $laravel = $this->describe($this->eventStore);
             $native = $this->describe($sqlx);
             foreach (array_keys($native) as $aspect) {
-                $this->assertNotEmpty($native[$aspect], "$aspect is described");
+                if (! preg_match('/ (checks|triggers)$/', $aspect) || str_starts_with($aspect, 'event_store ')) {
+                    $this->assertNotEmpty($native[$aspect], "$aspect is described");
+                }
                 $this->assertSame($native[$aspect], $laravel[$aspect], "$aspect differs between the two migrations");
             }
         } finally {
@@ -38,13 +40,25 @@ final class SchemaParityTest extends LaravelTestCase
         }
     }
 
-    /** The event_store table as information_schema has it, per aspect. */
+    /** The event store's tables as information_schema has them, per table and aspect. */
     private function describe(string $schema): array
     {
+        $out = [];
+        foreach (['event_store', 'event_store_sequence', 'event_store_aggregates', 'event_store_merged_position'] as $table) {
+            foreach ($this->describeTable($schema, $table) as $aspect => $rows) {
+                $out["$table $aspect"] = $rows;
+            }
+        }
+
+        return $out;
+    }
+
+    private function describeTable(string $schema, string $table): array
+    {
         $pdo = Harness::pdo();
-        $q = function (string $sql) use ($pdo, $schema) {
-            $st = $pdo->prepare($sql);
-            $st->execute([$schema]);
+        $q = function (string $sql) use ($pdo, $schema, $table) {
+            $st = $pdo->prepare(str_replace("'event_store'", '?', $sql));
+            $st->execute([$schema, $table]);
 
             return $st->fetchAll(PDO::FETCH_ASSOC);
         };

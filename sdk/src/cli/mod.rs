@@ -16,6 +16,8 @@ mod relay;
 #[cfg(feature = "worker")]
 mod replay;
 mod settings;
+#[cfg(feature = "store")]
+mod tail;
 #[cfg(feature = "worker")]
 mod worker;
 
@@ -56,7 +58,7 @@ enum Command {
     /// Apply the event store migrations (DB_EVENT_STORE_* settings).
     #[cfg(feature = "store")]
     Migrate(migrate::Args),
-    /// Consume events.raw-sub into the event store and re-publish to events.merged.
+    /// Consume events.raw-sub into the event store; feed events.merged from the ledger.
     #[cfg(feature = "worker")]
     Worker(worker::Args),
     /// Give a database account exactly one role's rights (migrator, writer, reader), revoking
@@ -72,6 +74,10 @@ enum Command {
     /// Inspect and redrive dead letters on events.dlq-sub.
     #[cfg(feature = "worker")]
     Dlq(dlq::Args),
+    /// Print the ledger as JSON lines in seq order and follow it (--after-seq, --account,
+    /// --aggregate TYPE:ID, --no-follow).
+    #[cfg(feature = "store")]
+    Tail(tail::Args),
     /// Print the messages a subscription holds.
     #[cfg(feature = "consume")]
     Peek(peek::Args),
@@ -157,6 +163,8 @@ pub fn main() -> ExitCode {
             Command::Dlq(args) => dlq::run(args).await,
             #[cfg(feature = "consume")]
             Command::Peek(args) => peek::run(args).await,
+            #[cfg(feature = "store")]
+            Command::Tail(args) => tail::run(args).await,
             Command::Settings(args) => settings::run(args).await,
         }
     });

@@ -107,7 +107,7 @@ pub struct EventStore {
     /// Connections retired after a connection-scoped error.
     retirement: Arc<Retirement>,
     /// Re-read on retirement when the password comes from a file.
-    settings: Arc<StoreSettings>,
+    pub(super) settings: Arc<StoreSettings>,
     max_packet: usize,
     /// The server hands a multi-row INSERT consecutive ids without gaps (auto-increment step 1
     /// and lock mode 0 or 1), so ids follow from LAST_INSERT_ID() alone.
@@ -115,6 +115,9 @@ pub struct EventStore {
     /// Longest any one statement may take before it is abandoned (a transient failure).
     statement_timeout: Duration,
     pub(super) describe: String,
+    /// Told whenever this process (any clone of this store) commits appended rows: followers
+    /// and the `events.merged` feeder wait on it instead of polling.
+    committed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 pub(super) fn db_error(operation: impl Into<String>, e: sqlx::Error) -> Error {
@@ -248,6 +251,7 @@ impl EventStore {
             consecutive_ids: false,
             statement_timeout: settings.statement_timeout,
             describe: settings.describe(),
+            committed: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
     }
 
@@ -330,6 +334,12 @@ impl EventStore {
     #[cfg(not(feature = "test-support"))]
     pub(crate) fn pool(&self) -> &MySqlPool {
         &self.pool
+    }
+
+    /// Commits of appended rows by this process (any clone of this store), counted:
+    /// `changed()` on the receiver resolves at the first commit after this call.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.committed.subscribe()
     }
 
     /// The server's `max_allowed_packet` as last read.
@@ -426,6 +436,7 @@ impl EventStore {
             }
             let chunk = run.unfenced(&rows[start..end]);
             self.append_chunk(chunk, &mut run).await?;
+            self.committed.send_modify(|commits| *commits += 1);
             start = end;
         }
         for (i, first) in repeats {

@@ -5,10 +5,13 @@
 //! * [`EventStore`]: idempotent appends and tenant-scoped reads; INSERT only, never UPDATE or
 //!   DELETE.
 //! * [`grants`]: the database accounts and their rights.
+//! * [`Leadership`], [`EventStore::merged_position`]: what the `events.merged` feeder keeps in
+//!   the database (`feed.rs`).
 //! * [`MIGRATOR`]: the migrations in the crate's `migrations/` folder, embedded at compile time.
 
 mod errors;
 mod event_store;
+mod feed;
 pub mod grants;
 mod reads;
 mod settings;
@@ -18,7 +21,8 @@ pub use errors::{
     failure_class_of,
 };
 pub use event_store::{Appended, EventStore, MAX_ROWS_PER_INSERT};
-pub use reads::{Selection, StoredEvent};
+pub use feed::{Leadership, feeder_lock_name};
+pub use reads::{FOLLOW_POLL, Selection, StoredEvent};
 pub use settings::{DEFAULT_CONNECTION_MAX_LIFETIME, SslMode, StoreSettings};
 
 /// The embedded migrations of the crate's `migrations/` folder (applied by `suitex-events

@@ -1,6 +1,12 @@
-//! Reading the event store: which events ([`Selection`]), read in id order within a bound on
-//! the payload bytes held at once, and counted. Every read that concerns a tenant is scoped by
-//! `account_id`. (Appending is in `event_store.rs`.)
+//! Reading the event store: which events ([`Selection`]), read in the ledger's order (`seq`)
+//! within a bound on the payload bytes held at once, followed as they commit, and counted.
+//! Every read that concerns a tenant is scoped by `account_id`. (Appending is in
+//! `event_store.rs`.)
+//!
+//! `seq` is the position to read from, never `id`: ids are taken when a row is inserted and
+//! rows commit in any order, so a reader that went on from `id > last` could step past a row
+//! that commits a moment later and never see it. `seq` is assigned in commit order without
+//! gaps (docs/architecture.md §2.2): a reader that has seen `seq` n has seen every smaller one.
 
 use super::EventStore;
 use super::event_store::db_error;
@@ -15,8 +21,12 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 /// A row of the event store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
-    /// The store id (ascending in commit order; per aggregate, emission order).
+    /// The row's id (a key, not an order: see [`StoredEvent::seq`]).
     pub id: u64,
+    /// The row's position in the ledger: 1, 2, 3 … in commit order, without gaps.
+    pub seq: u64,
+    /// The event's number within its aggregate: 1, 2, 3 … in ledger order.
+    pub aggregate_version: u64,
     /// The event, with its full payload inline (as the JSON text the database returned).
     pub event: Event,
     /// When the row was written (UTC).
@@ -26,7 +36,7 @@ pub struct StoredEvent {
 /// Which stored events to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selection {
-    /// One aggregate's stream, in order.
+    /// One aggregate's stream, in order (`aggregate_version` 1, 2, 3 …).
     Aggregate {
         /// The tenant.
         account_id: u64,
@@ -35,10 +45,21 @@ pub enum Selection {
         /// E.g. `C-1001`.
         aggregate_id: String,
     },
-    /// Every event of one tenant, in id order.
+    /// Every event of one tenant, in ledger order.
     Tenant {
         /// The tenant.
         account_id: u64,
+    },
+    /// Every event, in ledger order.
+    All,
+    /// Ledger positions `from..=to`, optionally one tenant's only.
+    SeqRange {
+        /// First `seq`.
+        from: u64,
+        /// Last `seq`.
+        to: u64,
+        /// Only this tenant's events, when given.
+        account_id: Option<u64>,
     },
     /// Ids `from..=to`, optionally one tenant's only.
     IdRange {
@@ -63,8 +84,13 @@ impl Selection {
             Selection::Tenant { account_id } => {
                 q.push("account_id = ").push_bind(*account_id);
             }
-            Selection::IdRange { from, to, account_id } => {
-                q.push("id >= ").push_bind(*from).push(" AND id <= ").push_bind(*to);
+            Selection::All => {
+                q.push("TRUE");
+            }
+            Selection::SeqRange { from, to, account_id } | Selection::IdRange { from, to, account_id } => {
+                let column = if matches!(self, Selection::SeqRange { .. }) { "seq" } else { "id" };
+                q.push(column).push(" >= ").push_bind(*from);
+                q.push(" AND ").push(column).push(" <= ").push_bind(*to);
                 if let Some(a) = account_id {
                     q.push(" AND account_id = ").push_bind(*a);
                 }
@@ -73,14 +99,105 @@ impl Selection {
     }
 }
 
-impl EventStore {
-    /// Reads up to `limit` events of `selection` with ids greater than `after_id`, in id order.
-    pub async fn read(&self, selection: &Selection, after_id: u64, limit: u32) -> Result<Vec<StoredEvent>> {
-        self.read_bounded(selection, after_id, limit, u64::MAX).await
+/// The column a read goes on from: `seq` (the ledger's order) or, for the deprecated readers,
+/// `id`.
+#[derive(Clone, Copy)]
+enum Cursor {
+    Seq,
+    Id,
+}
+
+impl Cursor {
+    fn column(self) -> &'static str {
+        match self {
+            Cursor::Seq => "seq",
+            Cursor::Id => "id",
+        }
     }
 
-    /// [`EventStore::read`], stopping before the payloads read exceed `max_bytes` (at least one
-    /// event is read): replays of large payloads stay within a bounded memory.
+    fn of(self, e: &StoredEvent) -> u64 {
+        match self {
+            Cursor::Seq => e.seq,
+            Cursor::Id => e.id,
+        }
+    }
+}
+
+/// Where a [`EventStore::follow`] stream waits for new rows: woken by appends of this process,
+/// and otherwise polling at this interval (rows appended by other processes).
+pub const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Rows read per page by [`EventStore::follow`].
+const FOLLOW_PAGE: u32 = 500;
+
+impl EventStore {
+    /// Reads up to `limit` events of `selection` whose `seq` is greater than `after_seq`, in
+    /// ledger order.
+    pub async fn read_after(
+        &self,
+        selection: &Selection,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>> {
+        self.read_page(selection, Cursor::Seq, after_seq, limit, u64::MAX).await
+    }
+
+    /// [`EventStore::read_after`], stopping before the payloads read exceed `max_bytes` (at
+    /// least one event is read): replays of large payloads stay within a bounded memory.
+    pub async fn read_after_bounded(
+        &self,
+        selection: &Selection,
+        after_seq: u64,
+        limit: u32,
+        max_bytes: u64,
+    ) -> Result<Vec<StoredEvent>> {
+        self.read_page(selection, Cursor::Seq, after_seq, limit, max_bytes).await
+    }
+
+    /// Every event of `selection` after `after_seq`, in ledger order: first what is stored,
+    /// then each new row as it commits — never skipping one, never yielding one twice. The
+    /// stream ends only with an error (a reader of it retries from the last `seq` it saw).
+    /// It wakes when this process appends and polls every [`FOLLOW_POLL`] for other writers.
+    pub fn follow(
+        &self,
+        selection: Selection,
+        after_seq: u64,
+    ) -> impl futures::Stream<Item = Result<StoredEvent>> + Send + 'static {
+        let store = self.clone();
+        let state = (store, selection, after_seq, std::collections::VecDeque::<StoredEvent>::new());
+        futures::stream::try_unfold(state, |(store, selection, mut after, mut ready)| async move {
+            loop {
+                if let Some(next) = ready.pop_front() {
+                    after = next.seq;
+                    return Ok(Some((next, (store, selection, after, ready))));
+                }
+                // Taken before reading, so an append that commits during the read wakes the wait
+                // below.
+                let mut commits = store.commits();
+                let page = store.read_after(&selection, after, FOLLOW_PAGE).await?;
+                if page.is_empty() {
+                    let _ = tokio::time::timeout(FOLLOW_POLL, commits.changed()).await;
+                } else {
+                    ready.extend(page);
+                }
+            }
+        })
+    }
+
+    /// Reads up to `limit` events of `selection` with ids greater than `after_id`, in id order.
+    #[deprecated(
+        since = "0.4.0",
+        note = "ids are not the ledger's order: a reader going on from `id > last` can step past a row that commits later; use read_after (seq)"
+    )]
+    pub async fn read(&self, selection: &Selection, after_id: u64, limit: u32) -> Result<Vec<StoredEvent>> {
+        self.read_page(selection, Cursor::Id, after_id, limit, u64::MAX).await
+    }
+
+    /// [`EventStore::read`] within a bound on the payload bytes.
+    #[deprecated(
+        since = "0.4.0",
+        note = "ids are not the ledger's order: a reader going on from `id > last` can step past a row that commits later; use read_after_bounded (seq)"
+    )]
     pub async fn read_bounded(
         &self,
         selection: &Selection,
@@ -88,43 +205,58 @@ impl EventStore {
         limit: u32,
         max_bytes: u64,
     ) -> Result<Vec<StoredEvent>> {
+        self.read_page(selection, Cursor::Id, after_id, limit, max_bytes).await
+    }
+
+    async fn read_page(
+        &self,
+        selection: &Selection,
+        cursor: Cursor,
+        after: u64,
+        limit: u32,
+        max_bytes: u64,
+    ) -> Result<Vec<StoredEvent>> {
         let operation = || format!("reading from {}", self.describe);
-        // Which ids fit, from the payloads' sizes alone.
-        let mut q =
-            QueryBuilder::<sqlx::MySql>::new("SELECT id, LENGTH(payload) FROM event_store WHERE id > ");
-        q.push_bind(after_id).push(" AND ");
+        let column = cursor.column();
+        // Which rows fit, from the payloads' sizes alone.
+        let mut q = QueryBuilder::<sqlx::MySql>::new(format!(
+            "SELECT {column}, LENGTH(payload) FROM event_store WHERE {column} > "
+        ));
+        q.push_bind(after).push(" AND ");
         selection.push_where(&mut q);
-        q.push(" ORDER BY id LIMIT ").push_bind(limit);
+        q.push(format!(" ORDER BY {column} LIMIT ")).push_bind(limit);
         let sizes: Vec<(u64, Option<i64>)> = self
             .timed("SELECT", q.build_query_as().fetch_all(&self.pool))
             .await
             .map_err(|e| db_error(operation(), e))?;
         let mut last = None;
         let mut bytes = 0u64;
-        for (id, size) in sizes {
+        for (position, size) in sizes {
             let size = size.unwrap_or(0).max(0) as u64;
             if last.is_some() && bytes + size > max_bytes {
                 break;
             }
             bytes += size;
-            last = Some(id);
+            last = Some(position);
         }
         let Some(last) = last else { return Ok(Vec::new()) };
         // `CAST(… AS CHAR)`: MySQL 8 sends a JSON column with its own wire type and the binary
         // collation, which no text type decodes; as CHAR both MySQL 8 and MariaDB send text.
-        let mut q = QueryBuilder::<sqlx::MySql>::new(
-            "SELECT id, account_id, event_id, aggregate_type, aggregate_id, event_type, \
+        let mut q = QueryBuilder::<sqlx::MySql>::new(format!(
+            "SELECT id, seq, aggregate_version, account_id, event_id, aggregate_type, aggregate_id, event_type, \
              CAST(payload AS CHAR) AS payload, CAST(metadata AS CHAR) AS metadata, occurred_at, created_at \
-             FROM event_store WHERE id > ",
-        );
-        q.push_bind(after_id).push(" AND id <= ").push_bind(last).push(" AND ");
+             FROM event_store WHERE {column} > "
+        ));
+        q.push_bind(after).push(format!(" AND {column} <= ")).push_bind(last).push(" AND ");
         selection.push_where(&mut q);
-        q.push(" ORDER BY id");
+        q.push(format!(" ORDER BY {column}"));
         let rows = self
             .timed("SELECT", q.build().fetch_all(&self.pool))
             .await
             .map_err(|e| db_error(operation(), e))?;
-        rows.iter().map(stored_event).collect()
+        let events: Vec<StoredEvent> = rows.iter().map(stored_event).collect::<Result<_>>()?;
+        debug_assert!(events.windows(2).all(|w| cursor.of(&w[0]) < cursor.of(&w[1])));
+        Ok(events)
     }
 
     /// Counts the events of `selection`.
@@ -145,6 +277,8 @@ pub(super) fn decode(e: sqlx::Error) -> Error {
 
 fn stored_event(r: &MySqlRow) -> Result<StoredEvent> {
     let id: u64 = r.try_get("id").map_err(decode)?;
+    let seq: u64 = r.try_get("seq").map_err(decode)?;
+    let aggregate_version: u32 = r.try_get("aggregate_version").map_err(decode)?;
     let payload = r.try_get::<String, _>("payload").map_err(decode)?;
     let payload = serde_json::value::RawValue::from_string(payload)
         .map_err(|e| decode(sqlx::Error::Decode(format!("row {id}'s payload is not JSON: {e}").into())))?;
@@ -166,5 +300,11 @@ fn stored_event(r: &MySqlRow) -> Result<StoredEvent> {
     let event = Event::from_input(input)
         .map_err(|e| decode(sqlx::Error::Decode(format!("row {id} breaks the envelope: {e}").into())))?
         .with_payload(Payload::Raw(payload));
-    Ok(StoredEvent { id, event, created_at: created_at.assume_utc() })
+    Ok(StoredEvent {
+        id,
+        seq,
+        aggregate_version: aggregate_version.into(),
+        event,
+        created_at: created_at.assume_utc(),
+    })
 }

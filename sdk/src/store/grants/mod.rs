@@ -4,9 +4,16 @@
 //!
 //! | role       | privileges                                                        | used by |
 //! |------------|-------------------------------------------------------------------|---------|
-//! | `migrator` | DDL on the database (`CREATE, ALTER, INDEX, DROP, REFERENCES, TRIGGER, SELECT`), and `CREATE, INSERT, UPDATE, DELETE` on the migration bookkeeping tables `_sqlx_migrations` and `migrations` | `suitex-events migrate`, `php artisan migrate --database=event_store`: a job, never a running service |
-//! | `writer`   | `INSERT, SELECT` on `event_store`                                 | the worker |
+//! | `migrator` | DDL on the database (`CREATE, ALTER, INDEX, DROP, REFERENCES, TRIGGER, SELECT`); `CREATE, INSERT, UPDATE, DELETE` on the migration bookkeeping tables `_sqlx_migrations` and `migrations`; `CREATE, INSERT, UPDATE` on the order counters `event_store_sequence` and `event_store_aggregates`; `CREATE, UPDATE` on `event_store` (see below) | `suitex-events migrate`, `php artisan migrate --database=event_store`: a job, never a running service |
+//! | `writer`   | `INSERT, SELECT` on `event_store` and on `event_store_merged_position` | the worker (and its `events.merged` feeder) |
 //! | `reader`   | `SELECT` on `event_store`                                         | the web tier and reporting, when they read the ledger |
+//!
+//! The migrator holds `UPDATE` on `event_store` because it is the definer of the trigger that
+//! numbers each appended row (`seq`, `aggregate_version`): MySQL checks a trigger's statements
+//! against its definer, and assigning `NEW.column` needs `UPDATE` on the table. Column-level
+//! grants cannot be given before the columns exist, and the role is granted before the first
+//! migration. No UPDATE statement reaches a row either way: the `event_store_no_update`
+//! trigger refuses it for every account, and the migrator's DDL rights already exceed it.
 //!
 //! No role may UPDATE or DELETE a stored event. [`EventStore::apply_role`] makes an account's
 //! grants *exactly* its role's: it revokes everything else first (global, database, table and
@@ -32,7 +39,8 @@ use show_grants::{GrantLine, parse_grant};
 pub enum Role {
     /// Creates and changes the schema (migrations); never used by a running service.
     Migrator,
-    /// Appends events and reads them back (the worker): INSERT and SELECT on `event_store`.
+    /// Appends events and reads them back (the worker): INSERT and SELECT on `event_store`, and
+    /// on `event_store_merged_position` (the `events.merged` feeder's position).
     Writer,
     /// Reads the ledger: SELECT on `event_store`.
     Reader,
@@ -41,6 +49,13 @@ pub enum Role {
 /// The migration bookkeeping tables the migrator writes: sqlx's (`suitex-events migrate`) and
 /// Laravel's (`php artisan migrate --database=event_store`).
 const MIGRATION_TABLES: [&str; 2] = ["_sqlx_migrations", "migrations"];
+
+/// The tables that hold the ledger's order counters, which the numbering trigger (run with the
+/// migrator's rights) writes.
+const ORDER_TABLES: [&str; 2] = ["event_store_sequence", "event_store_aggregates"];
+
+/// The table of the `events.merged` feeder's position.
+pub const MERGED_POSITION_TABLE: &str = "event_store_merged_position";
 
 impl Role {
     /// Every role, in order of decreasing rights.
@@ -70,7 +85,12 @@ impl Role {
         let table = format!("{database}.event_store");
         match self {
             Role::Reader => vec![(table, &["SELECT"])],
-            Role::Writer => vec![(table, &["INSERT", "SELECT"])],
+            Role::Writer => {
+                vec![
+                    (table, &["INSERT", "SELECT"]),
+                    (format!("{database}.{MERGED_POSITION_TABLE}"), &["INSERT", "SELECT"]),
+                ]
+            }
             Role::Migrator => {
                 let mut g: Vec<(String, &'static [&'static str])> = vec![(
                     format!("{database}.*"),
@@ -81,6 +101,11 @@ impl Role {
                 for t in MIGRATION_TABLES {
                     g.push((format!("{database}.{t}"), &["CREATE", "DELETE", "INSERT", "UPDATE"]));
                 }
+                for t in ORDER_TABLES {
+                    g.push((format!("{database}.{t}"), &["CREATE", "INSERT", "UPDATE"]));
+                }
+                // The numbering trigger's definer (see the module's documentation).
+                g.push((table, &["CREATE", "UPDATE"]));
                 g
             }
         }
@@ -349,9 +374,13 @@ mod tests {
         );
         for role in Role::ALL {
             let all = role_sql("events", &a, role, None).unwrap().join(";");
-            assert!(
-                !all.contains("UPDATE ON `events`.`event_store`")
-                    && !all.contains("DELETE ON `events`.`event_store`")
+            assert!(!all.contains("DELETE ON `events`.`event_store`"), "{role}: {all}");
+            // Only the migrator, as the numbering trigger's definer (the trigger refuses UPDATE
+            // statements to everyone).
+            assert_eq!(
+                all.contains("UPDATE ON `events`.`event_store`"),
+                role == Role::Migrator,
+                "{role}: {all}"
             );
         }
     }

@@ -23,7 +23,7 @@ use std::time::Duration;
 /// foreach ($inbox->pull(100, 2000) as $delivery) {
 ///     if ($delivery['error'] !== null) { $inbox->nack($delivery['ack_id']); continue; }
 ///     $row = EventStore::create(...$delivery['event']...);
-///     $inbox->ackStored($delivery['ack_id'], $row->id);   // events.merged, then ack
+///     $inbox->ackStored($delivery['ack_id'], $row->id);   // ack: the row is stored
 /// }
 /// ```
 ///
@@ -116,10 +116,10 @@ impl Inbox {
     }
 
     /// Settles a delivery whose event is committed to the event store as row `$storeId` (or was
-    /// found stored already as the same event): publishes it to `events.merged` with that
-    /// store id, then acks it. Returns the `events.merged` message id. On failure the delivery
-    /// stays leased (its lease kept alive) and the call can be repeated.
-    pub fn ackStored(&self, ackId: String, storeId: i64) -> PhpResult<String> {
+    /// found stored already as the same event): acks it. The row reaches `events.merged` from
+    /// the ledger (the worker's feeder), not from here. On failure the delivery stays leased
+    /// (its lease kept alive) and the call can be repeated.
+    pub fn ackStored(&self, ackId: String, storeId: i64) -> PhpResult<()> {
         let store_id = u64::try_from(storeId).unwrap_or(0);
         self.inner.ack_stored(&ackId, store_id).map_err(|e| from_consume(&e))
     }

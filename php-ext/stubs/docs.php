@@ -92,12 +92,12 @@ DOC,
     'Inbox::nack' => 'Releases a delivery for redelivery (dead-lettered after the subscription\'s maximum delivery attempts).',
     'Inbox::ackStored' => <<<'DOC'
 Settles a delivery whose event is committed to the event store as row $storeId (or found
-stored already as the same event): publishes it to events.merged with that store id, then
-acks it. Returns the events.merged message id. On failure the delivery stays leased, its
-lease kept alive, and the call can be repeated.
+stored already as the same event): acks it. The row reaches events.merged from the ledger
+(the worker's feeder), not from here. On failure the delivery stays leased, its lease kept
+alive, and the call can be repeated.
 
 @throws ValidationException $ackId is not a leased delivery, or $storeId is not positive
-@throws ConsumeException Pub/Sub (or the claim-check bucket) could not be reached
+@throws ConsumeException Pub/Sub could not be reached
 DOC,
     'Inbox::leased' => 'How many deliveries are leased: pulled, not yet settled (their leases are kept alive).',
     'Inbox::inHand' => '@deprecated the 0.2 name of leased(); use leased().',

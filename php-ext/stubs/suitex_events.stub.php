@@ -196,14 +196,14 @@ class Inbox
 
     /**
      * Settles a delivery whose event is committed to the event store as row $storeId (or found
-     * stored already as the same event): publishes it to events.merged with that store id, then
-     * acks it. Returns the events.merged message id. On failure the delivery stays leased, its
-     * lease kept alive, and the call can be repeated.
+     * stored already as the same event): acks it. The row reaches events.merged from the ledger
+     * (the worker's feeder), not from here. On failure the delivery stays leased, its lease kept
+     * alive, and the call can be repeated.
      *
      * @throws ValidationException $ackId is not a leased delivery, or $storeId is not positive
-     * @throws ConsumeException Pub/Sub (or the claim-check bucket) could not be reached
+     * @throws ConsumeException Pub/Sub could not be reached
      */
-    public function ackStored(string $ackId, int $storeId): string
+    public function ackStored(string $ackId, int $storeId): void
     {
     }
 

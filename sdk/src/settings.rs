@@ -224,6 +224,9 @@ settings! {
     /// How far each lease extension reaches.
     WORKER_LEASE_EXTENSION = "SUITEX_WORKER_LEASE_EXTENSION", Worker, php: false, default: "`60s`",
         "how far each lease extension reaches (after a crash, redelivery follows within this; 10s–600s)";
+    /// Whether this worker takes part in feeding `events.merged`.
+    WORKER_FEED_MERGED = "SUITEX_WORKER_FEED_MERGED", Worker, php: false, default: "`on`",
+        "`off`: this worker only stores; the `events.merged` feeder runs in the workers that have it on (one of them leads at a time)";
     /// The Prometheus and health endpoint.
     WORKER_METRICS_ADDR = "SUITEX_WORKER_METRICS_ADDR", Worker, php: false, default: "`127.0.0.1:9464`",
         "Prometheus `/metrics`, liveness `/healthz` and readiness `/readyz`; `off` disables";

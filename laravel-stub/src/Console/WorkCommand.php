@@ -141,9 +141,14 @@ class WorkCommand extends Command
 
                 return;
             }
-            $published = $this->persist("publishing {$id} to events.merged", $backoff, fn () => $inbox->ackStored($d['ack_id'], $stored->storeId));
-            if ($published === null) {
-                // Stored but not yet re-published: its redelivery is a duplicate, published then.
+            // Only acked: the row reaches events.merged from the ledger (the Rust worker's feeder).
+            $acked = $this->persist("acknowledging {$id}", $backoff, function () use ($inbox, $d, $stored) {
+                $inbox->ackStored($d['ack_id'], $stored->storeId);
+
+                return true;
+            });
+            if ($acked === null) {
+                // Stored but not acked: its redelivery is a duplicate, acked then.
                 $this->release($inbox, array_slice($deliveries, $i));
 
                 return;

@@ -44,9 +44,8 @@ impl BlockingInbox {
         self.run(async |i| i.nack(ack_ids).await)?
     }
 
-    /// Publishes a stored delivery to `events.merged` with its store id, then acks it (see
-    /// [`Inbox::ack_stored`]); returns the `events.merged` message id.
-    pub fn ack_stored(&self, ack_id: &str, store_id: u64) -> Result<String> {
+    /// Acks a delivery whose event is stored as row `store_id` (see [`Inbox::ack_stored`]).
+    pub fn ack_stored(&self, ack_id: &str, store_id: u64) -> Result<()> {
         self.run(async |i| i.ack_stored(ack_id, store_id).await)?
     }
 

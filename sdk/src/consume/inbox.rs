@@ -5,22 +5,20 @@
 //! runs StreamingPull and stores into the event store on its own.
 //!
 //! A caller settles each delivery in one of three ways:
-//! * [`Inbox::ack_stored`] once the event is committed to the store: the inbox re-publishes it
-//!   to `events.merged` with its store id (as the Rust worker does), then acks it;
+//! * [`Inbox::ack_stored`] once the event is committed to the store: the inbox acks it. (The
+//!   stored row reaches `events.merged` from the ledger, through the feeder of the Rust worker:
+//!   docs/architecture.md §2.4.)
 //! * [`Inbox::nack`] when it is poison: Pub/Sub redelivers it and dead-letters it after its
 //!   last attempt;
 //! * not at all for now, while the store is unavailable: the inbox keeps the lease of every
 //!   delivery it handed out alive (every [`KEEP_EVERY`], in the background) until it is settled,
 //!   so a database outage never costs a delivery attempt.
 
-use super::merged::MergedWriter;
 use super::puller::{PULL_MAX, Puller, keep_leases};
 use crate::claim_check::ClaimCheck;
 use crate::config::Config;
-use crate::deadline::Deadline;
-use crate::envelope::{Event, Payload, PayloadRef};
+use crate::envelope::Event;
 use crate::error::{Error, Poison, Result, ValidationError};
-use crate::ordered_publisher::OrderedPublisher;
 use googleapis_tonic_google_pubsub_v1::google::pubsub::v1 as pb;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -74,16 +72,12 @@ pub struct Inbox {
     /// Deliveries handed out and not settled yet, by ack id; their leases are kept alive.
     leased: Arc<Mutex<HashMap<String, Leased>>>,
     keeper: tokio_util::sync::CancellationToken,
-    /// The `events.merged` writer and publisher, made on the first [`Inbox::ack_stored`].
-    merged: tokio::sync::OnceCell<(MergedWriter, OrderedPublisher)>,
 }
 
 /// What the inbox keeps of a delivery until it is settled.
 struct Leased {
-    /// The event with its payload inline; `None` for poison.
-    event: Option<Event>,
-    /// The claim-check the event arrived with (reused on `events.merged`).
-    reference: Option<PayloadRef>,
+    /// Whether its message is poison (and so cannot have been stored).
+    poison: bool,
 }
 
 impl Drop for Inbox {
@@ -125,7 +119,6 @@ impl Inbox {
             carried: Default::default(),
             leased,
             keeper,
-            merged: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -159,10 +152,6 @@ impl Inbox {
         while let Some(r) = received.next() {
             let data = r.message.as_ref().map(|m| &m.data[..]).unwrap_or_default();
             let decoded = Event::decode(data);
-            let reference = match decoded.as_ref().map(Event::payload) {
-                Ok(Payload::Offloaded(r)) => Some(r.clone()),
-                _ => None,
-            };
             let event = match decoded {
                 Err(e) => Err(Poison::BadEnvelope(e)),
                 Ok(e) => match self.resolve(e).await {
@@ -174,9 +163,7 @@ impl Inbox {
                 },
             };
             let m = r.message.unwrap_or_default();
-            self.leased
-                .lock()
-                .insert(r.ack_id.clone(), Leased { event: event.as_ref().ok().cloned(), reference });
+            self.leased.lock().insert(r.ack_id.clone(), Leased { poison: event.is_err() });
             out.push(Delivery {
                 ack_id: r.ack_id,
                 message_id: m.message_id,
@@ -245,16 +232,14 @@ impl Inbox {
     }
 
     /// Settles a delivery whose event the caller has committed to the event store as row
-    /// `store_id` (or found stored already, as the same event): publishes it to
-    /// `events.merged` with that store id, ordered per key (large payloads as a claim-check,
-    /// reusing the one it arrived with), and only then acks it. Returns the `events.merged`
-    /// message id.
+    /// `store_id` (or found stored already, as the same event): acks it. The row reaches
+    /// `events.merged` from the ledger (the feeder, docs/architecture.md §2.4), so nothing is
+    /// published here and the call costs one acknowledgement.
     ///
-    /// When publishing or acking fails the delivery stays in hand, its lease kept alive, and the
-    /// call can be repeated (`events.merged` is at-least-once; consumers deduplicate on
-    /// `event_id` or `store_id`).
-    pub async fn ack_stored(&self, ack_id: &str, store_id: u64) -> Result<String> {
-        let (event, reference) = {
+    /// When the ack fails the delivery stays in hand, its lease kept alive, and the call can be
+    /// repeated.
+    pub async fn ack_stored(&self, ack_id: &str, store_id: u64) -> Result<()> {
+        {
             let leased = self.leased.lock();
             let Some(h) = leased.get(ack_id) else {
                 return Err(Error::Invalid(ValidationError::new(
@@ -262,38 +247,23 @@ impl Inbox {
                     "is not a delivery this inbox holds (settled already, or pulled by another inbox)",
                 )));
             };
-            let Some(event) = &h.event else {
+            if h.poison {
                 return Err(Error::Invalid(ValidationError::new(
                     "ack_id",
                     "is a delivery whose message is poison; it cannot have been stored (nack it)",
                 )));
-            };
-            (event.clone(), h.reference.clone())
-        };
+            }
+        }
         if store_id == 0 {
             return Err(Error::Invalid(ValidationError::new(
                 "store_id",
                 "must be a positive row id of event_store",
             )));
         }
-        let (writer, publisher) = self
-            .merged
-            .get_or_try_init(|| async {
-                let topic = self.config.topic_path(&self.config.names().merged_topic);
-                Ok::<_, Error>((
-                    MergedWriter::new(&self.config),
-                    OrderedPublisher::connect(&self.config, topic).await?,
-                ))
-            })
-            .await?;
-        let message = writer.merged(store_id, &event, reference.as_ref(), false).await?.to_message();
-        let deadline = Deadline::after(self.config.publish_deadline());
-        let message_id =
-            publisher.publish(vec![message], deadline).await.pop().expect("one result per message")?;
         // Forgotten only once acked: a failed ack leaves it leased for the next try.
         self.puller.ack(&self.subscription, vec![ack_id.to_string()]).await?;
         self.forget(&[ack_id.to_string()]);
-        Ok(message_id)
+        Ok(())
     }
 
     /// How many deliveries are leased: handed out, not settled (their leases are kept alive).

@@ -1,12 +1,17 @@
-//! The `events.merged` wire form: a stored event, re-published after its commit.
+//! The `events.merged` wire form: a stored event, published from the ledger after its commit.
 //!
-//! It is the envelope of [`Event::to_wire_json`] with two more fields in front: `store_id`, the
-//! row's id in `event_store`, and `replayed`, true when the message comes from
-//! `suitex-events replay` rather than from the live worker. Payloads above the offload
+//! It is the envelope of [`Event::to_wire_json`] with four more fields in front: `store_id`,
+//! the row's id in `event_store`; `seq`, its position in the ledger (gapless, commit order);
+//! `aggregate_version`, its number within its aggregate; and `replayed`, true when the message
+//! comes from `suitex-events replay` rather than from the feeder. Payloads above the offload
 //! threshold travel as a `payload_ref` to the claim-check bucket, as on `events.raw`.
-//! Attributes are those of the envelope plus `store_id` and `replayed`.
+//! Attributes are those of the envelope plus `store_id`, `seq`, `aggregate_version` and
+//! `replayed`.
 //!
-//! The feed is at-least-once: consumers deduplicate on `event_id` (or `store_id`).
+//! The feed is at-least-once and in `seq` order per ordering key: consumers deduplicate on
+//! `seq` (or `event_id`). A consumer that rebuilds from the ledger reads it up to some `seq` S,
+//! then takes `events.merged` and drops every message with `seq` ≤ S: no event is missed and
+//! none is handled twice (docs/architecture.md §2.4).
 
 use crate::claim_check::ClaimCheck;
 use crate::config::Config;
@@ -21,6 +26,10 @@ use tokio::sync::OnceCell;
 pub struct MergedEvent {
     /// The row id in `event_store`.
     pub store_id: u64,
+    /// The row's position in the ledger.
+    pub seq: u64,
+    /// The event's number within its aggregate.
+    pub aggregate_version: u64,
     /// Whether it was re-published by a replay.
     pub replayed: bool,
     /// The event (payload inline, or a claim-check reference for large payloads).
@@ -39,17 +48,33 @@ impl MergedEvent {
             .remove("store_id")
             .and_then(|v| v.as_u64())
             .ok_or_else(|| ValidationError::new("store_id", "is missing or not a positive integer"))?;
+        let mut number = |field: &'static str| {
+            map.remove(field)
+                .and_then(|v| v.as_u64())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ValidationError::new(field, "is missing or not a positive integer"))
+        };
+        let seq = number("seq")?;
+        let aggregate_version = number("aggregate_version")?;
         let replayed = match map.remove("replayed") {
             Some(Value::Bool(b)) => b,
             _ => return Err(ValidationError::new("replayed", "is missing or not a boolean")),
         };
-        Ok(MergedEvent { store_id, replayed, event: Event::decode_value(Value::Object(map))? })
+        Ok(MergedEvent {
+            store_id,
+            seq,
+            aggregate_version,
+            replayed,
+            event: Event::decode_value(Value::Object(map))?,
+        })
     }
 
     /// The message for `events.merged`.
     pub fn to_message(&self) -> Message {
         let mut map = Map::new();
         map.insert("store_id".into(), self.store_id.into());
+        map.insert("seq".into(), self.seq.into());
+        map.insert("aggregate_version".into(), self.aggregate_version.into());
         map.insert("replayed".into(), self.replayed.into());
         if let Value::Object(envelope) = self.event.to_wire_value() {
             map.extend(envelope);
@@ -57,6 +82,8 @@ impl MergedEvent {
         let mut attributes: Vec<(String, String)> =
             self.event.attributes().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         attributes.push(("store_id".into(), self.store_id.to_string()));
+        attributes.push(("seq".into(), self.seq.to_string()));
+        attributes.push(("aggregate_version".into(), self.aggregate_version.to_string()));
         attributes.push(("replayed".into(), self.replayed.to_string()));
         Message::new()
             .set_data(serde_json::to_vec(&Value::Object(map)).expect("a JSON value always serializes"))
@@ -66,6 +93,8 @@ impl MergedEvent {
 }
 
 /// Turns stored events into `events.merged` messages, offloading large payloads.
+///
+/// Publishing them is the feeder's (`worker::feeder`) and the replayer's.
 #[derive(Debug)]
 pub struct MergedWriter {
     config: Config,
@@ -78,12 +107,12 @@ impl MergedWriter {
         MergedWriter { config: config.clone(), claim_check: OnceCell::new() }
     }
 
-    /// The merged form of a stored event. `known_ref` is the claim-check the event arrived
-    /// with, reused when the payload is large; without one, a large payload is offloaded again
-    /// (create-only: an object still in the bucket is reused).
+    /// The merged form of a stored event at `position`. `known_ref` is the claim-check the
+    /// event arrived with, reused when the payload is large; without one, a large payload is
+    /// offloaded again (create-only: an object still in the bucket is reused).
     pub async fn merged(
         &self,
-        store_id: u64,
+        position: LedgerPosition,
         event: &Event,
         known_ref: Option<&PayloadRef>,
         replayed: bool,
@@ -101,8 +130,20 @@ impl MergedWriter {
                 event.clone_without_payload().with_payload(Payload::Offloaded(r))
             }
         };
-        Ok(MergedEvent { store_id, replayed, event })
+        let LedgerPosition { store_id, seq, aggregate_version } = position;
+        Ok(MergedEvent { store_id, seq, aggregate_version, replayed, event })
     }
+}
+
+/// Where a stored event sits in the ledger: its row, its `seq`, its aggregate version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerPosition {
+    /// The row id in `event_store`.
+    pub store_id: u64,
+    /// The row's position in the ledger.
+    pub seq: u64,
+    /// The event's number within its aggregate.
+    pub aggregate_version: u64,
 }
 
 #[cfg(test)]
@@ -119,11 +160,16 @@ mod tests {
             .payload(json!({"a": 1}))
             .build()
             .unwrap();
-        let merged = MergedEvent { store_id: 7, replayed: false, event };
+        let merged = MergedEvent { store_id: 7, seq: 5, aggregate_version: 2, replayed: false, event };
         let msg = merged.to_message();
         let text = String::from_utf8(msg.data.to_vec()).unwrap();
-        assert!(text.starts_with(r#"{"store_id":7,"replayed":false,"event_id":""#), "{text}");
+        assert!(
+            text.starts_with(r#"{"store_id":7,"seq":5,"aggregate_version":2,"replayed":false,"event_id":""#),
+            "{text}"
+        );
         assert_eq!(msg.attributes["store_id"], "7");
+        assert_eq!(msg.attributes["seq"], "5");
+        assert_eq!(msg.attributes["aggregate_version"], "2");
         assert_eq!(msg.attributes["replayed"], "false");
         assert_eq!(msg.ordering_key, "42:customer:C-1");
         assert_eq!(MergedEvent::decode(&msg.data).unwrap(), merged);

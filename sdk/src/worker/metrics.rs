@@ -26,8 +26,14 @@ pub struct Metrics {
     pub poison: Counter,
     /// Batches retried after a transient failure (database, Cloud Storage, Pub/Sub).
     pub transient_retries: Counter,
-    /// Events re-published to events.merged.
+    /// Ledger rows published to events.merged by this process's feeder.
     pub merged_published: Counter,
+    /// The `seq` up to which this process's feeder has published the ledger.
+    pub merged_seq: Gauge,
+    /// Ledger rows not yet on events.merged, as the leading feeder last saw it.
+    pub merged_lag: Gauge,
+    /// 1 while this process leads the events.merged feeder.
+    pub feeder_leading: Gauge,
     /// Messages nacked without being stored because an earlier message of their ordering key
     /// failed and will be delivered again.
     pub held_back: Counter,
@@ -53,6 +59,9 @@ impl Default for Metrics {
             poison: Counter::default(),
             transient_retries: Counter::default(),
             merged_published: Counter::default(),
+            merged_seq: Gauge::default(),
+            merged_lag: Gauge::default(),
+            feeder_leading: Gauge::default(),
             held_back: Counter::default(),
             in_flight: Gauge::<i64, AtomicI64>::default(),
             consecutive_failed_attempts: Gauge::default(),
@@ -82,8 +91,23 @@ impl Default for Metrics {
         );
         registry.register(
             "merged_published",
-            "Stored events re-published to events.merged",
+            "Ledger rows published to events.merged by this process's feeder",
             m.merged_published.clone(),
+        );
+        registry.register(
+            "merged_seq",
+            "The seq up to which this process's feeder has published the ledger to events.merged",
+            m.merged_seq.clone(),
+        );
+        registry.register(
+            "merged_lag",
+            "Ledger rows not yet on events.merged, as the leading feeder last saw it",
+            m.merged_lag.clone(),
+        );
+        registry.register(
+            "feeder_leading",
+            "1 while this process leads the events.merged feeder (exactly one process of all the workers should)",
+            m.feeder_leading.clone(),
         );
         registry.register(
             "held_back",

@@ -1,7 +1,8 @@
 //! The worker side (feature `worker`): the `suitex-events worker` process and the operator
 //! tools around the event store.
 //!
-//! * [`Worker`]: StreamingPull `events.raw-sub` → `event_store` → `events.merged` → ack.
+//! * [`Worker`]: StreamingPull `events.raw-sub` → `event_store` → ack.
+//! * [`feeder`]: the ledger → `events.merged`, one leader across all workers.
 //! * [`WorkerOptions`]: its tuning.
 //! * [`metrics`]: Prometheus counters and the endpoint that serves them with [`health`].
 //! * [`replay`]: re-publish stored events to `events.merged`.
@@ -9,6 +10,7 @@
 //! * [`provision`]: local/dev topology on the emulators.
 
 pub mod dlq;
+pub mod feeder;
 pub mod health;
 pub mod metrics;
 mod options;

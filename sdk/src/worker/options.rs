@@ -42,6 +42,12 @@ pub struct WorkerOptions {
     /// default 60s): after a crash, the messages the worker held are redelivered this long
     /// after its last extension.
     pub lease_extension: Duration,
+    /// Whether this worker runs the `events.merged` feeder beside storing
+    /// (`SUITEX_WORKER_FEED_MERGED`, default on): of all the workers that run it, one leads at
+    /// a time (see [`super::feeder`]).
+    pub feed_merged: bool,
+    /// The feeder's tuning.
+    pub feeder: super::feeder::FeederOptions,
 }
 
 impl Default for WorkerOptions {
@@ -58,6 +64,8 @@ impl Default for WorkerOptions {
             shutdown_deadline: Duration::from_secs(30),
             max_lease: Duration::from_secs(12 * 3600),
             lease_extension: Duration::from_secs(60),
+            feed_merged: true,
+            feeder: super::feeder::FeederOptions::default(),
         }
     }
 }
@@ -118,6 +126,13 @@ impl WorkerOptions {
                 *slot = v;
             }
         }
+        if let Some(v) = src.parsed(&crate::settings::WORKER_FEED_MERGED, |v| match v {
+            "on" | "true" | "1" => Ok(true),
+            "off" | "false" | "0" => Ok(false),
+            _ => Err("expected on or off".to_string()),
+        })? {
+            o.feed_merged = v;
+        }
         if o.fetch_deadline.is_zero() {
             return Err(ConfigError::new(
                 crate::settings::WORKER_FETCH_DEADLINE.name,
@@ -148,12 +163,14 @@ mod tests {
             "SUITEX_WORKER_BATCH_MAX_BYTES" => Some("8MiB".into()),
             "SUITEX_WORKER_FETCH_DEADLINE" => Some("15s".into()),
             "SUITEX_WORKER_MAX_DELIVERY_ATTEMPTS" => Some("10".into()),
+            "SUITEX_WORKER_FEED_MERGED" => Some("off".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(o.batch_max_bytes, 8 << 20);
         assert_eq!(o.fetch_deadline, Duration::from_secs(15));
         assert_eq!(o.max_delivery_attempts, 10);
+        assert!(!o.feed_merged && WorkerOptions::default().feed_merged);
         let defaults = WorkerOptions::default();
         assert_eq!(defaults.batch_wait, Duration::ZERO, "take what is there, do not wait");
         assert_eq!(defaults.batch_max_bytes, 32 << 20);

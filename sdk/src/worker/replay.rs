@@ -1,11 +1,11 @@
 //! Replay: re-publish stored events to `events.merged`, marked `replayed`.
 //!
-//! Events are read from the store in id order — per aggregate, that is emission order — and
+//! Events are read from the store in ledger (`seq`) order — per aggregate, version order — and
 //! published in that order at no more than the requested rate. A replay is safe to repeat:
 //! `events.merged` is at-least-once and its consumers deduplicate on `event_id`.
 
 use crate::config::Config;
-use crate::consume::merged::MergedWriter;
+use crate::consume::merged::{LedgerPosition, MergedWriter};
 use crate::deadline::Deadline;
 use crate::error::Result;
 use crate::ordered_publisher::OrderedPublisher;
@@ -52,16 +52,21 @@ impl Replayer {
         let mut done = 0u64;
         let mut after = 0u64;
         loop {
-            let page = self.store.read_bounded(selection, after, PAGE, PAGE_BYTES).await?;
+            let page = self.store.read_after_bounded(selection, after, PAGE, PAGE_BYTES).await?;
             let Some(last) = page.last() else { break };
-            after = last.id;
+            after = last.seq;
             let keys: Vec<String> = page.iter().map(|s| s.event.ordering_key()).collect();
             let mut batch = self.publisher.batch(keys.iter().map(String::as_str));
             for stored in &page {
                 if let Some(rate) = rate.filter(|r| *r > 0.0) {
                     tokio::time::sleep_until(started + Duration::from_secs_f64(done as f64 / rate)).await;
                 }
-                batch.push(self.merged.merged(stored.id, &stored.event, None, true).await?.to_message());
+                let position = LedgerPosition {
+                    store_id: stored.id,
+                    seq: stored.seq,
+                    aggregate_version: stored.aggregate_version,
+                };
+                batch.push(self.merged.merged(position, &stored.event, None, true).await?.to_message());
                 done += 1;
             }
             for result in batch.finish(Deadline::after(self.config.publish_deadline())).await {

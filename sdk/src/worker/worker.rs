@@ -1,4 +1,5 @@
-//! The worker: `events.raw-sub` → `event_store` → `events.merged` → ack.
+//! The worker: `events.raw-sub` → `event_store` → ack; beside it, the ledger → `events.merged`
+//! ([`super::feeder`]).
 //!
 //! Messages are taken in batches: what the subscriber holds is taken at once (up to
 //! [`WorkerOptions::batch_size`] messages and [`WorkerOptions::batch_max_bytes`] bytes of
@@ -9,10 +10,10 @@
 //!
 //! 1. decodes every message strictly; resolves claim-checks (download within
 //!    [`WorkerOptions::fetch_deadline`], verify size and sha256, keep the verified text);
-//! 2. appends all events in one idempotent multi-row INSERT (in message order);
-//! 3. publishes every stored event — new or duplicate — to `events.merged` with its store id,
-//!    ordered per key; only then
-//! 4. acks them.
+//! 2. appends all events in one idempotent multi-row INSERT (in message order); once the rows
+//!    are committed
+//! 3. acks them. The committed rows reach `events.merged` from the ledger, through the feeder
+//!    that runs beside the worker (one leads across all workers), in `seq` order.
 //!
 //! Failure classes (docs/architecture.md §2.5):
 //! * **poison** — only what is wrong with *that message*: bad envelope, unsupported schema
@@ -27,22 +28,20 @@
 //!   grant, a full disk, a statement past its timeout …): nothing is nacked (that would burn
 //!   delivery attempts). The worker stops taking messages, keeps the batch's leases alive,
 //!   backs off and retries the whole batch, which is idempotent.
-//! * **duplicate** — the event is already stored with the same content: it is re-published to
-//!   `events.merged` (an earlier attempt may have died between commit and publish) and acked.
+//! * **duplicate** — the event is already stored with the same content: it is acked (the
+//!   feeder publishes the row from the ledger, as any other).
 //!
 //! Several worker processes may share the subscription; with message ordering on, Pub/Sub
 //! hands each ordering key to one of them at a time.
 
 use super::WorkerOptions;
+use super::feeder::Feeder;
 use super::health::Health;
 use super::metrics::Metrics;
 use crate::claim_check::ClaimCheck;
 use crate::config::Config;
-use crate::consume::merged::MergedWriter;
-use crate::deadline::Deadline;
-use crate::envelope::{Event, Payload, PayloadRef};
+use crate::envelope::{Event, Payload};
 use crate::error::{Error, Poison, Result, Service};
-use crate::ordered_publisher::OrderedPublisher;
 use crate::store::{Appended, EventStore};
 use backon::BackoffBuilder;
 use futures::{FutureExt, StreamExt};
@@ -102,9 +101,8 @@ impl Received {
     }
 }
 
-/// A message's event with its payload inline (and the claim-check it came with), or why it is
-/// poison.
-type Resolved = std::result::Result<(Event, Option<PayloadRef>), Poison>;
+/// A message's event with its payload inline, or why it is poison.
+type Resolved = std::result::Result<Event, Poison>;
 
 /// What to do with a message once its batch is through.
 enum Verdict {
@@ -150,8 +148,8 @@ impl Fences {
 pub struct Worker {
     config: Config,
     store: EventStore,
-    merged: MergedWriter,
-    merged_publisher: OrderedPublisher,
+    /// Feeds `events.merged` from the ledger while the worker runs (when it leads).
+    feeder: Option<Arc<Feeder>>,
     claim_check: OnceCell<ClaimCheck>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
@@ -164,17 +162,22 @@ pub struct Worker {
 impl Worker {
     /// A worker for `config`'s subscription and topics, storing into `store`.
     pub async fn new(config: Config, store: EventStore, options: WorkerOptions) -> Result<Worker> {
-        let merged_publisher =
-            OrderedPublisher::connect(&config, config.topic_path(&config.names().merged_topic)).await?;
+        let metrics = Arc::new(Metrics::default());
+        let feeder = if options.feed_merged {
+            let feeder =
+                Feeder::new(config.clone(), store.clone(), metrics.clone(), options.feeder.clone()).await?;
+            Some(Arc::new(feeder))
+        } else {
+            None
+        };
         Ok(Worker {
-            merged: MergedWriter::new(&config),
             health: Arc::new(Health::new(store.clone())),
             max_attempts: Arc::new(AtomicI32::new(options.max_delivery_attempts)),
             config,
             store,
-            merged_publisher,
+            feeder,
             claim_check: OnceCell::new(),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             options,
         })
     }
@@ -216,9 +219,36 @@ impl Worker {
 
     /// Pulls and stores until `shutdown` is cancelled, then stops pulling, finishes (or, after
     /// [`WorkerOptions::shutdown_deadline`], releases) what it holds, and returns — within the
-    /// shutdown deadline even when the database or Cloud Storage hangs.
+    /// shutdown deadline even when the database or Cloud Storage hangs. The feeder runs beside
+    /// it; when it leads, it publishes what the ledger held at shutdown before it stops.
     /// `Err` only for a permanent subscription error (e.g. the subscription does not exist).
     pub async fn run(&self, shutdown: CancellationToken) -> Result<RunSummary> {
+        let feeder_stop = CancellationToken::new();
+        let feeder = self.feeder.clone().map(|feeder| {
+            let stop = feeder_stop.clone();
+            tokio::spawn(async move { feeder.run(stop).await })
+        });
+        // Stops the feeder however the run ends.
+        let _feeder_guard = feeder_stop.clone().drop_guard();
+        let started = Instant::now();
+        let result = self.store_until(shutdown).await;
+        feeder_stop.cancel();
+        if let Some(feeder) = feeder {
+            let left = self
+                .options
+                .shutdown_deadline
+                .saturating_sub(started.elapsed().min(self.options.shutdown_deadline));
+            let left = left.max(Duration::from_secs(1));
+            if tokio::time::timeout(left, feeder).await.is_err() {
+                tracing::warn!(
+                    "the events.merged feeder did not finish within the shutdown deadline; the next leader publishes the rest"
+                );
+            }
+        }
+        result
+    }
+
+    async fn store_until(&self, shutdown: CancellationToken) -> Result<RunSummary> {
         let subscription = self.config.subscription_path(&self.config.names().raw_subscription);
         let subscriber = crate::clients::subscriber(&self.config).await?;
         self.learn_max_attempts(subscription.clone());
@@ -360,7 +390,7 @@ impl Worker {
             self.health.beat();
             let attempt = tokio::select! {
                 biased;
-                result = self.store_and_publish(&batch, &mut ours, fences) => Some(result),
+                result = self.store_batch(&batch, &mut ours, fences) => Some(result),
                 _ = shutdown_deadline(stop.clone()) => None,
             };
             let Some(attempt) = attempt else { return release(batch) };
@@ -441,21 +471,15 @@ impl Worker {
         self.claim_check.get_or_try_init(|| ClaimCheck::connect(&self.config)).await
     }
 
-    /// The event of a message with its payload inline (and the claim-check it came with), or
-    /// why it is poison. `Err` for a failure worth retrying (storage unavailable or too slow).
+    /// The event of a message with its payload inline, or why it is poison. `Err` for a failure
+    /// worth retrying (storage unavailable or too slow).
     async fn resolve(&self, r: &Received) -> Result<Resolved> {
         let event = match &r.event {
             Err(reason) => return Ok(Err(reason.clone())),
             Ok(e) => e,
         };
-        let Payload::Offloaded(reference) = event.payload() else { return Ok(Ok((event.clone(), None))) };
-        let reference = reference.clone();
-        Ok(self
-            .claim_check()
-            .await?
-            .resolve(event.clone(), self.options.fetch_deadline)
-            .await?
-            .map(|resolved| (resolved, Some(reference))))
+        let Payload::Offloaded(_) = event.payload() else { return Ok(Ok(event.clone())) };
+        self.claim_check().await?.resolve(event.clone(), self.options.fetch_deadline).await
     }
 
     /// Whether nacking `r` now makes Pub/Sub dead-letter it (its last delivery attempt).
@@ -463,9 +487,9 @@ impl Worker {
         r.attempt().is_some_and(|a| a >= self.max_attempts.load(Ordering::Relaxed))
     }
 
-    /// One attempt at a batch: resolve, append, publish. `Err` is a batch-wide failure (to be
+    /// One attempt at a batch: resolve, append. `Err` is a batch-wide failure (to be
     /// retried whole); per-message poison and held-back messages come back as verdicts.
-    async fn store_and_publish(
+    async fn store_batch(
         &self,
         batch: &[Received],
         ours: &mut HashSet<usize>,
@@ -485,7 +509,7 @@ impl Worker {
         let bytes: u64 = resolved
             .iter()
             .filter_map(|r| r.as_ref().ok())
-            .map(|(e, _)| e.payload().json_text().map_or(0, |t| t.len() as u64))
+            .map(|e| e.payload().json_text().map_or(0, |t| t.len() as u64))
             .sum();
         self.metrics.observe_batch_payload_bytes(bytes);
 
@@ -494,7 +518,7 @@ impl Worker {
         let window = self.options.lease_extension;
         let mut verdicts: Vec<Option<Verdict>> = (0..batch.len()).map(|_| None).collect();
         let mut fenced_here: HashSet<&str> = HashSet::new();
-        let mut to_store: Vec<(usize, &Event, Option<&PayloadRef>)> = Vec::new();
+        let mut to_store: Vec<(usize, &Event)> = Vec::new();
         for (i, (r, res)) in batch.iter().zip(&resolved).enumerate() {
             let key = r.key();
             if fenced_here.contains(key) || fences.holds(key, &r.message.message_id) {
@@ -509,32 +533,28 @@ impl Worker {
                     }
                     verdicts[i] = Some(Verdict::Nack(why.clone()));
                 }
-                Ok((event, reference)) => to_store.push((i, event, reference.as_ref())),
+                Ok(event) => to_store.push((i, event)),
             }
         }
 
         let resolved_at = Instant::now();
         // 3. Append, in message order.
-        let events: Vec<&Event> = to_store.iter().map(|(_, e, _)| *e).collect();
-        let final_attempt: Vec<bool> =
-            to_store.iter().map(|(i, _, _)| self.last_attempt(&batch[*i])).collect();
+        let events: Vec<&Event> = to_store.iter().map(|(_, e)| *e).collect();
+        let final_attempt: Vec<bool> = to_store.iter().map(|(i, _)| self.last_attempt(&batch[*i])).collect();
         let appended = self.store.append_fencing(&events, &|j| !final_attempt[j]).await?;
-        let mut stored: Vec<(u64, &Event, Option<&PayloadRef>)> = Vec::new();
         let (mut new, mut dup) = (0u64, 0u64);
-        for ((i, event, reference), outcome) in to_store.iter().zip(appended) {
+        for ((i, _), outcome) in to_store.iter().zip(appended) {
             let r = &batch[*i];
             verdicts[*i] = Some(match outcome {
-                Appended::Stored(id) => {
+                Appended::Stored(_) => {
                     new += 1;
                     ours.insert(*i);
-                    stored.push((id, event, *reference));
                     Verdict::Ack
                 }
-                Appended::Duplicate(id) => {
+                Appended::Duplicate(_) => {
                     if !ours.contains(i) {
                         dup += 1;
                     }
-                    stored.push((id, event, *reference));
                     Verdict::Ack
                 }
                 Appended::Rejected(why) => {
@@ -553,26 +573,12 @@ impl Worker {
         }
 
         let appended_at = Instant::now();
-        // 4. Re-publish to events.merged (new and duplicate alike), ordered per key.
-        if !stored.is_empty() {
-            let deadline = Deadline::after(self.config.publish_deadline());
-            let keys: Vec<String> = stored.iter().map(|(_, e, _)| e.ordering_key()).collect();
-            let mut publish = self.merged_publisher.batch(keys.iter().map(String::as_str));
-            for (id, event, reference) in &stored {
-                publish.push(self.merged.merged(*id, event, *reference, false).await?.to_message());
-            }
-            for result in publish.finish(deadline).await {
-                result?;
-            }
-            self.metrics.merged_published.inc_by(stored.len() as u64);
-        }
         self.metrics.duplicates.inc_by(dup);
         tracing::debug!(
             messages = batch.len(),
             resolve_ms = (resolved_at - started).as_secs_f64() * 1e3,
             append_ms = (appended_at - resolved_at).as_secs_f64() * 1e3,
-            publish_ms = appended_at.elapsed().as_secs_f64() * 1e3,
-            "batch stored and published"
+            "batch stored"
         );
         Ok(verdicts.into_iter().map(|v| v.expect("every message has a verdict")).collect())
     }

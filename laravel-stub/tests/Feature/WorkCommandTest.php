@@ -96,7 +96,7 @@ final class WorkCommandTest extends LaravelTestCase
         return Harness::pdo($database, $port)->query('SELECT event_id FROM event_store ORDER BY id')->fetchAll(\PDO::FETCH_COLUMN);
     }
 
-    public function test_events_are_stored_with_their_exact_json_published_to_merged_with_their_store_id_and_acked(): void
+    public function test_events_are_stored_with_their_exact_json_acked_and_reach_merged_from_the_ledger(): void
     {
         $this->migrate();
         $pipeline = new Pipeline('work');
@@ -116,19 +116,20 @@ final class WorkCommandTest extends LaravelTestCase
         $this->assertEqualsCanonicalizing($ids, $rows->keys()->all(), 'every event stored once');
         $this->assertCount(9000, $rows[$ids[20]]->payload['records'], 'the claim-check was resolved: the full document is stored');
 
-        $merged = $pipeline->merged(21);
+        $merged = $pipeline->merged(21, feederEnv: $env);
         $this->assertEqualsCanonicalizing($ids, array_keys($merged), 'every stored event reached events.merged');
         foreach ($merged as $eventId => [$m]) {
             $this->assertSame($rows[$eventId]->id, $m['store_id'], "events.merged carries the store id of $eventId");
+            $this->assertSame([$rows[$eventId]->seq, $rows[$eventId]->aggregate_version], [$m['seq'], $m['aggregate_version']]);
             $this->assertFalse($m['replayed']);
         }
         $this->assertArrayHasKey('payload_ref', $merged[$ids[20]][0], 'the large payload travels as its claim-check');
 
         // A redelivery of a stored event (the same event_id and content): no second row, acked,
-        // re-published under the same store id. And an event whose JSON a PHP array would not
-        // keep (an empty object, a float's fraction): stored as it came.
+        // nothing new on events.merged. And an event whose JSON a PHP array would not keep (an
+        // empty object, a float's fraction): stored as it came.
         $again = $merged[$ids[3]][0];
-        unset($again['store_id'], $again['replayed']);
+        unset($again['store_id'], $again['seq'], $again['aggregate_version'], $again['replayed']);
         $pipeline->publishRaw(json_encode($again));
         $exact = array_merge($again, ['event_id' => '0190a7f2-4c1e-7b3a-9d2e-00000000cafe', 'aggregate_id' => 'C-json',
             'payload' => '@payload', 'metadata' => '@metadata']);
@@ -138,8 +139,8 @@ final class WorkCommandTest extends LaravelTestCase
         $this->assertSame(0, $code, $out.$err);
         $this->assertStringContainsString('1 stored, 1 duplicates, 0 poison', $out, $err);
         $this->assertSame(22, self::rowCount($this->eventStore));
-        $merged = $pipeline->merged(2);
-        $this->assertSame([$rows[$ids[3]]->id], array_column($merged[$ids[3]] ?? [], 'store_id'), 'the duplicate is re-published under its store id');
+        $merged = $pipeline->merged(2, 3.0, $env);
+        $this->assertSame([$exact['event_id']], array_keys($merged), 'the new row reaches events.merged; the duplicate added no row, so nothing');
         $row = EventStore::query()->where('event_id', $exact['event_id'])->sole();
         $this->assertSame($payload, $row->getRawOriginal('payload'), 'the payload is stored byte for byte');
         $this->assertSame('{"actor":"user:7","tags":[]}', $row->getRawOriginal('metadata'));
@@ -161,9 +162,9 @@ final class WorkCommandTest extends LaravelTestCase
         $this->assertSame(0, $code, $out.$err);
         $this->assertSame(10, self::rowCount($this->eventStore));
 
-        $merged = $pipeline->merged(10);
+        $merged = $pipeline->merged(10, feederEnv: $env);
         $conflict = $merged[$ids[0]][0];
-        unset($conflict['store_id'], $conflict['replayed']);
+        unset($conflict['store_id'], $conflict['seq'], $conflict['aggregate_version'], $conflict['replayed']);
         $conflict['payload'] = ['seq' => 'another'];
         $pipeline->publishRaw(json_encode($conflict));
         [$code, $out2, $err2] = $this->work($env);
@@ -369,7 +370,7 @@ final class WorkCommandTest extends LaravelTestCase
         $this->startWorker($env);
         $this->eventually(120, 'every event is stored', fn () => self::rowCount($this->eventStore) === 900);
         $this->assertEqualsCanonicalizing($ids, self::storedIds($this->eventStore), '0 lost, 0 duplicated');
-        $merged = $pipeline->merged(900);
+        $merged = $pipeline->merged(900, feederEnv: $env);
         $this->assertEqualsCanonicalizing($ids, array_keys($merged), 'every event reached events.merged');
         $this->assertSame([], $pipeline->deadLetters(1, 2.0), 'nothing was dead-lettered');
     }

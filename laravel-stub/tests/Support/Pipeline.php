@@ -113,9 +113,34 @@ final class Pipeline
 
     /**
      * events.merged, decoded and grouped by event: event_id => its merged messages (at least
-     * once: a redelivered event may be there twice), until `$events` distinct events came.
+     * once: an event may be there twice), until `$events` distinct events came. events.merged is
+     * fed from the ledger; with `$feederEnv` (the event store's settings) a `suitex-events feed`
+     * runs meanwhile, as it would beside `events:work` in production, and stops (recording its
+     * position) before this returns.
      */
-    public function merged(int $events, float $quietSeconds = 90.0): array
+    public function merged(int $events, float $quietSeconds = 90.0, ?array $feederEnv = null): array
+    {
+        $feeder = null;
+        if ($feederEnv !== null) {
+            $bin = self::required('SUITEX_EVENTS_BIN', 'the suitex-events binary');
+            $log = sys_get_temp_dir().'/suitex-feed-'.getmypid().'.log';
+            $feeder = proc_open([$bin, 'feed'], [0 => ['file', '/dev/null', 'r'], 1 => ['file', '/dev/null', 'w'], 2 => ['file', $log, 'a']],
+                $pipes, null, array_merge(Harness::baseEnv(), $this->env, $feederEnv));
+            if (! is_resource($feeder)) {
+                throw new RuntimeException('suitex-events feed did not start');
+            }
+        }
+        try {
+            return $this->takeMerged($events, $quietSeconds);
+        } finally {
+            if ($feeder !== null) {
+                proc_terminate($feeder, SIGTERM);
+                proc_close($feeder);
+            }
+        }
+    }
+
+    private function takeMerged(int $events, float $quietSeconds): array
     {
         $group = function (array $messages): array {
             $out = [];

@@ -4,6 +4,8 @@
 #[cfg(feature = "worker")]
 mod dlq;
 mod emit;
+#[cfg(feature = "worker")]
+mod feed;
 #[cfg(feature = "store")]
 mod grants;
 #[cfg(feature = "store")]
@@ -61,6 +63,10 @@ enum Command {
     /// Consume events.raw-sub into the event store; feed events.merged from the ledger.
     #[cfg(feature = "worker")]
     Worker(worker::Args),
+    /// The events.merged feeder alone (no events.raw-sub): for when `php artisan events:work`
+    /// stores and no Rust worker runs; one of all the feeders leads at a time.
+    #[cfg(feature = "worker")]
+    Feed(feed::Args),
     /// Give a database account exactly one role's rights (migrator, writer, reader), revoking
     /// everything else; --check verifies without changing anything.
     #[cfg(feature = "store")]
@@ -89,7 +95,7 @@ impl Command {
     /// Whether this is a long-running service (it logs progress and ignores SIGPIPE).
     fn is_long_running(&self) -> bool {
         #[cfg(feature = "worker")]
-        if matches!(self, Command::Worker(_)) {
+        if matches!(self, Command::Worker(_) | Command::Feed(_)) {
             return true;
         }
         matches!(self, Command::Relay(_))
@@ -163,6 +169,8 @@ pub fn main() -> ExitCode {
             Command::Dlq(args) => dlq::run(args).await,
             #[cfg(feature = "consume")]
             Command::Peek(args) => peek::run(args).await,
+            #[cfg(feature = "worker")]
+            Command::Feed(args) => feed::run(args).await,
             #[cfg(feature = "store")]
             Command::Tail(args) => tail::run(args).await,
             Command::Settings(args) => settings::run(args).await,

@@ -12,8 +12,17 @@
 //!      its defaults (take what is there) beside the previous default (wait up to 20 ms for a
 //!      batch to fill) — no loss of throughput — and beside a raw multi-row INSERT of the same
 //!      events (the database's ceiling).
+//!    * the ledger's figures: emit → `events.merged` latency (the feeder), the worker against the
+//!      lower of its two ceilings — the bare subscriber's drain and the raw multi-row INSERT
+//!      (target ≥ 0.6×) — and whether the feeder keeps up at full load (the largest merged lag
+//!      seen, and how long after the last commit the last row is on `events.merged`).
 //! 3. `emulator` — the same latency and throughput through the official Pub/Sub emulator.
-//! 4. `memory` — peak RSS of a `suitex-events worker` process storing K claim-checked events of
+//! 4. `sequence` — what the ledger's order costs: raw multi-row INSERTs into `event_store` (its
+//!    numbering trigger runs for every row) vs the same INSERTs into a table of the same shape
+//!    without it, alternating rounds.
+//! 5. `scale` — 1 vs 2 vs 4 workers on one subscription (the fake), total throughput: the
+//!    counter row must not make more workers slower than one.
+//! 6. `memory` — peak RSS of a `suitex-events worker` process storing K claim-checked events of
 //!    S MiB each (default 200 × 30 MiB), beside the same process storing K events of 1 KiB;
 //!    target: ≤ 3 × S + the 1 KiB figure.
 //!
@@ -33,6 +42,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use suitex_events::config::Config;
+use suitex_events::consume::merged::MergedEvent;
 use suitex_events::store::{EventStore, MAX_ROWS_PER_INSERT};
 use suitex_events::worker::WorkerOptions;
 use suitex_events::{Emitter, Event};
@@ -45,8 +55,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_suitex-events");
 /// Worker benchmark (see the file's docs).
 #[derive(clap::Parser)]
 struct Args {
-    /// Sections to run: append, fake, emulator, memory.
-    #[arg(long, value_delimiter = ',', default_value = "append,fake,emulator,memory")]
+    /// Sections to run: append, fake, emulator, sequence, scale, memory.
+    #[arg(long, value_delimiter = ',', default_value = "append,fake,emulator,sequence,scale,memory")]
     only: Vec<String>,
     /// Rows per append round.
     #[arg(long, default_value_t = 50_000)]
@@ -111,11 +121,24 @@ async fn raw_insert(store: &EventStore, table: &str, events: &[Event]) {
     }
 }
 
+/// A table of `event_store`'s shape as migration 0001 made it — no `seq` or version keys and no
+/// numbering trigger (CREATE TABLE … LIKE copies no trigger): the baseline of a plain INSERT.
+async fn scratch_table(store: &EventStore) {
+    store.execute("CREATE TABLE scratch LIKE event_store").await.unwrap();
+    store
+        .execute(
+            "ALTER TABLE scratch DROP INDEX event_store_seq_unique, DROP INDEX event_store_aggregate_version_unique, \
+             ADD INDEX scratch_aggregate (account_id, aggregate_type, aggregate_id)",
+        )
+        .await
+        .unwrap();
+}
+
 async fn append_section(a: &Args) {
     let (mut ours, mut raw) = (Vec::new(), Vec::new());
     for round in 0..a.rounds {
         let db = TestDb::new("bench_append").await;
-        db.store.execute("CREATE TABLE scratch LIKE event_store").await.unwrap();
+        scratch_table(&db.store).await;
         let batch = events(a.rows, &format!("r{round}"));
         let started = Instant::now();
         raw_insert(&db.store, "scratch", &batch).await;
@@ -209,7 +232,9 @@ fn bare_subscriber(
             while let Some(Ok((m, h))) = stream.next().await {
                 let now = OffsetDateTime::now_utc();
                 h.ack();
-                if let Ok(e) = Event::decode(&m.data) {
+                let event = Event::decode(&m.data)
+                    .or_else(|_| MergedEvent::decode(&m.data).map(|merged| merged.event));
+                if let Ok(e) = event {
                     let ms = (now - e.occurred_at()).as_seconds_f64() * 1000.0;
                     seen.lock().unwrap().insert(e.event_id().to_string(), ms);
                 }
@@ -264,7 +289,7 @@ where
 /// Latency at the offered rate and full-load throughput, on `config`'s Pub/Sub, with the
 /// worker's default settings; `floor_sub` is a second subscription on the raw topic for the bare
 /// subscriber.
-async fn pubsub_section(a: &Args, label: &str, config: &Config, floor_sub: &str) {
+async fn pubsub_section(a: &Args, label: &str, config: &Config, floor_sub: &str, merged_sub: &str) {
     println!(
         "{label}: latency at {} events/s for {} s (worker defaults: {:?})",
         a.rate,
@@ -274,20 +299,25 @@ async fn pubsub_section(a: &Args, label: &str, config: &Config, floor_sub: &str)
     let db = TestDb::new("bench_lat").await;
     let worker = RunningWorker::start(config, &db.settings, WorkerOptions::default()).await;
     let (floor, floor_task) = bare_subscriber(config, config.subscription_path(floor_sub));
+    let (merged, merged_task) = bare_subscriber(config, config.subscription_path(merged_sub));
     let emitter = Emitter::connect(config.clone()).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await; // both receivers connected
+    tokio::time::sleep(Duration::from_secs(1)).await; // every receiver connected
     let total = offer(&emitter, a.rate, a.seconds).await;
     wait_rows(&db, total).await;
-    while (floor.lock().unwrap().len() as u64) < total {
+    while (floor.lock().unwrap().len() as u64) < total || (merged.lock().unwrap().len() as u64) < total {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     worker.stop().await;
     floor_task.abort();
+    merged_task.abort();
+    let mut merged_lat: Vec<f64> = merged.lock().unwrap().values().copied().collect();
+    merged_lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let worker_lat = commit_latencies(&db).await;
     let mut floor_lat: Vec<f64> = floor.lock().unwrap().values().copied().collect();
     floor_lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!("  bare subscriber (the floor), received: {}", summary(&floor_lat));
     println!("  worker, committed:                    {}", summary(&worker_lat));
+    println!("  events.merged (the feeder), received: {}", summary(&merged_lat));
     println!(
         "  the worker adds p50 {:+.1} ms (target <= 5), p99 {:+.1} ms (target <= 15)",
         percentile(&worker_lat, 0.5) - percentile(&floor_lat, 0.5),
@@ -315,23 +345,48 @@ async fn pubsub_section(a: &Args, label: &str, config: &Config, floor_sub: &str)
     let waiting = WorkerOptions { batch_wait: Duration::from_millis(20), ..WorkerOptions::default() };
     let waited = full_load(config, &emitter, &events(a.load_events, "load-wait"), waiting).await;
     let db = TestDb::new("bench_ceiling").await;
-    db.store.execute("CREATE TABLE scratch LIKE event_store").await.unwrap();
+    scratch_table(&db.store).await;
     let started = Instant::now();
     raw_insert(&db.store, "scratch", &batch).await;
     let r = a.load_events as f64 / started.elapsed().as_secs_f64();
-    println!("  worker (defaults): {default}; with a 20 ms batch wait: {waited}");
+    println!("  worker (defaults): {}; with a 20 ms batch wait: {}", default.rate, waited.rate);
     println!("  bare subscriber draining the same events (the Pub/Sub floor): {floor}");
-    if let (Drain::Done(d), Drain::Done(w)) = (&default, &waited) {
+    if let (Drain::Done(d), Drain::Done(w)) = (&default.rate, &waited.rate) {
         println!(
             "  defaults / 20 ms wait {:.2}; worker / raw multi-row INSERT ({r:.0} rows/s, the database's ceiling) {:.2}",
             d / w,
             d / r
         );
+        let lower = match floor {
+            Drain::Done(f) => f.min(r),
+            Drain::Stalled(_) => r,
+        };
+        println!(
+            "  worker / the lower of its two ceilings ({lower:.0}/s): {:.2} (target >= 0.60)",
+            d / lower
+        );
     }
+    println!(
+        "  feeder at full load: largest merged lag seen {} rows; the last row on events.merged {} after the last commit",
+        default.max_merged_lag,
+        default.merged_after.map_or("never (within the drain limit)".to_string(), |t| format!(
+            "{:.0} ms",
+            t.as_secs_f64() * 1000.0
+        ))
+    );
+}
+
+/// A full-load drain: the worker's rate, and how its feeder kept up.
+struct Load {
+    rate: Drain,
+    /// The largest `suitex_events_merged_lag` seen while draining.
+    max_merged_lag: i64,
+    /// From the last commit until every row was on `events.merged` (by the feeder's position).
+    merged_after: Option<Duration>,
 }
 
 /// A worker with `options` draining `batch`, emitted before it starts.
-async fn full_load(config: &Config, emitter: &Emitter, batch: &[Event], options: WorkerOptions) -> Drain {
+async fn full_load(config: &Config, emitter: &Emitter, batch: &[Event], options: WorkerOptions) -> Load {
     let db = TestDb::new("bench_load").await;
     for chunk in batch.chunks(1000) {
         for r in emitter.emit_events(chunk.to_vec()).await.unwrap() {
@@ -340,9 +395,31 @@ async fn full_load(config: &Config, emitter: &Emitter, batch: &[Event], options:
     }
     let started = Instant::now();
     let worker = RunningWorker::start(config, &db.settings, options).await;
+    let metrics = worker.metrics.clone();
+    let max_lag = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let sampler = tokio::spawn({
+        let (metrics, max_lag) = (metrics.clone(), max_lag.clone());
+        async move {
+            loop {
+                max_lag.fetch_max(metrics.merged_lag.get(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    });
     let rate = drain(batch.len() as u64, started, || db.rows()).await;
+    let committed = Instant::now();
+    let n = batch.len() as i64;
+    let mut merged_after = None;
+    while committed.elapsed() < DRAIN_LIMIT {
+        if metrics.merged_seq.get() >= n {
+            merged_after = Some(committed.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    sampler.abort();
     worker.stop().await;
-    rate
+    Load { rate, max_merged_lag: max_lag.load(std::sync::atomic::Ordering::Relaxed), merged_after }
 }
 
 async fn fake_section(a: &Args) {
@@ -357,14 +434,15 @@ async fn fake_section(a: &Args) {
         ..Default::default()
     })
     .unwrap();
-    pubsub_section(a, "Pub/Sub fake (in process)", &config, "bench-floor").await;
+    pubsub_section(a, "Pub/Sub fake (in process)", &config, "bench-floor", "events.merged-sub").await;
 }
 
 async fn emulator_section(a: &Args) {
     let config = emulator_config("bench-emu").build().unwrap();
     // The emulator outlives a run: a floor subscription of this run's own.
     let floor = format!("bench-emu-floor-{}", unique());
-    provision_for_tests(&config, Topology::UnorderedWithDeadLetters, &[]).await;
+    let merged = format!("bench-emu-merged-{}", unique());
+    provision_for_tests(&config, Topology::UnorderedWithDeadLetters, &[&merged]).await;
     suitex_events::clients::subscription_admin(&config)
         .await
         .unwrap()
@@ -374,7 +452,78 @@ async fn emulator_section(a: &Args) {
         .send()
         .await
         .unwrap();
-    pubsub_section(a, "Pub/Sub emulator", &config, &floor).await;
+    pubsub_section(a, "Pub/Sub emulator", &config, &floor, &merged).await;
+}
+
+/// What the ledger's numbering trigger costs per INSERT.
+async fn sequence_section(a: &Args) {
+    let db = TestDb::new("bench_seq").await;
+    scratch_table(&db.store).await;
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for round in 0..a.rounds {
+        let batch = events(a.rows, &format!("s{round}"));
+        let started = Instant::now();
+        raw_insert(&db.store, "scratch", &batch).await;
+        let plain = started.elapsed();
+        let batch = events(a.rows, &format!("t{round}"));
+        let started = Instant::now();
+        raw_insert(&db.store, "event_store", &batch).await;
+        let numbered = started.elapsed();
+        println!(
+            "  round {}: without the sequence {:>8.0} rows/s   with it {:>8.0} rows/s",
+            round + 1,
+            a.rows as f64 / plain.as_secs_f64(),
+            a.rows as f64 / numbered.as_secs_f64()
+        );
+        without.push(plain.as_secs_f64() * 1e6 / a.rows as f64);
+        with.push(numbered.as_secs_f64() * 1e6 / a.rows as f64);
+    }
+    let (w, wo) = (median(with), median(without));
+    let rows = db.store.read_after(&suitex_events::store::Selection::All, 0, u32::MAX).await.unwrap();
+    assert!(rows.iter().enumerate().all(|(i, r)| r.seq == i as u64 + 1), "gapless");
+    println!(
+        "sequence (median of {}): {wo:.1} µs per row without, {w:.1} µs with — +{:.1} µs per row, throughput ratio {:.2}",
+        a.rounds,
+        w - wo,
+        wo / w
+    );
+}
+
+/// 1, 2 and 4 workers on one subscription of the fake, total throughput.
+async fn scale_section(a: &Args) {
+    println!(
+        "scale: {} events waiting, drained by 1, 2 and 4 workers on one subscription (the fake)",
+        a.load_events
+    );
+    let mut one = None;
+    for workers in [1usize, 2, 4] {
+        let fake = pubsub_fake::start().await;
+        let config = fake_topology(&fake, &format!("scale{workers}")).await;
+        let emitter = Emitter::connect(config.clone()).await.unwrap();
+        let db = TestDb::new("bench_scale").await;
+        let batch = events(a.load_events, &format!("k{workers}"));
+        for chunk in batch.chunks(1000) {
+            for r in emitter.emit_events(chunk.to_vec()).await.unwrap() {
+                r.unwrap();
+            }
+        }
+        let started = Instant::now();
+        let mut running = Vec::new();
+        for _ in 0..workers {
+            running.push(RunningWorker::start(&config, &db.settings, WorkerOptions::default()).await);
+        }
+        let rate = drain(batch.len() as u64, started, || db.rows()).await;
+        for w in running {
+            w.stop().await;
+        }
+        match rate {
+            Drain::Done(r) => {
+                let base = *one.get_or_insert(r);
+                println!("  {workers} worker(s): {r:>8.0} events/s in all, {:.2}× one worker", r / base);
+            }
+            stalled => println!("  {workers} worker(s): {stalled}"),
+        }
+    }
 }
 
 /// The peak RSS (VmHWM) of a worker process storing `events` (emitted before it starts).
@@ -471,6 +620,12 @@ async fn main() {
     }
     if on("emulator") {
         emulator_section(&a).await;
+    }
+    if on("sequence") {
+        sequence_section(&a).await;
+    }
+    if on("scale") {
+        scale_section(&a).await;
     }
     if on("memory") {
         memory_section(&a).await;

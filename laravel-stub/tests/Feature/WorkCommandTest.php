@@ -375,6 +375,64 @@ final class WorkCommandTest extends LaravelTestCase
         $this->assertSame([], $pipeline->deadLetters(1, 2.0), 'nothing was dead-lettered');
     }
 
+    public function test_three_writers_at_once_and_a_tail_that_sees_every_row_once_in_ledger_order(): void
+    {
+        // events:work, the Rust worker and an operator's INSERTs in transactions held open for
+        // random times, all at once; `suitex-events tail` follows the ledger meanwhile.
+        $this->migrate();
+        $pipeline = new Pipeline('ledger');
+        $pipeline->provision();
+        $env = $this->env($pipeline->env);
+        $bin = Pipeline::required('SUITEX_EVENTS_BIN', 'the suitex-events binary');
+        $tailed = tempnam(sys_get_temp_dir(), 'tail');
+        $this->logs[] = $tailed;
+        $tail = proc_open([$bin, 'tail'], [1 => ['file', $tailed, 'w'], 2 => ['file', '/dev/null', 'w']], $pipes, null, array_merge(Harness::baseEnv(), $env));
+        $this->workers[] = $tail;
+        $ids = $pipeline->emit(self::events(600, 12, 'L'));
+        $this->startWorker($env);
+        $rustLog = tempnam(sys_get_temp_dir(), 'rust-worker');
+        $this->logs[] = $rustLog;
+        $this->workers[] = proc_open([$bin, 'worker'], [1 => ['file', $rustLog, 'a'], 2 => ['file', $rustLog, 'a']], $pipes, null, array_merge(Harness::baseEnv(), $env));
+
+        $pdo = Harness::pdo($this->eventStore);
+        $insert = $pdo->prepare('INSERT INTO event_store (account_id, event_id, aggregate_type, aggregate_id, event_type, payload, occurred_at) '
+            ."VALUES (42, ?, 'customer', ?, 'customer.corrected', '{\"by\": \"hand\"}', UTC_TIMESTAMP(6))");
+        for ($i = 0; $i < 100; $i++) {
+            $h = bin2hex(random_bytes(16));
+            $id = sprintf('%s-%s-4%s-a%s-%s', substr($h, 0, 8), substr($h, 8, 4), substr($h, 13, 3), substr($h, 17, 3), substr($h, 20, 12));
+            $ids[] = $id;
+            $pdo->beginTransaction();
+            $insert->execute([$id, 'L-'.($i % 12)]);
+            usleep(random_int(0, 20_000));
+            $pdo->commit();
+        }
+        $this->eventually(180, 'all 700 rows are stored', fn () => self::rowCount($this->eventStore) === 700);
+        $this->eventually(30, 'tail printed all 700 rows', fn () => count(file($tailed)) >= 700);
+        proc_terminate($tail, SIGTERM);
+
+        $lines = array_map(fn ($l) => json_decode($l, true, 512, JSON_THROW_ON_ERROR), file($tailed));
+        $this->assertSame(range(1, 700), array_column($lines, 'seq'), 'tail saw seq 1…700 once each, in order, while the rows were written');
+        $this->assertEqualsCanonicalizing($ids, array_column($lines, 'event_id'), 'every event, none twice');
+        $versions = [];
+        foreach ($lines as $l) {
+            $versions[$l['aggregate_id']][] = $l['aggregate_version'];
+        }
+        foreach ($versions as $aggregate => $v) {
+            $this->assertSame(range(1, count($v)), $v, "$aggregate: versions 1…k in seq order");
+        }
+
+        // The Laravel scopes on the same data.
+        $this->boot(['DB_EVENT_STORE_ROLE' => 'reader']);
+        $this->assertSame(range(1, 700), EventStore::afterSeq(0)->pluck('seq')->all());
+        $this->assertSame(array_column($lines, 'event_id'), EventStore::afterSeq(0)->pluck('event_id')->all());
+        $this->assertSame(range(1, count($versions['L-3'])), EventStore::forAggregate(42, 'customer', 'L-3')->pluck('aggregate_version')->all());
+        $paged = [];
+        EventStore::query()->lazyBySeq(64)->each(function (EventStore $e) use (&$paged) {
+            $paged[] = $e->seq;
+        });
+        $this->assertSame(range(1, 700), $paged);
+    }
+
     public function test_the_web_tier_role_cannot_run_the_worker(): void
     {
         $pipeline = new Pipeline('workrole');

@@ -22,21 +22,19 @@
 //! # Ok(()) }
 //! ```
 
+use super::send::{Prepared, PreparedPayload, SendRun};
 use super::spool::{Entry, Spool};
 use super::spool_privacy::SpoolAccess;
 use crate::claim_check::ClaimCheck;
-use crate::config::{Config, PUBSUB_MESSAGE_MAX_BYTES};
+use crate::config::Config;
 use crate::deadline::Deadline;
-use crate::envelope::{Event, Payload, PayloadLocation, PayloadRef};
+use crate::envelope::{ClaimCheckRef, Event, Payload, PayloadLocation};
 use crate::error::{Error, Result, ValidationError};
-use crate::ordered_publisher::{OrderedPublisher, PublishBatch};
+use crate::ordered_publisher::OrderedPublisher;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use google_cloud_pubsub::model::Message;
 use serde::Serialize;
-use serde_json::value::RawValue;
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -74,22 +72,6 @@ struct Inner {
     claim_check: OnceCell<ClaimCheck>,
     /// Spool mode: where emits go instead of Pub/Sub.
     spool: Option<Spool>,
-}
-
-/// An event ready to publish, and what its payload needs.
-struct Prepared {
-    event: Event,
-    key: String,
-    payload: PreparedPayload,
-}
-
-enum PreparedPayload {
-    /// Inline, already serialized (serialized once for the size check and the message).
-    Inline(Box<RawValue>),
-    /// Too large for a message: to be uploaded.
-    Offload(Bytes),
-    /// Already a claim-check reference.
-    Reference,
 }
 
 impl Emitter {
@@ -175,7 +157,7 @@ impl Emitter {
                     PreparedPayload::Inline(raw) => (p.event.to_wire_json_with(raw), PayloadLocation::Inline),
                     // Spooled inline either way; the relay uploads (or keeps the reference).
                     PreparedPayload::Offload(_) | PreparedPayload::Reference => {
-                        (p.event.to_wire_json(), PayloadLocation::Gcs)
+                        (p.event.to_wire_json(), PayloadLocation::ClaimCheck)
                     }
                 };
                 receipts.push(EmitReceipt {
@@ -228,7 +210,7 @@ impl Emitter {
     fn prepare(&self, event: Event) -> std::result::Result<Prepared, ValidationError> {
         let config = &self.inner.config;
         let raw = match event.payload() {
-            Payload::Offloaded(_) => None,
+            Payload::ClaimCheck(_) => None,
             Payload::Raw(raw) => Some(raw.clone()),
             Payload::Inline(value) => {
                 Some(serde_json::value::to_raw_value(value).expect("a JSON value always serializes"))
@@ -258,7 +240,7 @@ impl Emitter {
         self.inner.claim_check.get_or_try_init(|| ClaimCheck::connect(&self.inner.config)).await
     }
 
-    async fn offload(&self, event: &Event, bytes: Bytes, deadline: Deadline) -> Result<PayloadRef> {
+    async fn offload(&self, event: &Event, bytes: Bytes, deadline: Deadline) -> Result<ClaimCheckRef> {
         let upload = async { self.claim_check().await?.offload(event, bytes).await };
         tokio::time::timeout_at(deadline.at, upload).await.unwrap_or_else(|_| {
             Err(Error::DeadlineExceeded {
@@ -297,130 +279,4 @@ impl Emitter {
         }
         run.finish(deadline).await
     }
-}
-
-/// The state of one `send`: which events are pushed, pending or failed.
-struct SendRun {
-    batch: PublishBatch,
-    slots: Vec<Option<Prepared>>,
-    outcome: Vec<Option<Result<EmitReceipt>>>,
-    /// Per key, the indices of its events not yet pushed, in order.
-    queues: HashMap<String, VecDeque<usize>>,
-    /// Event index of each pushed message, in push order.
-    pushed: Vec<usize>,
-}
-
-impl SendRun {
-    fn new(batch: PublishBatch, prepared: Vec<Prepared>) -> SendRun {
-        let mut queues: HashMap<String, VecDeque<usize>> = HashMap::new();
-        for (i, p) in prepared.iter().enumerate() {
-            queues.entry(p.key.clone()).or_default().push_back(i);
-        }
-        SendRun {
-            batch,
-            outcome: (0..prepared.len()).map(|_| None).collect(),
-            slots: prepared.into_iter().map(Some).collect(),
-            queues,
-            pushed: Vec::new(),
-        }
-    }
-
-    fn keys(&self) -> Vec<String> {
-        self.queues.keys().cloned().collect()
-    }
-
-    /// Pushes what is ready at the front of `key`'s queue. Returns the upload that blocks the
-    /// key, if one must start.
-    fn advance(&mut self, key: &str) -> Option<(usize, Event, Bytes)> {
-        while let Some(&i) = self.queues[key].front() {
-            let p = self.slots[i].as_mut().expect("a queued event is present");
-            if matches!(p.payload, PreparedPayload::Offload(_)) {
-                let PreparedPayload::Offload(bytes) =
-                    std::mem::replace(&mut p.payload, PreparedPayload::Reference)
-                else {
-                    unreachable!("checked above")
-                };
-                return Some((i, p.event.clone_without_payload(), bytes));
-            }
-            self.queues.get_mut(key).expect("queued").pop_front();
-            let p = self.slots[i].take().expect("a queued event is present");
-            let data = match &p.payload {
-                PreparedPayload::Inline(raw) => p.event.to_wire_json_with(raw),
-                _ => p.event.to_wire_json(),
-            };
-            match message(&p.event, &p.key, data) {
-                Ok(msg) => {
-                    self.batch.push(msg);
-                    self.pushed.push(i);
-                    self.outcome[i] = Some(Ok(EmitReceipt {
-                        event_id: p.event.event_id(),
-                        message_id: String::new(),
-                        payload_location: p.event.payload_location(),
-                        spooled: false,
-                    }));
-                }
-                Err(e) => {
-                    self.outcome[i] = Some(Err(e));
-                    self.fail_rest(key);
-                }
-            }
-        }
-        None
-    }
-
-    /// Records the end of event `i`'s upload and carries on with its key.
-    fn uploaded(&mut self, i: usize, result: Result<PayloadRef>) -> Option<(usize, Event, Bytes)> {
-        let key = self.slots[i].as_ref().expect("an uploading event is present").key.clone();
-        match result {
-            Ok(r) => {
-                self.slots[i].as_mut().expect("present").event.replace_payload(Payload::Offloaded(r));
-                self.advance(&key)
-            }
-            Err(e) => {
-                self.queues.get_mut(&key).expect("queued").pop_front();
-                self.slots[i] = None;
-                self.outcome[i] = Some(Err(e));
-                self.fail_rest(&key);
-                None
-            }
-        }
-    }
-
-    /// Fails every event still queued on `key`: something before it failed.
-    fn fail_rest(&mut self, key: &str) {
-        for j in std::mem::take(self.queues.get_mut(key).expect("queued")) {
-            self.slots[j] = None;
-            self.outcome[j] = Some(Err(earlier_failure(key)));
-        }
-    }
-
-    async fn finish(self, deadline: Deadline) -> Vec<Result<EmitReceipt>> {
-        let SendRun { batch, mut outcome, pushed, .. } = self;
-        for (i, result) in pushed.into_iter().zip(batch.finish(deadline).await) {
-            let slot = outcome[i].as_mut().expect("a pushed event has an outcome");
-            match (result, slot) {
-                (Ok(message_id), Ok(receipt)) => receipt.message_id = message_id,
-                (Err(e), slot) => *slot = Err(e),
-                (Ok(_), Err(_)) => unreachable!("only successfully built messages are pushed"),
-            }
-        }
-        outcome.into_iter().map(|o| o.expect("every event has an outcome")).collect()
-    }
-}
-
-fn earlier_failure(key: &str) -> Error {
-    Error::EarlierEventFailed { ordering_key: key.to_string() }
-}
-
-/// The Pub/Sub message for an event, checked against Pub/Sub's message limit.
-fn message(event: &Event, key: &str, data: Vec<u8>) -> Result<Message> {
-    let attributes = event.attributes();
-    let size = data.len() + key.len() + attributes.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-    if size > PUBSUB_MESSAGE_MAX_BYTES {
-        return Err(Error::Invalid(ValidationError::new(
-            "event",
-            format!("is {size} bytes as a Pub/Sub message; the limit is {PUBSUB_MESSAGE_MAX_BYTES}"),
-        )));
-    }
-    Ok(Message::new().set_data(Bytes::from(data)).set_ordering_key(key).set_attributes(attributes))
 }

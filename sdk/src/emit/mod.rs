@@ -11,6 +11,7 @@
 pub mod blocking;
 mod emitter;
 pub mod relay;
+mod send;
 pub mod spool;
 pub mod spool_privacy;
 

@@ -63,7 +63,7 @@ pub fn effective(name: &str) -> (&'static str, String) {
     match std::env::var(name) {
         Ok(v) => ("environment", v),
         Err(_) => {
-            let default = sdk::settings::find(name).map(|s| s.default.replace('`', "")).unwrap_or_default();
+            let default = sdk::settings::find(name).map(|s| s.default.plain()).unwrap_or_default();
             ("default", if default.is_empty() { "(unset)".to_string() } else { default })
         }
     }

@@ -20,7 +20,7 @@
 //! ```
 
 use crate::error::ConfigError;
-use crate::settings::{Pairs, Source};
+use crate::settings::{self, Pairs, Source};
 use std::time::Duration;
 
 /// Pub/Sub's hard limit on one message (and one publish request), in bytes.
@@ -30,49 +30,51 @@ const ENVELOPE_HEADROOM_BYTES: usize = 512 * 1024;
 /// MySQL's largest possible `max_allowed_packet`; a payload must fit in one INSERT.
 const MYSQL_MAX_PACKET_BYTES: usize = 1024 * 1024 * 1024;
 
+// The defaults are the settings list's (`crate::settings`), where each is written once.
 /// Default offload threshold: payloads larger than this go to the claim-check bucket.
-pub const DEFAULT_OFFLOAD_THRESHOLD: usize = 256 * 1024;
+pub const DEFAULT_OFFLOAD_THRESHOLD: usize = settings::OFFLOAD_THRESHOLD.default.bytes() as usize;
 /// Default hard maximum payload size: larger payloads are rejected.
-pub const DEFAULT_MAX_PAYLOAD: usize = 32 * 1024 * 1024;
+pub const DEFAULT_MAX_PAYLOAD: usize = settings::MAX_PAYLOAD.default.bytes() as usize;
 /// Default deadline for one `emit` (upload + publish).
-pub const DEFAULT_PUBLISH_DEADLINE: Duration = Duration::from_secs(10);
+pub const DEFAULT_PUBLISH_DEADLINE: Duration = settings::PUBLISH_DEADLINE.default.duration();
 /// Default number of distinct ordering keys one publisher generation serves before it is
 /// replaced (the client keeps a worker per key for the publisher's lifetime).
-pub const DEFAULT_MAX_ORDERING_KEYS: usize = 1024;
+pub const DEFAULT_MAX_ORDERING_KEYS: usize = settings::MAX_ORDERING_KEYS.default.count() as usize;
 /// Default limit on the bytes of events waiting in a spool.
-pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 1 << 30;
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = settings::SPOOL_MAX_BYTES.default.bytes();
 
 /// Names of the topics, subscriptions and bucket (docs/architecture.md §2.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// Each defaults to its setting's default (`SUITEX_EVENTS_RAW_TOPIC` … in the settings list).
 pub struct Names {
-    /// Topic the web tier emits to. Default `events.raw`.
+    /// Topic the web tier emits to (`SUITEX_EVENTS_RAW_TOPIC`).
     pub raw_topic: String,
-    /// Topic the worker re-publishes stored events to. Default `events.merged`.
+    /// Topic the ledger is fed to (`SUITEX_EVENTS_MERGED_TOPIC`).
     pub merged_topic: String,
-    /// Dead-letter topic. Default `events.dlq`.
+    /// Dead-letter topic (`SUITEX_EVENTS_DLQ_TOPIC`).
     pub dlq_topic: String,
-    /// The worker's subscription on the raw topic. Default `events.raw-sub`.
+    /// The worker's subscription on the raw topic (`SUITEX_EVENTS_RAW_SUBSCRIPTION`).
     pub raw_subscription: String,
-    /// Subscription that retains dead letters. Default `events.dlq-sub`.
+    /// Subscription that retains dead letters (`SUITEX_EVENTS_DLQ_SUBSCRIPTION`).
     pub dlq_subscription: String,
-    /// Claim-check bucket. Default `suitex-payload-snapshots`.
+    /// Claim-check bucket (`SUITEX_EVENTS_PAYLOAD_BUCKET`).
     pub payload_bucket: String,
 }
 
 impl Default for Names {
     fn default() -> Self {
         Names {
-            raw_topic: "events.raw".into(),
-            merged_topic: "events.merged".into(),
-            dlq_topic: "events.dlq".into(),
-            raw_subscription: "events.raw-sub".into(),
-            dlq_subscription: "events.dlq-sub".into(),
-            payload_bucket: "suitex-payload-snapshots".into(),
+            raw_topic: settings::RAW_TOPIC.default.text().into(),
+            merged_topic: settings::MERGED_TOPIC.default.text().into(),
+            dlq_topic: settings::DLQ_TOPIC.default.text().into(),
+            raw_subscription: settings::RAW_SUBSCRIPTION.default.text().into(),
+            dlq_subscription: settings::DLQ_SUBSCRIPTION.default.text().into(),
+            payload_bucket: settings::PAYLOAD_BUCKET.default.text().into(),
         }
     }
 }
 
-/// Publisher batching: 100 messages, 1 MB, no delay.
+/// Publisher batching (`SUITEX_EVENTS_BATCH_MAX_*`; by default no delay).
 ///
 /// No delay (the official client's default is 10 ms): ordering allows one batch in flight per
 /// key, so a key's batch goes out at once when nothing of that key is in flight, and messages
@@ -92,7 +94,11 @@ pub struct Batching {
 
 impl Default for Batching {
     fn default() -> Self {
-        Batching { max_messages: 100, max_bytes: 1_000_000, max_delay: Duration::ZERO }
+        Batching {
+            max_messages: settings::BATCH_MAX_MESSAGES.default.count() as u32,
+            max_bytes: settings::BATCH_MAX_BYTES.default.bytes() as u32,
+            max_delay: settings::BATCH_MAX_DELAY.default.duration(),
+        }
     }
 }
 
@@ -269,25 +275,25 @@ impl ConfigBuilder {
         self.config.names = names;
         self
     }
-    /// Payloads larger than this go to GCS. Default 256 KiB; at most 10 MB minus 512 KiB of
-    /// envelope headroom (the Pub/Sub message limit).
+    /// Payloads larger than this go to the claim-check bucket (`SUITEX_EVENTS_OFFLOAD_THRESHOLD`);
+    /// at most 10 MB minus 512 KiB of envelope headroom (the Pub/Sub message limit).
     pub fn offload_threshold(mut self, bytes: usize) -> Self {
         self.config.offload_threshold = bytes;
         self
     }
     /// Payloads larger than this are rejected before anything is uploaded or published.
-    /// Default 32 MiB; must be at least the offload threshold and fit MySQL's
+    /// (`SUITEX_EVENTS_MAX_PAYLOAD`); must be at least the offload threshold and fit MySQL's
     /// `max_allowed_packet` (at most 1 GiB).
     pub fn max_payload(mut self, bytes: usize) -> Self {
         self.config.max_payload = bytes;
         self
     }
-    /// Deadline for one emit call. Default 10 s.
+    /// Deadline for one emit call (`SUITEX_EVENTS_PUBLISH_DEADLINE`).
     pub fn publish_deadline(mut self, deadline: Duration) -> Self {
         self.config.publish_deadline = deadline;
         self
     }
-    /// Publisher batching. Default 100 messages / 1 MB / no delay.
+    /// Publisher batching (`SUITEX_EVENTS_BATCH_MAX_*`).
     pub fn batching(mut self, batching: Batching) -> Self {
         self.config.batching = batching;
         self

@@ -47,8 +47,9 @@ impl Reader {
 pub struct Setting {
     /// The environment variable, e.g. `SUITEX_EVENTS_PUBLISH_DEADLINE`.
     pub name: &'static str,
-    /// The default, as Markdown for the docs (empty: unset).
-    pub default: &'static str,
+    /// The default: the value the code uses when the setting is unset (written only here), or
+    /// words where it depends on other settings.
+    pub default: DefaultValue,
     /// What it means, as Markdown for the docs.
     pub meaning: &'static str,
     /// Who reads it.
@@ -69,8 +70,139 @@ impl Setting {
     }
 }
 
+/// A setting's default. The types that read settings take their defaults from here
+/// (`Config`, `StoreSettings`, `WorkerOptions`), and the docs render them from here, so each
+/// default is written once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultValue {
+    /// Nothing is assumed.
+    Unset,
+    /// Explained in words (it depends on other settings); Markdown.
+    Prose(&'static str),
+    /// A text value.
+    Text(&'static str),
+    /// A number.
+    Count(u64),
+    /// A size in bytes.
+    Bytes(u64),
+    /// A duration.
+    Time(Duration),
+    /// `true` / `false`.
+    Flag(bool),
+    /// `on` / `off`.
+    Switch(bool),
+}
+
+impl DefaultValue {
+    /// The text of a [`DefaultValue::Text`] default.
+    pub const fn text(self) -> &'static str {
+        match self {
+            DefaultValue::Text(t) => t,
+            _ => panic!("this setting's default is not a text"),
+        }
+    }
+
+    /// The number of a [`DefaultValue::Count`] default.
+    pub const fn count(self) -> u64 {
+        match self {
+            DefaultValue::Count(n) => n,
+            _ => panic!("this setting's default is not a number"),
+        }
+    }
+
+    /// The size of a [`DefaultValue::Bytes`] default.
+    pub const fn bytes(self) -> u64 {
+        match self {
+            DefaultValue::Bytes(n) => n,
+            _ => panic!("this setting's default is not a size"),
+        }
+    }
+
+    /// The duration of a [`DefaultValue::Time`] default.
+    pub const fn duration(self) -> Duration {
+        match self {
+            DefaultValue::Time(d) => d,
+            _ => panic!("this setting's default is not a duration"),
+        }
+    }
+
+    /// The value of a [`DefaultValue::Flag`] or [`DefaultValue::Switch`] default.
+    pub const fn flag(self) -> bool {
+        match self {
+            DefaultValue::Flag(b) | DefaultValue::Switch(b) => b,
+            _ => panic!("this setting's default is not a flag"),
+        }
+    }
+
+    /// As one would write it in the variable (`10s`, `256KiB`, `events.raw`); empty when
+    /// unset; the words of a [`DefaultValue::Prose`] default as they are.
+    pub fn plain(&self) -> String {
+        match *self {
+            DefaultValue::Unset => String::new(),
+            DefaultValue::Prose(p) | DefaultValue::Text(p) => p.to_string(),
+            DefaultValue::Count(n) => n.to_string(),
+            DefaultValue::Bytes(n) => bytes_text(n),
+            DefaultValue::Time(d) => duration_text(d),
+            DefaultValue::Flag(b) => b.to_string(),
+            DefaultValue::Switch(b) => if b { "on" } else { "off" }.to_string(),
+        }
+    }
+
+    /// For the docs (Markdown): a value in backticks, words as they are, `unset`.
+    pub fn markdown(&self) -> String {
+        match self {
+            DefaultValue::Unset => "unset".to_string(),
+            DefaultValue::Prose(p) => p.to_string(),
+            value => format!("`{}`", value.plain()),
+        }
+    }
+}
+
+/// A duration as the settings write it: `200ms`, `30s`, `15m`, `1h`.
+fn duration_text(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 || ms % 1000 != 0 {
+        return format!("{ms}ms");
+    }
+    let s = ms / 1000;
+    if s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s % 60 == 0 && s >= 120 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// A size as the settings write it: binary units where it is a whole number of them
+/// (`256KiB`, `32MiB`, `1GiB`), else decimal ones (`1MB`), else bytes.
+fn bytes_text(n: u64) -> String {
+    let units: [(&str, u64); 6] = [
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+        ("GB", 1_000_000_000),
+        ("MB", 1_000_000),
+        ("KB", 1_000),
+    ];
+    units
+        .iter()
+        .find(|(_, size)| n >= *size && n % size == 0)
+        .map_or_else(|| n.to_string(), |(unit, size)| format!("{}{unit}", n / size))
+}
+
+use DefaultValue::{Bytes, Count, Flag, Prose, Switch, Text, Time, Unset};
+
+const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
 macro_rules! settings {
-    ($($(#[$doc:meta])* $id:ident = $name:literal, $reader:ident, php: $php:literal, default: $default:literal, $meaning:literal;)*) => {
+    ($($(#[$doc:meta])* $id:ident = $name:literal, $reader:ident, php: $php:literal, default: $default:expr, $meaning:literal;)*) => {
         $(
             $(#[$doc])*
             pub const $id: Setting = Setting {
@@ -89,152 +221,152 @@ macro_rules! settings {
 settings! {
     /// The GCP project of the topics.
     PROJECT = "SUITEX_EVENTS_PROJECT", Emit, php: true,
-        default: "`GOOGLE_CLOUD_PROJECT`; `suitex-local` with emulators",
+        default: Prose("`GOOGLE_CLOUD_PROJECT`; `suitex-local` with emulators"),
         "GCP project of the topics";
     /// The project when `SUITEX_EVENTS_PROJECT` is unset (Google's own variable).
-    GOOGLE_CLOUD_PROJECT = "GOOGLE_CLOUD_PROJECT", Emit, php: true, default: "",
+    GOOGLE_CLOUD_PROJECT = "GOOGLE_CLOUD_PROJECT", Emit, php: true, default: Unset,
         "Google's project variable, read when `SUITEX_EVENTS_PROJECT` is unset";
     /// Topic the web tier emits to.
-    RAW_TOPIC = "SUITEX_EVENTS_RAW_TOPIC", Emit, php: true, default: "`events.raw`",
+    RAW_TOPIC = "SUITEX_EVENTS_RAW_TOPIC", Emit, php: true, default: Text("events.raw"),
         "topic the web tier emits to";
     /// Topic the worker re-publishes stored events to.
-    MERGED_TOPIC = "SUITEX_EVENTS_MERGED_TOPIC", Emit, php: true, default: "`events.merged`",
+    MERGED_TOPIC = "SUITEX_EVENTS_MERGED_TOPIC", Emit, php: true, default: Text("events.merged"),
         "topic the worker re-publishes stored events to";
     /// Dead-letter topic.
-    DLQ_TOPIC = "SUITEX_EVENTS_DLQ_TOPIC", Emit, php: true, default: "`events.dlq`",
+    DLQ_TOPIC = "SUITEX_EVENTS_DLQ_TOPIC", Emit, php: true, default: Text("events.dlq"),
         "dead-letter topic";
     /// The worker's subscription.
-    RAW_SUBSCRIPTION = "SUITEX_EVENTS_RAW_SUBSCRIPTION", Emit, php: true, default: "`events.raw-sub`",
+    RAW_SUBSCRIPTION = "SUITEX_EVENTS_RAW_SUBSCRIPTION", Emit, php: true, default: Text("events.raw-sub"),
         "the worker's subscription";
     /// The subscription that keeps dead letters.
-    DLQ_SUBSCRIPTION = "SUITEX_EVENTS_DLQ_SUBSCRIPTION", Emit, php: true, default: "`events.dlq-sub`",
+    DLQ_SUBSCRIPTION = "SUITEX_EVENTS_DLQ_SUBSCRIPTION", Emit, php: true, default: Text("events.dlq-sub"),
         "keeps dead letters";
     /// The claim-check bucket.
-    PAYLOAD_BUCKET = "SUITEX_EVENTS_PAYLOAD_BUCKET", Emit, php: true, default: "`suitex-payload-snapshots`",
+    PAYLOAD_BUCKET = "SUITEX_EVENTS_PAYLOAD_BUCKET", Emit, php: true, default: Text("suitex-payload-snapshots"),
         "claim-check bucket";
     /// Payloads larger than this go to the bucket.
-    OFFLOAD_THRESHOLD = "SUITEX_EVENTS_OFFLOAD_THRESHOLD", Emit, php: true, default: "`256KiB`",
+    OFFLOAD_THRESHOLD = "SUITEX_EVENTS_OFFLOAD_THRESHOLD", Emit, php: true, default: Bytes(256 << 10),
         "payloads larger than this go to the bucket (≤ 10 MB − 512 KiB)";
     /// Payloads larger than this are refused.
-    MAX_PAYLOAD = "SUITEX_EVENTS_MAX_PAYLOAD", Emit, php: true, default: "`32MiB`",
+    MAX_PAYLOAD = "SUITEX_EVENTS_MAX_PAYLOAD", Emit, php: true, default: Bytes(32 << 20),
         "payloads larger than this are refused before anything is sent (≤ 1 GiB; must fit the database's `max_allowed_packet`)";
     /// Deadline of one emit call.
-    PUBLISH_DEADLINE = "SUITEX_EVENTS_PUBLISH_DEADLINE", Emit, php: true, default: "`10s`",
+    PUBLISH_DEADLINE = "SUITEX_EVENTS_PUBLISH_DEADLINE", Emit, php: true, default: Time(secs(10)),
         "deadline of one emit call (upload + publish)";
     /// Publisher batching: messages per request.
-    BATCH_MAX_MESSAGES = "SUITEX_EVENTS_BATCH_MAX_MESSAGES", Emit, php: true, default: "`100`",
+    BATCH_MAX_MESSAGES = "SUITEX_EVENTS_BATCH_MAX_MESSAGES", Emit, php: true, default: Count(100),
         "publisher batching: messages per request";
     /// Publisher batching: bytes per request.
-    BATCH_MAX_BYTES = "SUITEX_EVENTS_BATCH_MAX_BYTES", Emit, php: true, default: "`1MB`",
+    BATCH_MAX_BYTES = "SUITEX_EVENTS_BATCH_MAX_BYTES", Emit, php: true, default: Bytes(1_000_000),
         "publisher batching: bytes per request";
     /// Publisher batching: longest wait for more messages of a key.
-    BATCH_MAX_DELAY = "SUITEX_EVENTS_BATCH_MAX_DELAY", Emit, php: true, default: "`0ms`",
+    BATCH_MAX_DELAY = "SUITEX_EVENTS_BATCH_MAX_DELAY", Emit, php: true, default: Time(ms(0)),
         "publisher batching: longest wait for more messages of a key (none: ordering allows one batch in flight per key, and what arrives meanwhile forms the next batch)";
     /// Distinct ordering keys per publisher generation.
-    MAX_ORDERING_KEYS = "SUITEX_EVENTS_MAX_ORDERING_KEYS", Emit, php: true, default: "`1024`",
+    MAX_ORDERING_KEYS = "SUITEX_EVENTS_MAX_ORDERING_KEYS", Emit, php: true, default: Count(1024),
         "distinct ordering keys per publisher generation";
     /// Spool mode: the spool directory.
-    SPOOL = "SUITEX_EVENTS_SPOOL", Emit, php: true, default: "unset: direct mode",
+    SPOOL = "SUITEX_EVENTS_SPOOL", Emit, php: true, default: Prose("unset: direct mode"),
         "spool mode: a directory on persistent disk; emits append there durably and return without waiting on Pub/Sub, and `suitex-events relay` publishes";
     /// Spool mode: the group that shares the spool with a relay running as another user.
-    SPOOL_GROUP = "SUITEX_EVENTS_SPOOL_GROUP", Emit, php: true, default: "unset: owner only",
+    SPOOL_GROUP = "SUITEX_EVENTS_SPOOL_GROUP", Emit, php: true, default: Prose("unset: owner only"),
         "spool mode: a group (name or gid) that shares the spool — directory `2770`, files `0660` — so a relay running as another member can drain it; unset, the spool is `0700`/`0600`, private to its owner";
     /// Spool mode: the size limit.
-    SPOOL_MAX_BYTES = "SUITEX_EVENTS_SPOOL_MAX_BYTES", Emit, php: true, default: "`1GiB`",
+    SPOOL_MAX_BYTES = "SUITEX_EVENTS_SPOOL_MAX_BYTES", Emit, php: true, default: Bytes(1 << 30),
         "spool mode: most bytes of events waiting in the spool; an emit that would pass it fails at once";
     /// The Pub/Sub emulator.
-    PUBSUB_EMULATOR_HOST = "PUBSUB_EMULATOR_HOST", Emit, php: true, default: "",
+    PUBSUB_EMULATOR_HOST = "PUBSUB_EMULATOR_HOST", Emit, php: true, default: Unset,
         "`host:port` of the Pub/Sub emulator: plain text, anonymous credentials";
     /// The Cloud Storage emulator.
-    STORAGE_EMULATOR_HOST = "STORAGE_EMULATOR_HOST", Emit, php: true, default: "",
+    STORAGE_EMULATOR_HOST = "STORAGE_EMULATOR_HOST", Emit, php: true, default: Unset,
         "`host:port` of fake-gcs-server: plain text, anonymous credentials";
     /// A service account key file for Application Default Credentials. Not a php.ini
     /// directive: the credentials library reads the environment only. Under php-fpm with
     /// `clear_env = yes`, the pool passes it (`env[GOOGLE_APPLICATION_CREDENTIALS] = …`); on
     /// GKE or GCE prefer the metadata server (no key file at all).
-    GOOGLE_APPLICATION_CREDENTIALS = "GOOGLE_APPLICATION_CREDENTIALS", Emit, php: false, default: "",
+    GOOGLE_APPLICATION_CREDENTIALS = "GOOGLE_APPLICATION_CREDENTIALS", Emit, php: false, default: Unset,
         "a service account key file, read from the environment by Google's Application Default Credentials (php-fpm: the pool's `env[GOOGLE_APPLICATION_CREDENTIALS]`)";
     /// The event store's host.
-    DB_HOST = "DB_EVENT_STORE_HOST", Store, php: false, default: "`127.0.0.1`",
+    DB_HOST = "DB_EVENT_STORE_HOST", Store, php: false, default: Text("127.0.0.1"),
         "the event store's host (same variables as Laravel's `event_store` connection)";
     /// The event store's port.
-    DB_PORT = "DB_EVENT_STORE_PORT", Store, php: false, default: "`3306`", "its port";
+    DB_PORT = "DB_EVENT_STORE_PORT", Store, php: false, default: Count(3306), "its port";
     /// The event store's database.
-    DB_DATABASE = "DB_EVENT_STORE_DATABASE", Store, php: false, default: "`event_store`", "its database";
+    DB_DATABASE = "DB_EVENT_STORE_DATABASE", Store, php: false, default: Text("event_store"), "its database";
     /// The event store account.
-    DB_USERNAME = "DB_EVENT_STORE_USERNAME", Store, php: false, default: "`root`",
+    DB_USERNAME = "DB_EVENT_STORE_USERNAME", Store, php: false, default: Text("root"),
         "its account (the worker's: INSERT + SELECT only)";
     /// The event store account's password.
-    DB_PASSWORD = "DB_EVENT_STORE_PASSWORD", Store, php: false, default: "empty",
+    DB_PASSWORD = "DB_EVENT_STORE_PASSWORD", Store, php: false, default: Prose("empty"),
         "the account's password (taken verbatim)";
     /// A file holding the password, read again whenever connections are renewed.
-    DB_PASSWORD_FILE = "DB_EVENT_STORE_PASSWORD_FILE", Store, php: false, default: "",
+    DB_PASSWORD_FILE = "DB_EVENT_STORE_PASSWORD_FILE", Store, php: false, default: Unset,
         "a file holding the account's password (a mounted secret, an IAM token a sidecar refreshes); wins over `DB_EVENT_STORE_PASSWORD` and is read again each time connections are renewed, so a rotation needs no restart";
     /// A Unix socket instead of host and port.
-    DB_SOCKET = "DB_EVENT_STORE_SOCKET", Store, php: false, default: "",
+    DB_SOCKET = "DB_EVENT_STORE_SOCKET", Store, php: false, default: Unset,
         "Unix socket (e.g. the Cloud SQL Auth Proxy); wins over host";
     /// TLS mode.
     DB_SSL_MODE = "DB_EVENT_STORE_SSL_MODE", Store, php: false,
-        default: "`verify_ca` with a CA, else `required`; `preferred` on a socket or loopback",
+        default: Prose("`verify_ca` with a CA, else `required`; `preferred` on a socket or loopback"),
         "`disabled`, `preferred`, `required`, `verify_ca`, `verify_identity`; plain text towards a non-local host is refused";
     /// Development only: allow plain text towards a non-local database host.
-    DB_ALLOW_PLAINTEXT = "DB_EVENT_STORE_ALLOW_PLAINTEXT", Store, php: false, default: "`false`",
+    DB_ALLOW_PLAINTEXT = "DB_EVENT_STORE_ALLOW_PLAINTEXT", Store, php: false, default: Flag(false),
         "development only: allow `disabled`/`preferred` towards a non-local host";
     /// TLS: the server CA.
-    DB_SSL_CA = "DB_EVENT_STORE_SSL_CA", Store, php: false, default: "", "PEM file: the server CA";
+    DB_SSL_CA = "DB_EVENT_STORE_SSL_CA", Store, php: false, default: Unset, "PEM file: the server CA";
     /// TLS: the client certificate.
-    DB_SSL_CERT = "DB_EVENT_STORE_SSL_CERT", Store, php: false, default: "", "PEM file: client certificate";
+    DB_SSL_CERT = "DB_EVENT_STORE_SSL_CERT", Store, php: false, default: Unset, "PEM file: client certificate";
     /// TLS: the client key.
-    DB_SSL_KEY = "DB_EVENT_STORE_SSL_KEY", Store, php: false, default: "", "PEM file: the client certificate's key";
+    DB_SSL_KEY = "DB_EVENT_STORE_SSL_KEY", Store, php: false, default: Unset, "PEM file: the client certificate's key";
     /// Connections per worker.
-    DB_POOL_SIZE = "DB_EVENT_STORE_POOL_SIZE", Store, php: false, default: "`4`", "connections per process";
+    DB_POOL_SIZE = "DB_EVENT_STORE_POOL_SIZE", Store, php: false, default: Count(4), "connections per process";
     /// Longest a connection is used before it is replaced.
-    DB_CONNECTION_MAX_LIFETIME = "DB_EVENT_STORE_CONNECTION_MAX_LIFETIME", Store, php: false, default: "`15m`",
+    DB_CONNECTION_MAX_LIFETIME = "DB_EVENT_STORE_CONNECTION_MAX_LIFETIME", Store, php: false, default: Time(secs(15 * 60)),
         "longest a pooled connection is used before a fresh one replaces it, so changed grants, passwords, IAM tokens (valid 1 h) and primaries are picked up without a restart";
     /// Longest one SQL statement may take.
-    DB_STATEMENT_TIMEOUT = "DB_EVENT_STORE_STATEMENT_TIMEOUT", Store, php: false, default: "`30s`",
+    DB_STATEMENT_TIMEOUT = "DB_EVENT_STORE_STATEMENT_TIMEOUT", Store, php: false, default: Time(secs(30)),
         "longest one SQL statement may take; a hung statement is abandoned and its batch retried";
     /// Most messages in one worker batch.
-    WORKER_BATCH_SIZE = "SUITEX_WORKER_BATCH_SIZE", Worker, php: false, default: "`500`",
+    WORKER_BATCH_SIZE = "SUITEX_WORKER_BATCH_SIZE", Worker, php: false, default: Count(500),
         "most messages in one worker batch";
     /// Most payload bytes in one worker batch.
-    WORKER_BATCH_MAX_BYTES = "SUITEX_WORKER_BATCH_MAX_BYTES", Worker, php: false, default: "`32MiB`",
+    WORKER_BATCH_MAX_BYTES = "SUITEX_WORKER_BATCH_MAX_BYTES", Worker, php: false, default: Bytes(32 << 20),
         "most bytes of resolved payloads one batch holds (a larger single message makes a batch of its own); a batch needs about 3× this in memory";
     /// Longest wait to fill a worker batch.
-    WORKER_BATCH_WAIT = "SUITEX_WORKER_BATCH_WAIT", Worker, php: false, default: "`0ms`",
+    WORKER_BATCH_WAIT = "SUITEX_WORKER_BATCH_WAIT", Worker, php: false, default: Time(ms(0)),
         "longest wait for more messages once a batch's first arrived (0: take what the subscriber holds)";
     /// Longest one claim-check download may take.
-    WORKER_FETCH_DEADLINE = "SUITEX_WORKER_FETCH_DEADLINE", Worker, php: false, default: "`60s`",
+    WORKER_FETCH_DEADLINE = "SUITEX_WORKER_FETCH_DEADLINE", Worker, php: false, default: Time(secs(60)),
         "longest one claim-check download may take before the batch is retried";
     /// Delivery attempts before Pub/Sub dead-letters a message.
-    WORKER_MAX_DELIVERY_ATTEMPTS = "SUITEX_WORKER_MAX_DELIVERY_ATTEMPTS", Worker, php: false, default: "`5`",
+    WORKER_MAX_DELIVERY_ATTEMPTS = "SUITEX_WORKER_MAX_DELIVERY_ATTEMPTS", Worker, php: false, default: Count(5),
         "the subscription's dead-letter attempts (its own policy wins when the worker may read it): a key's later events wait behind a failed one until its last attempt (`php artisan events:work` reads it too)";
     /// Messages the worker's subscriber may hold.
-    WORKER_MAX_OUTSTANDING = "SUITEX_WORKER_MAX_OUTSTANDING", Worker, php: false, default: "`1000`",
+    WORKER_MAX_OUTSTANDING = "SUITEX_WORKER_MAX_OUTSTANDING", Worker, php: false, default: Count(1000),
         "messages the worker's subscriber may hold";
     /// First back-off after a transient failure.
-    WORKER_BACKOFF_MIN = "SUITEX_WORKER_BACKOFF_MIN", Worker, php: false, default: "`200ms`",
+    WORKER_BACKOFF_MIN = "SUITEX_WORKER_BACKOFF_MIN", Worker, php: false, default: Time(ms(200)),
         "first retry back-off after a transient failure (`php artisan events:work` reads it too)";
     /// Longest back-off.
-    WORKER_BACKOFF_MAX = "SUITEX_WORKER_BACKOFF_MAX", Worker, php: false, default: "`30s`",
+    WORKER_BACKOFF_MAX = "SUITEX_WORKER_BACKOFF_MAX", Worker, php: false, default: Time(secs(30)),
         "longest retry back-off (`php artisan events:work` reads it too)";
     /// How long in-flight work may take after SIGTERM.
-    WORKER_SHUTDOWN_DEADLINE = "SUITEX_WORKER_SHUTDOWN_DEADLINE", Worker, php: false, default: "`30s`",
+    WORKER_SHUTDOWN_DEADLINE = "SUITEX_WORKER_SHUTDOWN_DEADLINE", Worker, php: false, default: Time(secs(30)),
         "how long in-flight work may take after SIGTERM";
     /// How far each lease extension reaches.
-    WORKER_LEASE_EXTENSION = "SUITEX_WORKER_LEASE_EXTENSION", Worker, php: false, default: "`60s`",
+    WORKER_LEASE_EXTENSION = "SUITEX_WORKER_LEASE_EXTENSION", Worker, php: false, default: Time(secs(60)),
         "how far each lease extension reaches (after a crash, redelivery follows within this; 10s–600s)";
     /// Whether this worker takes part in feeding `events.merged`.
-    WORKER_FEED_MERGED = "SUITEX_WORKER_FEED_MERGED", Worker, php: false, default: "`on`",
+    WORKER_FEED_MERGED = "SUITEX_WORKER_FEED_MERGED", Worker, php: false, default: Switch(true),
         "`off`: this worker only stores; the `events.merged` feeder runs in the workers that have it on (one of them leads at a time)";
     /// The Prometheus and health endpoint.
-    WORKER_METRICS_ADDR = "SUITEX_WORKER_METRICS_ADDR", Worker, php: false, default: "`127.0.0.1:9464`",
+    WORKER_METRICS_ADDR = "SUITEX_WORKER_METRICS_ADDR", Worker, php: false, default: Text("127.0.0.1:9464"),
         "Prometheus `/metrics`, liveness `/healthz` and readiness `/readyz`; `off` disables";
     /// The relay's metrics endpoint.
-    RELAY_METRICS_ADDR = "SUITEX_RELAY_METRICS_ADDR", Cli, php: false, default: "`127.0.0.1:9465`",
+    RELAY_METRICS_ADDR = "SUITEX_RELAY_METRICS_ADDR", Cli, php: false, default: Text("127.0.0.1:9465"),
         "`suitex-events relay`: Prometheus `/metrics` (spool depth, bytes, oldest age, published, retries, dead) and `/healthz`; `off` disables";
     /// Log format of the command line.
-    LOG_FORMAT = "SUITEX_LOG_FORMAT", Cli, php: false, default: "text",
+    LOG_FORMAT = "SUITEX_LOG_FORMAT", Cli, php: false, default: Text("text"),
         "`json` for JSON log lines on stderr (levels: `RUST_LOG`)";
 }
 
@@ -252,8 +384,13 @@ pub fn php_settings() -> impl Iterator<Item = &'static Setting> {
 pub fn markdown_table() -> String {
     let mut out = String::from("| variable | read by | default | meaning |\n|---|---|---|---|\n");
     for s in ALL {
-        let default = if s.default.is_empty() { "unset" } else { s.default };
-        out.push_str(&format!("| `{}` | {} | {} | {} |\n", s.name, s.reader.label(), default, s.meaning));
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            s.name,
+            s.reader.label(),
+            s.default.markdown(),
+            s.meaning
+        ));
     }
     out
 }
@@ -387,5 +524,35 @@ mod tests {
             e.to_string().starts_with("SUITEX_EVENTS_PUBLISH_DEADLINE is \"soon\"; expected a duration"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn every_default_reads_back_through_its_own_parser() {
+        for s in ALL {
+            let plain = s.default.plain();
+            match s.default {
+                DefaultValue::Time(d) => assert_eq!(parse_duration(&plain), Ok(d), "{}: {plain}", s.name),
+                DefaultValue::Bytes(n) => assert_eq!(parse_bytes(&plain), Ok(n), "{}: {plain}", s.name),
+                DefaultValue::Count(n) => assert_eq!(plain.parse::<u64>(), Ok(n), "{}", s.name),
+                DefaultValue::Unset => assert!(plain.is_empty(), "{}", s.name),
+                _ => assert!(!plain.is_empty(), "{}", s.name),
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_are_written_as_the_settings_write_values() {
+        assert_eq!(DefaultValue::Time(ms(0)).markdown(), "`0ms`");
+        assert_eq!(DefaultValue::Time(ms(200)).plain(), "200ms");
+        assert_eq!(DefaultValue::Time(secs(60)).plain(), "60s");
+        assert_eq!(DefaultValue::Time(secs(900)).plain(), "15m");
+        assert_eq!(DefaultValue::Time(secs(7200)).plain(), "2h");
+        assert_eq!(DefaultValue::Bytes(256 << 10).plain(), "256KiB");
+        assert_eq!(DefaultValue::Bytes(1_000_000).plain(), "1MB");
+        assert_eq!(DefaultValue::Bytes(1000 << 10).plain(), "1000KiB");
+        assert_eq!(DefaultValue::Bytes(12345).plain(), "12345");
+        assert_eq!(DefaultValue::Switch(true).markdown(), "`on`");
+        assert_eq!(DefaultValue::Unset.markdown(), "unset");
+        assert_eq!(DefaultValue::Prose("empty").markdown(), "empty");
     }
 }

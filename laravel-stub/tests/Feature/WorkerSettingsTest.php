@@ -7,17 +7,20 @@ use SuiteX\EventBackbone\Config\Duration;
 
 /**
  * `php artisan events:work` reads the Rust worker's settings: the same names, the same duration
- * format and the same defaults as the SDK's one settings list (sdk/src/settings.rs).
+ * format and the same defaults as the SDK's one settings list (sdk/src/settings.rs, printed by
+ * `suitex-events settings --json`).
  */
 final class WorkerSettingsTest extends TestCase
 {
-    /** @return array<string,string> setting => default, from the SDK's settings list */
+    /** @return array<string,string> setting => default, from the SDK's settings list (`suitex-events settings --json`) */
     private static function rustDefaults(): array
     {
-        $rust = file_get_contents(dirname(__DIR__, 3).'/sdk/src/settings.rs');
-        preg_match_all('/= "(SUITEX_WORKER_\w+)", Worker, php: false, default: "`([^`]*)`"/', $rust, $m, PREG_SET_ORDER);
+        $bin = getenv('SUITEX_EVENTS_BIN') ?: dirname(__DIR__, 3).'/target/debug/suitex-events';
+        self::assertFileExists($bin, 'build the CLI first (cargo build), or set SUITEX_EVENTS_BIN');
+        $out = shell_exec(escapeshellarg($bin).' settings --json');
+        $list = json_decode((string) $out, true, 512, JSON_THROW_ON_ERROR);
 
-        return array_column($m, 2, 1);
+        return array_column(array_filter($list, fn ($s) => str_starts_with($s['name'], 'SUITEX_WORKER_')), 'default', 'name');
     }
 
     public function test_the_php_worker_reads_the_rust_workers_settings_with_their_defaults(): void

@@ -13,7 +13,7 @@ use suitex_events::worker::metrics::Metrics;
 #[derive(clap::Args)]
 pub struct Args {
     /// Address of the Prometheus endpoint (`/metrics`); `off` disables it.
-    #[arg(long, env = "SUITEX_WORKER_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+    #[arg(long, env = "SUITEX_WORKER_METRICS_ADDR", default_value = suitex_events::settings::WORKER_METRICS_ADDR.default.text())]
     metrics_addr: String,
 }
 

@@ -21,7 +21,7 @@ pub struct RelayArgs {
     #[arg(long)]
     until_empty: bool,
     /// Address of the Prometheus endpoint (`/metrics`, `/healthz`); `off` disables it.
-    #[arg(long, env = "SUITEX_RELAY_METRICS_ADDR", default_value = "127.0.0.1:9465")]
+    #[arg(long, env = "SUITEX_RELAY_METRICS_ADDR", default_value = suitex_events::settings::RELAY_METRICS_ADDR.default.text())]
     metrics_addr: String,
 }
 

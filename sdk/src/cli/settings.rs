@@ -20,7 +20,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|s| {
                 serde_json::json!({
                     "name": s.name,
-                    "default": s.default,
+                    "default": s.default.plain(),
+                    "default_markdown": s.default.markdown(),
                     "meaning": s.meaning,
                     "reader": s.reader.label(),
                     "php_directive": s.php_directive(),
@@ -32,8 +33,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         print!("{}", suitex_events::settings::markdown_table());
     } else {
         for s in ALL {
-            let default = if s.default.is_empty() { "unset" } else { s.default };
-            println!("{:<34} {:<28} {}", s.name, default.replace('`', ""), s.meaning.replace('`', ""));
+            let default = match s.default.plain() {
+                d if d.is_empty() => "unset".to_string(),
+                d => d,
+            };
+            println!("{:<34} {:<28} {}", s.name, default, s.meaning.replace('`', ""));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -9,15 +9,15 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 /// Where the event store is and how to reach it. Its `Debug` form never shows the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoreSettings {
-    /// `DB_EVENT_STORE_HOST` (default `127.0.0.1`).
+    /// `DB_EVENT_STORE_HOST`.
     pub host: String,
-    /// `DB_EVENT_STORE_PORT` (default 3306).
+    /// `DB_EVENT_STORE_PORT`.
     pub port: u16,
-    /// `DB_EVENT_STORE_DATABASE` (default `event_store`).
+    /// `DB_EVENT_STORE_DATABASE`.
     pub database: String,
-    /// `DB_EVENT_STORE_USERNAME` (default `root`, as Laravel's example).
+    /// `DB_EVENT_STORE_USERNAME`.
     pub username: String,
-    /// `DB_EVENT_STORE_PASSWORD` (default empty).
+    /// `DB_EVENT_STORE_PASSWORD`.
     pub password: String,
     /// `DB_EVENT_STORE_PASSWORD_FILE`: a file holding the password (wins over `password`), read
     /// again whenever the store renews its connections.
@@ -36,19 +36,20 @@ pub struct StoreSettings {
     pub ssl_cert: Option<String>,
     /// `DB_EVENT_STORE_SSL_KEY`: client key file (PEM).
     pub ssl_key: Option<String>,
-    /// `DB_EVENT_STORE_POOL_SIZE` (default 4).
+    /// `DB_EVENT_STORE_POOL_SIZE`.
     pub pool_size: u32,
-    /// `DB_EVENT_STORE_STATEMENT_TIMEOUT` (default 30s): longest any one statement may take; a
+    /// `DB_EVENT_STORE_STATEMENT_TIMEOUT`: longest any one statement may take; a
     /// statement that hangs past it is abandoned as a transient failure.
     pub statement_timeout: std::time::Duration,
-    /// `DB_EVENT_STORE_CONNECTION_MAX_LIFETIME` (default 15 min): longest a pooled connection is
+    /// `DB_EVENT_STORE_CONNECTION_MAX_LIFETIME`: longest a pooled connection is
     /// used before a fresh one replaces it.
     pub connection_max_lifetime: std::time::Duration,
 }
 
 /// The default of [`StoreSettings::connection_max_lifetime`]: well inside the hour an IAM
 /// database token is valid.
-pub const DEFAULT_CONNECTION_MAX_LIFETIME: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+pub const DEFAULT_CONNECTION_MAX_LIFETIME: std::time::Duration =
+    crate::settings::DB_CONNECTION_MAX_LIFETIME.default.duration();
 
 impl std::fmt::Debug for StoreSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -200,14 +201,20 @@ impl StoreSettings {
             })?
             .unwrap_or(false);
         let mut s = StoreSettings {
-            host: src.text(&crate::settings::DB_HOST).unwrap_or_else(|| "127.0.0.1".into()),
+            host: src
+                .text(&crate::settings::DB_HOST)
+                .unwrap_or_else(|| crate::settings::DB_HOST.default.text().into()),
             port: src
                 .parsed(&crate::settings::DB_PORT, |v| {
                     v.parse().map_err(|_| "expected a port number".into())
                 })?
-                .unwrap_or(3306),
-            database: src.text(&crate::settings::DB_DATABASE).unwrap_or_else(|| "event_store".into()),
-            username: src.text(&crate::settings::DB_USERNAME).unwrap_or_else(|| "root".into()),
+                .unwrap_or(crate::settings::DB_PORT.default.count() as u16),
+            database: src
+                .text(&crate::settings::DB_DATABASE)
+                .unwrap_or_else(|| crate::settings::DB_DATABASE.default.text().into()),
+            username: src
+                .text(&crate::settings::DB_USERNAME)
+                .unwrap_or_else(|| crate::settings::DB_USERNAME.default.text().into()),
             password: src.verbatim(&crate::settings::DB_PASSWORD).unwrap_or_default(),
             password_file: src.text(&crate::settings::DB_PASSWORD_FILE),
             socket: src.text(&crate::settings::DB_SOCKET),
@@ -215,10 +222,12 @@ impl StoreSettings {
             ssl_ca: src.text(&crate::settings::DB_SSL_CA),
             ssl_cert: src.text(&crate::settings::DB_SSL_CERT),
             ssl_key: src.text(&crate::settings::DB_SSL_KEY),
-            pool_size: src.positive(&crate::settings::DB_POOL_SIZE)?.unwrap_or(4),
+            pool_size: src
+                .positive(&crate::settings::DB_POOL_SIZE)?
+                .unwrap_or(crate::settings::DB_POOL_SIZE.default.count() as u32),
             statement_timeout: src
                 .duration(&crate::settings::DB_STATEMENT_TIMEOUT)?
-                .unwrap_or(std::time::Duration::from_secs(30)),
+                .unwrap_or(crate::settings::DB_STATEMENT_TIMEOUT.default.duration()),
             connection_max_lifetime: src
                 .duration(&crate::settings::DB_CONNECTION_MAX_LIFETIME)?
                 .unwrap_or(crate::store::DEFAULT_CONNECTION_MAX_LIFETIME),

@@ -219,7 +219,7 @@ fn copy_str(dst: &mut [c_char], s: &str) {
 fn location(l: PayloadLocation) -> SuitexPayloadLocation {
     match l {
         PayloadLocation::Inline => SuitexPayloadLocation::SUITEX_PAYLOAD_INLINE,
-        PayloadLocation::Gcs => SuitexPayloadLocation::SUITEX_PAYLOAD_GCS,
+        PayloadLocation::ClaimCheck => SuitexPayloadLocation::SUITEX_PAYLOAD_GCS,
     }
 }
 

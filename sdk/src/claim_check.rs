@@ -11,7 +11,7 @@
 //! full payload in the event store.
 
 use crate::config::Config;
-use crate::envelope::{Event, Payload, PayloadRef};
+use crate::envelope::{ClaimCheckRef, Event, Payload};
 use crate::error::{Error, InvalidClaimCheck, Poison, Result, Service, gax_is_transient};
 use bytes::Bytes;
 use google_cloud_storage::client::Storage;
@@ -52,7 +52,7 @@ pub fn object_name(event: &Event, sha256: &str) -> String {
 /// bytes to the reference; only the name ties the object to its event, so a reference to any
 /// other object — another tenant's, another event's — is refused: a forged raw message must
 /// not pull someone else's payload into its own event.
-pub fn names_own_object(event: &Event, r: &PayloadRef) -> bool {
+pub fn names_own_object(event: &Event, r: &ClaimCheckRef) -> bool {
     let path = event_path(event);
     r.object == format!("{path}/{}.json", r.sha256) || r.object == format!("{path}.json")
 }
@@ -86,7 +86,7 @@ impl ClaimCheck {
     /// Uploads `payload` (the payload's JSON) for `event`, create-only, and returns the reference
     /// that replaces the inline payload. An object already there under the same name holds the
     /// same bytes (the name carries their sha256): the upload is then done, without reading it.
-    pub async fn offload(&self, event: &Event, payload: Bytes) -> Result<PayloadRef> {
+    pub async fn offload(&self, event: &Event, payload: Bytes) -> Result<ClaimCheckRef> {
         let sha256 = sha256_hex(&payload);
         let object = object_name(event, &sha256);
         let size = payload.len() as u64;
@@ -112,18 +112,18 @@ impl ClaimCheck {
                 ));
             }
         };
-        Ok(PayloadRef { bucket: self.bucket.clone(), object, generation, sha256, size })
+        Ok(ClaimCheckRef { bucket: self.bucket.clone(), object, generation, sha256, size })
     }
 
     /// Downloads the payload a reference points to and verifies its size and sha256.
     /// A reference outside the configured bucket, a size above the configured maximum payload
     /// (refused before anything is downloaded), a missing object or a mismatch is
     /// [`Error::ClaimCheckInvalid`]; anything else is a (usually transient) service error.
-    pub async fn fetch(&self, r: &PayloadRef) -> Result<Bytes> {
+    pub async fn fetch(&self, r: &ClaimCheckRef) -> Result<Bytes> {
         self.fetch_verified(r).await.map(Bytes::from)
     }
 
-    async fn fetch_verified(&self, r: &PayloadRef) -> Result<Vec<u8>> {
+    async fn fetch_verified(&self, r: &ClaimCheckRef) -> Result<Vec<u8>> {
         let invalid = |problem: String| {
             Error::ClaimCheckInvalid(InvalidClaimCheck {
                 bucket: r.bucket.clone(),
@@ -165,7 +165,7 @@ impl ClaimCheck {
         event: Event,
         deadline: Duration,
     ) -> Result<std::result::Result<Event, Poison>> {
-        let Payload::Offloaded(reference) = event.payload() else { return Ok(Ok(event)) };
+        let Payload::ClaimCheck(reference) = event.payload() else { return Ok(Ok(event)) };
         if !names_own_object(&event, reference) {
             return Ok(Err(Poison::ClaimCheck(InvalidClaimCheck {
                 bucket: reference.bucket.clone(),
@@ -249,7 +249,7 @@ mod tests {
         };
         let (own, other_tenant) = (event(7), event(8));
         let sha = sha256_hex(b"{\"a\":1}");
-        let reference = |object: String| PayloadRef {
+        let reference = |object: String| ClaimCheckRef {
             bucket: "suitex-payload-snapshots".into(),
             object,
             generation: 1,

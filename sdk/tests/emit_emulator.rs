@@ -102,7 +102,7 @@ async fn oversized_payload_is_offloaded_and_its_object_matches_the_reference() {
     let emitter = Emitter::connect(config.clone()).await.unwrap();
     let big = event(11, "BIG-1", 0, json!("é".repeat(200_000))); // ~400 KB of JSON
     let receipt = emitter.emit_event(big.clone()).await.unwrap();
-    assert_eq!(receipt.payload_location, PayloadLocation::Gcs);
+    assert_eq!(receipt.payload_location, PayloadLocation::ClaimCheck);
 
     let got = receive(&config, &probe, 1, Duration::from_secs(30)).await;
     assert_eq!(got.len(), 1);
@@ -142,7 +142,7 @@ async fn reemitting_an_event_reuses_its_object_and_a_different_payload_gets_its_
     let first = event(12, "R-1", 0, json!("a".repeat(5000)));
     let once = emitter.emit_event(first.clone()).await.unwrap();
     let again = emitter.emit_event(first.clone()).await.expect("a retry of the same event succeeds");
-    assert_eq!(again.payload_location, PayloadLocation::Gcs);
+    assert_eq!(again.payload_location, PayloadLocation::ClaimCheck);
     assert_eq!(once.event_id, again.event_id);
     let objects = list_objects(&config.names().payload_bucket, "12/").await;
     assert_eq!(objects.len(), 1, "the retry found its own object: {objects:?}");
@@ -325,7 +325,7 @@ async fn a_create_only_storage_account_can_retry_an_oversized_emit() {
     // A publish that timed out after the upload landed: the caller emits the same event again;
     // the object exists (412), and the name alone proves it holds these bytes.
     let retry = emitter.emit_event(big.clone()).await.expect("the retry succeeds without reading the object");
-    assert_eq!(retry.payload_location, PayloadLocation::Gcs);
+    assert_eq!(retry.payload_location, PayloadLocation::ClaimCheck);
     assert_eq!(first.event_id, retry.event_id);
     assert_eq!(list_objects(&config.names().payload_bucket, "13/").await.len(), 1);
     assert_eq!(proxy.refused_reads(), 0, "the emit never tried to read");

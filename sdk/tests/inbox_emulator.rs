@@ -37,7 +37,7 @@ async fn a_storage_outage_keeps_the_batch_without_spending_delivery_attempts() {
     let events = [oversized("INV-1"), oversized("INV-2")];
     for e in &events {
         let receipt = emitter.emit_event(e.clone()).await.expect("emit");
-        assert_eq!(receipt.payload_location, PayloadLocation::Gcs);
+        assert_eq!(receipt.payload_location, PayloadLocation::ClaimCheck);
     }
 
     let relay = Relay::start(storage.trim_start_matches("http://").trim_end_matches('/')).await;

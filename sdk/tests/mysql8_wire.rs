@@ -135,7 +135,7 @@ async fn a_replay_from_mysql_8_reoffloads_a_large_payload_next_to_its_original_o
         .emit_event(event.clone())
         .await
         .unwrap();
-    assert_eq!(receipt.payload_location, suitex_events::PayloadLocation::Gcs);
+    assert_eq!(receipt.payload_location, suitex_events::PayloadLocation::ClaimCheck);
     receive(&config, &probe, 1, Duration::from_secs(30)).await;
 
     // MySQL 8 hands the payload back normalized; replay offloads it again.
@@ -150,7 +150,7 @@ async fn a_replay_from_mysql_8_reoffloads_a_large_payload_next_to_its_original_o
     let got = receive(&config, &merged_probe, 1, Duration::from_secs(30)).await;
     let merged = MergedEvent::decode(&got[0].data).unwrap();
     assert!(merged.replayed);
-    let Payload::Offloaded(r) = merged.event.payload() else {
+    let Payload::ClaimCheck(r) = merged.event.payload() else {
         panic!("a large payload travels as a claim-check")
     };
     let bytes = download(&r.bucket, &r.object).await;

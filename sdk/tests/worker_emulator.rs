@@ -138,7 +138,7 @@ async fn events_flow_from_emit_to_the_store_and_events_merged() {
     }
     let big_merged = got.iter().find(|m| m.event.event_id() == big.event_id()).unwrap();
     assert!(
-        matches!(big_merged.event.payload(), Payload::Offloaded(_)),
+        matches!(big_merged.event.payload(), Payload::ClaimCheck(_)),
         "a large payload travels as a reference"
     );
 
@@ -389,7 +389,7 @@ async fn a_claim_check_pointing_at_another_events_object_is_poison_and_never_sto
     // size and sha256: only the name ties an object to its event.
     let bytes = serde_json::to_vec(&payload).unwrap();
     let sha256 = suitex_events::claim_check::sha256_hex(&bytes);
-    let stolen = suitex_events::envelope::PayloadRef {
+    let stolen = suitex_events::envelope::ClaimCheckRef {
         bucket: config.names().payload_bucket.clone(),
         object: suitex_events::claim_check::object_name(&victim, &sha256),
         generation: 0,
@@ -403,7 +403,7 @@ async fn a_claim_check_pointing_at_another_events_object_is_poison_and_never_sto
         .payload(json!({}))
         .build()
         .unwrap()
-        .with_payload(Payload::Offloaded(stolen));
+        .with_payload(Payload::ClaimCheck(stolen));
     raw_publisher(&config)
         .await
         .publish(

@@ -351,7 +351,7 @@ async fn a_batch_holds_no_more_resolved_payload_bytes_than_its_limit() {
         })
         .collect();
     for r in Emitter::connect(config.clone()).await.unwrap().emit_events(events).await.unwrap() {
-        assert_eq!(r.unwrap().payload_location, suitex_events::PayloadLocation::Gcs);
+        assert_eq!(r.unwrap().payload_location, suitex_events::PayloadLocation::ClaimCheck);
     }
     let limit = 1024 * 1024;
     let worker =

@@ -210,7 +210,7 @@ impl Inbox {
     /// The event with its payload inline, or why it is poison; `Err` for a failure worth
     /// retrying (see [`ClaimCheck::resolve`]).
     async fn resolve(&self, event: Event) -> Result<std::result::Result<Event, Poison>> {
-        if !matches!(event.payload(), crate::envelope::Payload::Offloaded(_)) {
+        if !matches!(event.payload(), crate::envelope::Payload::ClaimCheck(_)) {
             return Ok(Ok(event));
         }
         let claim_check = self.claim_check.get_or_try_init(|| ClaimCheck::connect(&self.config)).await?;

@@ -15,7 +15,7 @@
 
 use crate::claim_check::ClaimCheck;
 use crate::config::Config;
-use crate::envelope::{Event, Payload, PayloadRef};
+use crate::envelope::{ClaimCheckRef, Event, Payload};
 use crate::error::{Result, ValidationError};
 use google_cloud_pubsub::model::Message;
 use serde_json::{Map, Value};
@@ -114,7 +114,7 @@ impl MergedWriter {
         &self,
         position: LedgerPosition,
         event: &Event,
-        known_ref: Option<&PayloadRef>,
+        known_ref: Option<&ClaimCheckRef>,
         replayed: bool,
     ) -> Result<MergedEvent> {
         let text = event.payload().json_text();
@@ -122,12 +122,12 @@ impl MergedWriter {
             (None, _) => event.clone(),
             (Some(text), _) if text.len() <= self.config.offload_threshold() => event.clone(),
             // The claim-check it arrived with holds these very bytes.
-            (Some(_), Some(r)) => event.clone_without_payload().with_payload(Payload::Offloaded(r.clone())),
+            (Some(_), Some(r)) => event.clone_without_payload().with_payload(Payload::ClaimCheck(r.clone())),
             (Some(text), None) => {
                 let claim_check =
                     self.claim_check.get_or_try_init(|| ClaimCheck::connect(&self.config)).await?;
                 let r = claim_check.offload(event, bytes::Bytes::copy_from_slice(text.as_bytes())).await?;
-                event.clone_without_payload().with_payload(Payload::Offloaded(r))
+                event.clone_without_payload().with_payload(Payload::ClaimCheck(r))
             }
         };
         let LedgerPosition { store_id, seq, aggregate_version } = position;

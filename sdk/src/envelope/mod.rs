@@ -83,8 +83,10 @@ const FIELDS: [&str; 10] = [
 pub enum PayloadLocation {
     /// Inside the Pub/Sub message.
     Inline,
-    /// In the claim-check bucket; the message carries a [`PayloadRef`].
-    Gcs,
+    /// As a claim-check: in the bucket, the message carries a [`ClaimCheckRef`]. Written `gcs`
+    /// in receipts and in the `payload_location` attribute (the wire value since 0.1).
+    #[serde(rename = "gcs")]
+    ClaimCheck,
 }
 
 impl PayloadLocation {
@@ -92,7 +94,7 @@ impl PayloadLocation {
     pub fn as_str(self) -> &'static str {
         match self {
             PayloadLocation::Inline => "inline",
-            PayloadLocation::Gcs => "gcs",
+            PayloadLocation::ClaimCheck => "gcs",
         }
     }
 }
@@ -103,9 +105,10 @@ impl std::fmt::Display for PayloadLocation {
     }
 }
 
-/// A claim-check: where an offloaded payload lives and how to verify it.
+/// A claim-check's reference (`payload_ref` on the wire): where the payload lives and how to
+/// verify it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct PayloadRef {
+pub struct ClaimCheckRef {
     /// Bucket name (not the `projects/_/buckets/` path).
     pub bucket: String,
     /// Object name, `{account_id}/{yyyy}/{mm}/{dd}/{event_id}/{sha256}.json`.
@@ -121,6 +124,13 @@ pub struct PayloadRef {
     pub size: u64,
 }
 
+/// The 0.3 name of [`ClaimCheckRef`].
+#[deprecated(
+    since = "0.4.0",
+    note = "use ClaimCheckRef: one word, claim-check, for the payload that travels by reference"
+)]
+pub type PayloadRef = ClaimCheckRef;
+
 /// An event's payload: inline JSON, or a reference to the claim-check object holding it.
 #[derive(Debug, Clone)]
 pub enum Payload {
@@ -130,8 +140,8 @@ pub enum Payload {
     /// parsed into a tree): a resolved claim-check passing through the worker is stored and
     /// hashed as these bytes, without the memory and time a parse and re-serialization cost.
     Raw(Box<RawValue>),
-    /// The payload was offloaded to Cloud Storage.
-    Offloaded(PayloadRef),
+    /// The payload travels as a claim-check: in the bucket, referenced by `payload_ref`.
+    ClaimCheck(ClaimCheckRef),
 }
 
 impl Payload {
@@ -140,7 +150,7 @@ impl Payload {
         match self {
             Payload::Inline(v) => Some(v.clone()),
             Payload::Raw(raw) => Some(serde_json::from_str(raw.get()).expect("a RawValue is valid JSON")),
-            Payload::Offloaded(_) => None,
+            Payload::ClaimCheck(_) => None,
         }
     }
 
@@ -151,7 +161,7 @@ impl Payload {
                 serde_json::to_string(v).expect("a JSON value always serializes"),
             )),
             Payload::Raw(raw) => Some(std::borrow::Cow::Borrowed(raw.get())),
-            Payload::Offloaded(_) => None,
+            Payload::ClaimCheck(_) => None,
         }
     }
 }
@@ -160,8 +170,8 @@ impl PartialEq for Payload {
     /// Payloads are equal when they are the same JSON (a raw text equals its parsed value).
     fn eq(&self, other: &Payload) -> bool {
         match (self, other) {
-            (Payload::Offloaded(a), Payload::Offloaded(b)) => a == b,
-            (Payload::Offloaded(_), _) | (_, Payload::Offloaded(_)) => false,
+            (Payload::ClaimCheck(a), Payload::ClaimCheck(b)) => a == b,
+            (Payload::ClaimCheck(_), _) | (_, Payload::ClaimCheck(_)) => false,
             (Payload::Raw(a), Payload::Raw(b)) if a.get() == b.get() => true,
             (a, b) => a.to_value() == b.to_value(),
         }
@@ -235,7 +245,7 @@ impl Event {
             (Payload::Inline(_), Some(raw)) => (Some(WirePayload::Raw(raw)), None),
             (Payload::Inline(v), None) => (Some(WirePayload::Value(v)), None),
             (Payload::Raw(raw), _) => (Some(WirePayload::Raw(raw)), None),
-            (Payload::Offloaded(r), _) => (None, Some(r)),
+            (Payload::ClaimCheck(r), _) => (None, Some(r)),
         };
         Wire {
             event_id: self.event_id.hyphenated(),
@@ -313,7 +323,7 @@ impl Event {
     pub fn payload_location(&self) -> PayloadLocation {
         match self.payload {
             Payload::Inline(_) | Payload::Raw(_) => PayloadLocation::Inline,
-            Payload::Offloaded(_) => PayloadLocation::Gcs,
+            Payload::ClaimCheck(_) => PayloadLocation::ClaimCheck,
         }
     }
 
@@ -372,7 +382,7 @@ struct Wire<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     payload: Option<WirePayload<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    payload_ref: Option<&'a PayloadRef>,
+    payload_ref: Option<&'a ClaimCheckRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata: Option<&'a Map<String, Value>>,
     schema_version: u32,
@@ -516,35 +526,35 @@ mod tests {
 
     #[test]
     fn offloaded_event_round_trips_without_inline_payload() {
-        let r = PayloadRef {
+        let r = ClaimCheckRef {
             bucket: "suitex-payload-snapshots".into(),
             object: "42/2026/11/26/x.json".into(),
             generation: 7,
             sha256: "a".repeat(64),
             size: 300_000,
         };
-        let e = Event::from_input(valid()).unwrap().with_payload(Payload::Offloaded(r.clone()));
+        let e = Event::from_input(valid()).unwrap().with_payload(Payload::ClaimCheck(r.clone()));
         let v: Value = serde_json::from_slice(&e.to_wire_json()).unwrap();
         assert!(v.get("payload").is_none());
         assert_eq!(v["payload_ref"]["size"], 300_000);
-        assert_eq!(e.payload_location(), PayloadLocation::Gcs);
+        assert_eq!(e.payload_location(), PayloadLocation::ClaimCheck);
         let back = Event::decode(&e.to_wire_json()).unwrap();
-        assert_eq!(back.payload(), &Payload::Offloaded(r));
+        assert_eq!(back.payload(), &Payload::ClaimCheck(r));
     }
 
     #[test]
     fn a_reference_whose_generation_the_writer_could_not_read_round_trips() {
         // A create-only emitter that finds its object written by an earlier attempt (412), and
         // the feeder re-offloading a stored payload, write generation 0: "not known".
-        let r = PayloadRef {
+        let r = ClaimCheckRef {
             bucket: "suitex-payload-snapshots".into(),
             object: "42/2026/11/26/x.json".into(),
             generation: 0,
             sha256: "b".repeat(64),
             size: 300_000,
         };
-        let e = Event::from_input(valid()).unwrap().with_payload(Payload::Offloaded(r.clone()));
-        assert_eq!(Event::decode(&e.to_wire_json()).unwrap().payload(), &Payload::Offloaded(r));
+        let e = Event::from_input(valid()).unwrap().with_payload(Payload::ClaimCheck(r.clone()));
+        assert_eq!(Event::decode(&e.to_wire_json()).unwrap().payload(), &Payload::ClaimCheck(r));
         let mut v: Value = serde_json::from_slice(&e.to_wire_json()).unwrap();
         v["payload_ref"]["generation"] = (-1).into();
         let refused = Event::decode(&serde_json::to_vec(&v).unwrap()).unwrap_err();

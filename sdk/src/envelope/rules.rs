@@ -111,7 +111,7 @@ pub(super) fn parse(value: Value, form: Form) -> Result<Event, ValidationError> 
                 "is set by the SDK when it offloads a payload; give the payload inline",
             ));
         }
-        (None, Some(r), Form::Wire) => Payload::Offloaded(parse_payload_ref(r)?),
+        (None, Some(r), Form::Wire) => Payload::ClaimCheck(parse_payload_ref(r)?),
         (None, None, Form::Input) => {
             return Err(ValidationError::new(
                 "payload",
@@ -370,7 +370,7 @@ pub(super) fn check_metadata(m: Map<String, Value>) -> Result<Map<String, Value>
     Ok(m)
 }
 
-pub(super) fn parse_payload_ref(v: Value) -> Result<PayloadRef, ValidationError> {
+pub(super) fn parse_payload_ref(v: Value) -> Result<ClaimCheckRef, ValidationError> {
     let Value::Object(mut m) = v else {
         return Err(ValidationError::new(
             "payload_ref",
@@ -420,5 +420,5 @@ pub(super) fn parse_payload_ref(v: Value) -> Result<PayloadRef, ValidationError>
     let size = size.as_u64().ok_or_else(|| {
         ValidationError::new("payload_ref.size", format!("must be a non-negative integer; got {size}"))
     })?;
-    Ok(PayloadRef { bucket, object, generation, sha256, size })
+    Ok(ClaimCheckRef { bucket, object, generation, sha256, size })
 }

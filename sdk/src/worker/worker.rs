@@ -84,8 +84,8 @@ impl Received {
         match &self.event {
             Ok(e) => match e.payload() {
                 // A reference above the maximum is refused without a download.
-                Payload::Offloaded(r) if r.size > max_payload as u64 => 0,
-                Payload::Offloaded(r) => r.size,
+                Payload::ClaimCheck(r) if r.size > max_payload as u64 => 0,
+                Payload::ClaimCheck(r) => r.size,
                 _ => self.message.data.len() as u64,
             },
             Err(_) => self.message.data.len() as u64,
@@ -478,7 +478,7 @@ impl Worker {
             Err(reason) => return Ok(Err(reason.clone())),
             Ok(e) => e,
         };
-        let Payload::Offloaded(_) = event.payload() else { return Ok(Ok(event.clone())) };
+        let Payload::ClaimCheck(_) = event.payload() else { return Ok(Ok(event.clone())) };
         self.claim_check().await?.resolve(event.clone(), self.options.fetch_deadline).await
     }
 

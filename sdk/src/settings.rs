@@ -161,13 +161,13 @@ impl DefaultValue {
 /// A duration as the settings write it: `200ms`, `30s`, `15m`, `1h`.
 fn duration_text(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms == 0 || ms % 1000 != 0 {
+    if ms == 0 || !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let s = ms / 1000;
-    if s % 3600 == 0 {
+    if s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 && s >= 120 {
+    } else if s.is_multiple_of(60) && s >= 120 {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
@@ -187,7 +187,7 @@ fn bytes_text(n: u64) -> String {
     ];
     units
         .iter()
-        .find(|(_, size)| n >= *size && n % size == 0)
+        .find(|(_, size)| n >= *size && n.is_multiple_of(*size))
         .map_or_else(|| n.to_string(), |(unit, size)| format!("{}{unit}", n / size))
 }
 

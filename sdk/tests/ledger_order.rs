@@ -241,19 +241,7 @@ async fn tail_prints_the_ledger_as_json_lines_in_seq_order() {
 
 /// `suitex-events worker` with its feeder, as in production.
 fn spawn_worker(config: &Config, db: &StoreSettings, log: &str) -> Child {
-    let log = std::fs::File::create(std::env::temp_dir().join(log)).unwrap();
-    Command::new(BIN)
-        .arg("worker")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "suitex_events=info")
-        .envs(config.to_settings())
-        .envs(db.to_settings())
-        .env("SUITEX_WORKER_METRICS_ADDR", "off")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start suitex-events worker")
+    spawn_worker_process(BIN, config, db, log, &[("RUST_LOG", "suitex_events=info")])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 use suitex_events::store::StoreSettings;
 use suitex_events::{Config, Emitter, Event};
@@ -13,20 +13,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_suitex-events");
 
 /// Starts `suitex-events worker` with every setting from the environment, as in production.
 fn spawn_worker(config: &Config, db: &StoreSettings, log: &str) -> Child {
-    let log = std::fs::File::create(std::env::temp_dir().join(log)).unwrap();
-    Command::new(BIN)
-        .arg("worker")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(config.to_settings())
-        .envs(db.to_settings())
-        .env("SUITEX_WORKER_METRICS_ADDR", "off")
-        .env("SUITEX_WORKER_LEASE_EXTENSION", "10s")
-        .env("SUITEX_WORKER_BATCH_WAIT", "10ms")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start suitex-events worker")
+    spawn_worker_process(
+        BIN,
+        config,
+        db,
+        log,
+        &[("SUITEX_WORKER_LEASE_EXTENSION", "10s"), ("SUITEX_WORKER_BATCH_WAIT", "10ms")],
+    )
 }
 
 /// Per-aggregate event sequences, interleaved across aggregates.

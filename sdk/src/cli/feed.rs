@@ -1,7 +1,6 @@
 //! `suitex-events feed`: the `events.merged` feeder alone, without consuming `events.raw-sub`
 //! — for deployments where `php artisan events:work` stores and no Rust worker runs beside it.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use suitex_events::Config;
@@ -22,22 +21,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = EventStore::connect(&StoreSettings::from_env()?).await?;
     let options = WorkerOptions::from_env()?;
     let metrics = Arc::new(Metrics::default());
-    if args.metrics_addr != "off" {
-        let addr: SocketAddr = args.metrics_addr.parse().map_err(|_| {
-            suitex_events::ConfigError::new(
-                "SUITEX_WORKER_METRICS_ADDR",
-                format!("is {:?}; expected host:port or off", args.metrics_addr),
-            )
-        })?;
-        let bound =
-            suitex_events::worker::metrics::spawn(addr, metrics.clone(), None).await.map_err(|e| {
-                suitex_events::ConfigError::new(
-                    "SUITEX_WORKER_METRICS_ADDR",
-                    format!("{addr} cannot be bound: {e}"),
-                )
-            })?;
-        tracing::info!(%bound, "metrics at http://{bound}/metrics");
-    }
+    super::worker::serve_metrics(&args.metrics_addr, metrics.clone(), None).await?;
     let feeder = Feeder::new(config, store, metrics, options.feeder).await?;
     feeder.run(super::signals()).await;
     Ok(ExitCode::SUCCESS)

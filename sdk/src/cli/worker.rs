@@ -47,23 +47,33 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     let worker = Worker::new(config, store, options).await?;
-    if args.metrics_addr != "off" {
-        let addr: SocketAddr = args.metrics_addr.parse().map_err(|_| {
-            suitex_events::ConfigError::new(
-                "SUITEX_WORKER_METRICS_ADDR",
-                format!("is {:?}; expected host:port or off", args.metrics_addr),
-            )
-        })?;
-        let bound = suitex_events::worker::metrics::spawn(addr, worker.metrics(), Some(worker.health()))
-            .await
-            .map_err(|e| {
-                suitex_events::ConfigError::new(
-                    "SUITEX_WORKER_METRICS_ADDR",
-                    format!("{addr} cannot be bound: {e}"),
-                )
-            })?;
-        tracing::info!(%bound, "metrics at http://{bound}/metrics; probes at /healthz and /readyz");
-    }
+    serve_metrics(&args.metrics_addr, worker.metrics(), Some(worker.health())).await?;
     worker.run(stop).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves `/metrics` (and, with `health`, `/healthz` and `/readyz`) on `addr`, the value of
+/// `SUITEX_WORKER_METRICS_ADDR` (`off`: nothing).
+pub(super) async fn serve_metrics(
+    addr: &str,
+    metrics: std::sync::Arc<suitex_events::worker::metrics::Metrics>,
+    health: Option<std::sync::Arc<suitex_events::worker::health::Health>>,
+) -> anyhow::Result<()> {
+    if addr == "off" {
+        return Ok(());
+    }
+    let setting = suitex_events::settings::WORKER_METRICS_ADDR.name;
+    let parsed: SocketAddr = addr.parse().map_err(|_| {
+        suitex_events::ConfigError::new(setting, format!("is {addr:?}; expected host:port or off"))
+    })?;
+    let probes = health.is_some();
+    let bound = suitex_events::worker::metrics::spawn(parsed, metrics, health)
+        .await
+        .map_err(|e| suitex_events::ConfigError::new(setting, format!("{parsed} cannot be bound: {e}")))?;
+    if probes {
+        tracing::info!(%bound, "metrics at http://{bound}/metrics; probes at /healthz and /readyz");
+    } else {
+        tracing::info!(%bound, "metrics at http://{bound}/metrics");
+    }
+    Ok(())
 }

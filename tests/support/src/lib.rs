@@ -667,6 +667,31 @@ impl RunningWorker {
     }
 }
 
+/// Starts `bin worker` (the `suitex-events` binary of the calling test crate) as production
+/// runs it: every setting from the environment, nothing inherited but `PATH`, its metrics
+/// endpoint off, stderr to `log` in the temporary directory; `extra` settings on top.
+pub fn spawn_worker_process(
+    bin: &str,
+    config: &Config,
+    db: &suitex_events::store::StoreSettings,
+    log: &str,
+    extra: &[(&str, &str)],
+) -> std::process::Child {
+    let log = std::fs::File::create(std::env::temp_dir().join(log)).unwrap();
+    std::process::Command::new(bin)
+        .arg("worker")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(config.to_settings())
+        .envs(db.to_settings())
+        .env("SUITEX_WORKER_METRICS_ADDR", "off")
+        .envs(extra.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start suitex-events worker")
+}
+
 /// `GET http://{addr}{path}`: status and body.
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let resp = reqwest::Client::new()

@@ -359,6 +359,7 @@ mod tests {
                 r"CREATE USER IF NOT EXISTS 'suitex_worker'@'%' IDENTIFIED BY 'pa''ss\\word'",
                 "REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'suitex_worker'@'%'",
                 "GRANT INSERT, SELECT ON `events`.`event_store` TO 'suitex_worker'@'%'",
+                "GRANT INSERT, SELECT ON `events`.`event_store_merged_position` TO 'suitex_worker'@'%'",
             ]
         );
         let reader = role_sql("events", &a, Role::Reader, None).unwrap();
@@ -400,11 +401,13 @@ mod tests {
         let mariadb = lines(&[
             "GRANT USAGE ON *.* TO `w`@`%` IDENTIFIED BY PASSWORD '*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19'",
             "GRANT SELECT, INSERT ON `events`.`event_store` TO `w`@`%`",
+            "GRANT SELECT, INSERT ON `events`.`event_store_merged_position` TO `w`@`%`",
         ]);
         assert!(check_grants(&mariadb, "events", Role::Writer).is_exact());
         let mysql8 = lines(&[
             "GRANT USAGE ON *.* TO `w`@`%`",
             "GRANT INSERT, SELECT ON `events`.`event_store` TO `w`@`%`",
+            "GRANT INSERT, SELECT ON `events`.`event_store_merged_position` TO `w`@`%`",
         ]);
         assert!(check_grants(&mysql8, "events", Role::Writer).is_exact());
     }
@@ -438,7 +441,7 @@ mod tests {
 
         let none = lines(&["GRANT USAGE ON *.* TO `w`@`%`"]);
         let check = check_grants(&none, "events", Role::Writer);
-        assert_eq!(check.missing.len(), 2, "{check:?}");
+        assert_eq!(check.missing.len(), 4, "{check:?}");
         assert!(!check.is_exact());
     }
 }

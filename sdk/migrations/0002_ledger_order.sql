@@ -19,7 +19,7 @@ CREATE TABLE event_store_sequence (
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 
 -- One row per aggregate: the last `aggregate_version` handed out. Every append upserts its
--- aggregate's row (locking it until the transaction ends) and reads its own change back.
+-- aggregate's row (locking it until the transaction ends).
 CREATE TABLE event_store_aggregates (
     account_id BIGINT UNSIGNED NOT NULL,
     aggregate_type VARCHAR(128) NOT NULL,
@@ -68,21 +68,19 @@ INSERT INTO event_store_aggregates (account_id, aggregate_type, aggregate_id, la
     SELECT account_id, aggregate_type, aggregate_id, MAX(aggregate_version) FROM event_store
     GROUP BY account_id, aggregate_type, aggregate_id;
 
--- Both numbers are taken with locking statements, which act on the latest committed rows
--- whatever the session's isolation level or snapshot, and read back as the transaction's own
--- change. (A trigger may not lock rows of the table it fires on, so the numbers are kept in
--- tables of their own rather than read as MAX() of event_store.) A trigger runs with its
--- definer's rights (the migrating account), so the writer role needs no new right.
+-- Both numbers are taken with locking statements (an UPDATE, an upsert), which act on the
+-- latest committed rows whatever the session's isolation level or snapshot. Each hands its
+-- number back through LAST_INSERT_ID(expr), which costs no read; MySQL and MariaDB restore
+-- LAST_INSERT_ID() when a trigger ends, so the INSERT's own auto-increment id is unaffected.
+-- (A trigger may not lock rows of the table it fires on, so the numbers are kept in tables of
+-- their own rather than read as MAX() of event_store.) A trigger runs with its definer's
+-- rights (the migrating account), so the writer role needs no new right.
 CREATE TRIGGER event_store_assign_order BEFORE INSERT ON event_store FOR EACH ROW
 BEGIN
-    DECLARE next_seq BIGINT UNSIGNED;
-    DECLARE next_version INT UNSIGNED;
-    UPDATE event_store_sequence SET last_seq = last_seq + 1 WHERE id = 1;
-    SELECT last_seq INTO next_seq FROM event_store_sequence WHERE id = 1;
+    UPDATE event_store_sequence SET last_seq = LAST_INSERT_ID(last_seq + 1) WHERE id = 1;
+    SET NEW.seq = LAST_INSERT_ID();
     INSERT INTO event_store_aggregates (account_id, aggregate_type, aggregate_id, last_version)
-        VALUES (NEW.account_id, NEW.aggregate_type, NEW.aggregate_id, 1)
-        ON DUPLICATE KEY UPDATE last_version = last_version + 1;
-    SELECT last_version INTO next_version FROM event_store_aggregates
-        WHERE account_id = NEW.account_id AND aggregate_type = NEW.aggregate_type AND aggregate_id = NEW.aggregate_id;
-    SET NEW.seq = next_seq, NEW.aggregate_version = next_version;
+        VALUES (NEW.account_id, NEW.aggregate_type, NEW.aggregate_id, LAST_INSERT_ID(1))
+        ON DUPLICATE KEY UPDATE last_version = LAST_INSERT_ID(last_version + 1);
+    SET NEW.aggregate_version = LAST_INSERT_ID();
 END;

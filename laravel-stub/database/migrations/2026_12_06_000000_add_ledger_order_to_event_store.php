@@ -87,16 +87,12 @@ return new class extends Migration
         $db->unprepared(<<<'SQL'
 CREATE TRIGGER event_store_assign_order BEFORE INSERT ON event_store FOR EACH ROW
 BEGIN
-    DECLARE next_seq BIGINT UNSIGNED;
-    DECLARE next_version INT UNSIGNED;
-    UPDATE event_store_sequence SET last_seq = last_seq + 1 WHERE id = 1;
-    SELECT last_seq INTO next_seq FROM event_store_sequence WHERE id = 1;
+    UPDATE event_store_sequence SET last_seq = LAST_INSERT_ID(last_seq + 1) WHERE id = 1;
+    SET NEW.seq = LAST_INSERT_ID();
     INSERT INTO event_store_aggregates (account_id, aggregate_type, aggregate_id, last_version)
-        VALUES (NEW.account_id, NEW.aggregate_type, NEW.aggregate_id, 1)
-        ON DUPLICATE KEY UPDATE last_version = last_version + 1;
-    SELECT last_version INTO next_version FROM event_store_aggregates
-        WHERE account_id = NEW.account_id AND aggregate_type = NEW.aggregate_type AND aggregate_id = NEW.aggregate_id;
-    SET NEW.seq = next_seq, NEW.aggregate_version = next_version;
+        VALUES (NEW.account_id, NEW.aggregate_type, NEW.aggregate_id, LAST_INSERT_ID(1))
+        ON DUPLICATE KEY UPDATE last_version = LAST_INSERT_ID(last_version + 1);
+    SET NEW.aggregate_version = LAST_INSERT_ID();
 END
 SQL);
     }

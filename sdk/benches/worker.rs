@@ -64,6 +64,9 @@ struct Args {
     /// Rounds of the append section (the median is reported).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// The batch wait of the comparison run at full load, milliseconds.
+    #[arg(long, default_value_t = 20)]
+    compare_wait_ms: u64,
     /// Events of the full-load runs.
     #[arg(long, default_value_t = 20_000)]
     load_events: usize,
@@ -342,18 +345,27 @@ async fn pubsub_section(a: &Args, label: &str, config: &Config, floor_sub: &str,
         rate
     };
     // The previous default: wait up to 20 ms for a batch to fill.
-    let waiting = WorkerOptions { batch_wait: Duration::from_millis(20), ..WorkerOptions::default() };
+    let waiting =
+        WorkerOptions { batch_wait: Duration::from_millis(a.compare_wait_ms), ..WorkerOptions::default() };
     let waited = full_load(config, &emitter, &events(a.load_events, "load-wait"), waiting).await;
+    // The same with this worker's feeder off (another process would feed): what the feeder
+    // takes from the worker on a machine whose cores the database shares.
+    let alone = WorkerOptions { feed_merged: false, ..WorkerOptions::default() };
+    let store_only = full_load(config, &emitter, &events(a.load_events, "load-alone"), alone).await;
     let db = TestDb::new("bench_ceiling").await;
     scratch_table(&db.store).await;
     let started = Instant::now();
     raw_insert(&db.store, "scratch", &batch).await;
     let r = a.load_events as f64 / started.elapsed().as_secs_f64();
-    println!("  worker (defaults): {}; with a 20 ms batch wait: {}", default.rate, waited.rate);
+    println!(
+        "  worker (defaults): {}; with a {} ms batch wait: {}; with its feeder off: {}",
+        default.rate, a.compare_wait_ms, waited.rate, store_only.rate
+    );
     println!("  bare subscriber draining the same events (the Pub/Sub floor): {floor}");
     if let (Drain::Done(d), Drain::Done(w)) = (&default.rate, &waited.rate) {
         println!(
-            "  defaults / 20 ms wait {:.2}; worker / raw multi-row INSERT ({r:.0} rows/s, the database's ceiling) {:.2}",
+            "  defaults / {} ms wait {:.2}; worker / raw multi-row INSERT ({r:.0} rows/s, the database's ceiling) {:.2}",
+            a.compare_wait_ms,
             d / w,
             d / r
         );

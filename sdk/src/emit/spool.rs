@@ -30,6 +30,7 @@
 
 use super::spool_privacy::SpoolAccess;
 use crate::error::{Error, Result};
+use backon::BackoffBuilder;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
@@ -161,6 +162,33 @@ fn spool_error(path: &Path, operation: &str, e: impl Into<crate::error::BoxError
     Error::service(crate::error::Service::Spool, format!("{operation} ({})", path.display()), transient, e)
 }
 
+/// Switches a spool's connection to WAL with `synchronous = FULL` and creates its tables (each
+/// idempotent); on failure, which step failed.
+fn prepare(conn: &Connection) -> std::result::Result<(), (&'static str, rusqlite::Error)> {
+    const WAL: &str = "switching the spool to WAL";
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(|e| (WAL, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err((
+            WAL,
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                Some(format!("the journal mode stayed {mode}")),
+            ),
+        ));
+    }
+    conn.pragma_update(None, "synchronous", "FULL").map_err(|e| ("setting synchronous = FULL", e))?;
+    conn.execute_batch(SCHEMA).map_err(|e| ("creating the spool's tables", e))
+}
+
+/// Whether SQLite refused for a lock another connection holds.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
@@ -178,18 +206,27 @@ impl Spool {
         access.secure_file(&path)?;
         let conn = Connection::open(&path).map_err(|e| fail("opening the spool", e))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail("opening the spool", e))?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .map_err(|e| fail("switching the spool to WAL", e))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(spool_error(
-                &path,
-                "switching the spool to WAL",
-                format!("the journal mode stayed {mode}"),
-            ));
+        // Processes that open a new spool at the same moment (php-fpm workers after a deploy)
+        // contend for the switch to WAL and the schema, and SQLite answers some of them "database
+        // is locked" at once instead of waiting (a lock it cannot wait for without deadlocking):
+        // they try again, within the busy timeout.
+        let mut waits = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(2))
+            .with_max_delay(Duration::from_millis(100))
+            .with_jitter()
+            .with_total_delay(Some(BUSY_TIMEOUT))
+            .without_max_times()
+            .build();
+        loop {
+            match prepare(&conn) {
+                Ok(()) => break,
+                Err((op, e)) if is_busy(&e) => match waits.next() {
+                    Some(wait) => std::thread::sleep(wait),
+                    None => return Err(fail(op, e)),
+                },
+                Err((op, e)) => return Err(fail(op, e)),
+            }
         }
-        conn.pragma_update(None, "synchronous", "FULL").map_err(|e| fail("setting synchronous = FULL", e))?;
-        conn.execute_batch(SCHEMA).map_err(|e| fail("creating the spool's tables", e))?;
         Ok(Spool { conn: Mutex::new(conn), path, max_bytes })
     }
 
@@ -395,6 +432,32 @@ mod tests {
 
     fn entry(key: &str, n: usize) -> Entry {
         Entry { ordering_key: key.into(), event_id: format!("e-{key}-{n}"), body: vec![b'x'; n] }
+    }
+
+    #[test]
+    fn processes_that_open_a_new_spool_at_the_same_moment_all_succeed() {
+        // Eight emitters open (and so create) one spool at once, as concurrent php-fpm workers
+        // do on the first request after a deploy; SQLite answers some of them "database is
+        // locked" at once, without waiting, while another switches the new file to WAL.
+        for round in 0..20 {
+            let dir = std::env::temp_dir().join(format!("spool-race-{round}-{}", uuid::Uuid::now_v7()));
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let opened: Vec<_> = (0..8)
+                .map(|_| {
+                    let (dir, barrier) = (dir.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        Spool::open(&dir, 10_000, &SpoolAccess::owner_only())
+                            .map(|s| s.append(&[entry("k", 1)]))
+                    })
+                })
+                .collect();
+            for t in opened {
+                let appended = t.join().unwrap().unwrap_or_else(|e| panic!("round {round}: {e}"));
+                appended.unwrap();
+            }
+            std::fs::remove_dir_all(dir).unwrap();
+        }
     }
 
     #[test]

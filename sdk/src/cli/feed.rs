@@ -11,9 +11,8 @@ use suitex_events::worker::metrics::Metrics;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Address of the Prometheus endpoint (`/metrics`); `off` disables it.
-    #[arg(long, env = "SUITEX_WORKER_METRICS_ADDR", default_value = suitex_events::settings::WORKER_METRICS_ADDR.default.text())]
-    metrics_addr: String,
+    #[command(flatten)]
+    metrics: super::worker::MetricsArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -21,7 +20,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = EventStore::connect(&StoreSettings::from_env()?).await?;
     let options = WorkerOptions::from_env()?;
     let metrics = Arc::new(Metrics::default());
-    super::worker::serve_metrics(&args.metrics_addr, metrics.clone(), None).await?;
+    super::worker::serve_metrics(&args.metrics.metrics_addr, metrics.clone(), None).await?;
     let feeder = Feeder::new(config, store, metrics, options.feeder).await?;
     feeder.run(super::signals()).await;
     Ok(ExitCode::SUCCESS)

@@ -10,9 +10,16 @@ use suitex_events::worker::{Worker, WorkerOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    metrics: MetricsArgs,
+}
+
+/// Where a worker-side process serves its metrics (`worker`, `feed`).
+#[derive(clap::Args)]
+pub(super) struct MetricsArgs {
     /// Address of the Prometheus endpoint (`/metrics`); `off` disables it.
     #[arg(long, env = "SUITEX_WORKER_METRICS_ADDR", default_value = suitex_events::settings::WORKER_METRICS_ADDR.default.text())]
-    metrics_addr: String,
+    pub(super) metrics_addr: String,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -47,7 +54,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     let worker = Worker::new(config, store, options).await?;
-    serve_metrics(&args.metrics_addr, worker.metrics(), Some(worker.health())).await?;
+    serve_metrics(&args.metrics.metrics_addr, worker.metrics(), Some(worker.health())).await?;
     worker.run(stop).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -78,15 +78,7 @@ impl EventStore {
     /// The feeder's durable position: every row up to this `seq` is on `events.merged` (0:
     /// none yet).
     pub async fn merged_position(&self) -> Result<u64> {
-        let position: Option<u64> = self
-            .timed(
-                "SELECT MAX(seq)",
-                sqlx::query_scalar("SELECT CAST(MAX(seq) AS UNSIGNED) FROM event_store_merged_position")
-                    .fetch_one(&self.pool),
-            )
-            .await
-            .map_err(|e| db_error(format!("reading the events.merged position from {}", self.describe), e))?;
-        Ok(position.unwrap_or(0))
+        self.max_seq("event_store_merged_position", "the events.merged position").await
     }
 
     /// Records that every row up to `seq` is on `events.merged` (an INSERT; recording a
@@ -109,15 +101,17 @@ impl EventStore {
 
     /// The ledger's last `seq` (0: empty).
     pub async fn head_seq(&self) -> Result<u64> {
-        let head: Option<u64> = self
-            .timed(
-                "SELECT MAX(seq)",
-                sqlx::query_scalar("SELECT CAST(MAX(seq) AS UNSIGNED) FROM event_store")
-                    .fetch_one(&self.pool),
-            )
+        self.max_seq("event_store", "the ledger's head").await
+    }
+
+    /// The largest `seq` of `table` (0: none), reading `what`.
+    async fn max_seq(&self, table: &'static str, what: &str) -> Result<u64> {
+        let sql = format!("SELECT CAST(MAX(seq) AS UNSIGNED) FROM {table}");
+        let max: Option<u64> = self
+            .timed("SELECT MAX(seq)", sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&self.pool))
             .await
-            .map_err(|e| db_error(format!("reading the ledger's head from {}", self.describe), e))?;
-        Ok(head.unwrap_or(0))
+            .map_err(|e| db_error(format!("reading {what} from {}", self.describe), e))?;
+        Ok(max.unwrap_or(0))
     }
 }
 

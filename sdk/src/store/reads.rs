@@ -52,15 +52,6 @@ pub enum Selection {
     },
     /// Every event, in ledger order.
     All,
-    /// Ledger positions `from..=to`, optionally one tenant's only.
-    SeqRange {
-        /// First `seq`.
-        from: u64,
-        /// Last `seq`.
-        to: u64,
-        /// Only this tenant's events, when given.
-        account_id: Option<u64>,
-    },
     /// Ids `from..=to`, optionally one tenant's only.
     IdRange {
         /// First id.
@@ -87,10 +78,8 @@ impl Selection {
             Selection::All => {
                 q.push("TRUE");
             }
-            Selection::SeqRange { from, to, account_id } | Selection::IdRange { from, to, account_id } => {
-                let column = if matches!(self, Selection::SeqRange { .. }) { "seq" } else { "id" };
-                q.push(column).push(" >= ").push_bind(*from);
-                q.push(" AND ").push(column).push(" <= ").push_bind(*to);
+            Selection::IdRange { from, to, account_id } => {
+                q.push("id >= ").push_bind(*from).push(" AND id <= ").push_bind(*to);
                 if let Some(a) = account_id {
                     q.push(" AND account_id = ").push_bind(*a);
                 }

@@ -5,6 +5,7 @@ use crate::panic::ffi_boundary;
 use parking_lot::Mutex;
 use sdk::BlockingEmitter;
 use sdk::Config;
+use sdk::envelope::exact;
 use sdk::{Event, PayloadLocation};
 use std::collections::HashMap;
 use std::ffi::c_char;
@@ -99,11 +100,21 @@ fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8], SuitexR
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
-fn json(bytes: &[u8], what: &str) -> Result<serde_json::Value, SuitexResult> {
+/// Parses JSON text after holding it to what the ledger stores exactly (`check`, on the text:
+/// its numbers and keys are judged as written, which the parsed value no longer shows). The
+/// outer `Err` is text that is not UTF-8 JSON; the inner one a value the ledger would alter.
+fn json(
+    bytes: &[u8],
+    what: &str,
+    check: fn(&str) -> Result<(), sdk::ValidationError>,
+) -> Result<Result<serde_json::Value, sdk::ValidationError>, SuitexResult> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         set_last_error(SuitexResult::SUITEX_ERR_INVALID_UTF8, format!("{what} is not valid UTF-8: {e}"))
     })?;
-    serde_json::from_str(text).map_err(|e| {
+    if let Err(e) = check(text) {
+        return Ok(Err(e));
+    }
+    serde_json::from_str(text).map(Ok).map_err(|e| {
         set_last_error(SuitexResult::SUITEX_ERR_INVALID_JSON, format!("{what} is not valid JSON: {e}"))
     })
 }
@@ -145,16 +156,17 @@ pub unsafe extern "C" fn suitex_emitter_new_from_json(
         if out.is_null() {
             return set_last_error(SuitexResult::SUITEX_ERR_NULL_ARGUMENT, "out is NULL");
         }
-        let settings = match bytes(config_json, len, "config_json").and_then(|b| json(b, "config_json")) {
-            Ok(serde_json::Value::Object(m)) => m,
-            Ok(_) => {
-                return set_last_error(
-                    SuitexResult::SUITEX_ERR_INVALID_JSON,
-                    "config_json must be a JSON object",
-                );
-            }
-            Err(code) => return code,
-        };
+        let settings =
+            match bytes(config_json, len, "config_json").and_then(|b| json(b, "config_json", |_| Ok(()))) {
+                Ok(Ok(serde_json::Value::Object(m))) => m,
+                Ok(_) => {
+                    return set_last_error(
+                        SuitexResult::SUITEX_ERR_INVALID_JSON,
+                        "config_json must be a JSON object",
+                    );
+                }
+                Err(code) => return code,
+            };
         let mut values = HashMap::new();
         for (k, v) in settings {
             let text = match v {
@@ -283,13 +295,17 @@ pub unsafe extern "C" fn suitex_emit_event(
         if receipt.is_null() {
             return set_last_error(SuitexResult::SUITEX_ERR_NULL_ARGUMENT, "receipt is NULL");
         }
-        let value = match bytes(event_json, len, "event_json").and_then(|b| json(b, "event_json")) {
+        let raw = match bytes(event_json, len, "event_json") {
+            Ok(raw) => raw,
+            Err(code) => return code,
+        };
+        let value = match json(raw, "event_json", exact::check_event_json) {
             Ok(v) => v,
             Err(code) => return code,
         };
         // SAFETY: `receipt` is non-NULL and valid per the contract.
         let receipt = unsafe { &mut *receipt };
-        let outcome = Event::from_input(value).map_err(sdk::Error::Invalid);
+        let outcome = value.and_then(Event::from_input).map_err(sdk::Error::Invalid);
         let (event_id, outcome) = match outcome {
             Ok(event) => (event.event_id().to_string(), inner.emit_event(event)),
             Err(e) => (String::new(), Err(e)),
@@ -331,8 +347,13 @@ pub unsafe extern "C" fn suitex_emit_events(
         if count.is_null() {
             return set_last_error(SuitexResult::SUITEX_ERR_NULL_ARGUMENT, "count is NULL");
         }
-        let items = match bytes(events_json, len, "events_json").and_then(|b| json(b, "events_json")) {
-            Ok(serde_json::Value::Array(items)) => items,
+        let raw = match bytes(events_json, len, "events_json") {
+            Ok(raw) => raw,
+            Err(code) => return code,
+        };
+        let items = match json(raw, "events_json", exact::check_events_json) {
+            Ok(Ok(serde_json::Value::Array(items))) => items,
+            Ok(Err(e)) => return fail(&sdk::Error::Invalid(e)),
             Ok(_) => {
                 return set_last_error(
                     SuitexResult::SUITEX_ERR_INVALID_JSON,
@@ -403,11 +424,15 @@ pub unsafe extern "C" fn suitex_emit(
                 "the emitter is not live (already freed?)",
             );
         };
-        let value = match bytes(event_json, len, "event_json").and_then(|b| json(b, "event_json")) {
+        let raw = match bytes(event_json, len, "event_json") {
+            Ok(raw) => raw,
+            Err(code) => return code,
+        };
+        let value = match json(raw, "event_json", exact::check_event_json) {
             Ok(v) => v,
             Err(code) => return code,
         };
-        let event = match Event::from_input(value) {
+        let event = match value.and_then(Event::from_input) {
             Ok(e) => e,
             Err(e) => return fail(&sdk::Error::Invalid(e)),
         };

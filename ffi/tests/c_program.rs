@@ -113,6 +113,13 @@ async fn check(out: &Output, config: &sdk::Config, probe: &str) {
     let arrived: HashSet<&str> = got.iter().map(|m| attr(m, "event_id")).collect();
     let want: HashSet<&str> = emitted.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(arrived, want, "every event the C program emitted is on events.raw");
+    // Numbers the ledger holds exactly arrive as they were written.
+    let small = got
+        .iter()
+        .find(|m| attr(m, "event_id") == "0190a7f2-4c1e-7b3a-9d2e-000000000001")
+        .expect("the small event arrived");
+    let data = String::from_utf8_lossy(&small.data);
+    assert!(data.contains(r#""max":18446744073709551615"#) && data.contains(r#""rate":0.1"#), "{data}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

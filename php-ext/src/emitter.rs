@@ -49,6 +49,14 @@ pub fn event_from_php(event: &ZendHashTable, at: &Path<'_>) -> Result<Event, Php
             let text = value
                 .str()
                 .ok_or_else(|| invalid(&field("payload_json"), "must be a string of JSON text"))?;
+            // Held to what the ledger stores exactly on the text, which the parse would lose.
+            sdk::envelope::exact::check_payload_json(text).map_err(|e| {
+                let e = match at {
+                    Path::Root => e,
+                    _ => e.within(&at.render()),
+                };
+                from_sdk(&sdk::Error::Invalid(e))
+            })?;
             let parsed: Value = serde_json::from_str(text)
                 .map_err(|e| invalid(&field("payload_json"), &format!("is not valid JSON: {e}")))?;
             map.insert("payload".into(), parsed);

@@ -152,9 +152,10 @@ impl ClaimCheck {
     }
 
     /// The event with its claim-checked payload inline (downloaded, size and sha256 verified),
-    /// or why the message is poison (the object is missing, tampered, too large or not JSON).
-    /// The payload comes back as [`Payload::Raw`]: the verified bytes themselves, checked to be
-    /// JSON but not parsed, so a large payload costs its size once. An event whose payload is
+    /// or why the message is poison (the object is missing, tampered, too large, not JSON, or a
+    /// payload the ledger would store altered). The payload comes back as [`Payload::Raw`]: the
+    /// verified bytes themselves, checked to be JSON the ledger stores exactly but not parsed
+    /// into a tree, so a large payload costs little more than its size. An event whose payload is
     /// already inline comes back as it is.
     ///
     /// `Err` is a failure worth retrying: Cloud Storage unavailable, or the download took longer
@@ -195,10 +196,14 @@ impl ClaimCheck {
             Ok(text) => text,
             Err(e) => return Ok(Err(not_json(e.to_string()))),
         };
-        Ok(match serde_json::value::RawValue::from_string(text) {
-            Ok(raw) => Ok(event.with_payload(Payload::Raw(raw))),
-            Err(e) => Err(not_json(e.to_string())),
-        })
+        let raw = match serde_json::value::RawValue::from_string(text) {
+            Ok(raw) => raw,
+            Err(e) => return Ok(Err(not_json(e.to_string()))),
+        };
+        if let Err(error) = crate::envelope::exact::check_payload_json(raw.get()) {
+            return Ok(Err(Poison::PayloadNotExact { object: reference.object.clone(), error }));
+        }
+        Ok(Ok(event.with_payload(Payload::Raw(raw))))
     }
 
     /// Reads a whole object. With `expected`, stops as soon as more than that many bytes arrive

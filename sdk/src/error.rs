@@ -89,6 +89,15 @@ pub enum Poison {
         /// The parser's message.
         error: String,
     },
+    /// The claim-check object holds a payload the ledger would store altered (a number beyond
+    /// what it holds exactly, a duplicate key, too deep: [`crate::envelope::exact`]).
+    #[error("claim-check {object} holds a payload the ledger cannot store exactly: {error}")]
+    PayloadNotExact {
+        /// Object named by the reference.
+        object: String,
+        /// The broken rule, naming the value's path.
+        error: ValidationError,
+    },
     /// The payload is still a claim-check reference (it must be resolved before storing).
     #[error("the payload is a claim-check reference; resolve it before storing")]
     Unresolved,

@@ -64,7 +64,8 @@ static void test_emits(const suitex_emitter *em) {
     suitex_emit_receipt r;
     memset(&r, 0, sizeof r);
     const char *small = EVENT("\"event_id\": \"0190a7f2-4c1e-7b3a-9d2e-000000000001\", \"aggregate_id\": \"C-1\", "
-                              "\"payload\": {\"name\": \"Zo\\u00eb\", \"n\": 1.5, \"tags\": [], \"obj\": {}}");
+                              "\"payload\": {\"name\": \"Zo\\u00eb\", \"n\": 1.5, \"tags\": [], \"obj\": {}, "
+                              "\"max\": 18446744073709551615, \"rate\": 0.1}");
     suitex_result rc = emit_str(em, small, &r);
     CHECK(rc == SUITEX_OK, "small emit: %s: %s", suitex_result_name(rc), last_error());
     CHECK(strcmp(r.event_id, "0190a7f2-4c1e-7b3a-9d2e-000000000001") == 0, "receipt event_id %s", r.event_id);
@@ -129,6 +130,28 @@ static void test_error_paths(const suitex_emitter *em) {
     CHECK(r.result == SUITEX_ERR_VALIDATION && strstr(r.error, "event has unknown field \"tenant\"") == r.error,
           "the receipt of a refused event says why: %s", r.error);
     CHECK(r.message_id[0] == '\0', "a refused event has no message id");
+
+    /* Exact payloads (sdk/tests/data/exact_payloads.json): a number the ledger would alter, or a
+       duplicate key, is refused naming its path; nothing is sent. */
+    EXPECT_FAILURE(emit_str(em, EVENT("\"aggregate_id\": \"C\", \"payload\": {\"big\": 1180591620717411303424}"), &r),
+                   SUITEX_ERR_VALIDATION, "payload.big is the integer 1180591620717411303424, outside the range the ledger stores exactly");
+    EXPECT_FAILURE(emit_str(em, EVENT("\"aggregate_id\": \"C\", \"payload\": {\"rate\": 0.1234567890123456789012345678901234567890}"), &r),
+                   SUITEX_ERR_VALIDATION, "payload.rate is 0.1234567890123456789012345678901234567890, which the ledger would store as the double");
+    EXPECT_FAILURE(emit_str(em, EVENT("\"aggregate_id\": \"C\", \"payload\": {\"x\": [1, 1e400]}"), &r),
+                   SUITEX_ERR_VALIDATION, "payload.x[1] is 1e400, beyond the range of a double");
+    EXPECT_FAILURE(emit_str(em, EVENT("\"aggregate_id\": \"C\", \"payload\": {\"o\": {\"sku\": \"A\", \"sku\": \"B\"}}"), &r),
+                   SUITEX_ERR_VALIDATION, "payload.o.sku appears twice in one object");
+    CHECK(r.result == SUITEX_ERR_VALIDATION && r.message_id[0] == '\0', "an inexact payload is refused in the receipt too: %s", r.error);
+    char deep[256];
+    snprintf(deep, sizeof deep, EVENT("\"aggregate_id\": \"C\", \"payload\": %s1%s"),
+             "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+    EXPECT_FAILURE(emit_str(em, deep, &r), SUITEX_ERR_VALIDATION, "more than 31 levels deep");
+    const char *batch = "[" EVENT("\"aggregate_id\": \"C\", \"payload\": 1") ", "
+                        EVENT("\"aggregate_id\": \"C\", \"payload\": {\"n\": -9223372036854775809}") "]";
+    suitex_emit_receipt batch_receipts[2];
+    size_t batch_count = 0;
+    EXPECT_FAILURE(suitex_emit_events(em, (const uint8_t *)batch, strlen(batch), batch_receipts, 2, &batch_count),
+                   SUITEX_ERR_VALIDATION, "events[1].payload.n is the integer -9223372036854775809");
 
     /* Configuration as JSON. */
     suitex_emitter *bad = NULL;

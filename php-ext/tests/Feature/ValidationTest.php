@@ -37,6 +37,41 @@ final class ValidationTest extends TestCase
         emit_event($event);
     }
 
+    /** The payloads the ledger would alter (sdk/tests/data/exact_payloads.json), as payload_json. */
+    public function inexactPayloads(): array
+    {
+        $cases = json_decode(file_get_contents(dirname(__DIR__, 3).'/sdk/tests/data/exact_payloads.json'), true, 512, JSON_THROW_ON_ERROR);
+        $out = [];
+        foreach ($cases as $c) {
+            if (isset($c['field'])) {
+                $out[$c['name']] = [$c['payload'], $c['field'].' '.$c['error']];
+            }
+        }
+
+        return $out;
+    }
+
+    /** @dataProvider inexactPayloads */
+    public function test_a_payload_the_ledger_would_alter_is_refused_naming_its_path(string $json, string $error): void
+    {
+        $this->expectException(ValidationException::class);
+        $this->expectExceptionMessage($error);
+        $event = $this->event(['payload_json' => $json]);
+        unset($event['payload']);
+        emit_event($event);
+    }
+
+    public function test_a_payload_array_nested_beyond_the_ledger_limit_is_refused_naming_its_path(): void
+    {
+        $deep = 1;
+        for ($i = 0; $i < 32; $i++) {
+            $deep = [$deep];
+        }
+        $this->expectException(ValidationException::class);
+        $this->expectExceptionMessage('payload'.str_repeat('[0]', 31).' nests arrays and objects more than 31 levels deep');
+        emit_event($this->event(['payload' => $deep]));
+    }
+
     public function badValues(): array
     {
         $recursiveObject = new \stdClass();

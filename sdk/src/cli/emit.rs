@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use suitex_events::envelope::exact;
 use suitex_events::{Config, Emitter, Error, Event, ValidationError};
 
 #[derive(clap::Args)]
@@ -26,6 +27,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             input.len()
         }
     };
+    // The text, not the parsed value, says whether the ledger would store it exactly.
+    if let Ok(text) = std::str::from_utf8(&input) {
+        match text.trim_start().starts_with('[') {
+            true => exact::check_events_json(text),
+            false => exact::check_event_json(text),
+        }
+        .map_err(Error::Invalid)?;
+    }
     let value: Value = serde_json::from_slice(&input)
         .map_err(|e| Error::Invalid(ValidationError::new("event", format!("is not valid JSON: {e}"))))?;
     // Everything is checked before anything is sent.

@@ -30,6 +30,7 @@
 //! # Ok::<(), suitex_events::ValidationError>(())
 //! ```
 
+pub mod exact;
 mod rules;
 
 use rules::{
@@ -207,13 +208,15 @@ impl Event {
         parse(value, Form::Input)
     }
 
-    /// [`Event::from_input`] for JSON text.
+    /// [`Event::from_input`] for JSON text. The text is held to what the ledger stores exactly
+    /// ([`exact`]): a number it would alter or a duplicate key is refused, naming its path.
     pub fn from_input_json(bytes: &[u8]) -> Result<Event, ValidationError> {
         parse(parse_json(bytes)?, Form::Input)
     }
 
     /// Strictly decodes the wire form (the `data` of a message on `events.raw`): every field
-    /// present, exactly one of `payload` / `payload_ref`, `schema_version` known.
+    /// present, exactly one of `payload` / `payload_ref`, `schema_version` known, and nothing
+    /// the ledger would store altered ([`exact`]).
     pub fn decode(bytes: &[u8]) -> Result<Event, ValidationError> {
         parse(parse_json(bytes)?, Form::Wire)
     }

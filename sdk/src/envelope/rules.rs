@@ -18,6 +18,9 @@ pub(super) fn assemble(
     // With the field limits above the key is at most 341 bytes; the check keeps the Pub/Sub
     // limit explicit should those limits ever grow.
     let key_len = ordering_key(account_id, &aggregate_type, &aggregate_id).len();
+    if let Payload::Inline(v) = &payload {
+        exact::check_payload_value(v)?;
+    }
     if key_len > ORDERING_KEY_MAX_BYTES {
         return Err(ValidationError::new(
             "ordering_key",
@@ -44,7 +47,12 @@ pub(super) enum Form {
     Wire,
 }
 
+/// Parses an envelope's JSON text, holding it to what the ledger stores exactly ([`exact`]):
+/// first the text's numbers and keys (which a parsed value no longer shows), then its syntax.
 pub(super) fn parse_json(bytes: &[u8]) -> Result<Value, ValidationError> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        exact::check_event_json(text)?;
+    }
     serde_json::from_slice(bytes)
         .map_err(|e| ValidationError::new("event", format!("is not valid JSON: {e}")))
 }

@@ -43,6 +43,10 @@ pub struct DeadLetter {
     pub account_id: Option<u64>,
     /// The event type, when readable.
     pub event_type: Option<String>,
+    /// What is wrong with the body by the envelope's rules, read again here (`None` when it is
+    /// a valid envelope: the reason was elsewhere, e.g. its claim-check object, or the event
+    /// was healthy and Pub/Sub gave up on its own).
+    pub envelope_error: Option<String>,
     /// The message body as text (lossy for binary data).
     pub data: String,
 }
@@ -72,6 +76,7 @@ impl DeadLetter {
                 .or_else(|| from_body("account_id").and_then(|v| v.as_u64())),
             event_type: attr("event_type")
                 .or_else(|| from_body("event_type").and_then(|v| v.as_str().map(String::from))),
+            envelope_error: crate::envelope::Event::decode(&m.data).err().map(|e| e.to_string()),
             data: String::from_utf8_lossy(&m.data).into_owned(),
         }
     }

@@ -208,19 +208,20 @@ async fn a_row_the_database_refuses_is_rejected_and_the_rest_are_stored() {
     assert_eq!(db.rows().await, 2);
 }
 
-/// A payload nested deeper than MariaDB's JSON check allows (32 levels).
+/// A payload nested deeper than MariaDB's JSON check allows (32 levels). The envelope refuses
+/// such a payload since the ledger cannot hold it (envelope/exact.rs); it is set here behind the
+/// envelope's back, as a payload only the database judges, to reach the store's handling of a
+/// row the database refuses for its own data.
 fn too_deep(account: u64, aggregate_id: &str) -> Event {
-    let mut payload = json!(1);
-    for _ in 0..40 {
-        payload = json!([payload]);
-    }
+    let text = format!("{}1{}", "[".repeat(40), "]".repeat(40));
     Event::builder()
         .account_id(account)
         .aggregate("customer", aggregate_id)
         .event_type("customer.updated")
-        .payload(payload)
+        .payload(json!(null))
         .build()
         .unwrap()
+        .with_payload(suitex_events::Payload::Raw(serde_json::value::RawValue::from_string(text).unwrap()))
 }
 
 #[tokio::test]

@@ -173,29 +173,28 @@ async fn a_pubsub_outage_on_events_merged_is_retried_without_burning_delivery_at
     );
 }
 
-/// A payload nested deeper than MariaDB's JSON check allows (32 levels): the database refuses
-/// the row (error 4025) while the envelope is valid.
-fn refused_by_the_database(aggregate_id: &str) -> Event {
-    let mut payload = json!(1);
-    for _ in 0..40 {
-        payload = json!([payload]);
-    }
+/// An event whose payload is nested deeper than the ledger holds (40 levels; MariaDB refuses
+/// more than 31): a producer outside the SDK could publish it, and the worker refuses it as
+/// poison when it decodes it (envelope/exact.rs), before the database would refuse the row.
+fn too_deep_for_the_ledger(aggregate_id: &str) -> Event {
+    let text = format!("{}1{}", "[".repeat(40), "]".repeat(40));
     Event::builder()
         .account_id(31)
         .aggregate("customer", aggregate_id)
         .event_type("customer.updated")
-        .payload(payload)
+        .payload(json!(null))
         .build()
         .unwrap()
+        .with_payload(suitex_events::Payload::Raw(serde_json::value::RawValue::from_string(text).unwrap()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_row_the_database_refuses_holds_back_the_later_events_of_its_key_until_it_is_dead_lettered() {
+async fn a_poison_event_holds_back_the_later_events_of_its_key_until_it_is_dead_lettered() {
     let fake = pubsub_fake::start().await;
     let config = production_topology(&fake).await;
     let db = TestDb::new("fake_fence").await;
     let emitter = Emitter::connect(config.clone()).await.unwrap();
-    let poison = refused_by_the_database("F-1");
+    let poison = too_deep_for_the_ledger("F-1");
     let mut batch = vec![poison.clone()];
     batch.extend((1..=2).map(|s| event("F-1", s)));
     batch.push(event("F-2", 1)); // another key flows at once

@@ -55,8 +55,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_suitex-events");
 /// Worker benchmark (see the file's docs).
 #[derive(clap::Parser)]
 struct Args {
-    /// Sections to run: append, fake, emulator, sequence, scale, memory.
-    #[arg(long, value_delimiter = ',', default_value = "append,fake,emulator,sequence,scale,memory")]
+    /// Sections to run: append, fake, emulator, sequence, chain, scale, memory.
+    #[arg(long, value_delimiter = ',', default_value = "append,fake,emulator,sequence,chain,scale,memory")]
     only: Vec<String>,
     /// Rows per append round.
     #[arg(long, default_value_t = 50_000)]
@@ -406,6 +406,7 @@ async fn full_load(config: &Config, emitter: &Emitter, batch: &[Event], options:
         }
     }
     let started = Instant::now();
+    let options_feed = options.feed_merged;
     let worker = RunningWorker::start(config, &db.settings, options).await;
     let metrics = worker.metrics.clone();
     let max_lag = Arc::new(std::sync::atomic::AtomicI64::new(0));
@@ -422,7 +423,8 @@ async fn full_load(config: &Config, emitter: &Emitter, batch: &[Event], options:
     let committed = Instant::now();
     let n = batch.len() as i64;
     let mut merged_after = None;
-    while committed.elapsed() < DRAIN_LIMIT {
+    // With its feeder off nothing of this worker's publishes: nothing to wait for.
+    while options_feed && committed.elapsed() < DRAIN_LIMIT {
         if metrics.merged_seq.get() >= n {
             merged_after = Some(committed.elapsed());
             break;
@@ -498,6 +500,83 @@ async fn sequence_section(a: &Args) {
         a.rounds,
         w - wo,
         wo / w
+    );
+}
+
+/// What the hash chain costs per INSERT (migration 0003's trigger against 0002's, which numbers
+/// without chaining), and how fast `verify` recomputes it beside a plain scan of the same rows.
+async fn chain_section(a: &Args) {
+    let chained = TestDb::new("bench_chain").await;
+    let numbered = TestDb::new("bench_nochain").await;
+    // The numbering trigger as migration 0002 wrote it, in place of 0003's.
+    let sql = include_str!("../migrations/0002_ledger_order.sql");
+    let trigger = &sql[sql.find("CREATE TRIGGER event_store_assign_order").expect("0002 has the trigger")..];
+    numbered.store.execute("DROP TRIGGER event_store_assign_order").await.unwrap();
+    numbered.store.execute(trigger.trim_end().trim_end_matches(';')).await.unwrap();
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for round in 0..a.rounds {
+        let started = Instant::now();
+        raw_insert(&numbered.store, "event_store", &events(a.rows, &format!("n{round}"))).await;
+        let plain = started.elapsed();
+        let started = Instant::now();
+        raw_insert(&chained.store, "event_store", &events(a.rows, &format!("c{round}"))).await;
+        let chain = started.elapsed();
+        println!(
+            "  round {}: numbered {:>8.0} rows/s   numbered and chained {:>8.0} rows/s",
+            round + 1,
+            a.rows as f64 / plain.as_secs_f64(),
+            a.rows as f64 / chain.as_secs_f64()
+        );
+        without.push(plain.as_secs_f64() * 1e6 / a.rows as f64);
+        with.push(chain.as_secs_f64() * 1e6 / a.rows as f64);
+    }
+    let (w, wo) = (median(with), median(without));
+    println!(
+        "chain (median of {}): {wo:.1} µs per row without, {w:.1} µs with — +{:.1} µs per row, throughput ratio {:.2} (target >= 0.90)",
+        a.rounds,
+        w - wo,
+        wo / w
+    );
+    // The same through the store's append (the worker's path: idempotent, bound parameters).
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for round in 0..a.rounds {
+        let batch = events(a.rows, &format!("an{round}"));
+        let started = Instant::now();
+        for chunk in batch.chunks(MAX_ROWS_PER_INSERT) {
+            numbered.store.append(chunk).await.unwrap();
+        }
+        without.push(a.rows as f64 / started.elapsed().as_secs_f64());
+        let batch = events(a.rows, &format!("ac{round}"));
+        let started = Instant::now();
+        for chunk in batch.chunks(MAX_ROWS_PER_INSERT) {
+            chained.store.append(chunk).await.unwrap();
+        }
+        with.push(a.rows as f64 / started.elapsed().as_secs_f64());
+    }
+    let (w, wo) = (median(with), median(without));
+    println!(
+        "chain through EventStore::append (median of {}): {wo:.0} rows/s without, {w:.0} with — ratio {:.2} (target >= 0.90)",
+        a.rounds,
+        w / wo
+    );
+    let rows = (a.rows * a.rounds * 2) as f64;
+    let started = Instant::now();
+    let v = chained.store.verify_chain(1, None, |_| {}).await.unwrap();
+    let verify = started.elapsed().as_secs_f64();
+    assert!(v.intact() && v.rows as f64 == rows, "{v:?}");
+    let started = Instant::now();
+    let scanned: Vec<(u64, String)> =
+        sqlx::query_as("SELECT seq, CAST(payload AS CHAR) FROM event_store ORDER BY seq")
+            .fetch_all(chained.store.pool())
+            .await
+            .unwrap();
+    let scan = started.elapsed().as_secs_f64();
+    assert_eq!(scanned.len() as f64, rows);
+    println!(
+        "verify: {:.0} rows/s beside a plain SELECT of seq and payload {:.0} rows/s — ratio {:.2}",
+        rows / verify,
+        rows / scan,
+        scan / verify
     );
 }
 
@@ -635,6 +714,9 @@ async fn main() {
     }
     if on("sequence") {
         sequence_section(&a).await;
+    }
+    if on("chain") {
+        chain_section(&a).await;
     }
     if on("scale") {
         scale_section(&a).await;

@@ -51,6 +51,7 @@ async fn migration_creates_the_designed_table() {
             "aggregate_type",
             "aggregate_id",
             "aggregate_version",
+            "row_hash",
             "event_type",
             "payload",
             "metadata",
@@ -63,8 +64,9 @@ async fn migration_creates_the_designed_table() {
     assert_eq!(columns[2].1, "bigint(20) unsigned");
     assert_eq!(columns[5].1, "varchar(191)");
     assert_eq!(columns[6].1, "int(10) unsigned");
-    assert_eq!(columns[9].2, "YES", "metadata is nullable");
-    assert_eq!(columns[10].1, "datetime(6)");
+    assert_eq!(columns[7].1, "char(64)", "row_hash");
+    assert_eq!(columns[10].2, "YES", "metadata is nullable");
+    assert_eq!(columns[11].1, "datetime(6)");
 
     let indexes: Vec<(String, i64, String, u32)> = sqlx::query_as(
         "SELECT index_name, non_unique, column_name, seq_in_index FROM information_schema.statistics

@@ -431,6 +431,14 @@ final class WorkCommandTest extends LaravelTestCase
             $paged[] = $e->seq;
         });
         $this->assertSame(range(1, 700), $paged);
+
+        // Every writer's rows are chained: `suitex-events verify` recomputes all 700 hashes.
+        $verify = proc_open([$bin, 'verify', '--json'], [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, null, array_merge(Harness::baseEnv(), $env));
+        $report = json_decode(stream_get_contents($pipes[1]), true);
+        $err = stream_get_contents($pipes[2]);
+        $this->assertSame(0, proc_close($verify), "verify: $err");
+        $this->assertTrue($report['intact'] ?? false, json_encode($report));
+        $this->assertSame(700, $report['rows']);
     }
 
     public function test_the_web_tier_role_cannot_run_the_worker(): void

@@ -20,6 +20,8 @@ mod replay;
 mod settings;
 #[cfg(feature = "store")]
 mod tail;
+#[cfg(feature = "store")]
+mod verify;
 #[cfg(feature = "worker")]
 mod worker;
 
@@ -84,6 +86,10 @@ enum Command {
     /// --aggregate TYPE:ID, --no-follow).
     #[cfg(feature = "store")]
     Tail(tail::Args),
+    /// Recompute the ledger's hash chain with the reader role; exit non-zero naming the first
+    /// row that does not match (--from-seq, --to-seq, --json).
+    #[cfg(feature = "store")]
+    Verify(verify::Args),
     /// Print the messages a subscription holds.
     #[cfg(feature = "consume")]
     Peek(peek::Args),
@@ -173,6 +179,8 @@ pub fn main() -> ExitCode {
             Command::Feed(args) => feed::run(args).await,
             #[cfg(feature = "store")]
             Command::Tail(args) => tail::run(args).await,
+            #[cfg(feature = "store")]
+            Command::Verify(args) => verify::run(args).await,
             Command::Settings(args) => settings::run(args).await,
         }
     });

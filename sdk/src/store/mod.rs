@@ -7,8 +7,10 @@
 //! * [`grants`]: the database accounts and their rights.
 //! * [`Leadership`], [`EventStore::merged_position`]: what the `events.merged` feeder keeps in
 //!   the database (`feed.rs`).
+//! * [`EventStore::verify_chain`]: the ledger's hash chain, recomputed (`chain.rs`).
 //! * [`MIGRATOR`]: the migrations in the crate's `migrations/` folder, embedded at compile time.
 
+mod chain;
 mod errors;
 mod event_store;
 mod feed;
@@ -16,6 +18,7 @@ pub mod grants;
 mod reads;
 mod settings;
 
+pub use chain::{Break, ChainRow, ENCODING_V1, GENESIS, Verification};
 pub use errors::{
     CONNECTION_SCOPED, ErrorClass, FailureClass, classify_code, connection_scoped, failure_class,
     failure_class_of,

@@ -15,12 +15,12 @@ use Symfony\Component\Console\Output\ConsoleOutputInterface;
 /**
  * `php artisan events:work`: the PHP worker. Pulls events.raw-sub through the extension's
  * Inbox, writes each event with EventStore::create() on the `event_store` connection (writer
- * role), publishes it to events.merged with its store id and acks it — in that order, like the
- * Rust worker (`suitex-events worker`).
+ * role) and acks it once the row is committed, like the Rust worker (`suitex-events worker`).
+ * Rows reach events.merged from the ledger, through the feeder (`suitex-events worker` or
+ * `suitex-events feed`), in seq order.
  *
- * * A duplicate event_id stored as the same event is a success: no second row, re-published,
- *   acked. Stored as another event, or refused by the database for its own data, the event is
- *   poison: nacked, and dead-lettered by Pub/Sub after its last attempt. Later events of the
+ * * A duplicate event_id stored as the same event is a success: no second row, acked. Stored
+ *   as another event, or refused by the database for its own data, the event is poison: nacked, and dead-lettered by Pub/Sub after its last attempt. Later events of the
  *   same ordering key in the same pull are nacked behind it (held back), so a key never
  *   overtakes its own failure; on its last attempt the key goes on at once.
  * * Any other failure (database down, failover, revoked grant, full disk; Pub/Sub down) is
@@ -41,7 +41,7 @@ class WorkCommand extends Command
         {--max-attempts= : Delivery attempts after which the subscription dead-letters (default: suitex-events.worker.max_delivery_attempts)}
         {--stop-when-empty : Exit once a pull finds nothing}';
 
-    protected $description = 'Store events from events.raw-sub with EventStore::create() and re-publish them to events.merged';
+    protected $description = 'Store events from events.raw-sub with EventStore::create() and ack them (events.merged is fed from the ledger)';
 
     private bool $stopping = false;
 

@@ -54,6 +54,15 @@ module "payload_bucket" {
   worker_service_account = var.worker_service_account
 }
 
+module "ledger_digests" {
+  source = "./modules/ledger_digests"
+
+  project_id             = var.project_id
+  name                   = var.ledger_digest_bucket_name
+  location               = var.region
+  worker_service_account = var.worker_service_account
+}
+
 module "event_store_sql" {
   source = "./modules/event_store_sql"
 

@@ -13,6 +13,11 @@ output "payload_bucket_name" {
   value       = module.payload_bucket.name
 }
 
+output "ledger_digest_bucket_name" {
+  description = "The ledger's digest bucket (SUITEX_WORKER_DIGEST_BUCKET)."
+  value       = module.ledger_digests.name
+}
+
 output "event_store_connection_name" {
   description = "Cloud SQL connection name of the event store instance (PROJECT:REGION:INSTANCE), for the Cloud SQL Auth Proxy."
   value       = module.event_store_sql.connection_name

@@ -84,6 +84,12 @@ variable "payload_bucket_name" {
   default     = "suitex-payload-snapshots"
 }
 
+variable "ledger_digest_bucket_name" {
+  description = "Bucket of the ledger's digests, with a locked retention policy (SUITEX_WORKER_DIGEST_BUCKET; globally unique)."
+  type        = string
+  default     = "suitex-ledger-digests"
+}
+
 variable "sql_instance_name" {
   description = "Name of the NEW dedicated Cloud SQL instance for the event store."
   type        = string

@@ -359,6 +359,15 @@ settings! {
     /// Whether this worker takes part in feeding `events.merged`.
     WORKER_FEED_MERGED = "SUITEX_WORKER_FEED_MERGED", Worker, php: false, default: Switch(true),
         "`off`: this worker only stores; the `events.merged` feeder runs in the workers that have it on (one of them leads at a time)";
+    /// Where the leading feeder writes the ledger's digests.
+    WORKER_DIGEST_BUCKET = "SUITEX_WORKER_DIGEST_BUCKET", Worker, php: false, default: Text("suitex-ledger-digests"),
+        "the bucket (locked retention, create-only for the worker) the leading feeder writes the ledger's digests to, and `suitex-events verify --digests` reads; `off`: no digests";
+    /// Rows between two digests.
+    WORKER_DIGEST_EVERY = "SUITEX_WORKER_DIGEST_EVERY", Worker, php: false, default: Count(10_000),
+        "a digest after at most this many new rows";
+    /// Longest time between two digests while rows are appended.
+    WORKER_DIGEST_INTERVAL = "SUITEX_WORKER_DIGEST_INTERVAL", Worker, php: false, default: Time(secs(60)),
+        "a digest at least this often while rows are appended";
     /// The Prometheus and health endpoint.
     WORKER_METRICS_ADDR = "SUITEX_WORKER_METRICS_ADDR", Worker, php: false, default: Text("127.0.0.1:9464"),
         "Prometheus `/metrics`, liveness `/healthz` and readiness `/readyz`; `off` disables";

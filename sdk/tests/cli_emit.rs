@@ -15,6 +15,8 @@ fn run(config: &Config, args: &[&str], stdin: Option<&str>) -> Output {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(config.to_settings())
+        // The ledger's digest bucket, of this test's own like its claim-check bucket.
+        .env("SUITEX_WORKER_DIGEST_BUCKET", format!("{}-digests", config.names().payload_bucket))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -118,12 +120,13 @@ fn provision_is_idempotent_and_warns_when_ordering_is_off() {
     let first = run(&config, &["provision", "--without-ordering"], None);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
     let stdout = text(&first.stdout);
-    assert_eq!(stdout.matches("created").count(), 6, "{stdout}");
+    // Three topics, two subscriptions, the claim-check bucket and the digest bucket.
+    assert_eq!(stdout.matches("created").count(), 7, "{stdout}");
     assert!(text(&first.stderr).contains("WITHOUT message ordering"), "{}", text(&first.stderr));
 
     let second = run(&config, &["provision", "--without-ordering"], None);
     assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
-    assert_eq!(text(&second.stdout).matches("exists").count(), 6, "{}", text(&second.stdout));
+    assert_eq!(text(&second.stdout).matches("exists").count(), 7, "{}", text(&second.stdout));
     assert_eq!(text(&second.stdout).matches("created").count(), 0);
 }
 

@@ -82,7 +82,11 @@ fn no_file_cites_a_design_document_outside_the_repository() {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             if path.is_dir() {
-                if !matches!(name.as_str(), ".git" | "target" | "vendor" | "node_modules" | "fixtures") {
+                // `.services`: the local services' state (venvs of third-party packages), not the project.
+                if !matches!(
+                    name.as_str(),
+                    ".git" | ".services" | "target" | "vendor" | "node_modules" | "fixtures"
+                ) {
                     stack.push(path);
                 }
                 continue;

@@ -58,10 +58,15 @@ async fn first_break(db: &TestDb) -> Option<Break> {
     db.store.verify_chain(1, None, |_| {}).await.unwrap().first_break
 }
 
+/// seq, event_id, account_id, aggregate_type, aggregate_id, aggregate_version, event_type,
+/// occurred_at, created_at, payload, metadata, row_hash.
+type Columns =
+    (u64, String, u64, String, String, u32, String, String, String, String, Option<String>, String);
+
 /// The rows as the chain covers them, read with the SQL's own formatting of the times (so the
 /// script checks the Rust encoder's formatting as well).
 async fn rows_as_json(db: &TestDb) -> Vec<Value> {
-    let rows: Vec<(u64, String, u64, String, String, u32, String, String, String, String, Option<String>, String)> =
+    let rows: Vec<Columns> =
         sqlx::query_as(
             "SELECT seq, event_id, account_id, aggregate_type, aggregate_id, aggregate_version, event_type, \
              DATE_FORMAT(occurred_at, '%Y-%m-%d %H:%i:%s.%f'), DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f'), \
@@ -203,31 +208,9 @@ async fn a_chain_recomputed_after_a_change_is_consistent_again_which_only_digest
     // What verify without digests cannot see, stated as a test: an admin who changes a row and
     // recomputes every hash after it leaves a chain that verifies.
     let db = ledger("chain_recomputed").await;
-    without_triggers(&db).await;
-    root(&db, r#"UPDATE event_store SET payload = '{"n": 0, "forged": true}' WHERE seq = 10"#).await;
-    let rows = rows_as_json(&db).await;
-    let mut previous = rows[8]["row_hash"].as_str().unwrap().to_string();
-    for r in &rows[9..] {
-        let row = ChainRow {
-            seq: r["seq"].as_u64().unwrap(),
-            event_id: r["event_id"].as_str().unwrap().into(),
-            account_id: r["account_id"].as_u64().unwrap(),
-            aggregate_type: r["aggregate_type"].as_str().unwrap().into(),
-            aggregate_id: r["aggregate_id"].as_str().unwrap().into(),
-            aggregate_version: r["aggregate_version"].as_u64().unwrap(),
-            event_type: r["event_type"].as_str().unwrap().into(),
-            occurred_at: parse(r["occurred_at"].as_str().unwrap()),
-            created_at: parse(r["created_at"].as_str().unwrap()),
-            payload: r["payload"].as_str().unwrap().into(),
-            metadata: r["metadata"].as_str().map(String::from),
-            row_hash: String::new(),
-        };
-        let h = row.expected_hash(&previous);
-        root(&db, &format!("UPDATE event_store SET row_hash = '{h}' WHERE seq = {}", row.seq)).await;
-        previous = h;
-    }
+    let head = forge_seq_10_and_recompute(&db).await;
     assert_eq!(first_break(&db).await, None);
-    assert_ne!(previous, GENESIS);
+    assert_ne!(head, GENESIS);
 }
 
 fn parse(s: &str) -> time::PrimitiveDateTime {
@@ -235,4 +218,131 @@ fn parse(s: &str) -> time::PrimitiveDateTime {
         "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:6]"
     );
     time::PrimitiveDateTime::parse(s, f).unwrap()
+}
+
+/// A ledger of 12 rows whose feeder (leading, publishing 4 rows a page) has written a digest
+/// every 4 rows to a digest bucket of the test's own; with the environment `verify` needs.
+async fn digested_ledger(prefix: &str) -> (TestDb, Vec<(String, String)>) {
+    use std::sync::Arc;
+    use suitex_events::worker::feeder::{DigestOptions, Feeder, FeederOptions};
+    use suitex_events::worker::metrics::Metrics;
+    let db = ledger(prefix).await;
+    let config = emulator_config(prefix).build().unwrap();
+    provision_for_tests(&config, Topology::UnorderedWithDeadLetters, &[]).await;
+    let bucket = format!("digests-{}", unique());
+    suitex_events::worker::provision::create_digest_bucket(&storage_url(), &config, &bucket).await.unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let options = FeederOptions {
+        page: 4,
+        digests: Some(DigestOptions {
+            bucket: bucket.clone(),
+            every_rows: 4,
+            interval: std::time::Duration::from_secs(600),
+        }),
+        ..FeederOptions::default()
+    };
+    let feeder = Feeder::new(config.clone(), db.store.clone(), metrics.clone(), options).await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn({
+        let stop = stop.clone();
+        async move { feeder.run(stop).await }
+    });
+    eventually(std::time::Duration::from_secs(30), "digests up to seq 12 are written", || async {
+        metrics.digest_seq.get() == 12
+    })
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+    let mut env: Vec<(String, String)> =
+        config.to_settings().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    env.extend(db.settings.to_settings().into_iter().map(|(k, v)| (k.to_string(), v)));
+    env.push(("SUITEX_WORKER_DIGEST_BUCKET".into(), bucket));
+    (db, env)
+}
+
+fn verify_with(env: &[(String, String)], args: &[&str]) -> (Option<i32>, Value) {
+    let out = Command::new(BIN)
+        .arg("verify")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_digests_a_recomputed_chain_is_caught() {
+    let (db, env) = digested_ledger("chain_digest_recomputed").await;
+    let (code, report) = verify_with(&env, &["--json", "--digests"]);
+    assert_eq!((code, &report["intact"], &report["digests"]), (Some(0), &json!(true), &json!(3)), "{report}");
+
+    // Change seq 10 and recompute every hash after it: consistent again without digests.
+    forge_seq_10_and_recompute(&db).await;
+    let (code, report) = verify_with(&env, &["--json"]);
+    assert_eq!((code, &report["intact"]), (Some(0), &json!(true)), "without digests: {report}");
+    let (code, report) = verify_with(&env, &["--json", "--digests"]);
+    assert_eq!(code, Some(65), "{report}");
+    let b = &report["first_break"];
+    assert_eq!(
+        (&b["kind"], &b["seq"], &b["after_seq"], &b["digest"]),
+        (&json!("digest"), &json!(12), &json!(8), &json!(3)),
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_digests_removed_newest_rows_are_caught() {
+    let (db, env) = digested_ledger("chain_digest_truncated").await;
+    without_triggers(&db).await;
+    root(&db, "DELETE FROM event_store WHERE seq > 10").await;
+    let (code, report) = verify_with(&env, &["--json"]);
+    assert_eq!(
+        (code, &report["intact"], &report["rows"]),
+        (Some(0), &json!(true), &json!(10)),
+        "without digests: {report}"
+    );
+    let (code, report) = verify_with(&env, &["--json", "--digests"]);
+    assert_eq!(code, Some(65), "{report}");
+    let b = &report["first_break"];
+    assert_eq!(
+        (&b["kind"], &b["seq"], &b["digest_seq"]),
+        (&json!("truncated"), &json!(11), &json!(12)),
+        "{report}"
+    );
+}
+
+/// As an admin who covers their tracks: seq 10's payload changed, then every hash from seq 10 on
+/// recomputed by the documented encoding. Returns the new head hash.
+async fn forge_seq_10_and_recompute(db: &TestDb) -> String {
+    without_triggers(db).await;
+    root(db, r#"UPDATE event_store SET payload = '{"n": 0, "forged": true}' WHERE seq = 10"#).await;
+    let rows = rows_as_json(db).await;
+    let mut previous = rows[8]["row_hash"].as_str().unwrap().to_string();
+    for r in &rows[9..] {
+        let h = chain_row(r).expected_hash(&previous);
+        root(db, &format!("UPDATE event_store SET row_hash = '{h}' WHERE seq = {}", r["seq"])).await;
+        previous = h;
+    }
+    previous
+}
+
+fn chain_row(r: &Value) -> ChainRow {
+    ChainRow {
+        seq: r["seq"].as_u64().unwrap(),
+        event_id: r["event_id"].as_str().unwrap().into(),
+        account_id: r["account_id"].as_u64().unwrap(),
+        aggregate_type: r["aggregate_type"].as_str().unwrap().into(),
+        aggregate_id: r["aggregate_id"].as_str().unwrap().into(),
+        aggregate_version: r["aggregate_version"].as_u64().unwrap(),
+        event_type: r["event_type"].as_str().unwrap().into(),
+        occurred_at: parse(r["occurred_at"].as_str().unwrap()),
+        created_at: parse(r["created_at"].as_str().unwrap()),
+        payload: r["payload"].as_str().unwrap().into(),
+        metadata: r["metadata"].as_str().map(String::from),
+        row_hash: String::new(),
+    }
 }

@@ -170,6 +170,26 @@ def payload_bucket_access(cfg: Config):
     assert "roles/storage.objectViewer" in roles("var.worker_service_account"), "the worker must be able to read objects"
 
 
+def ledger_digests(cfg: Config):
+    bucket = cfg.one("resource", "google_storage_bucket", "digests")
+    assert cfg.variable_default("ledger_digest_bucket_name") == "suitex-ledger-digests"
+    assert bucket.body.get("uniform_bucket_level_access") is True, "the digest bucket must use uniform bucket-level access"
+    assert bucket.body.get("public_access_prevention") == "enforced", "the digest bucket's public access prevention must be enforced"
+    policy = block(bucket.body, "retention_policy")
+    assert policy.get("is_locked") is True, "the digest bucket's retention policy must be locked"
+    period = resolve(cfg, bucket, policy.get("retention_period"))
+    assert isinstance(period, int) and period >= 10 * 365 * 24 * 3600, f"digests must be kept at least ten years (retention {period})"
+    assert not blocks(bucket.body, "lifecycle_rule"), "no lifecycle rule may delete digests"
+    roles = sorted(
+        b.body.get("role")
+        for b in cfg.of("resource", "google_storage_bucket_iam_member")
+        if "google_storage_bucket.digests" in str(b.body.get("bucket", ""))
+    )
+    assert roles == ["roles/storage.objectCreator", "roles/storage.objectViewer"], (
+        f"on the digest bucket the worker may only create and read objects; the bindings are {roles}"
+    )
+
+
 # --- Cloud SQL -----------------------------------------------------------------------------
 
 
@@ -280,6 +300,7 @@ def outputs(cfg: Config):
         "topic_ids",
         "subscription_ids",
         "payload_bucket_name",
+        "ledger_digest_bucket_name",
         "event_store_connection_name",
         "event_store_private_ip",
         "event_store_server_ca_cert",
@@ -305,6 +326,7 @@ RULES = [
     relay_access,
     payload_bucket,
     payload_bucket_access,
+    ledger_digests,
     sql_instance,
     sql_database_and_users,
     web_has_no_database_access,

@@ -12,6 +12,6 @@ def test_rule(cfg, rule):
 
 def test_every_rule_module_is_loaded(cfg):
     modules = {m.name for m in cfg.of("module")}
-    assert modules == {"pubsub", "payload_bucket", "event_store_sql"}
+    assert modules == {"pubsub", "payload_bucket", "ledger_digests", "event_store_sql"}
     for m in cfg.of("module"):
         assert m.body.get("source") == f"./modules/{m.name}"

@@ -19,6 +19,32 @@ pub struct Args {
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Also hold the chain to every digest in the digest bucket (SUITEX_WORKER_DIGEST_BUCKET,
+    /// reached through the SUITEX_EVENTS_* Cloud Storage settings): catches a chain recomputed
+    /// after a change and the newest rows removed.
+    #[cfg(feature = "worker")]
+    #[arg(long)]
+    digests: bool,
+}
+
+/// The digests to hold the chain to, when asked for.
+#[cfg(feature = "worker")]
+async fn checkpoints(args: &Args) -> anyhow::Result<Vec<suitex_events::store::Checkpoint>> {
+    use suitex_events::worker::digests::Digests;
+    if !args.digests {
+        return Ok(Vec::new());
+    }
+    let options = suitex_events::worker::WorkerOptions::from_env()?;
+    let Some(o) = options.feeder.digests else {
+        anyhow::bail!("--digests: SUITEX_WORKER_DIGEST_BUCKET is off; name the digest bucket");
+    };
+    let digests = Digests::connect(&suitex_events::Config::from_env()?, &o.bucket).await?;
+    Ok(digests.all().await?.iter().map(|d| d.checkpoint()).collect())
+}
+
+#[cfg(not(feature = "worker"))]
+async fn checkpoints(_: &Args) -> anyhow::Result<Vec<suitex_events::store::Checkpoint>> {
+    Ok(Vec::new())
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -40,13 +66,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let started = Instant::now();
     let from = args.from_seq.max(1);
-    let result = store.verify_chain(from, args.to_seq, |seq| bar.set_position(seq + 1 - from)).await?;
+    let digests = checkpoints(&args).await?;
+    let result = store
+        .verify_chain_against(from, args.to_seq, &digests, |seq| bar.set_position(seq + 1 - from))
+        .await?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
         let mut v = serde_json::to_value(&result)?;
         v["intact"] = result.intact().into();
         v["rows_per_second"] = ((result.rows as f64 / seconds.max(1e-9)).round()).into();
+        v["digests"] = digests.len().into();
         println!("{v}");
     } else if let Some(b) = &result.first_break {
         eprintln!("verify: the chain breaks at seq {}: {b}", b.seq());
@@ -58,11 +88,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     } else {
         println!(
-            "verify: seq {} to {} intact ({} rows, {:.0} rows/s); head hash {}",
+            "verify: seq {} to {} intact ({} rows, {:.0} rows/s{}); head hash {}",
             result.from_seq,
             result.to_seq,
             result.rows,
             result.rows as f64 / seconds.max(1e-9),
+            if digests.is_empty() { String::new() } else { format!(", {} digests agree", digests.len()) },
             result.head_hash.as_deref().unwrap_or("(no rows)")
         );
     }

@@ -121,13 +121,51 @@ pub enum Break {
         /// What the chain says it must be.
         expected: String,
     },
+    /// The chain is consistent but differs from a digest written outside the database: a row
+    /// after the previous digest's `seq` was changed and every hash after it recomputed.
+    Digest {
+        /// The digest's `seq`.
+        seq: u64,
+        /// The digest's number.
+        digest: u64,
+        /// The `seq` of the digest before it (0: none): the change is after this row.
+        after_seq: u64,
+        /// The hash the digest recorded.
+        recorded: String,
+        /// The hash the ledger gives now.
+        computed: String,
+    },
+    /// A digest names a row the ledger no longer has: the newest rows were removed.
+    Truncated {
+        /// The first `seq` missing.
+        seq: u64,
+        /// The digest's number.
+        digest: u64,
+        /// The `seq` the digest recorded.
+        digest_seq: u64,
+    },
+}
+
+/// A digest of the chain kept outside the database: the `row_hash` of `seq` as it was when the
+/// digest was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// The digest's number (1, 2, 3 …).
+    pub digest: u64,
+    /// The row it records.
+    pub seq: u64,
+    /// That row's hash.
+    pub row_hash: String,
 }
 
 impl Break {
     /// The `seq` the break is at.
     pub fn seq(&self) -> u64 {
         match self {
-            Break::Missing { seq, .. } | Break::Mismatch { seq, .. } => *seq,
+            Break::Missing { seq, .. }
+            | Break::Mismatch { seq, .. }
+            | Break::Digest { seq, .. }
+            | Break::Truncated { seq, .. } => *seq,
         }
     }
 }
@@ -141,6 +179,15 @@ impl std::fmt::Display for Break {
             Break::Mismatch { seq, stored, expected } => write!(
                 f,
                 "seq {seq} does not match its hash (stored {stored}, computed {expected}): the row, or its place in the chain, was changed"
+            ),
+            Break::Digest { seq, digest, after_seq, recorded, computed } => write!(
+                f,
+                "seq {seq} hashes to {computed} but digest {digest} recorded {recorded}: a row from seq {} to {seq} was changed and the chain recomputed",
+                after_seq + 1
+            ),
+            Break::Truncated { seq, digest, digest_seq } => write!(
+                f,
+                "seq {seq} is missing but digest {digest} recorded seq {digest_seq}: the newest rows were removed"
             ),
         }
     }
@@ -186,6 +233,17 @@ fn chain_row(r: &MySqlRow) -> Result<ChainRow> {
 }
 
 impl EventStore {
+    /// The stored `row_hash` and `created_at` (`YYYY-MM-DD HH:MM:SS.ffffff`) of row `seq`.
+    pub async fn row_hash_at(&self, seq: u64) -> Result<Option<(String, String)>> {
+        let row: Option<(String, PrimitiveDateTime)> =
+            sqlx::query_as("SELECT row_hash, created_at FROM event_store WHERE seq = ?")
+                .bind(seq)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| db_error(format!("reading row {seq}'s hash in {}", self.describe), e))?;
+        Ok(row.map(|(h, t)| (h, datetime(t))))
+    }
+
     /// Recomputes the hash chain over `from_seq ..= to_seq` (all of it after `from_seq` when
     /// `to_seq` is `None`) and reports the first row that does not match. A range that starts
     /// after seq 1 is anchored on the stored hash of the row before it. Reads in pages of
@@ -194,8 +252,22 @@ impl EventStore {
         &self,
         from_seq: u64,
         to_seq: Option<u64>,
+        progress: impl FnMut(u64),
+    ) -> Result<Verification> {
+        self.verify_chain_against(from_seq, to_seq, &[], progress).await
+    }
+
+    /// [`EventStore::verify_chain`], also holding the chain to `digests` (in `seq` order): a
+    /// row whose recomputed hash differs from a digest's (a chain recomputed after a change),
+    /// or a digest beyond the newest row (rows removed from the end), is a break too.
+    pub async fn verify_chain_against(
+        &self,
+        from_seq: u64,
+        to_seq: Option<u64>,
+        digests: &[Checkpoint],
         mut progress: impl FnMut(u64),
     ) -> Result<Verification> {
+        let bounded = to_seq.is_some();
         let from_seq = from_seq.max(1);
         let to_seq = to_seq.unwrap_or(u64::MAX);
         let what = || format!("verifying the hash chain of {}", self.describe);
@@ -274,6 +346,20 @@ impl EventStore {
                     out.first_break = Some(Break::Mismatch { seq: row.seq, stored: row.row_hash, expected });
                     return Ok(out);
                 }
+                if let Some(d) = digests.iter().find(|d| d.seq == row.seq)
+                    && d.row_hash != expected
+                {
+                    let after_seq =
+                        digests.iter().filter(|p| p.seq < d.seq).map(|p| p.seq).max().unwrap_or(0);
+                    out.first_break = Some(Break::Digest {
+                        seq: row.seq,
+                        digest: d.digest,
+                        after_seq: after_seq.max(from_seq - 1),
+                        recorded: d.row_hash.clone(),
+                        computed: expected,
+                    });
+                    return Ok(out);
+                }
                 out.rows += 1;
                 out.to_seq = row.seq;
                 expected_seq = row.seq + 1;
@@ -282,6 +368,10 @@ impl EventStore {
             out.head_hash = Some(previous.clone());
             after = last;
             progress(last);
+        }
+        if !bounded && let Some(d) = digests.iter().filter(|d| d.seq >= expected_seq).max_by_key(|d| d.seq) {
+            out.first_break =
+                Some(Break::Truncated { seq: expected_seq, digest: d.digest, digest_seq: d.seq });
         }
         Ok(out)
     }

@@ -18,7 +18,7 @@ pub mod grants;
 mod reads;
 mod settings;
 
-pub use chain::{Break, ChainRow, ENCODING_V1, GENESIS, Verification};
+pub use chain::{Break, ChainRow, Checkpoint, ENCODING_V1, GENESIS, Verification};
 pub use errors::{
     CONNECTION_SCOPED, ErrorClass, FailureClass, classify_code, connection_scoped, failure_class,
     failure_class_of,

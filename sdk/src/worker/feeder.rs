@@ -21,6 +21,7 @@
 //! * **Low latency.** The leader is told of every commit of its own process and polls every
 //!   [`crate::store::FOLLOW_POLL`] only for rows other processes commit.
 
+use super::digests::{Digest, Digests};
 use super::metrics::Metrics;
 use crate::config::Config;
 use crate::consume::merged::{LedgerPosition, MergedWriter};
@@ -52,6 +53,31 @@ pub struct FeederOptions {
     pub checkpoint_every: Duration,
     /// Back-off after a failure to read the ledger or to publish (from, to).
     pub backoff: (Duration, Duration),
+    /// The ledger's digests outside the database, written while this feeder leads (`None`:
+    /// none; see [`super::digests`]).
+    pub digests: Option<DigestOptions>,
+}
+
+/// Where and how often the leading feeder writes digests (`SUITEX_WORKER_DIGEST_*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DigestOptions {
+    /// The digest bucket (`SUITEX_WORKER_DIGEST_BUCKET`).
+    pub bucket: String,
+    /// A digest after at most this many new rows (`SUITEX_WORKER_DIGEST_EVERY`).
+    pub every_rows: u64,
+    /// A digest at least this often while rows are appended (`SUITEX_WORKER_DIGEST_INTERVAL`).
+    pub interval: Duration,
+}
+
+impl Default for DigestOptions {
+    fn default() -> Self {
+        use crate::settings as s;
+        DigestOptions {
+            bucket: s::WORKER_DIGEST_BUCKET.default.text().into(),
+            every_rows: s::WORKER_DIGEST_EVERY.default.count(),
+            interval: s::WORKER_DIGEST_INTERVAL.default.duration(),
+        }
+    }
 }
 
 impl Default for FeederOptions {
@@ -62,8 +88,19 @@ impl Default for FeederOptions {
             leadership_check: Duration::from_secs(1),
             checkpoint_every: Duration::from_secs(5),
             backoff: (Duration::from_millis(200), Duration::from_secs(30)),
+            digests: Some(DigestOptions::default()),
         }
     }
+}
+
+/// Where the leader's digests stand.
+struct DigestState {
+    /// The number the next digest gets (`None`: to be found in the bucket).
+    next: Option<u64>,
+    /// The `seq` of the last digest.
+    seq: u64,
+    /// When a digest was last due.
+    at: Instant,
 }
 
 /// Why the leader stopped leading.
@@ -75,6 +112,8 @@ enum Stopped {
 /// Publishes the ledger to `events.merged` (see the module's documentation).
 pub struct Feeder {
     config: Config,
+    /// The digest bucket and how often to write to it.
+    digests: Option<(Digests, DigestOptions)>,
     store: EventStore,
     merged: MergedWriter,
     publisher: OrderedPublisher,
@@ -92,7 +131,11 @@ impl Feeder {
     ) -> Result<Feeder> {
         let publisher =
             OrderedPublisher::connect(&config, config.topic_path(&config.names().merged_topic)).await?;
-        Ok(Feeder { merged: MergedWriter::new(&config), config, store, publisher, metrics, options })
+        let digests = match &options.digests {
+            Some(o) => Some((Digests::connect(&config, &o.bucket).await?, o.clone())),
+            None => None,
+        };
+        Ok(Feeder { merged: MergedWriter::new(&config), config, digests, store, publisher, metrics, options })
     }
 
     /// Stands by and leads in turn until `shutdown` is cancelled. A leader that is asked to stop
@@ -150,6 +193,7 @@ impl Feeder {
         let mut last_check = Instant::now();
         // Set on shutdown: the ledger's head then, which the leader still publishes.
         let mut drain_to: Option<u64> = None;
+        let mut digest = DigestState { next: None, seq: 0, at: Instant::now() };
         loop {
             if drain_to.is_none() && shutdown.is_cancelled() {
                 drain_to = Some(self.store.head_seq().await.unwrap_or(position));
@@ -215,6 +259,7 @@ impl Feeder {
             }
             backoff = self.backoff();
             position = last;
+            self.digest(&mut digest, position).await;
             self.metrics.merged_published.inc_by(page.len() as u64);
             self.metrics.merged_seq.set(position as i64);
             if page.len() < self.options.page as usize {
@@ -223,6 +268,65 @@ impl Feeder {
                 self.metrics.merged_lag.set(head.saturating_sub(position) as i64);
             }
         }
+    }
+
+    /// Writes a digest of row `position` when enough rows or time have passed since the last
+    /// one. A failure is logged and counted, and tried again at the next interval: the feed
+    /// never waits on the digest bucket.
+    async fn digest(&self, state: &mut DigestState, position: u64) {
+        let Some((digests, options)) = &self.digests else { return };
+        if position <= state.seq
+            || (position - state.seq < options.every_rows && state.at.elapsed() < options.interval)
+        {
+            return;
+        }
+        state.at = Instant::now();
+        match self.write_digest(digests, state, position).await {
+            Ok(()) => {
+                self.metrics.digest_seq.set(state.seq as i64);
+            }
+            Err(e) => {
+                self.metrics.digest_failures.inc();
+                tracing::warn!(error = %e, bucket = digests.bucket(), seq = position, "cannot write the ledger's digest; trying again at the next interval");
+            }
+        }
+    }
+
+    async fn write_digest(&self, digests: &Digests, state: &mut DigestState, position: u64) -> Result<()> {
+        let next = match state.next {
+            Some(n) => n,
+            None => {
+                let last = digests.last_number().await?;
+                if last > 0
+                    && let Some(d) = digests.read(last).await?
+                {
+                    state.seq = state.seq.max(d.seq);
+                }
+                last + 1
+            }
+        };
+        state.next = Some(next);
+        if position <= state.seq {
+            return Ok(());
+        }
+        let Some((row_hash, created_at)) = self.store.row_hash_at(position).await? else { return Ok(()) };
+        let digest = Digest {
+            encoding: crate::store::ENCODING_V1.to_string(),
+            digest: next,
+            seq: position,
+            row_hash,
+            created_at,
+            written_at: crate::envelope::format_occurred_at(time::OffsetDateTime::now_utc()),
+        };
+        if digests.write(&digest).await? {
+            tracing::debug!(digest = next, seq = position, "ledger digest written");
+            state.next = Some(next + 1);
+            state.seq = position;
+        } else {
+            // Another leader wrote that number: find the end again next time.
+            state.next = None;
+        }
+        Ok(())
     }
 
     /// Publishes a page of the ledger, ordered per key, and waits for every message id.

@@ -32,6 +32,10 @@ pub struct Metrics {
     pub merged_seq: Gauge,
     /// Ledger rows not yet on events.merged, as the leading feeder last saw it.
     pub merged_lag: Gauge,
+    /// The `seq` of the last digest this process's feeder wrote outside the database.
+    pub digest_seq: Gauge,
+    /// Digests this process's feeder could not write.
+    pub digest_failures: Counter,
     /// 1 while this process leads the events.merged feeder.
     pub feeder_leading: Gauge,
     /// Messages nacked without being stored because an earlier message of their ordering key
@@ -60,6 +64,8 @@ impl Default for Metrics {
             transient_retries: Counter::default(),
             merged_published: Counter::default(),
             merged_seq: Gauge::default(),
+            digest_seq: Gauge::default(),
+            digest_failures: Counter::default(),
             merged_lag: Gauge::default(),
             feeder_leading: Gauge::default(),
             held_back: Counter::default(),
@@ -93,6 +99,16 @@ impl Default for Metrics {
             "merged_published",
             "Ledger rows published to events.merged by this process's feeder",
             m.merged_published.clone(),
+        );
+        registry.register(
+            "ledger_digest_seq",
+            "The seq of the last digest of the ledger this process's feeder wrote to the digest bucket",
+            m.digest_seq.clone(),
+        );
+        registry.register(
+            "ledger_digest_failures",
+            "Digests of the ledger this process's feeder could not write (retried at the next interval)",
+            m.digest_failures.clone(),
         );
         registry.register(
             "merged_seq",

@@ -3,12 +3,14 @@
 //!
 //! * [`Worker`]: StreamingPull `events.raw-sub` → `event_store` → ack.
 //! * [`feeder`]: the ledger → `events.merged`, one leader across all workers.
+//! * [`digests`]: the ledger's digests outside the database, written by the leading feeder.
 //! * [`WorkerOptions`]: its tuning.
 //! * [`metrics`]: Prometheus counters and the endpoint that serves them with [`health`].
 //! * [`replay`]: re-publish stored events to `events.merged`.
 //! * [`dlq`]: list, show and redrive dead letters.
 //! * [`provision`]: local/dev topology on the emulators.
 
+pub mod digests;
 pub mod dlq;
 pub mod feeder;
 pub mod health;

@@ -136,6 +136,19 @@ impl WorkerOptions {
         })? {
             o.feed_merged = v;
         }
+        match src.text(&crate::settings::WORKER_DIGEST_BUCKET).as_deref() {
+            Some("off") => o.feeder.digests = None,
+            Some(bucket) => o.feeder.digests.get_or_insert_with(Default::default).bucket = bucket.to_string(),
+            None => {}
+        }
+        if let Some(digests) = o.feeder.digests.as_mut() {
+            if let Some(v) = src.positive(&crate::settings::WORKER_DIGEST_EVERY)? {
+                digests.every_rows = v;
+            }
+            if let Some(v) = src.duration(&crate::settings::WORKER_DIGEST_INTERVAL)? {
+                digests.interval = v;
+            }
+        }
         if o.fetch_deadline.is_zero() {
             return Err(ConfigError::new(
                 crate::settings::WORKER_FETCH_DEADLINE.name,
@@ -186,5 +199,32 @@ mod tests {
         let e = WorkerOptions::from_lookup(|k| (k == "SUITEX_WORKER_BATCH_SIZE").then(|| "-1".into()))
             .unwrap_err();
         assert_eq!(e.setting(), "SUITEX_WORKER_BATCH_SIZE");
+    }
+
+    #[test]
+    fn digests_are_on_by_default_tunable_and_can_be_turned_off() {
+        let d = WorkerOptions::default().feeder.digests.expect("digests are on by default");
+        assert_eq!(
+            (d.bucket.as_str(), d.every_rows, d.interval),
+            ("suitex-ledger-digests", 10_000, Duration::from_secs(60))
+        );
+        let o = WorkerOptions::from_lookup(|k| match k {
+            "SUITEX_WORKER_DIGEST_BUCKET" => Some("audit-digests".into()),
+            "SUITEX_WORKER_DIGEST_EVERY" => Some("500".into()),
+            "SUITEX_WORKER_DIGEST_INTERVAL" => Some("5m".into()),
+            _ => None,
+        })
+        .unwrap();
+        let d = o.feeder.digests.unwrap();
+        assert_eq!(
+            (d.bucket.as_str(), d.every_rows, d.interval),
+            ("audit-digests", 500, Duration::from_secs(300))
+        );
+        let off = WorkerOptions::from_lookup(|k| (k == "SUITEX_WORKER_DIGEST_BUCKET").then(|| "off".into()))
+            .unwrap();
+        assert_eq!(off.feeder.digests, None);
+        let e = WorkerOptions::from_lookup(|k| (k == "SUITEX_WORKER_DIGEST_EVERY").then(|| "0".into()))
+            .unwrap_err();
+        assert_eq!(e.setting(), "SUITEX_WORKER_DIGEST_EVERY");
     }
 }

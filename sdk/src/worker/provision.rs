@@ -173,6 +173,10 @@ pub async fn provision(config: &Config, options: &ProvisionOptions) -> Result<Ve
 
     let status = create_bucket(storage_url, config).await?;
     steps.push(Step { kind: "bucket", name: format!("gs://{}", names.payload_bucket), status });
+    if let Some(digests) = crate::worker::WorkerOptions::from_env()?.feeder.digests {
+        let status = create_digest_bucket(storage_url, config, &digests.bucket).await?;
+        steps.push(Step { kind: "bucket", name: format!("gs://{}", digests.bucket), status });
+    }
     Ok(steps)
 }
 
@@ -276,6 +280,25 @@ async fn create_bucket(storage_url: &str, config: &Config) -> Result<Status> {
         "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": true}, "publicAccessPrevention": "enforced"},
         "lifecycle": {"rule": [{"action": {"type": "Delete"}, "condition": {"age": PAYLOAD_RETENTION_DAYS}}]},
     });
+    post_bucket(storage_url, config, bucket, body).await
+}
+
+/// The ledger's digest bucket on the storage emulator (in production: terraform's
+/// `ledger_digests` module, with a locked retention policy the emulator does not model).
+pub async fn create_digest_bucket(storage_url: &str, config: &Config, bucket: &str) -> Result<Status> {
+    let body = serde_json::json!({
+        "name": bucket,
+        "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": true}, "publicAccessPrevention": "enforced"},
+    });
+    post_bucket(storage_url, config, bucket, body).await
+}
+
+async fn post_bucket(
+    storage_url: &str,
+    config: &Config,
+    bucket: &str,
+    body: serde_json::Value,
+) -> Result<Status> {
     let op = || format!("creating bucket gs://{bucket}");
     let resp = reqwest::Client::new()
         .post(format!("{storage_url}/storage/v1/b"))

@@ -399,7 +399,17 @@ struct Load {
 
 /// A worker with `options` draining `batch`, emitted before it starts.
 async fn full_load(config: &Config, emitter: &Emitter, batch: &[Event], options: WorkerOptions) -> Load {
-    let db = TestDb::new("bench_load").await;
+    full_load_into(TestDb::new("bench_load").await, config, emitter, batch, options).await
+}
+
+/// [`full_load`] into a database prepared by the caller.
+async fn full_load_into(
+    db: TestDb,
+    config: &Config,
+    emitter: &Emitter,
+    batch: &[Event],
+    options: WorkerOptions,
+) -> Load {
     for chunk in batch.chunks(1000) {
         for r in emitter.emit_events(chunk.to_vec()).await.unwrap() {
             r.unwrap();
@@ -503,16 +513,22 @@ async fn sequence_section(a: &Args) {
     );
 }
 
+/// A migrated database whose numbering trigger is migration 0002's — numbering without the
+/// hash chain — in place of 0003's: the baseline of the chain's cost.
+async fn numbered_only(prefix: &str) -> TestDb {
+    let db = TestDb::new(prefix).await;
+    let sql = include_str!("../migrations/0002_ledger_order.sql");
+    let trigger = &sql[sql.find("CREATE TRIGGER event_store_assign_order").expect("0002 has the trigger")..];
+    db.store.execute("DROP TRIGGER event_store_assign_order").await.unwrap();
+    db.store.execute(trigger.trim_end().trim_end_matches(';')).await.unwrap();
+    db
+}
+
 /// What the hash chain costs per INSERT (migration 0003's trigger against 0002's, which numbers
 /// without chaining), and how fast `verify` recomputes it beside a plain scan of the same rows.
 async fn chain_section(a: &Args) {
     let chained = TestDb::new("bench_chain").await;
-    let numbered = TestDb::new("bench_nochain").await;
-    // The numbering trigger as migration 0002 wrote it, in place of 0003's.
-    let sql = include_str!("../migrations/0002_ledger_order.sql");
-    let trigger = &sql[sql.find("CREATE TRIGGER event_store_assign_order").expect("0002 has the trigger")..];
-    numbered.store.execute("DROP TRIGGER event_store_assign_order").await.unwrap();
-    numbered.store.execute(trigger.trim_end().trim_end_matches(';')).await.unwrap();
+    let numbered = numbered_only("bench_nochain").await;
     let (mut with, mut without) = (Vec::new(), Vec::new());
     for round in 0..a.rounds {
         let started = Instant::now();
@@ -559,6 +575,35 @@ async fn chain_section(a: &Args) {
         a.rounds,
         w / wo
     );
+    // And what it costs the worker: a full load on the fake into each (alternating, median).
+    let fake = pubsub_fake::start().await;
+    let config = fake_topology(&fake, "bench-chain").await;
+    let emitter = Emitter::connect(config.clone()).await.unwrap();
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for round in 0..a.rounds {
+        let load = |db, tag: String| {
+            let (config, emitter) = (&config, &emitter);
+            async move {
+                let batch = events(a.load_events, &tag);
+                full_load_into(db, config, emitter, &batch, WorkerOptions::default()).await.rate
+            }
+        };
+        if let Drain::Done(r) = load(numbered_only("bench_wl_nochain").await, format!("wn{round}")).await {
+            without.push(r);
+        }
+        if let Drain::Done(r) = load(TestDb::new("bench_wl_chain").await, format!("wc{round}")).await {
+            with.push(r);
+        }
+    }
+    if !with.is_empty() && !without.is_empty() {
+        let (w, wo) = (median(with), median(without));
+        println!(
+            "chain, the worker at full load on the fake ({} events, median of {}): {wo:.0} events/s numbered only, {w:.0} numbered and chained — ratio {:.2} (target >= 0.90)",
+            a.load_events,
+            a.rounds,
+            w / wo
+        );
+    }
     let rows = (a.rows * a.rounds * 2) as f64;
     let started = Instant::now();
     let v = chained.store.verify_chain(1, None, |_| {}).await.unwrap();

@@ -27,6 +27,7 @@ use serde::Deserializer as _;
 use serde::de::{Error as _, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
@@ -199,25 +200,73 @@ fn walk(text: &str, path: &mut Path, nesting: Option<usize>) -> Result<(), Valid
     Ok(())
 }
 
+/// An object's key: borrowed from the text unless it has escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Text)
+    }
+}
+
+/// Members of an object up to which a repeated key is looked for by scanning them; above it, in
+/// a set.
+const SCAN_MEMBERS: usize = 32;
+
+type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+
 /// An object's members in order, refusing a key that appears twice; none for text that is not
 /// a JSON object (left to the caller's parse).
-fn object<'a>(text: &'a str, path: &mut Path) -> Result<Vec<(String, &'a RawValue)>, ValidationError> {
+fn object<'a>(text: &'a str, path: &mut Path) -> Result<Members<'a>, ValidationError> {
     /// Collects the members; a repeated key is left in the slot and ends the parse.
-    struct Members<'s>(&'s mut Option<String>);
-    impl<'de> Visitor<'de> for Members<'_> {
-        type Value = Vec<(String, &'de RawValue)>;
+    struct Collect<'s>(&'s mut Option<String>);
+    impl<'de> Visitor<'de> for Collect<'_> {
+        type Value = Members<'de>;
 
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("a JSON object")
         }
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut seen = HashSet::new();
-            let mut members = Vec::new();
-            while let Some(key) = map.next_key::<String>()? {
+            let mut members: Members<'de> = Vec::new();
+            let mut seen: Option<HashSet<Cow<'de, str>>> = None;
+            while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                 let value: &RawValue = map.next_value()?;
-                if !seen.insert(key.clone()) {
-                    *self.0 = Some(key);
+                let repeated = match &mut seen {
+                    Some(set) => !set.insert(key.clone()),
+                    None => {
+                        let repeated = members.iter().any(|(k, _)| *k == key);
+                        if members.len() >= SCAN_MEMBERS {
+                            let mut set: HashSet<Cow<'de, str>> =
+                                members.iter().map(|(k, _)| k.clone()).collect();
+                            set.insert(key.clone());
+                            seen = Some(set);
+                        }
+                        repeated
+                    }
+                };
+                if repeated {
+                    *self.0 = Some(key.into_owned());
                     return Err(A::Error::custom("duplicate key"));
                 }
                 members.push((key, value));
@@ -227,7 +276,7 @@ fn object<'a>(text: &'a str, path: &mut Path) -> Result<Vec<(String, &'a RawValu
     }
     let mut duplicate = None;
     let mut de = serde_json::Deserializer::from_str(text);
-    let members = de.deserialize_map(Members(&mut duplicate));
+    let members = de.deserialize_map(Collect(&mut duplicate));
     match (members, duplicate) {
         (Ok(members), _) => Ok(members),
         (Err(_), Some(key)) => {
@@ -382,6 +431,17 @@ mod tests {
         assert_eq!(e.field(), "account_id");
         let e = check_events_json(r#"[{"payload":{}},{"payload":{"n":1e400}}]"#).unwrap_err();
         assert_eq!(e.field(), "events[1].payload.n");
+    }
+
+    #[test]
+    fn duplicates_are_found_in_large_objects_too() {
+        let members = |n: usize| (0..n).map(|i| format!("\"k{i}\":{i}")).collect::<Vec<_>>().join(",");
+        payload(&format!("{{{}}}", members(100))).unwrap();
+        // Repeating a key from before and after the scan turns into a set.
+        for (n, repeated) in [(40, 3), (40, 35), (SCAN_MEMBERS, 0), (SCAN_MEMBERS + 1, SCAN_MEMBERS)] {
+            let (field, _) = refused(&format!("{{{},\"k{repeated}\":0}}", members(n)));
+            assert_eq!(field, format!("payload.k{repeated}"), "{n} members, k{repeated} again");
+        }
     }
 
     #[test]

@@ -70,6 +70,51 @@ fn the_sdk_adds_no_worker_dependency_of_its_own_to_the_emit_and_consume_sides() 
     assert!(worker.iter().any(|d| d == "sqlx"), "the worker feature brings the event store: {worker:?}");
 }
 
+/// The features of `serde_json` cargo resolves for `package` with `args`.
+fn serde_json_features(package: &str, args: &[&str]) -> Vec<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["tree", "--locked", "--offline", "-e", "features", "-i", "serde_json", "-p", package])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree -i serde_json -p {package}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut features: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.split("serde_json feature \"").nth(1)?.split('"').next().map(str::to_string))
+        .collect();
+    features.sort();
+    features.dedup();
+    features
+}
+
+/// Exact payloads (docs/architecture.md §2.1) are judged on the JSON text and hold whatever
+/// `serde_json` features a build unifies; still, `arbitrary_precision` would change how every
+/// `Value` holds numbers and breaks `#[serde(flatten)]` and untagged enums — which the Google
+/// clients' generated types use — so no build of the backbone may enable it, and the lossless
+/// round trip of a double (`float_roundtrip`) must stay on.
+#[test]
+fn no_build_enables_serde_json_arbitrary_precision_and_doubles_round_trip() {
+    for (package, args) in [
+        ("suitex_events", &[][..]),
+        ("suitex-events-ffi", &[][..]),
+        ("suitex-events", &["--features", "worker,cli"][..]),
+    ] {
+        let features = serde_json_features(package, args);
+        assert!(features.iter().any(|f| f == "float_roundtrip"), "{package} {args:?}: {features:?}");
+        assert!(
+            !features.iter().any(|f| f == "arbitrary_precision"),
+            "{package} {args:?} enables arbitrary_precision: {features:?}"
+        );
+    }
+}
+
 #[test]
 fn the_crate_package_is_self_contained_and_carries_its_migrations() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

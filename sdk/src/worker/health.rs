@@ -94,6 +94,14 @@ impl Health {
         *self.failing.lock() = None;
     }
 
+    /// Whether the worker can store as far as it knows without asking the database: the stream
+    /// is open, the last attempt to store did not fail, and it is not shutting down.
+    pub fn can_store(&self) -> bool {
+        self.subscribed.load(Ordering::Relaxed)
+            && self.failing.lock().is_none()
+            && !self.draining.load(Ordering::Relaxed)
+    }
+
     /// `Ok(description)` while the run loop is alive, else why not.
     pub fn live(&self) -> Result<String, String> {
         let silent = Duration::from_millis(now_ms().saturating_sub(self.beat_ms.load(Ordering::Relaxed)));

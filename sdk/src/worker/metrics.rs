@@ -34,6 +34,9 @@ pub struct Metrics {
     pub merged_lag: Gauge,
     /// The `seq` of the last digest this process's feeder wrote outside the database.
     pub digest_seq: Gauge,
+    /// 1 while the worker can store (its stream open, its last batch stored, not shutting
+    /// down), as of the scrape; `/readyz` also asks the database.
+    pub ready: Gauge,
     /// Digests this process's feeder could not write.
     pub digest_failures: Counter,
     /// 1 while this process leads the events.merged feeder.
@@ -65,6 +68,7 @@ impl Default for Metrics {
             merged_published: Counter::default(),
             merged_seq: Gauge::default(),
             digest_seq: Gauge::default(),
+            ready: Gauge::default(),
             digest_failures: Counter::default(),
             merged_lag: Gauge::default(),
             feeder_leading: Gauge::default(),
@@ -99,6 +103,11 @@ impl Default for Metrics {
             "merged_published",
             "Ledger rows published to events.merged by this process's feeder",
             m.merged_published.clone(),
+        );
+        registry.register(
+            "ready",
+            "1 while the worker can store: its subscriber stream is open, its last batch was stored and it is not shutting down (/readyz also asks the database)",
+            m.ready.clone(),
         );
         registry.register(
             "ledger_digest_seq",
@@ -227,6 +236,9 @@ struct WorkerEndpoint {
 
 impl crate::serve::Exposition for WorkerEndpoint {
     fn metrics(&self) -> String {
+        if let Some(h) = &self.health {
+            self.metrics.ready.set(i64::from(h.can_store()));
+        }
         self.metrics.render()
     }
 

@@ -185,6 +185,33 @@ final class WorkCommandTest extends LaravelTestCase
         $this->assertSame(10, self::rowCount($this->eventStore), 'the conflicting event was never stored');
     }
 
+    public function test_a_payload_the_ledger_would_alter_is_poison_here_too_never_stored_altered(): void
+    {
+        // Another producer publishes numbers the ledger cannot hold exactly and a duplicate key
+        // (docs/architecture.md §2.1): events:work refuses them as the Rust worker does.
+        $this->migrate();
+        $pipeline = new Pipeline('workexact');
+        $pipeline->provision(immediateRedelivery: true);
+        $wire = fn (string $id, string $payload) => sprintf(
+            '{"event_id":"%s","account_id":42,"aggregate_type":"customer","aggregate_id":"X-%s","event_type":"customer.updated",'
+            .'"occurred_at":"2026-12-06T10:00:00.000000Z","payload":%s,"schema_version":1}',
+            $id, substr($id, -4), $payload
+        );
+        $big = '0190a7f2-4c1e-7b3a-9d2e-0000000000b1';
+        $dup = '0190a7f2-4c1e-7b3a-9d2e-0000000000d2';
+        $pipeline->publishRaw($wire($big, '{"big":1180591620717411303424}'), ['event_id' => $big]);
+        $pipeline->publishRaw($wire($dup, '{"a":1,"a":2}'), ['event_id' => $dup]);
+        $env = $this->env($pipeline->env);
+        [$code, $out, $err] = $this->work($env);
+        $this->assertSame(0, $code, $out.$err);
+
+        $dead = $pipeline->deadLetters(2, 60.0);
+        $this->assertCount(2, $dead, "both reached events.dlq\n$out$err");
+        $this->assertSame(0, self::rowCount($this->eventStore), 'neither was stored, altered or not');
+        $this->assertStringContainsString('payload.big is the integer 1180591620717411303424, outside the range the ledger stores exactly', $err);
+        $this->assertStringContainsString('payload.a appears twice in one object', $err);
+    }
+
     public function test_a_database_outage_under_load_dead_letters_nothing_and_loses_nothing(): void
     {
         $db = new PrivateMariaDb();

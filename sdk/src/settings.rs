@@ -376,7 +376,7 @@ settings! {
         "`suitex-events relay`: Prometheus `/metrics` (spool depth, bytes, oldest age, published, retries, dead) and `/healthz`; `off` disables";
     /// Log format of the command line.
     LOG_FORMAT = "SUITEX_LOG_FORMAT", Cli, php: false, default: Text("text"),
-        "`json` for JSON log lines on stderr (levels: `RUST_LOG`)";
+        "`json`: one JSON object a line on stderr, in Cloud Logging's shape (`severity`, `message`, `time`, then the event's fields such as `event_id`); levels: `RUST_LOG`";
 }
 
 /// The setting named `name`, if there is one.

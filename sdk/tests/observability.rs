@@ -104,15 +104,16 @@ async fn a_real_prometheus_scraping_a_worker_and_a_relay_answers_every_dashboard
         .spool(&spool)
         .build()
         .unwrap();
-    let _relay = Killed(
+    let relay = Killed(
         Command::new(BIN)
             .arg("relay")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(spool_config.to_settings())
             .env("SUITEX_RELAY_METRICS_ADDR", format!("127.0.0.1:{relay_port}"))
+            .env("SUITEX_LOG_FORMAT", "json")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(std::fs::File::create(spool.join("relay.log")).unwrap())
             .spawn()
             .expect("run suitex-events relay"),
     );
@@ -182,6 +183,25 @@ async fn a_real_prometheus_scraping_a_worker_and_a_relay_answers_every_dashboard
     let stored = query(&prometheus, "sum(suitex_events_appended_total)").await;
     assert_eq!(stored["data"]["result"][0]["value"][1], "20", "{stored}");
     worker.stop().await;
+
+    drop(relay); // stopped: its log is complete
+    // The relay logged in Cloud Logging's shape: every line parses with jq and has severity
+    // and message.
+    let log = spool.join("relay.log");
+    let out = Command::new("jq")
+        .args(["-c", "-e", "select(.severity and .message and .time) | {severity, message}"])
+        .stdin(std::fs::File::open(&log).unwrap())
+        .output()
+        .expect("jq runs");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(out.status.success(), "jq: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+    let parsed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        parsed.lines().count(),
+        text.lines().count(),
+        "every line is one object with severity and message:\n{text}"
+    );
+    assert!(parsed.contains(r#"{"severity":"INFO","message":"relay started"}"#), "{parsed}");
 }
 
 fn tempdir(prefix: &str) -> PathBuf {

@@ -8,6 +8,7 @@ mod emit;
 mod feed;
 #[cfg(feature = "store")]
 mod grants;
+mod logs;
 #[cfg(feature = "store")]
 mod migrate;
 #[cfg(feature = "consume")]
@@ -143,7 +144,7 @@ pub fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
     if std::env::var(suitex_events::settings::LOG_FORMAT.name).is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        logs.json().init();
+        logs.event_format(logs::CloudLogging).init();
     } else {
         logs.init();
     }

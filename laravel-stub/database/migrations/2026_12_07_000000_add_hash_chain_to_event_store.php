@@ -2,6 +2,7 @@
 
 use Illuminate\Database\Migrations\Migration;
 use Illuminate\Support\Facades\DB;
+use Illuminate\Support\Facades\Schema;
 
 /*
  * The ledger's proof: `row_hash`, SHA-256 over the previous row's hash and the row's canonical
@@ -116,7 +117,11 @@ SQL);
      */
     public function down()
     {
+        $schema = Schema::connection($this->connection);
         $db = DB::connection($this->connection);
+        if (! $schema->hasTable('event_store') || ! $schema->hasColumn('event_store', 'row_hash')) {
+            return;
+        }
         $events = $db->table('event_store')->count();
         if ($events > 0) {
             throw new RuntimeException(

@@ -268,6 +268,9 @@ impl EventStore {
         mut progress: impl FnMut(u64),
     ) -> Result<Verification> {
         let bounded = to_seq.is_some();
+        // Looked up once per row: by `seq`, not by scanning every digest for every row.
+        let digests: std::collections::BTreeMap<u64, &Checkpoint> =
+            digests.iter().map(|d| (d.seq, d)).collect();
         let from_seq = from_seq.max(1);
         let to_seq = to_seq.unwrap_or(u64::MAX);
         let what = || format!("verifying the hash chain of {}", self.describe);
@@ -346,11 +349,10 @@ impl EventStore {
                     out.first_break = Some(Break::Mismatch { seq: row.seq, stored: row.row_hash, expected });
                     return Ok(out);
                 }
-                if let Some(d) = digests.iter().find(|d| d.seq == row.seq)
+                if let Some(d) = digests.get(&row.seq)
                     && d.row_hash != expected
                 {
-                    let after_seq =
-                        digests.iter().filter(|p| p.seq < d.seq).map(|p| p.seq).max().unwrap_or(0);
+                    let after_seq = digests.range(..d.seq).next_back().map_or(0, |(seq, _)| *seq);
                     out.first_break = Some(Break::Digest {
                         seq: row.seq,
                         digest: d.digest,
@@ -369,7 +371,7 @@ impl EventStore {
             after = last;
             progress(last);
         }
-        if !bounded && let Some(d) = digests.iter().filter(|d| d.seq >= expected_seq).max_by_key(|d| d.seq) {
+        if !bounded && let Some((_, d)) = digests.range(expected_seq..).next_back() {
             out.first_break =
                 Some(Break::Truncated { seq: expected_seq, digest: d.digest, digest_seq: d.seq });
         }

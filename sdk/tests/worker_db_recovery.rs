@@ -193,9 +193,11 @@ async fn a_read_only_server_for_twenty_seconds_needs_no_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_out_of_connections_for_twenty_seconds_needs_no_restart() {
-    // max_connections lowered to MariaDB's floor (10), below the worker's pool size, and taken
-    // up by other sessions: the worker's sessions are cut and every new one is refused with
-    // 1040 (Too many connections) until the others let go.
+    // Other sessions hold the server's connections, max_connections is lowered to MariaDB's
+    // floor (10, below the worker's pool size) under them, and the worker's sessions are cut:
+    // every new one is refused with 1040 (Too many connections) until the others let go.
+    // The others connect *before* the limit drops and the cut is made from one of their
+    // sessions, so the worker never races them for a freed slot.
     let b = bed("max-connections").await;
     let mut settings = b.db.settings_as(WORKER, PASSWORD);
     settings.pool_size = 12;
@@ -205,25 +207,45 @@ async fn a_server_out_of_connections_for_twenty_seconds_needs_no_restart() {
         &settings,
         Duration::from_secs(30),
         async |b: &Bed| {
-            b.db.sql("SET GLOBAL max_connections = 10");
+            const LIMIT: usize = 10;
             let hog = sqlx::mysql::MySqlPoolOptions::new()
-                .max_connections(20)
-                .acquire_timeout(Duration::from_secs(1))
+                .max_connections(LIMIT as u32)
                 .connect_lazy_with(b.db.settings().connect_options());
-            // The worker reconnects at once (its pool, its feeder's lock session), racing the
-            // other sessions for the freed slots: cut it again until the others hold them all.
             let mut held = Vec::new();
+            for _ in 0..LIMIT {
+                held.push(hog.acquire().await.expect("a session while the server has room"));
+            }
+            let conn = &mut *held[0];
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET GLOBAL max_connections = {LIMIT}")))
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            let sessions = "SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE user = ?";
+            // A session the worker was opening as the limit dropped may finish its handshake
+            // after the listing: cut again until none is left (no new one gets in now).
+            let mut cut = 0;
             for _ in 0..10 {
-                kill_worker_sessions(b).await;
-                while let Ok(conn) = hog.acquire().await {
-                    held.push(conn);
-                    assert!(held.len() <= 20, "max_connections holds");
-                }
-                if held.len() >= 9 {
+                let ids: Vec<i64> =
+                    sqlx::query_scalar(sessions).bind(WORKER).fetch_all(&mut *conn).await.unwrap();
+                if ids.is_empty() {
                     break;
                 }
+                for id in ids {
+                    match sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL CONNECTION {id}")))
+                        .execute(&mut *conn)
+                        .await
+                    {
+                        Ok(_) => cut += 1,
+                        Err(e) if e.to_string().contains("Unknown thread id") => {}
+                        Err(e) => panic!("KILL CONNECTION {id}: {e}"),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            assert!(held.len() >= 9, "the other sessions took the server's connections: {}", held.len());
+            assert!(cut > 0, "the worker had sessions to cut");
+            let left: Vec<i64> =
+                sqlx::query_scalar(sessions).bind(WORKER).fetch_all(&mut *conn).await.unwrap();
+            assert_eq!(left, Vec::<i64>::new(), "the worker holds no session once the server is full");
             *others.lock().unwrap() = Some((hog, held));
         },
         Duration::from_secs(20),

@@ -52,7 +52,7 @@ class EventBackboneServiceProvider extends ServiceProvider
             $this->loadMigrationsFrom(__DIR__.'/../database/migrations');
         }
         if ($this->app->runningInConsole()) {
-            $this->commands([Console\WorkCommand::class, Console\VerifyCommand::class]);
+            $this->commands([Console\WorkCommand::class, Console\VerifyCommand::class, Console\ParkedCommand::class]);
             $this->publishes([__DIR__.'/../config/suitex-events.php' => $this->app->configPath('suitex-events.php')], 'suitex-events-config');
             $this->publishes([__DIR__.'/../database/migrations' => $this->app->databasePath('migrations')], 'suitex-events-migrations');
         }

@@ -340,7 +340,7 @@ settings! {
         "longest one claim-check download may take before the batch is retried";
     /// Delivery attempts before Pub/Sub dead-letters a message.
     WORKER_MAX_DELIVERY_ATTEMPTS = "SUITEX_WORKER_MAX_DELIVERY_ATTEMPTS", Worker, php: false, default: Count(5),
-        "the subscription's dead-letter attempts (its own policy wins when the worker may read it): a key's later events wait behind a failed one until its last attempt (`php artisan events:work` reads it too)";
+        "the subscription's dead-letter attempts (its own policy wins when the worker may read it): a key's later events wait behind a failed one; on its last attempt the worker parks the key (`php artisan events:work` reads it too)";
     /// Messages the worker's subscriber may hold.
     WORKER_MAX_OUTSTANDING = "SUITEX_WORKER_MAX_OUTSTANDING", Worker, php: false, default: Count(1000),
         "messages the worker's subscriber may hold";

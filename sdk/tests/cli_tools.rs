@@ -162,6 +162,8 @@ async fn grants_leave_an_all_privileges_account_with_exactly_its_role_and_check_
             &[
                 "GRANT SELECT, INSERT ON `{db}`.`event_store`",
                 "GRANT SELECT, INSERT ON `{db}`.`event_store_merged_position`",
+                "GRANT SELECT, INSERT ON `{db}`.`event_store_parking`",
+                "GRANT SELECT, INSERT ON `{db}`.`event_store_parked_events`",
             ],
         ),
         (

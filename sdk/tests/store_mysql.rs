@@ -96,7 +96,11 @@ async fn migration_creates_the_designed_table() {
         [
             ("event_store_assign_order".into(), "BEFORE".into(), "INSERT".into()),
             ("event_store_no_delete".into(), "BEFORE".into(), "DELETE".into()),
-            ("event_store_no_update".into(), "BEFORE".into(), "UPDATE".into())
+            ("event_store_no_update".into(), "BEFORE".into(), "UPDATE".into()),
+            ("event_store_parked_events_no_delete".into(), "BEFORE".into(), "DELETE".into()),
+            ("event_store_parked_events_no_update".into(), "BEFORE".into(), "UPDATE".into()),
+            ("event_store_parking_no_delete".into(), "BEFORE".into(), "DELETE".into()),
+            ("event_store_parking_no_update".into(), "BEFORE".into(), "UPDATE".into())
         ]
     );
 }

@@ -17,14 +17,7 @@ use suitex_events::{Config, Emitter, Event};
 use suitex_test_support::*;
 
 fn options() -> WorkerOptions {
-    WorkerOptions {
-        batch_wait: Duration::from_millis(10),
-        backoff_min: Duration::from_millis(100),
-        backoff_max: Duration::from_secs(1),
-        shutdown_deadline: Duration::from_secs(5),
-        lease_extension: Duration::from_secs(10),
-        ..WorkerOptions::default()
-    }
+    WorkerOptions { lease_extension: Duration::from_secs(10), ..quick_worker_options() }
 }
 
 fn event(account: u64, aggregate_id: &str, seq: u64) -> Event {
@@ -319,22 +312,13 @@ async fn redrive_moves_exactly_the_selected_dead_letters_back_to_events_raw() {
         .unwrap();
     let letters = [event(27, "X-1", 0), event(28, "X-2", 0), event(27, "X-3", 0)];
     for e in &letters {
-        let mut attrs: Vec<(String, String)> =
-            e.attributes().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-        attrs.push(("CloudPubSubDeadLetterSourceDeliveryCount".into(), "5".into()));
-        attrs.push((
+        let mut m = raw_message(e);
+        m.attributes.insert("CloudPubSubDeadLetterSourceDeliveryCount".into(), "5".into());
+        m.attributes.insert(
             "CloudPubSubDeadLetterSourceSubscription".into(),
             config.names().raw_subscription.clone(),
-        ));
-        dlq_publisher
-            .publish(
-                Message::new()
-                    .set_data(e.to_wire_json())
-                    .set_ordering_key(e.ordering_key())
-                    .set_attributes(attrs),
-            )
-            .await
-            .unwrap();
+        );
+        dlq_publisher.publish(m).await.unwrap();
     }
     let listed = dlq::list(&config, &Filter { account_id: Some(27), ..Filter::default() }).await.unwrap();
     let mut listed_ids: Vec<String> = listed.iter().map(|d| d.event_id.clone().unwrap()).collect();

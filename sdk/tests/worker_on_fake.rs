@@ -18,13 +18,7 @@ async fn production_topology(fake: &PubSubFake) -> Config {
 }
 
 fn options() -> WorkerOptions {
-    WorkerOptions {
-        batch_wait: Duration::from_millis(10),
-        backoff_min: Duration::from_millis(100),
-        backoff_max: Duration::from_secs(1),
-        shutdown_deadline: Duration::from_secs(5),
-        ..WorkerOptions::default()
-    }
+    quick_worker_options()
 }
 
 fn event(aggregate_id: &str, seq: u64) -> Event {
@@ -38,7 +32,8 @@ fn event(aggregate_id: &str, seq: u64) -> Event {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_an_ordered_subscription_poison_is_dead_lettered_after_five_attempts_then_its_key_flows() {
+async fn on_an_ordered_subscription_poison_is_dead_lettered_after_five_attempts_and_parks_its_key_until_skipped()
+ {
     let fake = pubsub_fake::start().await;
     let config = production_topology(&fake).await;
     let db = TestDb::new("fake_dlq").await;
@@ -74,10 +69,21 @@ async fn on_an_ordered_subscription_poison_is_dead_lettered_after_five_attempts_
     assert_eq!(attr(&dead[0], "CloudPubSubDeadLetterSourceDeliveryCount"), "5");
     assert_eq!(attr(&dead[0], "CloudPubSubDeadLetterSourceSubscription"), "events.raw-sub");
 
-    eventually(Duration::from_secs(30), "the three healthy events are stored", || async {
-        db.rows().await == 3
+    // The key is parked behind its dead letter: the healthy events are kept aside, in order,
+    // not stored after it (docs/architecture.md §2.5 "Parked keys").
+    eventually(Duration::from_secs(30), "the three healthy events are kept aside", || async {
+        db.store.open_parks().await.unwrap().get(&key).is_some_and(|p| p.parked_events == 3)
     })
     .await;
+    assert_eq!(db.rows().await, 0);
+    let park = db.store.open_parks().await.unwrap().remove(&key).unwrap();
+    assert_eq!(park.event_id, None, "a body that is not JSON names no event");
+    // It can never be stored: the operator skips it, and the key flows in its order.
+    db.store
+        .release(&park, suitex_events::store::Release::Skipped, None, "ops", "not an event")
+        .await
+        .unwrap()
+        .unwrap();
     let stream = db
         .store
         .read_after(
@@ -93,17 +99,21 @@ async fn on_an_ordered_subscription_poison_is_dead_lettered_after_five_attempts_
         .unwrap();
     let seqs: Vec<u64> =
         stream.iter().map(|s| s.event.payload().to_value().unwrap()["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, [1, 2, 3], "the key continues, in order, once the poison is dead-lettered");
+    assert_eq!(seqs, [1, 2, 3], "the key continues, in order, once its dead letter is skipped");
     let metrics = worker.metrics.clone();
     worker.stop().await;
     assert_eq!(metrics.poison.get(), 5, "one nack per delivery attempt");
     // The fake hands out the poison and the three healthy events of the key together, as
     // Pub/Sub does: the healthy ones are held back (nacked, never stored) while the poison is
-    // still to be redelivered, and stored — acked — in the round its last attempt is spent.
+    // still to be redelivered, and kept aside — acked — in the round its last attempt is spent.
     let raw = config.subscription_path(&config.names().raw_subscription);
     let acks: Vec<i32> =
         fake.settlements(&raw).iter().filter(|s| s.outcome == Outcome::Ack).map(|s| s.attempt).collect();
-    assert_eq!(acks, [5, 5, 5], "the healthy events were acked once, after the poison's last attempt");
+    assert_eq!(
+        acks,
+        [5, 5, 5],
+        "the healthy events were acked once (kept aside), after the poison's last attempt"
+    );
     assert_eq!(fake.backlog(&config.subscription_path(&config.names().raw_subscription)), 0);
 }
 
@@ -189,7 +199,7 @@ fn too_deep_for_the_ledger(aggregate_id: &str) -> Event {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_poison_event_holds_back_the_later_events_of_its_key_until_it_is_dead_lettered() {
+async fn a_poison_event_holds_back_the_later_events_of_its_key_and_its_dead_letter_parks_them() {
     let fake = pubsub_fake::start().await;
     let config = production_topology(&fake).await;
     let db = TestDb::new("fake_fence").await;
@@ -205,10 +215,26 @@ async fn a_poison_event_holds_back_the_later_events_of_its_key_until_it_is_dead_
     let dlq = config.subscription_path(&config.names().dlq_subscription);
     let dead = receive(&config, &dlq, 1, Duration::from_secs(60)).await;
     assert_eq!(attr(&dead[0], "event_id"), poison.event_id().to_string());
-    eventually(Duration::from_secs(30), "the healthy events are stored", || async { db.rows().await == 3 })
-        .await;
+    eventually(Duration::from_secs(30), "F-1's healthy events are kept aside, F-2's stored", || async {
+        db.rows().await == 1
+            && db
+                .store
+                .open_parks()
+                .await
+                .unwrap()
+                .get(&poison.ordering_key())
+                .is_some_and(|p| p.parked_events == 2)
+    })
+    .await;
     let metrics = worker.metrics.clone();
     worker.stop().await;
+    let park = db.store.open_parks().await.unwrap().remove(&poison.ordering_key()).unwrap();
+    assert_eq!(park.event_id, Some(poison.event_id().to_string()));
+    db.store
+        .release(&park, suitex_events::store::Release::Skipped, None, "ops", "too deep for the ledger")
+        .await
+        .unwrap()
+        .unwrap();
     let f1 = db
         .store
         .read_after(

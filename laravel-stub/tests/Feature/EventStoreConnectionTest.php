@@ -22,7 +22,7 @@ final class EventStoreConnectionTest extends LaravelTestCase
 
         $this->migrate();
 
-        $this->assertSame(['event_store', 'event_store_aggregates', 'event_store_merged_position', 'event_store_sequence'], array_keys(Harness::snapshot($this->eventStore)));
+        $this->assertSame(['event_store', 'event_store_aggregates', 'event_store_merged_position', 'event_store_parked_events', 'event_store_parking', 'event_store_sequence'], array_keys(Harness::snapshot($this->eventStore)));
         $after = Harness::snapshot($this->primary);
         $this->assertSame(array_keys($before), array_keys($after), 'no table is added to the primary database');
         $this->assertArrayNotHasKey('event_store', $after);
@@ -44,7 +44,7 @@ final class EventStoreConnectionTest extends LaravelTestCase
         $this->assertSame(2, DB::table('users')->count(), 'and after');
 
         $this->assertSame($primaryBefore, Harness::snapshot($this->primary), 'the primary database gains no row or table');
-        $this->assertSame(['event_store' => 2, 'event_store_aggregates' => 2, 'event_store_merged_position' => 0, 'event_store_sequence' => 1], Harness::snapshot($this->eventStore));
+        $this->assertSame(['event_store' => 2, 'event_store_aggregates' => 2, 'event_store_merged_position' => 0, 'event_store_parked_events' => 0, 'event_store_parking' => 0, 'event_store_sequence' => 1], Harness::snapshot($this->eventStore));
         $this->assertGreaterThan($first->id, $second->id);
 
         $stored = EventStore::query()->orderBy('id')->get();

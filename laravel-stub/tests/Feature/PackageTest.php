@@ -45,6 +45,6 @@ final class PackageTest extends LaravelTestCase
             @unlink("$app/config/suitex-events.php");
         }
         $this->migrate();
-        $this->assertSame(['event_store', 'event_store_aggregates', 'event_store_merged_position', 'event_store_sequence'], array_keys(Harness::snapshot($this->eventStore)), 'the package migrations created the tables');
+        $this->assertSame(['event_store', 'event_store_aggregates', 'event_store_merged_position', 'event_store_parked_events', 'event_store_parking', 'event_store_sequence'], array_keys(Harness::snapshot($this->eventStore)), 'the package migrations created the tables');
     }
 }

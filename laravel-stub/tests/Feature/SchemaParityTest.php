@@ -44,7 +44,7 @@ final class SchemaParityTest extends LaravelTestCase
     private function describe(string $schema): array
     {
         $out = [];
-        foreach (['event_store', 'event_store_sequence', 'event_store_aggregates', 'event_store_merged_position'] as $table) {
+        foreach (['event_store', 'event_store_sequence', 'event_store_aggregates', 'event_store_merged_position', 'event_store_parking', 'event_store_parked_events'] as $table) {
             foreach ($this->describeTable($schema, $table) as $aspect => $rows) {
                 $out["$table $aspect"] = $rows;
             }

@@ -17,7 +17,7 @@ use Tests\Support\LaravelTestCase;
 final class WriteIsolationTest extends LaravelTestCase
 {
     /** The event store's tables after migrating, with no event written (the order counter's one row). */
-    private const NOTHING_WRITTEN = ['event_store' => 0, 'event_store_aggregates' => 0, 'event_store_merged_position' => 0, 'event_store_sequence' => 1];
+    private const NOTHING_WRITTEN = ['event_store' => 0, 'event_store_aggregates' => 0, 'event_store_merged_position' => 0, 'event_store_parked_events' => 0, 'event_store_parking' => 0, 'event_store_sequence' => 1];
 
     private $fpm = null;
 
@@ -111,7 +111,7 @@ final class WriteIsolationTest extends LaravelTestCase
                 $this->assertStringContainsString('writer role', $e->getMessage(), $name);
             }
         }
-        $this->assertSame(['event_store' => 2, 'event_store_aggregates' => 1, 'event_store_merged_position' => 0, 'event_store_sequence' => 1], Harness::snapshot($this->eventStore));
+        $this->assertSame(['event_store' => 2, 'event_store_aggregates' => 1, 'event_store_merged_position' => 0, 'event_store_parked_events' => 0, 'event_store_parking' => 0, 'event_store_sequence' => 1], Harness::snapshot($this->eventStore));
     }
 
     public function test_the_reader_account_is_refused_by_the_database_itself(): void

@@ -11,6 +11,8 @@ mod grants;
 mod logs;
 #[cfg(feature = "store")]
 mod migrate;
+#[cfg(feature = "worker")]
+mod parked;
 #[cfg(feature = "consume")]
 mod peek;
 #[cfg(feature = "worker")]
@@ -83,6 +85,9 @@ enum Command {
     /// Inspect and redrive dead letters on events.dlq-sub.
     #[cfg(feature = "worker")]
     Dlq(dlq::Args),
+    /// Keys parked behind a dead letter: list, show, release (redrive) or skip.
+    #[cfg(feature = "worker")]
+    Parked(parked::Args),
     /// Print the ledger as JSON lines in seq order and follow it (--after-seq, --account,
     /// --aggregate TYPE:ID, --no-follow).
     #[cfg(feature = "store")]
@@ -174,6 +179,8 @@ pub fn main() -> ExitCode {
             Command::Replay(args) => replay::run(args).await,
             #[cfg(feature = "worker")]
             Command::Dlq(args) => dlq::run(args).await,
+            #[cfg(feature = "worker")]
+            Command::Parked(args) => parked::run(args).await,
             #[cfg(feature = "consume")]
             Command::Peek(args) => peek::run(args).await,
             #[cfg(feature = "worker")]

@@ -174,26 +174,22 @@ fn timed_out(what: &str, limit: Duration) -> sqlx::Error {
 }
 
 /// The state of one append call.
-struct Run<'a> {
+struct Run {
     outcome: Vec<Option<Appended>>,
     /// Ordering keys with a rejected event in this call, with that event's index: the key's
     /// events after it are held back (those before it are not).
     fenced: HashMap<String, usize>,
-    /// Whether a rejected event holds back the later events of its key.
-    fences: &'a (dyn Fn(usize) -> bool + Sync),
 }
 
-impl Run<'_> {
+impl Run {
     fn reject(&mut self, i: usize, event: &Event, why: Poison) {
         self.outcome[i] = Some(Appended::Rejected(why));
         self.fence(i, event);
     }
 
     fn fence(&mut self, i: usize, event: &Event) {
-        if (self.fences)(i) {
-            let first = self.fenced.entry(event.ordering_key()).or_insert(i);
-            *first = (*first).min(i);
-        }
+        let first = self.fenced.entry(event.ordering_key()).or_insert(i);
+        *first = (*first).min(i);
     }
 
     /// Whether event `i` waits behind a rejected earlier event of its key.
@@ -365,22 +361,15 @@ impl EventStore {
     /// means a failure of the database itself (connection, account, table, disk, timeout …):
     /// the call can be repeated as a whole, since it is idempotent.
     pub async fn append(&self, events: &[Event]) -> Result<Vec<Appended>> {
-        self.append_fencing(events, &|_| true).await
+        self.append_refs(events).await
     }
 
-    /// [`EventStore::append`], where a rejected event `i` holds back the later events of its
-    /// key only when `fences(i)`. The worker passes `false` for a message on its last delivery
-    /// attempt: Pub/Sub dead-letters it, and the key continues after it.
-    /// Takes the events by reference (`&[Event]` or `&[&Event]`), so a caller holding large
-    /// payloads need not copy them.
-    pub async fn append_fencing<E: Borrow<Event> + Sync>(
-        &self,
-        events: &[E],
-        fences: &(dyn Fn(usize) -> bool + Sync),
-    ) -> Result<Vec<Appended>> {
+    /// [`EventStore::append`], taking the events by reference (`&[Event]` or `&[&Event]`), so
+    /// a caller holding large payloads need not copy them.
+    pub async fn append_refs<E: Borrow<Event> + Sync>(&self, events: &[E]) -> Result<Vec<Appended>> {
         let events: Vec<&Event> = events.iter().map(Borrow::borrow).collect();
         let events = events.as_slice();
-        let mut run = Run { outcome: vec![None; events.len()], fenced: HashMap::new(), fences };
+        let mut run = Run { outcome: vec![None; events.len()], fenced: HashMap::new() };
         let mut rows: Vec<Row<'_>> = Vec::with_capacity(events.len());
         // Later occurrences of an event_id within `events`, with the index of the first.
         let mut repeats: Vec<(usize, usize)> = Vec::new();
@@ -453,7 +442,7 @@ impl EventStore {
     /// rest are inserted in order. A statement refused for a row's data is taken apart with
     /// [`EventStore::probe`]. A duplicate-key race with another worker is resolved by looking
     /// again.
-    async fn append_chunk<'r, 'e: 'r>(&self, mut pending: Vec<&'r Row<'e>>, run: &mut Run<'_>) -> Result<()> {
+    async fn append_chunk<'r, 'e: 'r>(&self, mut pending: Vec<&'r Row<'e>>, run: &mut Run) -> Result<()> {
         let operation = || format!("appending to {}", self.describe);
         // Jittered, so that two workers inserting the same event ids do not retry in step.
         let mut deadlock_backoff = backon::ExponentialBuilder::default()
@@ -521,7 +510,7 @@ impl EventStore {
     /// When no row is accepted, a blank row is tried too: if the table refuses even that, the
     /// fault is the table's (a constraint, a schema change), and the whole batch fails for now
     /// instead of making poison of every event.
-    async fn probe<'r, 'e: 'r>(&self, rows: &[&'r Row<'e>], run: &mut Run<'_>) -> Result<Vec<&'r Row<'e>>> {
+    async fn probe<'r, 'e: 'r>(&self, rows: &[&'r Row<'e>], run: &mut Run) -> Result<Vec<&'r Row<'e>>> {
         let operation = || format!("appending to {}", self.describe);
         let mut tx = self.timed("BEGIN", self.pool.begin()).await.map_err(|e| db_error(operation(), e))?;
         let mut accepted = Vec::new();
@@ -588,7 +577,7 @@ impl EventStore {
     }
 
     /// Records the ids of an INSERT of `rows` whose first id is `first`.
-    async fn record_stored(&self, first: u64, rows: &[&Row<'_>], run: &mut Run<'_>) -> Result<()> {
+    async fn record_stored(&self, first: u64, rows: &[&Row<'_>], run: &mut Run) -> Result<()> {
         if let Some(first) = self.consecutive(first, rows).await? {
             for (k, (i, _)) in rows.iter().enumerate() {
                 run.outcome[*i] = Some(Appended::Stored(first + k as u64));

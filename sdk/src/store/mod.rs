@@ -7,6 +7,8 @@
 //! * [`grants`]: the database accounts and their rights.
 //! * [`Leadership`], [`EventStore::merged_position`]: what the `events.merged` feeder keeps in
 //!   the database (`feed.rs`).
+//! * [`EventStore::open_parks`], [`EventStore::park`], [`EventStore::release`]: parked keys, so
+//!   that a dead letter never reorders its aggregate (`parking.rs`).
 //! * [`EventStore::verify_chain`]: the ledger's hash chain, recomputed (`chain.rs`).
 //! * [`MIGRATOR`]: the migrations in the crate's `migrations/` folder, embedded at compile time.
 
@@ -15,6 +17,7 @@ mod errors;
 mod event_store;
 mod feed;
 pub mod grants;
+mod parking;
 mod reads;
 mod settings;
 
@@ -25,6 +28,7 @@ pub use errors::{
 };
 pub use event_store::{Appended, EventStore, MAX_ROWS_PER_INSERT};
 pub use feed::{Leadership, feeder_lock_name};
+pub use parking::{KeptAside, NewPark, Park, ParkingRecord, Release, Released};
 pub use reads::{FOLLOW_POLL, Selection, StoredEvent};
 pub use settings::{DEFAULT_CONNECTION_MAX_LIFETIME, SslMode, StoreSettings};
 

@@ -91,6 +91,8 @@ pub struct Filter {
     pub event_id: Option<String>,
     /// Only the one with this Pub/Sub message id.
     pub message_id: Option<String>,
+    /// Only this ordering key's (a parked key's dead letters).
+    pub ordering_key: Option<String>,
     /// At most this many (0: no limit).
     pub limit: usize,
 }
@@ -100,6 +102,7 @@ impl Filter {
         self.account_id.is_none_or(|a| d.account_id == Some(a))
             && self.event_id.as_ref().is_none_or(|e| d.event_id.as_ref() == Some(e))
             && self.message_id.as_ref().is_none_or(|m| &d.message_id == m)
+            && self.ordering_key.as_ref().is_none_or(|k| &d.ordering_key == k)
     }
 }
 

@@ -46,6 +46,17 @@ pub struct Metrics {
     pub held_back: Counter,
     /// Messages received and not yet acked or nacked.
     pub in_flight: Gauge,
+    /// Ordering keys parked behind a dead letter, as the worker last read them.
+    pub parked_keys: Gauge,
+    /// Events kept aside behind parked keys, as the worker last read them.
+    pub parked_events: Gauge,
+    /// Seconds since the oldest open park began (0: none).
+    pub parked_oldest_age: Gauge,
+    /// Events this process kept aside because their key was parked (acked, never appended
+    /// until the key is released).
+    pub kept_aside: Counter,
+    /// Parked keys this process released (their dead letter came back and was appended).
+    pub releases: Counter,
     /// Failed attempts at the batch in hand since its last success (0: storing works).
     pub consecutive_failed_attempts: Gauge,
     /// 1 for the class of the failure being waited out, 0 for the others.
@@ -74,6 +85,11 @@ impl Default for Metrics {
             feeder_leading: Gauge::default(),
             held_back: Counter::default(),
             in_flight: Gauge::<i64, AtomicI64>::default(),
+            parked_keys: Gauge::default(),
+            parked_events: Gauge::default(),
+            parked_oldest_age: Gauge::default(),
+            kept_aside: Counter::default(),
+            releases: Counter::default(),
             consecutive_failed_attempts: Gauge::default(),
             failure: Family::default(),
             batch_payload_bytes: Gauge::default(),
@@ -133,6 +149,27 @@ impl Default for Metrics {
             "feeder_leading",
             "1 while this process leads the events.merged feeder (exactly one process of all the workers should)",
             m.feeder_leading.clone(),
+        );
+        registry.register(
+            "parked_keys",
+            "Ordering keys parked behind a dead letter: their later events are kept aside until it is redriven or skipped",
+            m.parked_keys.clone(),
+        );
+        registry.register("parked_events", "Events kept aside behind parked keys", m.parked_events.clone());
+        registry.register(
+            "parked_oldest_age_seconds",
+            "Seconds since the oldest open park began (0: no key is parked)",
+            m.parked_oldest_age.clone(),
+        );
+        registry.register(
+            "kept_aside",
+            "Events this process kept aside because their key was parked",
+            m.kept_aside.clone(),
+        );
+        registry.register(
+            "park_releases",
+            "Parked keys this process released when their dead letter came back",
+            m.releases.clone(),
         );
         registry.register(
             "held_back",
@@ -195,6 +232,19 @@ impl Metrics {
     /// Records a commit now.
     pub fn committed(&self) {
         self.last_commit_micros.store(now_micros(), Ordering::Relaxed);
+    }
+
+    /// Sets the parking gauges from the open parks.
+    pub fn observe_parks<'a>(&self, parks: impl IntoIterator<Item = &'a crate::store::Park>) {
+        let (mut keys, mut events, mut oldest) = (0i64, 0i64, 0i64);
+        for p in parks {
+            keys += 1;
+            events += p.parked_events as i64;
+            oldest = oldest.max(p.age_seconds as i64);
+        }
+        self.parked_keys.set(keys);
+        self.parked_events.set(events);
+        self.parked_oldest_age.set(oldest);
     }
 
     /// Records the resolved payload bytes of the batch in hand.

@@ -22,8 +22,13 @@
 //!   Pub/Sub dead-letters it after its last delivery attempt.
 //! * **held back** — a later message of the same ordering key as a poison message that will be
 //!   delivered again: it is nacked without being stored, so a key never overtakes its own
-//!   failure. When the poison message is on its last delivery attempt (Pub/Sub dead-letters it
-//!   on this nack), the key continues at once.
+//!   failure.
+//! * **parked** — when a poison message is on its last delivery attempt (Pub/Sub dead-letters it
+//!   on this nack), its key is *parked* first, in the database: the key's later messages, here
+//!   and in every worker, are kept aside (stored in `event_store_parked_events`, acked, never
+//!   appended) until the dead letter comes back through a redrive — then it is appended, and
+//!   the kept events after it, in order — or an operator skips it (`suitex-events parked`).
+//!   A dead letter never reorders its aggregate (docs/architecture.md §2.5 "Parked keys").
 //! * **transient** — everything else (database, Cloud Storage or Pub/Sub unavailable, a revoked
 //!   grant, a full disk, a statement past its timeout …): nothing is nacked (that would burn
 //!   delivery attempts). The worker stops taking messages, keeps the batch's leases alive,
@@ -42,7 +47,7 @@ use crate::claim_check::ClaimCheck;
 use crate::config::Config;
 use crate::envelope::{Event, Payload};
 use crate::error::{Error, Poison, Result, Service};
-use crate::store::{Appended, EventStore};
+use crate::store::{Appended, EventStore, NewPark, Release};
 use backon::BackoffBuilder;
 use futures::{FutureExt, StreamExt};
 use google_cloud_pubsub::model::Message;
@@ -56,6 +61,8 @@ use tokio::sync::{OnceCell, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// Who the worker's parking records name (with its database account).
+const WORKER: &str = "worker";
 /// Claim-check downloads of one batch that run at once.
 const FETCH_CONCURRENCY: usize = 8;
 /// How often the run loop shows it is alive while it waits for messages.
@@ -487,6 +494,30 @@ impl Worker {
         r.attempt().is_some_and(|a| a >= self.max_attempts.load(Ordering::Relaxed))
     }
 
+    /// Records that `r`, nacked on its last delivery attempt for `why`, parks its key.
+    fn parks_on_dead_letter<'b>(
+        &self,
+        parking: &mut HashMap<&'b str, NewPark>,
+        r: &'b Received,
+        why: &Poison,
+    ) {
+        if r.key().is_empty() {
+            return; // no order to keep
+        }
+        parking.entry(r.key()).or_insert_with(|| NewPark {
+            ordering_key: r.key().to_string(),
+            event_id: r
+                .event
+                .as_ref()
+                .ok()
+                .map(|e| e.event_id().to_string())
+                .or_else(|| r.message.attributes.get("event_id").cloned()),
+            message_id: r.message.message_id.clone(),
+            data: r.message.data.to_vec(),
+            reason: why.to_string(),
+        });
+    }
+
     /// One attempt at a batch: resolve, append. `Err` is a batch-wide failure (to be
     /// retried whole); per-message poison and held-back messages come back as verdicts.
     async fn store_batch(
@@ -513,21 +544,72 @@ impl Worker {
             .sum();
         self.metrics.observe_batch_payload_bytes(bytes);
 
-        // 2. Verdicts in message order: poison fences its key for the rest of the batch (and,
-        //    unless it is on its last attempt, until it is redelivered).
-        let window = self.options.lease_extension;
+        // 2. Parked keys (docs/architecture.md §2.5): a dead letter that a redrive brought back
+        //    releases its key first — it is appended, then the events kept aside behind it.
+        let mut parks = self.store.open_parks().await?;
+        self.metrics.observe_parks(parks.values());
         let mut verdicts: Vec<Option<Verdict>> = (0..batch.len()).map(|_| None).collect();
+        if !parks.is_empty() {
+            for (i, (r, res)) in batch.iter().zip(&resolved).enumerate() {
+                let Some(park) = parks.get(r.key()) else { continue };
+                if park.data_sha256 != crate::claim_check::sha256_hex(&r.message.data) {
+                    continue;
+                }
+                let event = match res {
+                    Ok(event) => event,
+                    // It fails again: the key stays parked behind it.
+                    Err(why) => {
+                        verdicts[i] = Some(Verdict::Nack(why.clone()));
+                        continue;
+                    }
+                };
+                let how = Release::Redriven;
+                match self.store.release(park, how, Some(event), WORKER, "the dead letter came back").await? {
+                    Ok(released) => {
+                        tracing::info!(ordering_key = %park.ordering_key, park_id = park.id, event_id = %event.event_id(), appended = released.appended.len(), "parked key released: its dead letter and the events kept aside behind it are appended in order");
+                        self.metrics.releases.inc();
+                        self.metrics.committed();
+                        parks.remove(r.key());
+                        verdicts[i] = Some(Verdict::Ack);
+                    }
+                    Err(why) => verdicts[i] = Some(Verdict::Nack(why)),
+                }
+            }
+        }
+
+        // 3. Verdicts in message order. A parked key's events are kept aside. Poison on its last
+        //    delivery attempt parks its key (the dead letter Pub/Sub makes of it must not be
+        //    overtaken); other poison fences its key for the rest of the batch and until it is
+        //    redelivered.
+        let window = self.options.lease_extension;
+        let mut parking: HashMap<&str, NewPark> = HashMap::new();
+        let mut aside: Vec<usize> = Vec::new();
         let mut fenced_here: HashSet<&str> = HashSet::new();
         let mut to_store: Vec<(usize, &Event)> = Vec::new();
         for (i, (r, res)) in batch.iter().zip(&resolved).enumerate() {
+            if verdicts[i].is_some() {
+                continue;
+            }
             let key = r.key();
+            if parks.contains_key(key) || parking.contains_key(key) {
+                verdicts[i] = match res {
+                    Ok(_) => {
+                        aside.push(i);
+                        None
+                    }
+                    Err(why) => Some(Verdict::Nack(why.clone())),
+                };
+                continue;
+            }
             if fenced_here.contains(key) || fences.holds(key, &r.message.message_id) {
                 verdicts[i] = Some(Verdict::HoldBack);
                 continue;
             }
             match res {
                 Err(why) => {
-                    if !self.last_attempt(r) && !key.is_empty() {
+                    if self.last_attempt(r) {
+                        self.parks_on_dead_letter(&mut parking, r, why);
+                    } else if !key.is_empty() {
                         fenced_here.insert(key);
                         fences.fence(key, &r.message.message_id, window);
                     }
@@ -538,33 +620,67 @@ impl Worker {
         }
 
         let resolved_at = Instant::now();
-        // 3. Append, in message order.
+        // 4. Append, in message order. A refused event holds back its key's later events; on
+        //    its last attempt it parks the key and they are kept aside.
         let events: Vec<&Event> = to_store.iter().map(|(_, e)| *e).collect();
-        let final_attempt: Vec<bool> = to_store.iter().map(|(i, _)| self.last_attempt(&batch[*i])).collect();
-        let appended = self.store.append_fencing(&events, &|j| !final_attempt[j]).await?;
+        let appended = self.store.append_refs(&events).await?;
         let (mut new, mut dup) = (0u64, 0u64);
         for ((i, _), outcome) in to_store.iter().zip(appended) {
             let r = &batch[*i];
-            verdicts[*i] = Some(match outcome {
+            verdicts[*i] = match outcome {
                 Appended::Stored(_) => {
                     new += 1;
                     ours.insert(*i);
-                    Verdict::Ack
+                    Some(Verdict::Ack)
                 }
                 Appended::Duplicate(_) => {
                     if !ours.contains(i) {
                         dup += 1;
                     }
-                    Verdict::Ack
+                    Some(Verdict::Ack)
                 }
                 Appended::Rejected(why) => {
-                    if !self.last_attempt(r) {
+                    if self.last_attempt(r) {
+                        self.parks_on_dead_letter(&mut parking, r, &why);
+                    } else {
                         fences.fence(r.key(), &r.message.message_id, window);
                     }
-                    Verdict::Nack(why)
+                    Some(Verdict::Nack(why))
                 }
-                Appended::HeldBack => Verdict::HoldBack,
-            });
+                Appended::HeldBack if parking.contains_key(r.key()) => {
+                    aside.push(*i);
+                    None
+                }
+                Appended::HeldBack => Some(Verdict::HoldBack),
+            };
+        }
+
+        // 5. Parks and the events kept aside, committed before anything is settled: the dead
+        //    letter is nacked, the kept events acked, only once the database has them.
+        if !parking.is_empty() || !aside.is_empty() {
+            aside.sort_unstable();
+            let kept: Vec<&Event> =
+                aside.iter().map(|&i| resolved[i].as_ref().expect("only events are kept aside")).collect();
+            let new_parks: Vec<NewPark> = parking.into_values().collect();
+            for p in &new_parks {
+                tracing::warn!(ordering_key = %p.ordering_key, message_id = %p.message_id, event_id = p.event_id.as_deref().unwrap_or(""), reason = %p.reason, "key parked: its event is dead-lettered on this nack; its later events are kept aside until it is redriven or skipped");
+            }
+            let outcome = self.store.park(&new_parks, &kept, &parks, WORKER).await?;
+            if !outcome.released_meanwhile.is_empty() {
+                return Err(Error::service(
+                    Service::Database,
+                    "keeping events aside",
+                    true,
+                    format!(
+                        "the parked keys {:?} were released meanwhile; the batch is stored again",
+                        outcome.released_meanwhile
+                    ),
+                ));
+            }
+            self.metrics.kept_aside.inc_by(aside.len() as u64);
+            for i in aside {
+                verdicts[i] = Some(Verdict::Ack);
+            }
         }
         if new > 0 {
             // Committed rows count now, whatever happens to the rest of the batch.

@@ -359,6 +359,24 @@ pub async fn list_objects(bucket: &str, prefix: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The worker's options for tests: batches taken within 10 ms, quick back-off, a 5 s shutdown.
+pub fn quick_worker_options() -> suitex_events::worker::WorkerOptions {
+    suitex_events::worker::WorkerOptions {
+        batch_wait: Duration::from_millis(10),
+        backoff_min: Duration::from_millis(100),
+        backoff_max: Duration::from_secs(1),
+        shutdown_deadline: Duration::from_secs(5),
+        ..suitex_events::worker::WorkerOptions::default()
+    }
+}
+
+/// `e` as the emitter publishes it to `events.raw`: its wire form, ordering key and attributes.
+pub fn raw_message(e: &suitex_events::Event) -> Message {
+    let attributes: Vec<(String, String)> =
+        e.attributes().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    Message::new().set_data(e.to_wire_json()).set_ordering_key(e.ordering_key()).set_attributes(attributes)
+}
+
 pub fn attr<'a>(m: &'a Message, key: &str) -> &'a str {
     m.attributes.get(key).map(String::as_str).unwrap_or_default()
 }

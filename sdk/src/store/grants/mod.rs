@@ -5,7 +5,7 @@
 //! | role       | privileges                                                        | used by |
 //! |------------|-------------------------------------------------------------------|---------|
 //! | `migrator` | DDL on the database (`CREATE, ALTER, INDEX, DROP, REFERENCES, TRIGGER, SELECT`); `CREATE, INSERT, UPDATE, DELETE` on the migration bookkeeping tables `_sqlx_migrations` and `migrations`; `CREATE, INSERT, UPDATE` on the order counters `event_store_sequence` and `event_store_aggregates`; `CREATE, UPDATE` on `event_store` (see below) | `suitex-events migrate`, `php artisan migrate --database=event_store`: a job, never a running service |
-//! | `writer`   | `INSERT, SELECT` on `event_store` and on `event_store_merged_position` | the worker (and its `events.merged` feeder) |
+//! | `writer`   | `INSERT, SELECT` on `event_store`, on `event_store_merged_position` and on the parking tables `event_store_parking` and `event_store_parked_events` | the worker (and its `events.merged` feeder) |
 //! | `reader`   | `SELECT` on `event_store`                                         | the web tier and reporting, when they read the ledger |
 //!
 //! The migrator holds `UPDATE` on `event_store` because it is the definer of the trigger that
@@ -39,8 +39,9 @@ use show_grants::{GrantLine, parse_grant};
 pub enum Role {
     /// Creates and changes the schema (migrations); never used by a running service.
     Migrator,
-    /// Appends events and reads them back (the worker): INSERT and SELECT on `event_store`, and
-    /// on `event_store_merged_position` (the `events.merged` feeder's position).
+    /// Appends events and reads them back (the worker): INSERT and SELECT on `event_store`, on
+    /// `event_store_merged_position` (the `events.merged` feeder's position) and on the
+    /// parking tables ([`PARKING_TABLES`]).
     Writer,
     /// Reads the ledger: SELECT on `event_store`.
     Reader,
@@ -56,6 +57,10 @@ const ORDER_TABLES: [&str; 2] = ["event_store_sequence", "event_store_aggregates
 
 /// The table of the `events.merged` feeder's position.
 pub const MERGED_POSITION_TABLE: &str = "event_store_merged_position";
+
+/// The tables of parked keys and the events kept aside behind them (append-only, like the
+/// ledger).
+pub const PARKING_TABLES: [&str; 2] = ["event_store_parking", "event_store_parked_events"];
 
 impl Role {
     /// Every role, in order of decreasing rights.
@@ -86,10 +91,14 @@ impl Role {
         match self {
             Role::Reader => vec![(table, &["SELECT"])],
             Role::Writer => {
-                vec![
+                let mut g: Vec<(String, &'static [&'static str])> = vec![
                     (table, &["INSERT", "SELECT"]),
                     (format!("{database}.{MERGED_POSITION_TABLE}"), &["INSERT", "SELECT"]),
-                ]
+                ];
+                for t in PARKING_TABLES {
+                    g.push((format!("{database}.{t}"), &["INSERT", "SELECT"]));
+                }
+                g
             }
             Role::Migrator => {
                 let mut g: Vec<(String, &'static [&'static str])> = vec![(
@@ -360,6 +369,8 @@ mod tests {
                 "REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'suitex_worker'@'%'",
                 "GRANT INSERT, SELECT ON `events`.`event_store` TO 'suitex_worker'@'%'",
                 "GRANT INSERT, SELECT ON `events`.`event_store_merged_position` TO 'suitex_worker'@'%'",
+                "GRANT INSERT, SELECT ON `events`.`event_store_parking` TO 'suitex_worker'@'%'",
+                "GRANT INSERT, SELECT ON `events`.`event_store_parked_events` TO 'suitex_worker'@'%'",
             ]
         );
         let reader = role_sql("events", &a, Role::Reader, None).unwrap();
@@ -402,12 +413,16 @@ mod tests {
             "GRANT USAGE ON *.* TO `w`@`%` IDENTIFIED BY PASSWORD '*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19'",
             "GRANT SELECT, INSERT ON `events`.`event_store` TO `w`@`%`",
             "GRANT SELECT, INSERT ON `events`.`event_store_merged_position` TO `w`@`%`",
+            "GRANT SELECT, INSERT ON `events`.`event_store_parking` TO `w`@`%`",
+            "GRANT SELECT, INSERT ON `events`.`event_store_parked_events` TO `w`@`%`",
         ]);
         assert!(check_grants(&mariadb, "events", Role::Writer).is_exact());
         let mysql8 = lines(&[
             "GRANT USAGE ON *.* TO `w`@`%`",
             "GRANT INSERT, SELECT ON `events`.`event_store` TO `w`@`%`",
             "GRANT INSERT, SELECT ON `events`.`event_store_merged_position` TO `w`@`%`",
+            "GRANT INSERT, SELECT ON `events`.`event_store_parking` TO `w`@`%`",
+            "GRANT INSERT, SELECT ON `events`.`event_store_parked_events` TO `w`@`%`",
         ]);
         assert!(check_grants(&mysql8, "events", Role::Writer).is_exact());
     }
@@ -441,7 +456,7 @@ mod tests {
 
         let none = lines(&["GRANT USAGE ON *.* TO `w`@`%`"]);
         let check = check_grants(&none, "events", Role::Writer);
-        assert_eq!(check.missing.len(), 4, "{check:?}");
+        assert_eq!(check.missing.len(), 8, "{check:?}");
         assert!(!check.is_exact());
     }
 }

@@ -1,0 +1,291 @@
+//! A dead letter never reorders its aggregate: its key parks until it is redriven or skipped
+//! (docs/architecture.md §2.5 "Parked keys"). On the Pub/Sub fake, which runs message ordering
+//! and the dead-letter policy together as production does, with the claim-check bucket on the
+//! storage emulator and the ledger in MariaDB.
+
+use google_cloud_auth::credentials::anonymous;
+use google_cloud_pubsub::client::Publisher;
+use pubsub_fake::PubSubFake;
+use serde_json::json;
+use std::time::Duration;
+use suitex_events::claim_check::{ClaimCheck, object_name, sha256_hex};
+use suitex_events::consume::merged::MergedEvent;
+use suitex_events::envelope::ClaimCheckRef;
+use suitex_events::store::{Release, Selection};
+use suitex_events::worker::WorkerOptions;
+use suitex_events::worker::dlq::{self, Filter};
+use suitex_events::{Config, Event, Payload};
+use suitex_test_support::*;
+
+fn options() -> WorkerOptions {
+    quick_worker_options()
+}
+
+fn event(aggregate_id: &str, n: u64) -> Event {
+    Event::builder()
+        .account_id(31)
+        .aggregate("sales_order", aggregate_id)
+        .event_type("sales_order.updated")
+        .payload(json!({"n": n, "lines": "x".repeat(64)}))
+        .build()
+        .unwrap()
+}
+
+async fn publish(config: &Config, fake: &PubSubFake, events: &[Event]) {
+    let publisher = Publisher::builder(config.raw_topic_path())
+        .with_endpoint(fake.endpoint())
+        .with_credentials(anonymous::Builder::new().build())
+        .build()
+        .await
+        .unwrap();
+    for e in events {
+        publisher.publish(raw_message(e)).await.unwrap();
+    }
+}
+
+/// `e` as a claim-check whose object was never written (or was lost): poison until the
+/// object is restored with [`restore`].
+fn with_missing_object(config: &Config, e: &Event) -> Event {
+    let text = e.payload().json_text().unwrap().into_owned();
+    let sha256 = sha256_hex(text.as_bytes());
+    let r = ClaimCheckRef {
+        bucket: config.names().payload_bucket.clone(),
+        object: object_name(e, &sha256),
+        generation: 0,
+        sha256,
+        size: text.len() as u64,
+    };
+    e.clone().with_payload(Payload::ClaimCheck(r))
+}
+
+async fn restore(config: &Config, e: &Event) {
+    let text = e.payload().json_text().unwrap().into_owned();
+    ClaimCheck::connect(config).await.unwrap().offload(e, text.into_bytes().into()).await.unwrap();
+}
+
+fn n_of(e: &Event) -> u64 {
+    e.payload().to_value().unwrap()["n"].as_u64().unwrap()
+}
+
+/// The aggregate's rows: (payload n, seq, aggregate_version), in seq order.
+async fn rows_of(db: &TestDb, aggregate_id: &str) -> Vec<(u64, u64, u64)> {
+    let selection = Selection::Aggregate {
+        account_id: 31,
+        aggregate_type: "sales_order".into(),
+        aggregate_id: aggregate_id.into(),
+    };
+    let rows = db.store.read_after(&selection, 0, 100).await.unwrap();
+    rows.iter().map(|s| (n_of(&s.event), s.seq, s.aggregate_version)).collect()
+}
+
+/// The `n` of each of the first `n` events of `key` on `events.merged`, in the order received
+/// (the other keys' messages are consumed and dropped).
+async fn merged_ns(config: &Config, key: &str, n: usize) -> Vec<u64> {
+    let sub = config.subscription_path("events.merged-sub");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut ns = Vec::new();
+    while ns.len() < n {
+        assert!(tokio::time::Instant::now() < deadline, "events.merged held only {ns:?} of {key}");
+        for m in receive(config, &sub, 1, Duration::from_secs(1)).await {
+            if m.ordering_key == key {
+                ns.push(n_of(&MergedEvent::decode(&m.data).unwrap().event));
+            }
+        }
+    }
+    ns
+}
+
+/// `suitex-events ARGS` as an operator runs it, against the scene's database and Pub/Sub.
+fn cli(s: &Scene, args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_suitex-events"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("USER", "ops-oncall")
+        .env("PUBSUB_EMULATOR_HOST", s.fake.addr().to_string())
+        .env("STORAGE_EMULATOR_HOST", required_env("STORAGE_EMULATOR_HOST"))
+        .envs(s.db.settings.to_settings())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "suitex-events {args:?}: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("suitex-events {args:?} printed no JSON ({e}): {stdout}"))
+}
+
+struct Scene {
+    fake: PubSubFake,
+    config: Config,
+    db: TestDb,
+    k: Vec<Event>,
+    poison: Event,
+    worker: RunningWorker,
+}
+
+/// Key K gets e1, e2, e3, e4 with e2 poison (a claim-check whose object is missing); key L
+/// gets two events beside it. Returns once e2 is dead-lettered and K is parked.
+async fn k_parked_behind_e2(prefix: &str) -> Scene {
+    let fake = pubsub_fake::start().await;
+    let config = fake_topology(&fake, prefix).await;
+    let db = TestDb::new(prefix).await;
+    let k: Vec<Event> = (1..=4).map(|n| event("SO-1", n)).collect();
+    let poison = with_missing_object(&config, &k[1]);
+    let l: Vec<Event> = (1..=2).map(|n| event("SO-2", n)).collect();
+    publish(
+        &config,
+        &fake,
+        &[k[0].clone(), poison.clone(), k[2].clone(), l[0].clone(), k[3].clone(), l[1].clone()],
+    )
+    .await;
+    let worker = RunningWorker::start(&config, &db.settings, options()).await;
+
+    let key = k[0].ordering_key();
+    eventually(Duration::from_secs(60), "K is parked with e3 and e4 kept aside", || async {
+        db.store.open_parks().await.unwrap().get(&key).is_some_and(|p| p.parked_events == 2)
+    })
+    .await;
+    let dead =
+        dlq::list(&config, &Filter { ordering_key: Some(key.clone()), ..Filter::default() }).await.unwrap();
+    assert_eq!(dead.len(), 1, "e2 is the key's one dead letter");
+    assert_eq!(dead[0].event_id.as_deref(), Some(&*poison.event_id().to_string()));
+    assert_eq!(dead[0].delivery_count, Some(5));
+
+    let park = db.store.open_parks().await.unwrap().remove(&key).unwrap();
+    assert_eq!(park.event_id.as_deref(), Some(&*poison.event_id().to_string()));
+    assert_eq!(park.data_sha256, sha256_hex(&poison.to_wire_json()));
+    assert!(park.reason.contains("claim-check"), "the park says why: {}", park.reason);
+    assert!(park.recorded_by.starts_with("worker as "), "{}", park.recorded_by);
+    let aside: Vec<u64> = db.store.parked_events(park.id).await.unwrap().iter().map(n_of).collect();
+    assert_eq!(aside, [3, 4], "e3 and e4 are kept aside, whole, in their order");
+
+    eventually(Duration::from_secs(30), "L flows beside the parked key", || async {
+        rows_of(&db, "SO-2").await.len() == 2
+    })
+    .await;
+    assert_eq!(
+        rows_of(&db, "SO-1").await,
+        [(1, rows_of(&db, "SO-1").await[0].1, 1)],
+        "only e1 of K is stored"
+    );
+    let raw = config.subscription_path(&config.names().raw_subscription);
+    eventually(Duration::from_secs(30), "nothing is left on events.raw-sub", || async {
+        fake.backlog(&raw) == 0
+    })
+    .await;
+    assert_eq!(worker.metrics.kept_aside.get(), 2);
+    Scene { fake, config, db, k, poison, worker }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_parks_its_key_and_its_redrive_appends_it_before_the_events_kept_aside() {
+    let s = k_parked_behind_e2("park_redrive").await;
+    let key = s.k[0].ordering_key();
+    // The key stays parked while the cause is not fixed: later events join the others aside.
+    let e5 = event("SO-1", 5);
+    publish(&s.config, &s.fake, std::slice::from_ref(&e5)).await;
+    eventually(Duration::from_secs(30), "e5 is kept aside too", || async {
+        s.db.store.open_parks().await.unwrap().get(&key).is_some_and(|p| p.parked_events == 3)
+    })
+    .await;
+    assert_eq!(rows_of(&s.db, "SO-1").await.len(), 1);
+
+    // What the operator sees.
+    let listed = cli(&s, &["parked", "list", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["ordering_key"], key.as_str());
+    assert_eq!(listed[0]["parked_events"], 3);
+    assert_eq!(listed[0]["event_id"], s.poison.event_id().to_string());
+    let shown = cli(&s, &["parked", "show", &key, "--json"]);
+    let aside: Vec<u64> = shown["events_aside"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["payload"]["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(aside, [3, 4, 5], "{shown}");
+    assert_eq!(shown["history"][0]["action"], "parked");
+
+    // The operator restores the object and releases the key: its dead letter is redriven.
+    restore(&s.config, &s.k[1]).await;
+    let report = cli(&s, &["parked", "release", &key]);
+    assert_eq!(report["redriven"].as_array().unwrap().len(), 1, "{report}");
+    eventually(Duration::from_secs(30), "the key is released", || async {
+        s.db.store.open_parks().await.unwrap().is_empty()
+    })
+    .await;
+    let rows = rows_of(&s.db, "SO-1").await;
+    let ns: Vec<u64> = rows.iter().map(|r| r.0).collect();
+    let versions: Vec<u64> = rows.iter().map(|r| r.2).collect();
+    assert_eq!(ns, [1, 2, 3, 4, 5], "K's rows are e1 … e5 in seq order");
+    assert_eq!(versions, [1, 2, 3, 4, 5], "and in aggregate_version order");
+    assert!(rows.windows(2).all(|w| w[0].1 < w[1].1));
+    assert_eq!(merged_ns(&s.config, &key, 5).await, [1, 2, 3, 4, 5], "events.merged shows K in that order");
+
+    // Flowing again: a new event is appended at once.
+    publish(&s.config, &s.fake, &[event("SO-1", 6)]).await;
+    eventually(Duration::from_secs(30), "K flows after its release", || async {
+        rows_of(&s.db, "SO-1").await.len() == 6
+    })
+    .await;
+    let history = s.db.store.parking_history(&key).await.unwrap();
+    let actions: Vec<&str> = history.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["parked", "redriven"]);
+    assert_eq!(history[1].park_id, Some(history[0].id));
+    let metrics = s.worker.metrics.clone();
+    s.worker.stop().await;
+    assert_eq!(metrics.releases.get(), 1);
+    assert_eq!(metrics.kept_aside.get(), 3);
+    assert_eq!(s.fake.backlog(&s.config.subscription_path(&s.config.names().dlq_subscription)), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skipped_dead_letter_is_recorded_and_the_events_kept_aside_flow_in_order() {
+    let s = k_parked_behind_e2("park_skip").await;
+    let key = s.k[0].ordering_key();
+    let park = s.db.store.open_parks().await.unwrap().remove(&key).unwrap();
+    let released =
+        s.db.store
+            .release(&park, Release::Skipped, None, "ops-oncall", "object lost for good")
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(released.appended.len(), 2);
+    assert!(
+        s.db.store.release(&park, Release::Skipped, None, "ops-oncall", "again").await.is_err(),
+        "a park ends once"
+    );
+    let rows = rows_of(&s.db, "SO-1").await;
+    assert_eq!(rows.iter().map(|r| (r.0, r.2)).collect::<Vec<_>>(), [(1, 1), (3, 2), (4, 3)]);
+    let history = s.db.store.parking_history(&key).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].action, "skipped");
+    assert_eq!(history[1].reason, "object lost for good");
+    assert!(history[1].recorded_by.starts_with("ops-oncall as "), "{}", history[1].recorded_by);
+    assert_eq!(merged_ns(&s.config, &key, 3).await, [1, 3, 4]);
+    // The dead letter is still there; redriven after the skip it is appended last, as the
+    // operator chose.
+    assert_eq!(
+        dlq::list(&s.config, &Filter { ordering_key: Some(key), ..Filter::default() }).await.unwrap().len(),
+        1
+    );
+    s.worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parking_tables_are_append_only() {
+    let s = k_parked_behind_e2("park_append_only").await;
+    s.worker.stop().await;
+    for sql in [
+        "UPDATE event_store_parking SET reason = 'x'",
+        "DELETE FROM event_store_parking",
+        "UPDATE event_store_parked_events SET event = '{}'",
+        "DELETE FROM event_store_parked_events",
+    ] {
+        let err = s.db.store.execute(sql).await.expect_err(sql).to_string();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+}

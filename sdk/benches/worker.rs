@@ -20,9 +20,12 @@
 //! 4. `sequence` — what the ledger's order costs: raw multi-row INSERTs into `event_store` (its
 //!    numbering trigger runs for every row) vs the same INSERTs into a table of the same shape
 //!    without it, alternating rounds.
-//! 5. `scale` — 1 vs 2 vs 4 workers on one subscription (the fake), total throughput: the
+//! 5. `parking` — what the parked-key check (one query per batch) costs the healthy path: the
+//!    worker at full load on the fake with no key parked vs one key parked (target ≥ 0.95×),
+//!    alternating rounds.
+//! 6. `scale` — 1 vs 2 vs 4 workers on one subscription (the fake), total throughput: the
 //!    counter row must not make more workers slower than one.
-//! 6. `memory` — peak RSS of a `suitex-events worker` process storing K claim-checked events of
+//! 7. `memory` — peak RSS of a `suitex-events worker` process storing K claim-checked events of
 //!    S MiB each (default 200 × 30 MiB), beside the same process storing K events of 1 KiB;
 //!    target: ≤ 3 × S + the 1 KiB figure.
 //!
@@ -55,8 +58,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_suitex-events");
 /// Worker benchmark (see the file's docs).
 #[derive(clap::Parser)]
 struct Args {
-    /// Sections to run: append, fake, emulator, sequence, chain, scale, memory.
-    #[arg(long, value_delimiter = ',', default_value = "append,fake,emulator,sequence,chain,scale,memory")]
+    /// Sections to run: append, fake, emulator, sequence, chain, parking, scale, memory.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "append,fake,emulator,sequence,chain,parking,scale,memory"
+    )]
     only: Vec<String>,
     /// Rows per append round.
     #[arg(long, default_value_t = 50_000)]
@@ -576,27 +583,14 @@ async fn chain_section(a: &Args) {
         w / wo
     );
     // And what it costs the worker: a full load on the fake into each (alternating, median).
-    let fake = pubsub_fake::start().await;
-    let config = fake_topology(&fake, "bench-chain").await;
-    let emitter = Emitter::connect(config.clone()).await.unwrap();
-    let (mut with, mut without) = (Vec::new(), Vec::new());
-    for round in 0..a.rounds {
-        let load = |db, tag: String| {
-            let (config, emitter) = (&config, &emitter);
-            async move {
-                let batch = events(a.load_events, &tag);
-                full_load_into(db, config, emitter, &batch, WorkerOptions::default()).await.rate
-            }
-        };
-        if let Drain::Done(r) = load(numbered_only("bench_wl_nochain").await, format!("wn{round}")).await {
-            without.push(r);
-        }
-        if let Drain::Done(r) = load(TestDb::new("bench_wl_chain").await, format!("wc{round}")).await {
-            with.push(r);
-        }
-    }
-    if !with.is_empty() && !without.is_empty() {
-        let (w, wo) = (median(with), median(without));
+    let loads = alternating_loads(
+        a,
+        "bench-chain",
+        || numbered_only("bench_wl_nochain"),
+        || TestDb::new("bench_wl_chain"),
+    )
+    .await;
+    if let Some((wo, w)) = loads {
         println!(
             "chain, the worker at full load on the fake ({} events, median of {}): {wo:.0} events/s numbered only, {w:.0} numbered and chained — ratio {:.2} (target >= 0.90)",
             a.load_events,
@@ -623,6 +617,63 @@ async fn chain_section(a: &Args) {
         rows / scan,
         scan / verify
     );
+}
+
+/// Full loads of the worker (default options) on the fake, alternating rounds, into a database
+/// from `baseline` and one from `variant`: the median events/s of each (`None` when a drain
+/// did not finish).
+async fn alternating_loads<B, BF, V, VF>(a: &Args, tag: &str, baseline: B, variant: V) -> Option<(f64, f64)>
+where
+    B: Fn() -> BF,
+    BF: std::future::Future<Output = TestDb>,
+    V: Fn() -> VF,
+    VF: std::future::Future<Output = TestDb>,
+{
+    let fake = pubsub_fake::start().await;
+    let config = fake_topology(&fake, tag).await;
+    let emitter = Emitter::connect(config.clone()).await.unwrap();
+    let (mut base, mut var) = (Vec::new(), Vec::new());
+    for round in 0..a.rounds {
+        let batch = events(a.load_events, &format!("{tag}-b{round}"));
+        if let Drain::Done(r) =
+            full_load_into(baseline().await, &config, &emitter, &batch, WorkerOptions::default()).await.rate
+        {
+            base.push(r);
+        }
+        let batch = events(a.load_events, &format!("{tag}-v{round}"));
+        if let Drain::Done(r) =
+            full_load_into(variant().await, &config, &emitter, &batch, WorkerOptions::default()).await.rate
+        {
+            var.push(r);
+        }
+    }
+    (!base.is_empty() && !var.is_empty()).then(|| (median(base), median(var)))
+}
+
+/// What the parked-key check costs the healthy path: the worker at full load with no key
+/// parked, and with one (another aggregate's) parked, alternating rounds.
+async fn parking_section(a: &Args) {
+    let one_parked = || async {
+        let db = TestDb::new("bench_parked").await;
+        db.store
+            .execute(
+                "INSERT INTO event_store_parking (ordering_key, action, message_id, data_sha256, reason, recorded_by) \
+                 VALUES ('9:bench:parked', 'parked', 'bench', REPEAT('0', 64), 'a parked key for the benchmark', 'bench')",
+            )
+            .await
+            .unwrap();
+        db
+    };
+    if let Some((none, one)) =
+        alternating_loads(a, "bench-park", || TestDb::new("bench_unparked"), one_parked).await
+    {
+        println!(
+            "parking, the worker at full load on the fake ({} events, median of {}): {none:.0} events/s with no key parked, {one:.0} with one parked — ratio {:.2} (target >= 0.95)",
+            a.load_events,
+            a.rounds,
+            one / none
+        );
+    }
 }
 
 /// 1, 2 and 4 workers on one subscription of the fake, total throughput.
@@ -762,6 +813,9 @@ async fn main() {
     }
     if on("chain") {
         chain_section(&a).await;
+    }
+    if on("parking") {
+        parking_section(&a).await;
     }
     if on("scale") {
         scale_section(&a).await;

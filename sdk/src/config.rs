@@ -61,6 +61,14 @@ pub struct Names {
     pub payload_bucket: String,
 }
 
+impl Names {
+    /// The workers' own subscription on the dead-letter topic, `<dlq_topic>-watch` (the
+    /// dead-letter watch, `SUITEX_WORKER_DLQ_WATCH`); the operators' is `dlq_subscription`.
+    pub fn dlq_watch_subscription(&self) -> String {
+        format!("{}-watch", self.dlq_topic)
+    }
+}
+
 impl Default for Names {
     fn default() -> Self {
         Names {

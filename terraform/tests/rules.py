@@ -76,6 +76,13 @@ def dlq_subscription(cfg: Config):
     assert retention == "2678400s", f"events.dlq-sub must keep dead letters 31 days, Pub/Sub's maximum (it keeps {retention})"
 
 
+def dlq_watch_subscription(cfg: Config):
+    sub = cfg.one("resource", "google_pubsub_subscription", "dlq_watch")
+    assert sub.body.get("topic") == "${google_pubsub_topic.dlq.id}", "the dead-letter watch must subscribe to events.dlq"
+    assert sub.body.get("name") == "${var.topic_names.dlq}-watch", "the dead-letter watch is <dlq topic>-watch, the name the workers derive"
+    assert block(sub.body, "expiration_policy").get("ttl") == "", "the dead-letter watch must never expire"
+
+
 def merged_subscriptions(cfg: Config):
     sub = cfg.one("resource", "google_pubsub_subscription", "merged")
     assert sub.body.get("for_each") == "${var.merged_subscriptions}", "merged subscriptions must come from a variable"
@@ -125,6 +132,7 @@ def worker_pubsub_access(cfg: Config):
     for need in [
         ("${google_pubsub_subscription.raw.name}", "roles/pubsub.subscriber"),
         ("${google_pubsub_topic.merged.name}", "roles/pubsub.publisher"),
+        ("${google_pubsub_subscription.dlq_watch.name}", "roles/pubsub.subscriber"),
     ]:
         assert need in grants, f"the worker needs {need[1]} on {need[0]}; it has {sorted(grants)}"
 
@@ -319,6 +327,7 @@ RULES = [
     topics,
     raw_subscription,
     dlq_subscription,
+    dlq_watch_subscription,
     merged_subscriptions,
     pubsub_service_agent,
     web_pubsub_access,

@@ -172,6 +172,38 @@ impl EventStore {
         Ok(rows.into_iter().map(park_of).map(|p| (p.ordering_key.clone(), p)).collect())
     }
 
+    /// Whether `ordering_key` was ever parked behind the message whose body has `data_sha256`
+    /// (open or released since).
+    pub async fn parked_for(&self, ordering_key: &str, data_sha256: &str) -> Result<bool> {
+        let found: Option<u64> = self
+            .timed(
+                "SELECT park",
+                sqlx::query_scalar(
+                    "SELECT id FROM event_store_parking WHERE ordering_key = ? AND data_sha256 = ? LIMIT 1",
+                )
+                .bind(ordering_key)
+                .bind(data_sha256)
+                .fetch_optional(&self.pool),
+            )
+            .await
+            .map_err(|e| db_error(format!("reading the parked keys of {}", self.describe), e))?;
+        Ok(found.is_some())
+    }
+
+    /// Whether an event with this id is in the ledger.
+    pub async fn is_stored(&self, event_id: uuid::Uuid) -> Result<bool> {
+        let found: Option<u64> = self
+            .timed(
+                "SELECT event",
+                sqlx::query_scalar("SELECT id FROM event_store WHERE event_id = ?")
+                    .bind(event_id.to_string())
+                    .fetch_optional(&self.pool),
+            )
+            .await
+            .map_err(|e| db_error(format!("looking an event up in {}", self.describe), e))?;
+        Ok(found.is_some())
+    }
+
     /// A key's parking history (parks and releases), oldest first.
     pub async fn parking_history(&self, ordering_key: &str) -> Result<Vec<ParkingRecord>> {
         type Row = (u64, String, Option<u64>, Option<String>, String, String, String, String);

@@ -57,6 +57,8 @@ pub struct Metrics {
     pub kept_aside: Counter,
     /// Parked keys this process released (their dead letter came back and was appended).
     pub releases: Counter,
+    /// Keys this process's dead-letter watch parked (dead letters made without its nack).
+    pub watch_parks: Counter,
     /// Failed attempts at the batch in hand since its last success (0: storing works).
     pub consecutive_failed_attempts: Gauge,
     /// 1 for the class of the failure being waited out, 0 for the others.
@@ -90,6 +92,7 @@ impl Default for Metrics {
             parked_oldest_age: Gauge::default(),
             kept_aside: Counter::default(),
             releases: Counter::default(),
+            watch_parks: Counter::default(),
             consecutive_failed_attempts: Gauge::default(),
             failure: Family::default(),
             batch_payload_bytes: Gauge::default(),
@@ -170,6 +173,11 @@ impl Default for Metrics {
             "park_releases",
             "Parked keys this process released when their dead letter came back",
             m.releases.clone(),
+        );
+        registry.register(
+            "dlq_watch_parks",
+            "Keys this process's dead-letter watch parked: dead letters Pub/Sub made without the worker's last-attempt nack",
+            m.watch_parks.clone(),
         );
         registry.register(
             "held_back",

@@ -8,10 +8,12 @@
 //! * [`metrics`]: Prometheus counters and the endpoint that serves them with [`health`].
 //! * [`replay`]: re-publish stored events to `events.merged`.
 //! * [`dlq`]: list, show and redrive dead letters.
+//! * [`dlq_watch`]: parks the key of a dead letter the worker did not park itself.
 //! * [`provision`]: local/dev topology on the emulators.
 
 pub mod digests;
 pub mod dlq;
+pub mod dlq_watch;
 pub mod feeder;
 pub mod health;
 pub mod metrics;

@@ -47,6 +47,10 @@ pub struct WorkerOptions {
     /// (`SUITEX_WORKER_FEED_MERGED`): of all the workers that run it, one leads at
     /// a time (see [`super::feeder`]).
     pub feed_merged: bool,
+    /// Whether the worker watches the dead-letter topic, through its own subscription
+    /// ([`crate::config::Names::dlq_watch_subscription`]), to park the key of a dead letter it
+    /// did not park itself (`SUITEX_WORKER_DLQ_WATCH`). See [`super::dlq_watch`].
+    pub dlq_watch: bool,
     /// The feeder's tuning.
     pub feeder: super::feeder::FeederOptions,
 }
@@ -68,6 +72,7 @@ impl Default for WorkerOptions {
             max_lease: MAX_LEASE,
             lease_extension: s::WORKER_LEASE_EXTENSION.default.duration(),
             feed_merged: s::WORKER_FEED_MERGED.default.flag(),
+            dlq_watch: s::WORKER_DLQ_WATCH.default.flag(),
             feeder: super::feeder::FeederOptions::default(),
         }
     }
@@ -129,12 +134,11 @@ impl WorkerOptions {
                 *slot = v;
             }
         }
-        if let Some(v) = src.parsed(&crate::settings::WORKER_FEED_MERGED, |v| match v {
-            "on" | "true" | "1" => Ok(true),
-            "off" | "false" | "0" => Ok(false),
-            _ => Err("expected on or off".to_string()),
-        })? {
+        if let Some(v) = src.parsed(&crate::settings::WORKER_FEED_MERGED, on_off)? {
             o.feed_merged = v;
+        }
+        if let Some(v) = src.parsed(&crate::settings::WORKER_DLQ_WATCH, on_off)? {
+            o.dlq_watch = v;
         }
         match src.text(&crate::settings::WORKER_DIGEST_BUCKET).as_deref() {
             Some("off") => o.feeder.digests = None,
@@ -162,6 +166,15 @@ impl WorkerOptions {
             ));
         }
         Ok(o)
+    }
+}
+
+/// An on/off switch's value.
+fn on_off(v: &str) -> Result<bool, String> {
+    match v {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        _ => Err("expected on or off".to_string()),
     }
 }
 
@@ -199,6 +212,15 @@ mod tests {
         let e = WorkerOptions::from_lookup(|k| (k == "SUITEX_WORKER_BATCH_SIZE").then(|| "-1".into()))
             .unwrap_err();
         assert_eq!(e.setting(), "SUITEX_WORKER_BATCH_SIZE");
+    }
+
+    #[test]
+    fn the_dead_letter_watch_is_on_by_default_and_can_be_turned_off() {
+        assert!(WorkerOptions::default().dlq_watch);
+        let env = |v: &'static str| move |k: &str| (k == "SUITEX_WORKER_DLQ_WATCH").then(|| v.to_string());
+        assert!(!WorkerOptions::from_lookup(env("off")).unwrap().dlq_watch);
+        let e = WorkerOptions::from_lookup(env("maybe")).unwrap_err().to_string();
+        assert!(e.contains("SUITEX_WORKER_DLQ_WATCH"), "{e}");
     }
 
     #[test]

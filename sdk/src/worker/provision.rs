@@ -204,11 +204,18 @@ pub fn wanted_subscriptions(config: &Config, options: &ProvisionOptions) -> Vec<
     }
     let dlq_sub = Subscription::new()
         .set_name(config.subscription_path(&names.dlq_subscription))
-        .set_topic(dlq_topic)
+        .set_topic(&dlq_topic)
         .set_ack_deadline_seconds(ACK_DEADLINE_SECONDS)
         .set_message_retention_duration(wkt_duration(DLQ_RETENTION))
         .set_expiration_policy(ExpirationPolicy::new());
-    let mut wanted = vec![raw_sub, dlq_sub];
+    // The workers' dead-letter watch (worker::dlq_watch): it parks the key of a dead letter the
+    // worker did not park itself, and acks it here only.
+    let watch_sub = Subscription::new()
+        .set_name(config.subscription_path(&names.dlq_watch_subscription()))
+        .set_topic(dlq_topic)
+        .set_ack_deadline_seconds(ACK_DEADLINE_SECONDS)
+        .set_expiration_policy(ExpirationPolicy::new());
+    let mut wanted = vec![raw_sub, dlq_sub, watch_sub];
     for name in &options.merged_subscriptions {
         wanted.push(
             Subscription::new()

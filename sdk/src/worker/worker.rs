@@ -40,6 +40,7 @@
 //! hands each ordering key to one of them at a time.
 
 use super::WorkerOptions;
+use super::dlq_watch::DlqWatch;
 use super::feeder::Feeder;
 use super::health::Health;
 use super::metrics::Metrics;
@@ -237,6 +238,13 @@ impl Worker {
         });
         // Stops the feeder however the run ends.
         let _feeder_guard = feeder_stop.clone().drop_guard();
+        let watch_stop = CancellationToken::new();
+        let _watch_guard = watch_stop.clone().drop_guard();
+        if self.options.dlq_watch {
+            let watch = DlqWatch::new(self.config.clone(), self.store.clone(), self.metrics.clone());
+            let stop = watch_stop.clone();
+            tokio::spawn(async move { watch.run(stop).await });
+        }
         let started = Instant::now();
         let result = self.store_until(shutdown).await;
         feeder_stop.cancel();

@@ -82,6 +82,22 @@ resource "google_pubsub_subscription" "dlq" {
   }
 }
 
+# The workers' dead-letter watch: a dead letter Pub/Sub made without the worker's last-attempt
+# nack (a worker stopped during that attempt, acks lost) parks its ordering key from here, so
+# the key's later events wait behind it (docs/architecture.md §2.5, "Parked keys"). The
+# workers ack here only; the operators' events.dlq-sub keeps every dead letter.
+resource "google_pubsub_subscription" "dlq_watch" {
+  name    = "${var.topic_names.dlq}-watch"
+  project = var.project_id
+  topic   = google_pubsub_topic.dlq.id
+
+  ack_deadline_seconds = 60
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
 # Downstream consumers of stored events (e.g. the NetSuite sync), as configured.
 resource "google_pubsub_subscription" "merged" {
   for_each = var.merged_subscriptions
@@ -154,6 +170,13 @@ resource "google_pubsub_topic_iam_member" "merged_worker_publisher" {
 resource "google_pubsub_subscription_iam_member" "dlq_worker_subscriber" {
   project      = var.project_id
   subscription = google_pubsub_subscription.dlq.name
+  role         = "roles/pubsub.subscriber"
+  member       = "serviceAccount:${var.worker_service_account}"
+}
+
+resource "google_pubsub_subscription_iam_member" "dlq_watch_worker_subscriber" {
+  project      = var.project_id
+  subscription = google_pubsub_subscription.dlq_watch.name
   role         = "roles/pubsub.subscriber"
   member       = "serviceAccount:${var.worker_service_account}"
 }

@@ -214,6 +214,7 @@ pub async fn fake_topology(fake: &pubsub_fake::PubSubFake, prefix: &str) -> Conf
     })
     .unwrap();
     fake.create_subscription(sub(&n.dlq_subscription, &n.dlq_topic)).unwrap();
+    fake.create_subscription(sub(&n.dlq_watch_subscription(), &n.dlq_topic)).unwrap();
     fake.create_subscription(sub("events.merged-sub", &n.merged_topic)).unwrap();
     suitex_events::worker::provision::provision_bucket(&config)
         .await

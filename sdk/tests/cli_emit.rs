@@ -120,13 +120,14 @@ fn provision_is_idempotent_and_warns_when_ordering_is_off() {
     let first = run(&config, &["provision", "--without-ordering"], None);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
     let stdout = text(&first.stdout);
-    // Three topics, two subscriptions, the claim-check bucket and the digest bucket.
-    assert_eq!(stdout.matches("created").count(), 7, "{stdout}");
+    // Three topics, three subscriptions (the workers', the operators' dead letters, the dead-letter
+    // watch), the claim-check bucket and the digest bucket.
+    assert_eq!(stdout.matches("created").count(), 8, "{stdout}");
     assert!(text(&first.stderr).contains("WITHOUT message ordering"), "{}", text(&first.stderr));
 
     let second = run(&config, &["provision", "--without-ordering"], None);
     assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
-    assert_eq!(text(&second.stdout).matches("exists").count(), 7, "{}", text(&second.stdout));
+    assert_eq!(text(&second.stdout).matches("exists").count(), 8, "{}", text(&second.stdout));
     assert_eq!(text(&second.stdout).matches("created").count(), 0);
 }
 

@@ -123,12 +123,26 @@ struct Scene {
     db: TestDb,
     k: Vec<Event>,
     poison: Event,
-    worker: RunningWorker,
+    workers: Vec<RunningWorker>,
+}
+
+impl Scene {
+    /// A counter summed over the scene's workers.
+    fn total(&self, counter: impl Fn(&suitex_events::worker::metrics::Metrics) -> u64) -> u64 {
+        self.workers.iter().map(|w| counter(&w.metrics)).sum()
+    }
+
+    async fn stop(self) {
+        for w in self.workers {
+            w.stop().await;
+        }
+    }
 }
 
 /// Key K gets e1, e2, e3, e4 with e2 poison (a claim-check whose object is missing); key L
-/// gets two events beside it. Returns once e2 is dead-lettered and K is parked.
-async fn k_parked_behind_e2(prefix: &str) -> Scene {
+/// gets two events beside it; `workers` workers share the subscription. Returns once e2 is
+/// dead-lettered and K is parked.
+async fn k_parked_behind_e2(prefix: &str, workers: usize) -> Scene {
     let fake = pubsub_fake::start().await;
     let config = fake_topology(&fake, prefix).await;
     let db = TestDb::new(prefix).await;
@@ -141,7 +155,10 @@ async fn k_parked_behind_e2(prefix: &str) -> Scene {
         &[k[0].clone(), poison.clone(), k[2].clone(), l[0].clone(), k[3].clone(), l[1].clone()],
     )
     .await;
-    let worker = RunningWorker::start(&config, &db.settings, options()).await;
+    let mut running = Vec::new();
+    for _ in 0..workers {
+        running.push(RunningWorker::start(&config, &db.settings, options()).await);
+    }
 
     let key = k[0].ordering_key();
     eventually(Duration::from_secs(60), "K is parked with e3 and e4 kept aside", || async {
@@ -176,13 +193,25 @@ async fn k_parked_behind_e2(prefix: &str) -> Scene {
         fake.backlog(&raw) == 0
     })
     .await;
-    assert_eq!(worker.metrics.kept_aside.get(), 2);
-    Scene { fake, config, db, k, poison, worker }
+    let s = Scene { fake, config, db, k, poison, workers: running };
+    assert_eq!(s.total(|m| m.kept_aside.get()), 2);
+    s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_letter_parks_its_key_and_its_redrive_appends_it_before_the_events_kept_aside() {
-    let s = k_parked_behind_e2("park_redrive").await;
+    parked_then_redriven("park_redrive", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_workers_a_parked_key_stays_parked_across_them_and_its_redrive_restores_the_order() {
+    parked_then_redriven("park_two", 2).await;
+}
+
+/// K parked behind e2 (see [`k_parked_behind_e2`]), e5 arrives meanwhile, the operator looks,
+/// restores e2's object and releases K: K's rows are e1 … e5 in order, and K flows again.
+async fn parked_then_redriven(prefix: &str, workers: usize) {
+    let s = k_parked_behind_e2(prefix, workers).await;
     let key = s.k[0].ordering_key();
     // The key stays parked while the cause is not fixed: later events join the others aside.
     let e5 = event("SO-1", 5);
@@ -235,16 +264,15 @@ async fn a_dead_letter_parks_its_key_and_its_redrive_appends_it_before_the_event
     let actions: Vec<&str> = history.iter().map(|r| r.action.as_str()).collect();
     assert_eq!(actions, ["parked", "redriven"]);
     assert_eq!(history[1].park_id, Some(history[0].id));
-    let metrics = s.worker.metrics.clone();
-    s.worker.stop().await;
-    assert_eq!(metrics.releases.get(), 1);
-    assert_eq!(metrics.kept_aside.get(), 3);
+    assert_eq!(s.total(|m| m.releases.get()), 1);
+    assert_eq!(s.total(|m| m.kept_aside.get()), 3);
     assert_eq!(s.fake.backlog(&s.config.subscription_path(&s.config.names().dlq_subscription)), 0);
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_skipped_dead_letter_is_recorded_and_the_events_kept_aside_flow_in_order() {
-    let s = k_parked_behind_e2("park_skip").await;
+    let s = k_parked_behind_e2("park_skip", 1).await;
     let key = s.k[0].ordering_key();
     let park = s.db.store.open_parks().await.unwrap().remove(&key).unwrap();
     let released =
@@ -272,13 +300,12 @@ async fn a_skipped_dead_letter_is_recorded_and_the_events_kept_aside_flow_in_ord
         dlq::list(&s.config, &Filter { ordering_key: Some(key), ..Filter::default() }).await.unwrap().len(),
         1
     );
-    s.worker.stop().await;
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_parking_tables_are_append_only() {
-    let s = k_parked_behind_e2("park_append_only").await;
-    s.worker.stop().await;
+    let s = k_parked_behind_e2("park_append_only", 1).await;
     for sql in [
         "UPDATE event_store_parking SET reason = 'x'",
         "DELETE FROM event_store_parking",
@@ -288,6 +315,7 @@ async fn the_parking_tables_are_append_only() {
         let err = s.db.store.execute(sql).await.expect_err(sql).to_string();
         assert!(err.contains("append-only"), "{sql}: {err}");
     }
+    s.stop().await;
 }
 
 /// Publishes `e` on the dead-letter topic as Pub/Sub does when it gives up on it.
@@ -402,4 +430,66 @@ async fn the_watch_parks_a_key_within_a_poll_and_never_for_an_event_already_stor
         "only the key of the event never stored"
     );
     worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeping_events_aside_while_the_key_is_released_strands_none_of_them() {
+    // A worker keeps K's events aside one after the other while a release of K runs: each is
+    // either kept before the release (and appended by it, in order) or told the key was
+    // released (and appended by the worker's retry instead) — none is left kept aside behind a
+    // park that is over.
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use suitex_events::store::NewPark;
+    let db = TestDb::new("park_race").await;
+    let dead = event("SO-R", 0);
+    let key = dead.ordering_key();
+    let new_park = NewPark {
+        ordering_key: key.clone(),
+        event_id: Some(dead.event_id().to_string()),
+        message_id: "m-0".into(),
+        data: dead.to_wire_json(),
+        reason: "a test".into(),
+    };
+    db.store.park(&[new_park], &[], &Default::default(), "test").await.unwrap();
+    let park = db.store.open_parks().await.unwrap().remove(&key).unwrap();
+
+    let kept_so_far = Arc::new(AtomicUsize::new(0));
+    let keeper = tokio::spawn({
+        let (store, park, key, kept_so_far) =
+            (db.store.clone(), park.clone(), key.clone(), kept_so_far.clone());
+        async move {
+            let open = std::collections::HashMap::from([(key, park)]);
+            let (mut kept, mut refused) = (Vec::new(), Vec::new());
+            for n in 1..=150 {
+                let e = event("SO-R", n);
+                let outcome = store.park(&[], &[&e], &open, "test").await.unwrap();
+                if outcome.released_meanwhile.is_empty() {
+                    kept.push(e.event_id().to_string());
+                    kept_so_far.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    refused.push(e.event_id().to_string());
+                }
+            }
+            (kept, refused)
+        }
+    });
+    eventually(Duration::from_secs(30), "some events are kept aside", || async {
+        kept_so_far.load(Ordering::Relaxed) >= 10
+    })
+    .await;
+    let released =
+        db.store.release(&park, Release::Redriven, Some(&dead), "test", "the race").await.unwrap().unwrap();
+    let (kept, refused) = keeper.await.unwrap();
+    assert!(!refused.is_empty(), "the release landed while events were still being kept aside");
+    let appended: Vec<String> = released.appended.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(appended[0], dead.event_id().to_string(), "the dead letter first");
+    assert_eq!(appended[1..], kept[..], "then every event kept aside before the release, in order");
+    let rows = rows_of(&db, "SO-R").await;
+    assert_eq!(rows.len(), 1 + kept.len());
+    assert_eq!(
+        db.store.parked_events(park.id).await.unwrap().len(),
+        kept.len(),
+        "nothing was kept after the release"
+    );
 }

@@ -440,7 +440,7 @@ async fn keeping_events_aside_while_the_key_is_released_strands_none_of_them() {
     // park that is over.
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use suitex_events::store::NewPark;
+    use suitex_events::store::{NewPark, Parking};
     let db = TestDb::new("park_race").await;
     let dead = event("SO-R", 0);
     let key = dead.ordering_key();
@@ -451,19 +451,18 @@ async fn keeping_events_aside_while_the_key_is_released_strands_none_of_them() {
         data: dead.to_wire_json(),
         reason: "a test".into(),
     };
-    db.store.park(&[new_park], &[], &Default::default(), "test").await.unwrap();
+    db.store.park(&[Parking::Park(new_park)], &Default::default(), "test").await.unwrap();
     let park = db.store.open_parks().await.unwrap().remove(&key).unwrap();
 
     let kept_so_far = Arc::new(AtomicUsize::new(0));
     let keeper = tokio::spawn({
-        let (store, park, key, kept_so_far) =
-            (db.store.clone(), park.clone(), key.clone(), kept_so_far.clone());
+        let (store, kept_so_far) = (db.store.clone(), kept_so_far.clone());
         async move {
-            let open = std::collections::HashMap::from([(key, park)]);
+            let open = store.open_parks().await.unwrap();
             let (mut kept, mut refused) = (Vec::new(), Vec::new());
             for n in 1..=150 {
                 let e = event("SO-R", n);
-                let outcome = store.park(&[], &[&e], &open, "test").await.unwrap();
+                let outcome = store.park(&[Parking::KeepAside(&e)], &open, "test").await.unwrap();
                 if outcome.released_meanwhile.is_empty() {
                     kept.push(e.event_id().to_string());
                     kept_so_far.fetch_add(1, Ordering::Relaxed);
@@ -492,4 +491,55 @@ async fn keeping_events_aside_while_the_key_is_released_strands_none_of_them() {
         kept.len(),
         "nothing was kept after the release"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_dead_letter_of_a_parked_key_parks_it_again_and_one_release_restores_the_whole_order() {
+    // K: e1, e2 (poison), e3, e4 (poison too), e5. e4 must not end up after e5.
+    let fake = pubsub_fake::start().await;
+    let config = fake_topology(&fake, "park_twice").await;
+    let db = TestDb::new("park_twice").await;
+    let k: Vec<Event> = (1..=5).map(|n| event("SO-3", n)).collect();
+    let key = k[0].ordering_key();
+    let (p2, p4) = (with_missing_object(&config, &k[1]), with_missing_object(&config, &k[3]));
+    publish(&config, &fake, &[k[0].clone(), p2.clone(), k[2].clone(), p4.clone(), k[4].clone()]).await;
+    let worker = RunningWorker::start(&config, &db.settings, options()).await;
+    eventually(Duration::from_secs(60), "K is parked behind e2 and e4, e3 and e5 kept aside", || async {
+        let open = db.store.open_parks().await.unwrap();
+        open.of(&key).len() == 2 && open.of(&key).iter().map(|p| p.parked_events).sum::<u64>() == 2
+    })
+    .await;
+    let open = db.store.open_parks().await.unwrap();
+    let parks = open.of(&key);
+    assert_eq!(parks[0].event_id, Some(p2.event_id().to_string()), "the oldest park is e2's");
+    assert_eq!(parks[1].event_id, Some(p4.event_id().to_string()), "then e4's");
+    let behind = |i: usize| {
+        let id = parks[i].id;
+        let store = db.store.clone();
+        async move { store.parked_events(id).await.unwrap().iter().map(n_of).collect::<Vec<_>>() }
+    };
+    assert_eq!(
+        (behind(0).await, behind(1).await),
+        (vec![3], vec![5]),
+        "each event behind the dead letter before it"
+    );
+    assert_eq!(rows_of(&db, "SO-3").await.len(), 1);
+
+    // Both causes fixed; the key's dead letters redriven, in their order.
+    restore(&config, &k[1]).await;
+    restore(&config, &k[3]).await;
+    let report = dlq::redrive(&config, &Filter { ordering_key: Some(key.clone()), ..Filter::default() })
+        .await
+        .unwrap();
+    assert_eq!(report.redriven.len(), 2);
+    eventually(Duration::from_secs(60), "K is released", || async {
+        db.store.open_parks().await.unwrap().is_empty()
+    })
+    .await;
+    let rows = rows_of(&db, "SO-3").await;
+    assert_eq!(rows.iter().map(|r| (r.0, r.2)).collect::<Vec<_>>(), [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)]);
+    let actions: Vec<String> =
+        db.store.parking_history(&key).await.unwrap().into_iter().map(|r| r.action).collect();
+    assert_eq!(actions, ["parked", "parked", "redriven", "redriven"]);
+    worker.stop().await;
 }

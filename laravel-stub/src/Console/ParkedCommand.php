@@ -77,22 +77,19 @@ class ParkedCommand extends Command
 
             return self::INVALID;
         }
-        $open = null;
-        foreach ($parks as $p) {
-            if ($p['ordering_key'] === $key) {
-                $open = $p;
-            }
-        }
-        $aside = $open === null ? [] : $db->table('event_store_parked_events')->where('park_id', $open['id'])
-            ->orderBy('id')->pluck('event')->map(fn ($e) => json_decode($e, true))->all();
+        // Oldest first: the first is the dead letter the key waits on now.
+        $keyParks = array_values(array_filter($parks, fn ($p) => $p['ordering_key'] === $key));
+        $open = $keyParks[0] ?? null;
+        $aside = $keyParks === [] ? [] : $db->table('event_store_parked_events')->whereIn('park_id', array_column($keyParks, 'id'))
+            ->orderBy('park_id')->orderBy('id')->pluck('event')->map(fn ($e) => json_decode($e, true))->all();
         if ($this->option('json')) {
-            $this->line(json_encode(['ordering_key' => $key, 'parked' => $open, 'events_aside' => $aside, 'history' => $history],
+            $this->line(json_encode(['ordering_key' => $key, 'parked' => $open, 'parks' => $keyParks, 'events_aside' => $aside, 'history' => $history],
                 JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_PRETTY_PRINT));
         } elseif ($open === null) {
             $this->line("{$key} is not parked");
         } else {
             $this->line("{$key} is parked since {$open['parked_at']} behind dead letter ".($open['event_id'] ?? $open['message_id']).": {$open['reason']}");
-            $this->line(count($aside).' events kept aside');
+            $this->line(count($keyParks).' dead letters, '.count($aside).' events kept aside');
         }
 
         return self::SUCCESS;

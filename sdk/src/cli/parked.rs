@@ -14,7 +14,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show one key: its open park, the events kept aside, and its parking history.
+    /// Show one key: its open parks (oldest first), the events kept aside, and its history.
     Show {
         /// The ordering key, `account:aggregate_type:aggregate_id`.
         key: String,
@@ -28,8 +28,9 @@ pub enum Command {
         /// The ordering key.
         key: String,
     },
-    /// Give up on the key's dead letter: record who skipped it and why, then append the events
-    /// kept aside behind it, in order. The dead letter stays on events.dlq-sub.
+    /// Give up on the dead letter the key waits on (its oldest park): record who skipped it and
+    /// why, then append the events kept aside behind it, in order. The dead letter stays on
+    /// events.dlq-sub.
     Skip {
         /// The ordering key.
         key: String,
@@ -62,9 +63,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = EventStore::connect(&StoreSettings::from_env()?).await?;
     match args.command {
         Command::List { json } => {
-            let parks = store.open_parks().await?;
-            let mut parks: Vec<&Park> = parks.values().collect();
-            parks.sort_by_key(|p| p.id);
+            let open = store.open_parks().await?;
+            let parks: Vec<&Park> = open.all();
             if json {
                 println!("{}", serde_json::to_string_pretty(&parks)?);
             } else {
@@ -80,7 +80,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                         p.reason
                     );
                 }
-                eprintln!("{} parked keys", parks.len());
+                eprintln!("{} parked keys ({} dead letters)", open.len(), parks.len());
             }
         }
         Command::Show { key, json } => {
@@ -88,23 +88,25 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             if history.is_empty() {
                 return Err(ConfigError::new("key", format!("{key:?} was never parked")).into());
             }
-            let open = store.open_parks().await?.remove(&key);
-            let aside = match &open {
-                Some(p) => store.parked_events(p.id).await?,
-                None => Vec::new(),
-            };
-            let aside: Vec<serde_json::Value> = aside.iter().map(|e| e.to_wire_value()).collect();
-            let shown = serde_json::json!({ "ordering_key": key, "parked": open, "events_aside": aside, "history": history });
+            // Oldest first: the first is the dead letter the key waits on now.
+            let parks = store.open_parks().await?.of(&key).to_vec();
+            let mut aside = Vec::new();
+            for p in &parks {
+                aside.extend(store.parked_events(p.id).await?.iter().map(|e| e.to_wire_value()));
+            }
+            let open = parks.first();
+            let shown = serde_json::json!({ "ordering_key": key, "parked": open, "parks": parks, "events_aside": aside, "history": history });
             if json {
                 println!("{}", serde_json::to_string_pretty(&shown)?);
             } else {
                 match &open {
                     Some(p) => println!(
-                        "{key} is parked since {} behind dead letter {} (message {}): {}\n{} events kept aside",
+                        "{key} is parked since {} behind dead letter {} (message {}): {}\n{} dead letters, {} events kept aside",
                         p.parked_at,
                         p.event_id.as_deref().unwrap_or("?"),
                         p.message_id,
                         p.reason,
+                        parks.len(),
                         aside.len()
                     ),
                     None => println!("{key} is not parked"),

@@ -53,6 +53,76 @@ pub struct Park {
     pub parked_events: u64,
 }
 
+/// The open parks, by key, oldest first. A key stays parked while any of its parks is open: a
+/// second dead letter of a parked key parks it again, behind the first. The oldest park is the
+/// one whose dead letter must come back (or be skipped) first; the key's later events are kept
+/// behind the newest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenParks(HashMap<String, Vec<Park>>);
+
+impl OpenParks {
+    /// The key's oldest open park: the one a release of the key ends.
+    pub fn get(&self, key: &str) -> Option<&Park> {
+        self.0.get(key).and_then(|p| p.first())
+    }
+
+    /// The key's newest open park: the one its later events are kept behind.
+    pub fn newest(&self, key: &str) -> Option<&Park> {
+        self.0.get(key).and_then(|p| p.last())
+    }
+
+    /// The key's open parks, oldest first.
+    pub fn of(&self, key: &str) -> &[Park] {
+        self.0.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether the key is parked.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    /// Removes and returns the key's oldest open park (once it is released).
+    pub fn remove(&mut self, key: &str) -> Option<Park> {
+        let parks = self.0.get_mut(key)?;
+        let oldest = parks.remove(0);
+        if parks.is_empty() {
+            self.0.remove(key);
+        }
+        Some(oldest)
+    }
+
+    /// Whether no key is parked.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Parked keys.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The parked keys.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.keys()
+    }
+
+    /// Every open park, oldest first.
+    pub fn all(&self) -> Vec<&Park> {
+        let mut all: Vec<&Park> = self.0.values().flatten().collect();
+        all.sort_by_key(|p| p.id);
+        all
+    }
+}
+
+/// One step of [`EventStore::park`], in message order.
+#[derive(Debug, Clone)]
+pub enum Parking<'a> {
+    /// Park the key behind this dead letter (behind its open parks, if it has any).
+    Park(NewPark),
+    /// Keep this event aside behind its key's newest park.
+    KeepAside(&'a Event),
+}
+
 /// A park to record: the dead letter of `ordering_key`.
 #[derive(Debug, Clone)]
 pub struct NewPark {
@@ -159,8 +229,9 @@ fn park_of(r: ParkRow) -> Park {
 }
 
 impl EventStore {
-    /// The open parks, by ordering key. One small query: the worker asks before every batch.
-    pub async fn open_parks(&self) -> Result<HashMap<String, Park>> {
+    /// The open parks, by ordering key, oldest first. One small query: the worker asks before
+    /// every batch.
+    pub async fn open_parks(&self) -> Result<OpenParks> {
         let sql = format!(
             "SELECT {PARK_COLUMNS} FROM event_store_parking p WHERE p.action = 'parked' \
              AND NOT EXISTS (SELECT 1 FROM event_store_parking r WHERE r.park_id = p.id) ORDER BY p.id"
@@ -169,7 +240,11 @@ impl EventStore {
             .timed("SELECT parks", sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool))
             .await
             .map_err(|e| db_error(format!("reading the parked keys of {}", self.describe), e))?;
-        Ok(rows.into_iter().map(park_of).map(|p| (p.ordering_key.clone(), p)).collect())
+        let mut open = OpenParks::default();
+        for p in rows.into_iter().map(park_of) {
+            open.0.entry(p.ordering_key.clone()).or_default().push(p);
+        }
+        Ok(open)
     }
 
     /// Whether `ordering_key` was ever parked behind the message whose body has `data_sha256`
@@ -263,22 +338,28 @@ impl EventStore {
             .collect()
     }
 
-    /// Records `parks` (keys not parked yet) and keeps `aside` — events whose key is parked,
-    /// by an open park or one of `parks` — in one transaction. Idempotent: a park whose key is
-    /// parked already and an event kept aside already are not recorded twice. An event whose
+    /// Carries out `steps` in one transaction, in their order: records parks (a key parked
+    /// already is parked again, behind its open parks) and keeps events aside behind their
+    /// key's newest park. Idempotent: a park of the same key and dead letter that is open
+    /// already, and an event kept aside already, are not recorded twice. An event whose key's
     /// open park was released meanwhile is not kept: its key is reported, to be appended.
     /// Events must carry their payload inline.
     pub async fn park(
         &self,
-        parks: &[NewPark],
-        aside: &[&Event],
-        open: &HashMap<String, Park>,
+        steps: &[Parking<'_>],
+        open: &OpenParks,
         recorded_by: &str,
     ) -> Result<KeptAside> {
         let operation = || format!("parking keys in {}", self.describe);
         let db = |e| db_error(operation(), e);
-        let locked: BTreeSet<u64> =
-            aside.iter().filter_map(|e| open.get(&e.ordering_key())).map(|p| p.id).collect();
+        // The open parks events are kept behind: locked, so no release of them runs meanwhile.
+        let locked: BTreeSet<u64> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Parking::KeepAside(e) => open.newest(&e.ordering_key()).map(|p| p.id),
+                Parking::Park(_) => None,
+            })
+            .collect();
         let mut conn = self.locked_session(locked.iter().copied()).await?;
         let mut tx = self.timed("BEGIN", conn.begin()).await.map_err(db)?;
         let mut kept = KeptAside::default();
@@ -294,80 +375,101 @@ impl EventStore {
                 .await
                 .map_err(db)?;
             if released.is_some() {
-                let key = open.values().find(|p| p.id == id).map(|p| p.ordering_key.clone());
+                let key = open.all().into_iter().find(|p| p.id == id).map(|p| p.ordering_key.clone());
                 kept.released_meanwhile.extend(key);
             }
         }
-        for p in parks {
-            if open.contains_key(&p.ordering_key) || kept.parks.contains_key(&p.ordering_key) {
-                continue;
+        // The newest park of each key as the steps go.
+        let mut newest: HashMap<String, u64> = HashMap::new();
+        for step in steps {
+            match step {
+                Parking::Park(p) => {
+                    let sha256 = crate::claim_check::sha256_hex(&p.data);
+                    if let Some(same) = open.of(&p.ordering_key).iter().find(|o| o.data_sha256 == sha256) {
+                        // Recorded by an earlier attempt at this batch.
+                        newest.insert(p.ordering_key.clone(), same.id);
+                        continue;
+                    }
+                    let id = self
+                        .timed(
+                            "INSERT park",
+                            sqlx::query(
+                                "INSERT INTO event_store_parking \
+                                 (ordering_key, action, event_id, message_id, data_sha256, reason, recorded_by) \
+                                 VALUES (?, 'parked', ?, ?, ?, ?, CONCAT(?, ' as ', CURRENT_USER()))",
+                            )
+                            .bind(&p.ordering_key)
+                            .bind(&p.event_id)
+                            .bind(&p.message_id)
+                            .bind(&sha256)
+                            .bind(&p.reason)
+                            .bind(recorded_by)
+                            .execute(&mut *tx),
+                        )
+                        .await
+                        .map_err(db)?
+                        .last_insert_id();
+                    kept.parks.insert(p.ordering_key.clone(), id);
+                    newest.insert(p.ordering_key.clone(), id);
+                }
+                Parking::KeepAside(event) => {
+                    let key = event.ordering_key();
+                    if kept.released_meanwhile.contains(&key) {
+                        continue;
+                    }
+                    let Some(park_id) = newest.get(&key).copied().or_else(|| open.newest(&key).map(|p| p.id))
+                    else {
+                        return Err(Error::service(
+                            Service::Database,
+                            operation(),
+                            false,
+                            format!(
+                                "event {} is to be kept aside, but its key {key} has no park",
+                                event.event_id()
+                            ),
+                        ));
+                    };
+                    self.keep_aside(&mut tx, park_id, event).await.map_err(db)?;
+                }
             }
-            let id = self
-                .timed(
-                    "INSERT park",
-                    sqlx::query(
-                        "INSERT INTO event_store_parking \
-                         (ordering_key, action, event_id, message_id, data_sha256, reason, recorded_by) \
-                         VALUES (?, 'parked', ?, ?, ?, ?, CONCAT(?, ' as ', CURRENT_USER()))",
-                    )
-                    .bind(&p.ordering_key)
-                    .bind(&p.event_id)
-                    .bind(&p.message_id)
-                    .bind(crate::claim_check::sha256_hex(&p.data))
-                    .bind(&p.reason)
-                    .bind(recorded_by)
-                    .execute(&mut *tx),
-                )
-                .await
-                .map_err(db)?
-                .last_insert_id();
-            kept.parks.insert(p.ordering_key.clone(), id);
-        }
-        for event in aside {
-            let key = event.ordering_key();
-            if kept.released_meanwhile.contains(&key) {
-                continue;
-            }
-            let Some(park_id) = kept.parks.get(&key).copied().or_else(|| open.get(&key).map(|p| p.id)) else {
-                return Err(Error::service(
-                    Service::Database,
-                    operation(),
-                    false,
-                    format!("event {} is to be kept aside, but its key {key} has no park", event.event_id()),
-                ));
-            };
-            let there: Option<u64> = self
-                .timed(
-                    "SELECT parked event",
-                    sqlx::query_scalar(
-                        "SELECT id FROM event_store_parked_events WHERE park_id = ? AND event_id = ?",
-                    )
-                    .bind(park_id)
-                    .bind(event.event_id().to_string())
-                    .fetch_optional(&mut *tx),
-                )
-                .await
-                .map_err(db)?;
-            if there.is_some() {
-                continue;
-            }
-            let text = String::from_utf8(event.to_wire_json()).expect("the wire form is JSON text");
-            self.timed(
-                "INSERT parked event",
-                sqlx::query(
-                    "INSERT INTO event_store_parked_events (park_id, event_id, event) VALUES (?, ?, ?)",
-                )
-                .bind(park_id)
-                .bind(event.event_id().to_string())
-                .bind(text)
-                .execute(&mut *tx),
-            )
-            .await
-            .map_err(db)?;
         }
         self.timed("COMMIT", tx.commit()).await.map_err(db)?;
         let _ = conn.close().await; // ends the session: its named locks go with it
         Ok(kept)
+    }
+
+    /// Keeps `event` behind park `park_id` in `tx`, unless it is kept there already.
+    async fn keep_aside(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
+        park_id: u64,
+        event: &Event,
+    ) -> std::result::Result<(), sqlx::Error> {
+        let there: Option<u64> = self
+            .timed(
+                "SELECT parked event",
+                sqlx::query_scalar(
+                    "SELECT id FROM event_store_parked_events WHERE park_id = ? AND event_id = ?",
+                )
+                .bind(park_id)
+                .bind(event.event_id().to_string())
+                .fetch_optional(&mut **tx),
+            )
+            .await?;
+        if there.is_some() {
+            return Ok(());
+        }
+        let text = String::from_utf8(event.to_wire_json()).expect("the wire form is JSON text");
+        self.timed(
+            "INSERT parked event",
+            sqlx::query("INSERT INTO event_store_parked_events (park_id, event_id, event) VALUES (?, ?, ?)")
+                .bind(park_id)
+                .bind(event.event_id().to_string())
+                .bind(text)
+                .execute(&mut **tx),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Ends `park`: appends the dead letter (`dead_letter`, for [`Release::Redriven`]) and then

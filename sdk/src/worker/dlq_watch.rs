@@ -10,9 +10,9 @@
 //! which it leaves alone; `SUITEX_WORKER_DLQ_WATCH=off` turns it off) and, for each dead letter:
 //!
 //! * a key parked already for this very message (same body), or its event already stored (a
-//!   lost ack: the ledger holds it in order), or a key parked behind an earlier dead letter —
-//!   nothing to do;
-//! * otherwise the key is parked behind it, exactly as the worker would have.
+//!   lost ack: the ledger holds it in order) — nothing to do;
+//! * otherwise the key is parked behind it, exactly as the worker would have (behind its open
+//!   parks, when it is parked already).
 //!
 //! Then the dead letter is acked off the watch's subscription (it stays on `events.dlq-sub`
 //! for the operator). A dead letter the watch could not consider (the database unavailable)
@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::consume::puller::Puller;
 use crate::envelope::Event;
 use crate::error::Result;
-use crate::store::{EventStore, NewPark};
+use crate::store::{EventStore, NewPark, Parking};
 use googleapis_tonic_google_pubsub_v1::google::pubsub::v1 as pb;
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,10 +129,8 @@ impl DlqWatch {
         {
             return Ok(()); // stored, in order: its acks were lost
         }
+        // Parked already (behind an earlier dead letter)? Then behind that one too.
         let open = self.store.open_parks().await?;
-        if open.contains_key(key) {
-            return Ok(()); // parked behind an earlier dead letter of the key
-        }
         let attempts =
             m.attributes.get("CloudPubSubDeadLetterSourceDeliveryCount").map_or("?", String::as_str);
         let reason = format!(
@@ -148,7 +146,7 @@ impl DlqWatch {
             data: m.data.to_vec(),
             reason: reason.clone(),
         };
-        self.store.park(&[park], &[], &open, WATCH).await?;
+        self.store.park(&[Parking::Park(park)], &open, WATCH).await?;
         self.metrics.watch_parks.inc();
         tracing::warn!(ordering_key = %key, message_id = %m.message_id, %reason, "key parked by the dead-letter watch");
         Ok(())

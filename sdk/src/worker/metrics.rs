@@ -244,13 +244,13 @@ impl Metrics {
 
     /// Sets the parking gauges from the open parks.
     pub fn observe_parks<'a>(&self, parks: impl IntoIterator<Item = &'a crate::store::Park>) {
-        let (mut keys, mut events, mut oldest) = (0i64, 0i64, 0i64);
+        let (mut keys, mut events, mut oldest) = (std::collections::HashSet::new(), 0i64, 0i64);
         for p in parks {
-            keys += 1;
+            keys.insert(&p.ordering_key);
             events += p.parked_events as i64;
             oldest = oldest.max(p.age_seconds as i64);
         }
-        self.parked_keys.set(keys);
+        self.parked_keys.set(keys.len() as i64);
         self.parked_events.set(events);
         self.parked_oldest_age.set(oldest);
     }

@@ -48,7 +48,7 @@ use crate::claim_check::ClaimCheck;
 use crate::config::Config;
 use crate::envelope::{Event, Payload};
 use crate::error::{Error, Poison, Result, Service};
-use crate::store::{Appended, EventStore, NewPark, Release};
+use crate::store::{Appended, EventStore, NewPark, Parking, Release};
 use backon::BackoffBuilder;
 use futures::{FutureExt, StreamExt};
 use google_cloud_pubsub::model::Message;
@@ -502,30 +502,6 @@ impl Worker {
         r.attempt().is_some_and(|a| a >= self.max_attempts.load(Ordering::Relaxed))
     }
 
-    /// Records that `r`, nacked on its last delivery attempt for `why`, parks its key.
-    fn parks_on_dead_letter<'b>(
-        &self,
-        parking: &mut HashMap<&'b str, NewPark>,
-        r: &'b Received,
-        why: &Poison,
-    ) {
-        if r.key().is_empty() {
-            return; // no order to keep
-        }
-        parking.entry(r.key()).or_insert_with(|| NewPark {
-            ordering_key: r.key().to_string(),
-            event_id: r
-                .event
-                .as_ref()
-                .ok()
-                .map(|e| e.event_id().to_string())
-                .or_else(|| r.message.attributes.get("event_id").cloned()),
-            message_id: r.message.message_id.clone(),
-            data: r.message.data.to_vec(),
-            reason: why.to_string(),
-        });
-    }
-
     /// One attempt at a batch: resolve, append. `Err` is a batch-wide failure (to be
     /// retried whole); per-message poison and held-back messages come back as verdicts.
     async fn store_batch(
@@ -553,16 +529,24 @@ impl Worker {
         self.metrics.observe_batch_payload_bytes(bytes);
 
         // 2. Parked keys (docs/architecture.md §2.5): a dead letter that a redrive brought back
-        //    releases its key first — it is appended, then the events kept aside behind it.
+        //    releases its key's oldest park first — it is appended, then the events kept aside
+        //    behind it. A dead letter of a later park waits (held back) until the earlier ones
+        //    are released.
         let mut parks = self.store.open_parks().await?;
-        self.metrics.observe_parks(parks.values());
+        self.metrics.observe_parks(parks.all());
         let mut verdicts: Vec<Option<Verdict>> = (0..batch.len()).map(|_| None).collect();
         if !parks.is_empty() {
             for (i, (r, res)) in batch.iter().zip(&resolved).enumerate() {
-                let Some(park) = parks.get(r.key()) else { continue };
-                if park.data_sha256 != crate::claim_check::sha256_hex(&r.message.data) {
+                if !parks.contains_key(r.key()) {
                     continue;
                 }
+                let sha256 = crate::claim_check::sha256_hex(&r.message.data);
+                let Some(park) = parks.get(r.key()).filter(|p| p.data_sha256 == sha256).cloned() else {
+                    if parks.of(r.key()).iter().any(|p| p.data_sha256 == sha256) {
+                        verdicts[i] = Some(Verdict::HoldBack);
+                    }
+                    continue;
+                };
                 let event = match res {
                     Ok(event) => event,
                     // It fails again: the key stays parked behind it.
@@ -572,7 +556,8 @@ impl Worker {
                     }
                 };
                 let how = Release::Redriven;
-                match self.store.release(park, how, Some(event), WORKER, "the dead letter came back").await? {
+                match self.store.release(&park, how, Some(event), WORKER, "the dead letter came back").await?
+                {
                     Ok(released) => {
                         tracing::info!(ordering_key = %park.ordering_key, park_id = park.id, event_id = %event.event_id(), appended = released.appended.len(), "parked key released: its dead letter and the events kept aside behind it are appended in order");
                         self.metrics.releases.inc();
@@ -586,12 +571,13 @@ impl Worker {
         }
 
         // 3. Verdicts in message order. A parked key's events are kept aside. Poison on its last
-        //    delivery attempt parks its key (the dead letter Pub/Sub makes of it must not be
-        //    overtaken); other poison fences its key for the rest of the batch and until it is
-        //    redelivered.
+        //    delivery attempt parks its key — again, behind its open parks, when it is parked
+        //    already — so the dead letter Pub/Sub makes of it is never overtaken; other poison
+        //    fences its key for the rest of the batch and until it is redelivered.
         let window = self.options.lease_extension;
-        let mut parking: HashMap<&str, NewPark> = HashMap::new();
-        let mut aside: Vec<usize> = Vec::new();
+        // Parks and events kept aside, by message index (sorted into message order below).
+        let mut steps: Vec<(usize, Parking<'_>)> = Vec::new();
+        let mut parked_here: HashSet<&str> = HashSet::new();
         let mut fenced_here: HashSet<&str> = HashSet::new();
         let mut to_store: Vec<(usize, &Event)> = Vec::new();
         for (i, (r, res)) in batch.iter().zip(&resolved).enumerate() {
@@ -599,14 +585,16 @@ impl Worker {
                 continue;
             }
             let key = r.key();
-            if parks.contains_key(key) || parking.contains_key(key) {
-                verdicts[i] = match res {
-                    Ok(_) => {
-                        aside.push(i);
-                        None
+            if parks.contains_key(key) || parked_here.contains(key) {
+                match res {
+                    Ok(event) => steps.push((i, Parking::KeepAside(event))),
+                    Err(why) => {
+                        if self.last_attempt(r) {
+                            steps.push((i, Parking::Park(dead_letter(r, why))));
+                        }
+                        verdicts[i] = Some(Verdict::Nack(why.clone()));
                     }
-                    Err(why) => Some(Verdict::Nack(why.clone())),
-                };
+                }
                 continue;
             }
             if fenced_here.contains(key) || fences.holds(key, &r.message.message_id) {
@@ -615,8 +603,9 @@ impl Worker {
             }
             match res {
                 Err(why) => {
-                    if self.last_attempt(r) {
-                        self.parks_on_dead_letter(&mut parking, r, why);
+                    if self.last_attempt(r) && !key.is_empty() {
+                        steps.push((i, Parking::Park(dead_letter(r, why))));
+                        parked_here.insert(key);
                     } else if !key.is_empty() {
                         fenced_here.insert(key);
                         fences.fence(key, &r.message.message_id, window);
@@ -633,7 +622,7 @@ impl Worker {
         let events: Vec<&Event> = to_store.iter().map(|(_, e)| *e).collect();
         let appended = self.store.append_refs(&events).await?;
         let (mut new, mut dup) = (0u64, 0u64);
-        for ((i, _), outcome) in to_store.iter().zip(appended) {
+        for ((i, event), outcome) in to_store.iter().zip(appended) {
             let r = &batch[*i];
             verdicts[*i] = match outcome {
                 Appended::Stored(_) => {
@@ -648,15 +637,16 @@ impl Worker {
                     Some(Verdict::Ack)
                 }
                 Appended::Rejected(why) => {
-                    if self.last_attempt(r) {
-                        self.parks_on_dead_letter(&mut parking, r, &why);
+                    if self.last_attempt(r) && !r.key().is_empty() {
+                        steps.push((*i, Parking::Park(dead_letter(r, &why))));
+                        parked_here.insert(r.key());
                     } else {
                         fences.fence(r.key(), &r.message.message_id, window);
                     }
                     Some(Verdict::Nack(why))
                 }
-                Appended::HeldBack if parking.contains_key(r.key()) => {
-                    aside.push(*i);
+                Appended::HeldBack if parked_here.contains(r.key()) => {
+                    steps.push((*i, Parking::KeepAside(event)));
                     None
                 }
                 Appended::HeldBack => Some(Verdict::HoldBack),
@@ -665,15 +655,15 @@ impl Worker {
 
         // 5. Parks and the events kept aside, committed before anything is settled: the dead
         //    letter is nacked, the kept events acked, only once the database has them.
-        if !parking.is_empty() || !aside.is_empty() {
-            aside.sort_unstable();
-            let kept: Vec<&Event> =
-                aside.iter().map(|&i| resolved[i].as_ref().expect("only events are kept aside")).collect();
-            let new_parks: Vec<NewPark> = parking.into_values().collect();
-            for p in &new_parks {
-                tracing::warn!(ordering_key = %p.ordering_key, message_id = %p.message_id, event_id = p.event_id.as_deref().unwrap_or(""), reason = %p.reason, "key parked: its event is dead-lettered on this nack; its later events are kept aside until it is redriven or skipped");
+        if !steps.is_empty() {
+            steps.sort_by_key(|(i, _)| *i);
+            for (_, step) in &steps {
+                if let Parking::Park(p) = step {
+                    tracing::warn!(ordering_key = %p.ordering_key, message_id = %p.message_id, event_id = p.event_id.as_deref().unwrap_or(""), reason = %p.reason, "key parked: its event is dead-lettered on this nack; its later events are kept aside until it is redriven or skipped");
+                }
             }
-            let outcome = self.store.park(&new_parks, &kept, &parks, WORKER).await?;
+            let in_order: Vec<Parking<'_>> = steps.iter().map(|(_, s)| s.clone()).collect();
+            let outcome = self.store.park(&in_order, &parks, WORKER).await?;
             if !outcome.released_meanwhile.is_empty() {
                 return Err(Error::service(
                     Service::Database,
@@ -685,9 +675,11 @@ impl Worker {
                     ),
                 ));
             }
-            self.metrics.kept_aside.inc_by(aside.len() as u64);
-            for i in aside {
-                verdicts[i] = Some(Verdict::Ack);
+            for (i, step) in steps {
+                if let Parking::KeepAside(_) = step {
+                    self.metrics.kept_aside.inc();
+                    verdicts[i] = Some(Verdict::Ack);
+                }
             }
         }
         if new > 0 {
@@ -705,6 +697,22 @@ impl Worker {
             "batch stored"
         );
         Ok(verdicts.into_iter().map(|v| v.expect("every message has a verdict")).collect())
+    }
+}
+
+/// The park that `r`, nacked on its last delivery attempt for `why`, makes of its key.
+fn dead_letter(r: &Received, why: &Poison) -> NewPark {
+    NewPark {
+        ordering_key: r.key().to_string(),
+        event_id: r
+            .event
+            .as_ref()
+            .ok()
+            .map(|e| e.event_id().to_string())
+            .or_else(|| r.message.attributes.get("event_id").cloned()),
+        message_id: r.message.message_id.clone(),
+        data: r.message.data.to_vec(),
+        reason: why.to_string(),
     }
 }
 

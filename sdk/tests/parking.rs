@@ -275,13 +275,21 @@ async fn a_skipped_dead_letter_is_recorded_and_the_events_kept_aside_flow_in_ord
     let s = k_parked_behind_e2("park_skip", 1).await;
     let key = s.k[0].ordering_key();
     let park = s.db.store.open_parks().await.unwrap().remove(&key).unwrap();
-    let released =
-        s.db.store
-            .release(&park, Release::Skipped, None, "ops-oncall", "object lost for good")
-            .await
-            .unwrap()
-            .unwrap();
-    assert_eq!(released.appended.len(), 2);
+    // The gauges follow the parks even while no message arrives.
+    eventually(Duration::from_secs(15), "the parked-keys gauge shows K", || async {
+        s.workers[0].metrics.parked_keys.get() == 1 && s.workers[0].metrics.parked_events.get() == 2
+    })
+    .await;
+    let released = cli(&s, &["parked", "skip", &key, "--reason", "object lost for good"]);
+    assert_eq!(released["action"], "skipped");
+    assert_eq!(released["appended"].as_array().unwrap().len(), 2, "{released}");
+    // No traffic follows: the idle worker's gauges still see the key go.
+    eventually(
+        Duration::from_secs(15),
+        "the parked-keys gauge drops to 0 while the worker idles",
+        || async { s.workers[0].metrics.parked_keys.get() == 0 },
+    )
+    .await;
     assert!(
         s.db.store.release(&park, Release::Skipped, None, "ops-oncall", "again").await.is_err(),
         "a park ends once"

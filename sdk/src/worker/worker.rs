@@ -313,7 +313,10 @@ impl Worker {
                         }
                         Some(Ok((m, h))) => self.received(m, h),
                     },
-                    _ = tokio::time::sleep(HEARTBEAT) => continue 'run,
+                    _ = tokio::time::sleep(HEARTBEAT) => {
+                        self.observe_parks().await;
+                        continue 'run;
+                    }
                 },
             };
             let max_payload = self.config.max_payload();
@@ -375,6 +378,15 @@ impl Worker {
         crate::clients::close_stream(stream, || {}, remaining).await;
         tracing::info!(batches = summary.batches, released = summary.released, "worker stopped");
         Ok(summary)
+    }
+
+    /// Sets the parking gauges while no message arrives: a key released by an operator (or by
+    /// another worker) stops counting without waiting for traffic. A failure leaves them as
+    /// they were; the next batch reads the parks anyway.
+    async fn observe_parks(&self) {
+        if let Ok(parks) = self.store.open_parks().await {
+            self.metrics.observe_parks(parks.all());
+        }
     }
 
     fn received(&self, message: Message, handler: Handler) -> Received {

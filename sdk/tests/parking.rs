@@ -437,6 +437,22 @@ async fn the_watch_parks_a_key_within_a_poll_and_never_for_an_event_already_stor
         [&lost.ordering_key()],
         "only the key of the event never stored"
     );
+
+    // An event kept aside behind SO-9's park, then dead-lettered anyway (its acks were lost):
+    // it is in order already, so SO-9 is not parked a second time.
+    let kept = event("SO-9", 2);
+    publish(&config, &fake, std::slice::from_ref(&kept)).await;
+    eventually(Duration::from_secs(30), "e2 of SO-9 is kept aside", || async {
+        db.store.open_parks().await.unwrap().get(&lost.ordering_key()).is_some_and(|p| p.parked_events == 1)
+    })
+    .await;
+    dead_letter(&config, &fake, &kept).await;
+    let watch = config.subscription_path(&config.names().dlq_watch_subscription());
+    eventually(Duration::from_secs(30), "the watch has considered it", || async {
+        fake.backlog(&watch) == 0
+    })
+    .await;
+    assert_eq!(db.store.open_parks().await.unwrap().of(&lost.ordering_key()).len(), 1);
     worker.stop().await;
 }
 

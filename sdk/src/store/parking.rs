@@ -279,6 +279,20 @@ impl EventStore {
         Ok(found.is_some())
     }
 
+    /// Whether an event with this id is kept aside behind a park (open or released since).
+    pub async fn is_kept_aside(&self, event_id: uuid::Uuid) -> Result<bool> {
+        let found: Option<u64> = self
+            .timed(
+                "SELECT parked event",
+                sqlx::query_scalar("SELECT id FROM event_store_parked_events WHERE event_id = ? LIMIT 1")
+                    .bind(event_id.to_string())
+                    .fetch_optional(&self.pool),
+            )
+            .await
+            .map_err(|e| db_error(format!("reading the parked events of {}", self.describe), e))?;
+        Ok(found.is_some())
+    }
+
     /// A key's parking history (parks and releases), oldest first.
     pub async fn parking_history(&self, ordering_key: &str) -> Result<Vec<ParkingRecord>> {
         type Row = (u64, String, Option<u64>, Option<String>, String, String, String, String);

@@ -9,8 +9,8 @@
 //! [`crate::config::Names::dlq_watch_subscription`], beside the operators' `events.dlq-sub`,
 //! which it leaves alone; `SUITEX_WORKER_DLQ_WATCH=off` turns it off) and, for each dead letter:
 //!
-//! * a key parked already for this very message (same body), or its event already stored (a
-//!   lost ack: the ledger holds it in order) — nothing to do;
+//! * a key parked already for this very message (same body), or its event already stored or
+//!   kept aside (lost acks: it is in order already) — nothing to do;
 //! * otherwise the key is parked behind it, exactly as the worker would have (behind its open
 //!   parks, when it is parked already).
 //!
@@ -125,9 +125,11 @@ impl DlqWatch {
         }
         let event = Event::decode(&m.data).ok();
         if let Some(e) = &event
-            && self.store.is_stored(e.event_id()).await?
+            && (self.store.is_stored(e.event_id()).await? || self.store.is_kept_aside(e.event_id()).await?)
         {
-            return Ok(()); // stored, in order: its acks were lost
+            // Stored, in order, or kept aside behind its key's park, in order: its acks were
+            // lost.
+            return Ok(());
         }
         // Parked already (behind an earlier dead letter)? Then behind that one too.
         let open = self.store.open_parks().await?;

@@ -37,7 +37,8 @@ pub struct Park {
     pub ordering_key: String,
     /// The dead letter's event id, when its body could be read.
     pub event_id: Option<String>,
-    /// The dead letter's Pub/Sub message id on `events.raw`.
+    /// The dead letter's Pub/Sub message id: on `events.raw` when the worker parked the key on
+    /// its nack, on `events.dlq` when the dead-letter watch did.
     pub message_id: String,
     /// SHA-256 (hex) of the dead letter's body: a redrive that brings it back is known by it.
     pub data_sha256: String,

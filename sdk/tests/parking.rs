@@ -31,13 +31,18 @@ fn event(aggregate_id: &str, n: u64) -> Event {
         .unwrap()
 }
 
-async fn publish(config: &Config, fake: &PubSubFake, events: &[Event]) {
-    let publisher = Publisher::builder(config.raw_topic_path())
+/// A publisher to `topic` on the fake.
+async fn publisher(fake: &PubSubFake, topic: String) -> Publisher {
+    Publisher::builder(topic)
         .with_endpoint(fake.endpoint())
         .with_credentials(anonymous::Builder::new().build())
         .build()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn publish(config: &Config, fake: &PubSubFake, events: &[Event]) {
+    let publisher = publisher(fake, config.raw_topic_path()).await;
     for e in events {
         publisher.publish(raw_message(e)).await.unwrap();
     }
@@ -115,6 +120,17 @@ fn cli(s: &Scene, args: &[&str]) -> serde_json::Value {
     );
     serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("suitex-events {args:?} printed no JSON ({e}): {stdout}"))
+}
+
+/// Redrives `key`'s dead letters (`n` of them) and waits, up to `within`, until no key is
+/// parked.
+async fn redrive_until_released(config: &Config, db: &TestDb, key: &str, n: usize, within: Duration) {
+    let report = dlq::redrive(config, &Filter { ordering_key: Some(key.to_string()), ..Filter::default() })
+        .await
+        .unwrap();
+    assert_eq!(report.redriven.len(), n);
+    eventually(within, "the key is released", || async { db.store.open_parks().await.unwrap().is_empty() })
+        .await;
 }
 
 struct Scene {
@@ -332,15 +348,7 @@ async fn dead_letter(config: &Config, fake: &PubSubFake, e: &Event) {
     m.attributes.insert("CloudPubSubDeadLetterSourceDeliveryCount".into(), "5".into());
     m.attributes
         .insert("CloudPubSubDeadLetterSourceSubscription".into(), config.names().raw_subscription.clone());
-    Publisher::builder(config.topic_path(&config.names().dlq_topic))
-        .with_endpoint(fake.endpoint())
-        .with_credentials(anonymous::Builder::new().build())
-        .build()
-        .await
-        .unwrap()
-        .publish(m)
-        .await
-        .unwrap();
+    publisher(fake, config.topic_path(&config.names().dlq_topic)).await.publish(m).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -383,14 +391,7 @@ async fn a_healthy_event_dead_lettered_without_the_workers_nack_parks_its_key_an
     .await;
     assert!(rows_of(&db, "SO-7").await.is_empty(), "nothing of K is stored ahead of e1");
 
-    let report = dlq::redrive(&config, &Filter { ordering_key: Some(key.clone()), ..Filter::default() })
-        .await
-        .unwrap();
-    assert_eq!(report.redriven.len(), 1);
-    eventually(Duration::from_secs(30), "K is released", || async {
-        db.store.open_parks().await.unwrap().is_empty()
-    })
-    .await;
+    redrive_until_released(&config, &db, &key, 1, Duration::from_secs(30)).await;
     let rows = rows_of(&db, "SO-7").await;
     assert_eq!(rows.iter().map(|r| (r.0, r.2)).collect::<Vec<_>>(), [(1, 1), (2, 2), (3, 3)]);
     let metrics = worker.metrics.clone();
@@ -468,13 +469,14 @@ async fn keeping_events_aside_while_the_key_is_released_strands_none_of_them() {
     let db = TestDb::new("park_race").await;
     let dead = event("SO-R", 0);
     let key = dead.ordering_key();
-    let new_park = NewPark {
-        ordering_key: key.clone(),
-        event_id: Some(dead.event_id().to_string()),
-        message_id: "m-0".into(),
-        data: dead.to_wire_json(),
-        reason: "a test".into(),
-    };
+    let new_park = NewPark::of_message(
+        &key,
+        "m-0",
+        &dead.to_wire_json(),
+        Some(&dead),
+        &Default::default(),
+        "a test".into(),
+    );
     db.store.park(&[Parking::Park(new_park)], &Default::default(), "test").await.unwrap();
     let park = db.store.open_parks().await.unwrap().remove(&key).unwrap();
 
@@ -552,14 +554,7 @@ async fn a_second_dead_letter_of_a_parked_key_parks_it_again_and_one_release_res
     // Both causes fixed; the key's dead letters redriven, in their order.
     restore(&config, &k[1]).await;
     restore(&config, &k[3]).await;
-    let report = dlq::redrive(&config, &Filter { ordering_key: Some(key.clone()), ..Filter::default() })
-        .await
-        .unwrap();
-    assert_eq!(report.redriven.len(), 2);
-    eventually(Duration::from_secs(60), "K is released", || async {
-        db.store.open_parks().await.unwrap().is_empty()
-    })
-    .await;
+    redrive_until_released(&config, &db, &key, 2, Duration::from_secs(60)).await;
     let rows = rows_of(&db, "SO-3").await;
     assert_eq!(rows.iter().map(|r| (r.0, r.2)).collect::<Vec<_>>(), [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)]);
     let actions: Vec<String> =

@@ -22,7 +22,7 @@ use crate::store::Appended;
 use serde::Serialize;
 use sqlx::Connection as _;
 use sqlx::mysql::MySqlConnection;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// How long keeping events aside or a release waits for a park's lock (another release of it).
@@ -133,10 +133,31 @@ pub struct NewPark {
     pub event_id: Option<String>,
     /// The dead letter's Pub/Sub message id.
     pub message_id: String,
-    /// The dead letter's body, as published (only its SHA-256 is kept).
-    pub data: Vec<u8>,
+    /// SHA-256 (hex) of the dead letter's body, as published: a redrive is known by it.
+    pub data_sha256: String,
     /// Why it is dead-lettered.
     pub reason: String,
+}
+
+impl NewPark {
+    /// The park of the dead letter with this body (`data`), message id and attributes, whose
+    /// event is `event` when its body is one (else the `event_id` attribute names it).
+    pub fn of_message(
+        ordering_key: &str,
+        message_id: &str,
+        data: &[u8],
+        event: Option<&Event>,
+        attributes: &HashMap<String, String>,
+        reason: String,
+    ) -> NewPark {
+        NewPark {
+            ordering_key: ordering_key.to_string(),
+            event_id: event.map(|e| e.event_id().to_string()).or_else(|| attributes.get("event_id").cloned()),
+            message_id: message_id.to_string(),
+            data_sha256: crate::claim_check::sha256_hex(data),
+            reason,
+        }
+    }
 }
 
 /// How a park ends.
@@ -194,8 +215,6 @@ pub struct ParkingRecord {
 /// be appended instead (retry the batch).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeptAside {
-    /// Park ids recorded for the new parks, by key.
-    pub parks: HashMap<String, u64>,
     /// Keys whose open park was released while the events were on their way.
     pub released_meanwhile: Vec<String>,
 }
@@ -251,46 +270,37 @@ impl EventStore {
     /// Whether `ordering_key` was ever parked behind the message whose body has `data_sha256`
     /// (open or released since).
     pub async fn parked_for(&self, ordering_key: &str, data_sha256: &str) -> Result<bool> {
-        let found: Option<u64> = self
-            .timed(
-                "SELECT park",
-                sqlx::query_scalar(
-                    "SELECT id FROM event_store_parking WHERE ordering_key = ? AND data_sha256 = ? LIMIT 1",
-                )
-                .bind(ordering_key)
-                .bind(data_sha256)
-                .fetch_optional(&self.pool),
-            )
-            .await
-            .map_err(|e| db_error(format!("reading the parked keys of {}", self.describe), e))?;
-        Ok(found.is_some())
+        self.any_row(
+            "SELECT id FROM event_store_parking WHERE ordering_key = ? AND data_sha256 = ? LIMIT 1",
+            &[ordering_key, data_sha256],
+            "the parked keys",
+        )
+        .await
     }
 
     /// Whether an event with this id is in the ledger.
     pub async fn is_stored(&self, event_id: uuid::Uuid) -> Result<bool> {
-        let found: Option<u64> = self
-            .timed(
-                "SELECT event",
-                sqlx::query_scalar("SELECT id FROM event_store WHERE event_id = ?")
-                    .bind(event_id.to_string())
-                    .fetch_optional(&self.pool),
-            )
+        self.any_row("SELECT id FROM event_store WHERE event_id = ?", &[&event_id.to_string()], "the ledger")
             .await
-            .map_err(|e| db_error(format!("looking an event up in {}", self.describe), e))?;
-        Ok(found.is_some())
     }
 
     /// Whether an event with this id is kept aside behind a park (open or released since).
     pub async fn is_kept_aside(&self, event_id: uuid::Uuid) -> Result<bool> {
-        let found: Option<u64> = self
-            .timed(
-                "SELECT parked event",
-                sqlx::query_scalar("SELECT id FROM event_store_parked_events WHERE event_id = ? LIMIT 1")
-                    .bind(event_id.to_string())
-                    .fetch_optional(&self.pool),
-            )
+        self.any_row(
+            "SELECT id FROM event_store_parked_events WHERE event_id = ? LIMIT 1",
+            &[&event_id.to_string()],
+            "the parked events",
+        )
+        .await
+    }
+
+    /// Whether `sql` (an id lookup with `binds`) finds a row; `what` names the table for errors.
+    async fn any_row(&self, sql: &'static str, binds: &[&str], what: &str) -> Result<bool> {
+        let query = binds.iter().fold(sqlx::query_scalar::<_, u64>(sql), |q, b| q.bind(*b));
+        let found = self
+            .timed("SELECT id", query.fetch_optional(&self.pool))
             .await
-            .map_err(|e| db_error(format!("reading the parked events of {}", self.describe), e))?;
+            .map_err(|e| db_error(format!("reading {what} of {}", self.describe), e))?;
         Ok(found.is_some())
     }
 
@@ -368,18 +378,20 @@ impl EventStore {
         let operation = || format!("parking keys in {}", self.describe);
         let db = |e| db_error(operation(), e);
         // The open parks events are kept behind: locked, so no release of them runs meanwhile.
-        let locked: BTreeSet<u64> = steps
+        let locked: BTreeMap<u64, &str> = steps
             .iter()
             .filter_map(|s| match s {
-                Parking::KeepAside(e) => open.newest(&e.ordering_key()).map(|p| p.id),
+                Parking::KeepAside(e) => {
+                    open.newest(&e.ordering_key()).map(|p| (p.id, p.ordering_key.as_str()))
+                }
                 Parking::Park(_) => None,
             })
             .collect();
-        let mut conn = self.locked_session(locked.iter().copied()).await?;
+        let mut conn = self.locked_session(locked.keys().copied()).await?;
         let mut tx = self.timed("BEGIN", conn.begin()).await.map_err(db)?;
         let mut kept = KeptAside::default();
         // Open parks that were released meanwhile (read under their locks: current).
-        for &id in &locked {
+        for (&id, &key) in &locked {
             let released: Option<u64> = self
                 .timed(
                     "SELECT release",
@@ -390,8 +402,7 @@ impl EventStore {
                 .await
                 .map_err(db)?;
             if released.is_some() {
-                let key = open.all().into_iter().find(|p| p.id == id).map(|p| p.ordering_key.clone());
-                kept.released_meanwhile.extend(key);
+                kept.released_meanwhile.push(key.to_string());
             }
         }
         // The newest park of each key as the steps go.
@@ -399,8 +410,9 @@ impl EventStore {
         for step in steps {
             match step {
                 Parking::Park(p) => {
-                    let sha256 = crate::claim_check::sha256_hex(&p.data);
-                    if let Some(same) = open.of(&p.ordering_key).iter().find(|o| o.data_sha256 == sha256) {
+                    if let Some(same) =
+                        open.of(&p.ordering_key).iter().find(|o| o.data_sha256 == p.data_sha256)
+                    {
                         // Recorded by an earlier attempt at this batch.
                         newest.insert(p.ordering_key.clone(), same.id);
                         continue;
@@ -416,7 +428,7 @@ impl EventStore {
                             .bind(&p.ordering_key)
                             .bind(&p.event_id)
                             .bind(&p.message_id)
-                            .bind(&sha256)
+                            .bind(&p.data_sha256)
                             .bind(&p.reason)
                             .bind(recorded_by)
                             .execute(&mut *tx),
@@ -424,7 +436,6 @@ impl EventStore {
                         .await
                         .map_err(db)?
                         .last_insert_id();
-                    kept.parks.insert(p.ordering_key.clone(), id);
                     newest.insert(p.ordering_key.clone(), id);
                 }
                 Parking::KeepAside(event) => {

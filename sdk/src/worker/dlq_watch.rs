@@ -24,7 +24,6 @@
 //! (`sdk/tests/parking.rs` measures it), and lasts while no worker runs at all.
 
 use super::metrics::Metrics;
-use crate::claim_check::sha256_hex;
 use crate::config::Config;
 use crate::consume::puller::Puller;
 use crate::envelope::Event;
@@ -119,11 +118,17 @@ impl DlqWatch {
         if key.is_empty() {
             return Ok(()); // no order to keep
         }
-        let sha256 = sha256_hex(&m.data);
-        if self.store.parked_for(key, &sha256).await? {
+        let event = Event::decode(&m.data).ok();
+        let attempts =
+            m.attributes.get("CloudPubSubDeadLetterSourceDeliveryCount").map_or("?", String::as_str);
+        let reason = format!(
+            "dead-lettered by Pub/Sub after {attempts} delivery attempts without the worker's last nack (a worker stopped during its last attempt, or its acks were lost)"
+        );
+        let park =
+            NewPark::of_message(key, &m.message_id, &m.data, event.as_ref(), &m.attributes, reason.clone());
+        if self.store.parked_for(key, &park.data_sha256).await? {
             return Ok(()); // the worker parked it on its nack (or the watch did before)
         }
-        let event = Event::decode(&m.data).ok();
         if let Some(e) = &event
             && (self.store.is_stored(e.event_id()).await? || self.store.is_kept_aside(e.event_id()).await?)
         {
@@ -133,21 +138,6 @@ impl DlqWatch {
         }
         // Parked already (behind an earlier dead letter)? Then behind that one too.
         let open = self.store.open_parks().await?;
-        let attempts =
-            m.attributes.get("CloudPubSubDeadLetterSourceDeliveryCount").map_or("?", String::as_str);
-        let reason = format!(
-            "dead-lettered by Pub/Sub after {attempts} delivery attempts without the worker's last nack (a worker stopped during its last attempt, or its acks were lost)"
-        );
-        let park = NewPark {
-            ordering_key: key.clone(),
-            event_id: event
-                .as_ref()
-                .map(|e| e.event_id().to_string())
-                .or_else(|| m.attributes.get("event_id").cloned()),
-            message_id: m.message_id.clone(),
-            data: m.data.to_vec(),
-            reason: reason.clone(),
-        };
         self.store.park(&[Parking::Park(park)], &open, WATCH).await?;
         self.metrics.watch_parks.inc();
         tracing::warn!(ordering_key = %key, message_id = %m.message_id, %reason, "key parked by the dead-letter watch");

@@ -674,8 +674,8 @@ impl Worker {
                     tracing::warn!(ordering_key = %p.ordering_key, message_id = %p.message_id, event_id = p.event_id.as_deref().unwrap_or(""), reason = %p.reason, "key parked: its event is dead-lettered on this nack; its later events are kept aside until it is redriven or skipped");
                 }
             }
-            let in_order: Vec<Parking<'_>> = steps.iter().map(|(_, s)| s.clone()).collect();
-            let outcome = self.store.park(&in_order, &parks, WORKER).await?;
+            let (indices, steps): (Vec<usize>, Vec<Parking<'_>>) = steps.into_iter().unzip();
+            let outcome = self.store.park(&steps, &parks, WORKER).await?;
             if !outcome.released_meanwhile.is_empty() {
                 return Err(Error::service(
                     Service::Database,
@@ -687,7 +687,7 @@ impl Worker {
                     ),
                 ));
             }
-            for (i, step) in steps {
+            for (i, step) in indices.into_iter().zip(&steps) {
                 if let Parking::KeepAside(_) = step {
                     self.metrics.kept_aside.inc();
                     verdicts[i] = Some(Verdict::Ack);
@@ -714,18 +714,15 @@ impl Worker {
 
 /// The park that `r`, nacked on its last delivery attempt for `why`, makes of its key.
 fn dead_letter(r: &Received, why: &Poison) -> NewPark {
-    NewPark {
-        ordering_key: r.key().to_string(),
-        event_id: r
-            .event
-            .as_ref()
-            .ok()
-            .map(|e| e.event_id().to_string())
-            .or_else(|| r.message.attributes.get("event_id").cloned()),
-        message_id: r.message.message_id.clone(),
-        data: r.message.data.to_vec(),
-        reason: why.to_string(),
-    }
+    let m = &r.message;
+    NewPark::of_message(
+        r.key(),
+        &m.message_id,
+        &m.data,
+        r.event.as_ref().ok(),
+        &m.attributes,
+        why.to_string(),
+    )
 }
 
 /// Of the shutdown deadline, the part kept for handing back what the worker holds: releases

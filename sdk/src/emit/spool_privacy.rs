@@ -117,10 +117,9 @@ impl SpoolAccess {
         for suffix in SIDE_FILES {
             let mut side = path.as_os_str().to_owned();
             side.push(suffix);
-            let side = Path::new(&side);
-            if std::fs::symlink_metadata(side).is_ok() {
-                self.check(side, "spool file", false)?;
-            }
+            // SQLite creates and deletes these as it writes, in any process using the spool: one
+            // missing, or gone between two looks at it, is nothing to check.
+            self.check_present(Path::new(&side), "spool file", false, true)?;
         }
         Ok(())
     }
@@ -128,8 +127,18 @@ impl SpoolAccess {
     /// Refuses `path` unless only its owner (and the configured group) can reach it, it belongs
     /// to this process's user (or to the configured group), and it is no link of another user.
     fn check(&self, path: &Path, what: &str, is_dir: bool) -> Result<()> {
+        self.check_present(path, what, is_dir, false)
+    }
+
+    /// [`Self::check`]; when `may_vanish`, a `path` that does not exist (any more) passes.
+    fn check_present(&self, path: &Path, what: &str, is_dir: bool, may_vanish: bool) -> Result<()> {
+        let look = |found: std::io::Result<std::fs::Metadata>| match found {
+            Ok(meta) => Ok(Some(meta)),
+            Err(e) if may_vanish && e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(path, "inspecting", e)),
+        };
         let me = unsafe { libc::geteuid() };
-        let link = std::fs::symlink_metadata(path).map_err(|e| io_error(path, "inspecting", e))?;
+        let Some(link) = look(std::fs::symlink_metadata(path))? else { return Ok(()) };
         if link.file_type().is_symlink() && link.uid() != me && link.uid() != 0 {
             return Err(refused(
                 path,
@@ -142,7 +151,7 @@ impl SpoolAccess {
                 ),
             ));
         }
-        let meta = std::fs::metadata(path).map_err(|e| io_error(path, "inspecting", e))?;
+        let Some(meta) = look(std::fs::metadata(path))? else { return Ok(()) };
         if meta.is_dir() != is_dir {
             let kind = if is_dir { "a directory" } else { "a regular file" };
             return Err(config_error(format!("names {}, which is not {kind}", path.display())));

@@ -56,34 +56,42 @@ impl Inbox {
             let _ = entry.insert("ordering_key", d.ordering_key.as_str());
             let _ = entry
                 .insert("attributes", string_map(d.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+            let _ = entry.insert("data_sha256", d.data_sha256.as_str());
+            let _ = entry.insert("event_id", d.event_id.as_deref());
             match d.event {
                 Ok(e) => {
-                    let _ = entry.insert("event", to_zval(&e.to_wire_value()));
-                    // The exact JSON texts, for a store that must keep them as they are (a PHP
-                    // array cannot tell `{}` from `[]`).
-                    let payload = e.payload().json_text().unwrap_or_default();
-                    let _ = entry.insert("payload_json", payload.as_ref());
-                    match e.metadata() {
-                        Some(m) => {
-                            let text = serde_json::to_string(m).unwrap_or_default();
-                            let _ = entry.insert("metadata_json", text.as_str());
-                        }
-                        None => {
-                            let _ = entry.insert("metadata_json", ());
-                        }
-                    }
+                    event_entry(&mut entry, &e);
                     let _ = entry.insert("error", ());
                 }
                 Err(why) => {
-                    let _ = entry.insert("event", ());
-                    let _ = entry.insert("payload_json", ());
-                    let _ = entry.insert("metadata_json", ());
+                    for field in ["event", "event_json", "payload_json", "metadata_json"] {
+                        let _ = entry.insert(field, ());
+                    }
                     let _ = entry.insert("error", why.to_string().as_str());
                 }
             }
             let _ = out.push(entry);
         }
         Ok(out)
+    }
+}
+
+/// Sets `event` (the envelope as an array), `event_json` (its wire text, payload inline: what a
+/// parked key keeps aside) and the exact JSON texts of its payload and metadata, for a store
+/// that must keep them as they are (a PHP array cannot tell `{}` from `[]`).
+fn event_entry(entry: &mut ZendHashTable, e: &sdk::Event) {
+    let _ = entry.insert("event", to_zval(&e.to_wire_value()));
+    let _ = entry.insert("event_json", String::from_utf8_lossy(&e.to_wire_json()).as_ref());
+    let payload = e.payload().json_text().unwrap_or_default();
+    let _ = entry.insert("payload_json", payload.as_ref());
+    match e.metadata() {
+        Some(m) => {
+            let text = serde_json::to_string(m).unwrap_or_default();
+            let _ = entry.insert("metadata_json", text.as_str());
+        }
+        None => {
+            let _ = entry.insert("metadata_json", ());
+        }
     }
 }
 
@@ -96,10 +104,12 @@ impl Inbox {
 
     /// Up to `$max` deliveries (1–1000), waiting up to `$waitMs` milliseconds for the first.
     /// Each is `['ack_id', 'message_id', 'delivery_attempt', 'ordering_key', 'attributes',
-    /// 'event' => the envelope with its full payload (claim-checks resolved and verified) or
-    /// null, 'payload_json' / 'metadata_json' => the payload's and metadata's exact JSON text
-    /// (null for poison; metadata_json null when there is none), 'error' => why the message
-    /// cannot be used (then nack it) or null]`.
+    /// 'data_sha256' => SHA-256 (hex) of the message body, 'event_id' => the event's id (also
+    /// of poison whose envelope reads) or null, 'event' => the envelope with its full payload
+    /// (claim-checks resolved and verified) or null, 'event_json' => its wire text,
+    /// 'payload_json' / 'metadata_json' => the payload's and metadata's exact JSON text (null
+    /// for poison; metadata_json null when there is none), 'error' => why the message cannot be
+    /// used (then nack it) or null]`.
     pub fn pull(&self, max: Option<i64>, waitMs: Option<i64>) -> PhpResult<ZBox<ZendHashTable>> {
         self.deliveries(max, waitMs)
     }
@@ -122,6 +132,17 @@ impl Inbox {
     pub fn ackStored(&self, ackId: String, storeId: i64) -> PhpResult<()> {
         let store_id = u64::try_from(storeId).unwrap_or(0);
         self.inner.ack_stored(&ackId, store_id).map_err(|e| from_consume(&e))
+    }
+
+    /// An event's wire text (as `event_json` of a delivery, or as a parked key keeps it aside)
+    /// decoded into a delivery's event fields: `['event', 'event_json', 'payload_json',
+    /// 'metadata_json']`. A ValidationException names what is wrong with it.
+    pub fn decodeEvent(eventJson: String) -> PhpResult<ZBox<ZendHashTable>> {
+        let event =
+            sdk::Event::decode(eventJson.as_bytes()).map_err(|e| from_sdk(&sdk::Error::Invalid(e)))?;
+        let mut entry = ZendHashTable::new();
+        event_entry(&mut entry, &event);
+        Ok(entry)
     }
 
     /// How many deliveries this inbox has leased: pulled, not yet settled.

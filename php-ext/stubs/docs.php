@@ -85,7 +85,7 @@ DOC,
 Up to $max deliveries (1–1000, default 100), waiting up to $waitMs milliseconds (default 2000)
 for the first.
 
-@return list<array{ack_id: string, message_id: string, delivery_attempt: int, ordering_key: string, attributes: array<string, string>, event: ?array<string, mixed>, payload_json: ?string, metadata_json: ?string, error: ?string}>
+@return list<array{ack_id: string, message_id: string, delivery_attempt: int, ordering_key: string, attributes: array<string, string>, data_sha256: string, event_id: ?string, event: ?array<string, mixed>, event_json: ?string, payload_json: ?string, metadata_json: ?string, error: ?string}>
 @throws ConsumeException Pub/Sub or the claim-check bucket could not be reached
 DOC,
     'Inbox::ack' => 'Acknowledges a delivery: it is consumed.',
@@ -98,6 +98,13 @@ alive, and the call can be repeated.
 
 @throws ValidationException $ackId is not a leased delivery, or $storeId is not positive
 @throws ConsumeException Pub/Sub could not be reached
+DOC,
+    'Inbox::decodeEvent' => <<<'DOC'
+An event's wire text (a delivery's event_json, or an event a parked key kept aside) decoded into
+a delivery's event fields.
+
+@return array{event: array<string, mixed>, event_json: string, payload_json: string, metadata_json: ?string}
+@throws ValidationException the text is not a valid event (the message names the field)
 DOC,
     'Inbox::leased' => 'How many deliveries are leased: pulled, not yet settled (their leases are kept alive).',
     'Inbox::inHand' => '@deprecated the 0.2 name of leased(); use leased().',

@@ -173,7 +173,7 @@ class Inbox
      * Up to $max deliveries (1–1000, default 100), waiting up to $waitMs milliseconds (default 2000)
      * for the first.
      *
-     * @return list<array{ack_id: string, message_id: string, delivery_attempt: int, ordering_key: string, attributes: array<string, string>, event: ?array<string, mixed>, payload_json: ?string, metadata_json: ?string, error: ?string}>
+     * @return list<array{ack_id: string, message_id: string, delivery_attempt: int, ordering_key: string, attributes: array<string, string>, data_sha256: string, event_id: ?string, event: ?array<string, mixed>, event_json: ?string, payload_json: ?string, metadata_json: ?string, error: ?string}>
      * @throws ConsumeException Pub/Sub or the claim-check bucket could not be reached
      */
     public function pull(?int $max = null, ?int $waitMs = null): array
@@ -204,6 +204,17 @@ class Inbox
      * @throws ConsumeException Pub/Sub could not be reached
      */
     public function ackStored(string $ackId, int $storeId): void
+    {
+    }
+
+    /**
+     * An event's wire text (a delivery's event_json, or an event a parked key kept aside) decoded into
+     * a delivery's event fields.
+     *
+     * @return array{event: array<string, mixed>, event_json: string, payload_json: string, metadata_json: ?string}
+     * @throws ValidationException the text is not a valid event (the message names the field)
+     */
+    public static function decodeEvent(string $eventJson): array
     {
     }
 

@@ -61,8 +61,13 @@ final class InboxTest extends TestCase
         $byId = [];
         foreach ($deliveries as $d) {
             $this->assertNull($d['error']);
-            $this->assertSame(['ack_id', 'message_id', 'delivery_attempt', 'ordering_key', 'attributes', 'event', 'payload_json', 'metadata_json', 'error'], array_keys($d));
+            $this->assertSame(['ack_id', 'message_id', 'delivery_attempt', 'ordering_key', 'attributes', 'data_sha256', 'event_id',
+                'event', 'event_json', 'payload_json', 'metadata_json', 'error'], array_keys($d));
             $this->assertSame($d['event']['payload'], json_decode($d['payload_json'], true), 'payload_json is the payload\'s text');
+            $this->assertSame($d['event']['event_id'], $d['event_id']);
+            $this->assertSame($d['event'], json_decode($d['event_json'], true), 'event_json is the event\'s wire text, payload inline');
+            $this->assertSame(array_intersect_key($d, array_flip(['event', 'event_json', 'payload_json', 'metadata_json'])),
+                Inbox::decodeEvent($d['event_json']), 'decodeEvent reads a wire text back into the same fields');
             $byId[$d['event']['event_id']] = $d;
         }
         $bigDelivery = $byId[$receipts[1]['event_id']];
@@ -91,9 +96,23 @@ final class InboxTest extends TestCase
         $consumer = new Inbox($this->options());
         [$d] = self::pullAll($consumer, 1);
         $this->assertNull($d['event']);
+        $this->assertNull($d['event_json']);
+        $this->assertNull($d['event_id'], 'no envelope, no event_id attribute: no id');
+        $this->assertSame(hash('sha256', '{"not":"an event"}'), $d['data_sha256'], 'the body\'s SHA-256, as published');
         $this->assertStringStartsWith('bad envelope: ', $d['error']);
         $this->assertStringContainsString('account_id', $d['error'], 'the error names the missing field');
         $consumer->ack($d['ack_id']);
+    }
+
+    public function test_decoding_an_invalid_event_text_names_the_field(): void
+    {
+        try {
+            Inbox::decodeEvent('{"event_id":"0190a7f2-4c1e-7b3a-9d2e-1f2a3b4c5d6e","account_id":"nine","aggregate_type":"invoice",'
+                .'"aggregate_id":"I-1","event_type":"invoice.created","occurred_at":"2026-12-06T10:00:00.000000Z","payload":{},"schema_version":1}');
+            $this->fail('an event whose account_id is text decoded');
+        } catch (\SuiteX\Events\ValidationException $e) {
+            $this->assertStringContainsString('account_id', $e->getMessage());
+        }
     }
 
     public function test_a_missing_subscription_is_a_consume_exception_naming_it(): void

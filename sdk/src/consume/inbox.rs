@@ -38,6 +38,12 @@ pub struct Delivery {
     pub ordering_key: String,
     /// The message's attributes.
     pub attributes: std::collections::HashMap<String, String>,
+    /// SHA-256 (hex) of the message's body as published: how a parked key knows its dead letter
+    /// when a redrive brings it back (docs/architecture.md §2.5 "Parked keys").
+    pub data_sha256: String,
+    /// The event's id when the body is an envelope (even one whose claim-check cannot be
+    /// resolved), else the `event_id` attribute's.
+    pub event_id: Option<String>,
     /// The event with its payload inline (claim-check resolved and verified), or why the
     /// message is poison (nack it; it dead-letters after the subscription's maximum delivery
     /// attempts, `SUITEX_WORKER_MAX_DELIVERY_ATTEMPTS`).
@@ -151,7 +157,12 @@ impl Inbox {
         let mut received = received.into_iter();
         while let Some(r) = received.next() {
             let data = r.message.as_ref().map(|m| &m.data[..]).unwrap_or_default();
+            let data_sha256 = crate::claim_check::sha256_hex(data);
             let decoded = Event::decode(data);
+            let event_id = match &decoded {
+                Ok(e) => Some(e.event_id().to_string()),
+                Err(_) => r.message.as_ref().and_then(|m| m.attributes.get("event_id").cloned()),
+            };
             let event = match decoded {
                 Err(e) => Err(Poison::BadEnvelope(e)),
                 Ok(e) => match self.resolve(e).await {
@@ -170,6 +181,8 @@ impl Inbox {
                 delivery_attempt: r.delivery_attempt,
                 ordering_key: m.ordering_key,
                 attributes: m.attributes,
+                data_sha256,
+                event_id,
                 event,
             });
         }

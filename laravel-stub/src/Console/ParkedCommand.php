@@ -4,6 +4,7 @@ namespace SuiteX\EventBackbone\Console;
 
 use Illuminate\Console\Command;
 use Illuminate\Support\Facades\DB;
+use SuiteX\EventBackbone\Worker\Parking;
 
 /**
  * `php artisan events:parked [KEY] [--json]`: the ordering keys parked behind a dead letter
@@ -19,37 +20,10 @@ class ParkedCommand extends Command
 
     protected $description = 'List the ordering keys parked behind a dead letter, or show one';
 
-    /** The open parks, oldest first, with the fields `suitex-events parked list --json` prints. */
-    public static function openParks($db): array
-    {
-        $rows = $db->select(
-            "SELECT p.id, p.ordering_key, p.event_id, p.message_id, p.data_sha256, p.reason, p.recorded_by,
-                DATE_FORMAT(p.recorded_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS parked_at,
-                GREATEST(TIMESTAMPDIFF(SECOND, p.recorded_at, UTC_TIMESTAMP(6)), 0) AS age_seconds,
-                (SELECT COUNT(*) FROM event_store_parked_events e WHERE e.park_id = p.id) AS parked_events
-             FROM event_store_parking p
-             WHERE p.action = 'parked' AND NOT EXISTS (SELECT 1 FROM event_store_parking r WHERE r.park_id = p.id)
-             ORDER BY p.id"
-        );
-
-        return array_map(fn ($r) => [
-            'id' => (int) $r->id,
-            'ordering_key' => $r->ordering_key,
-            'event_id' => $r->event_id,
-            'message_id' => $r->message_id,
-            'data_sha256' => (string) $r->data_sha256,
-            'reason' => $r->reason,
-            'recorded_by' => $r->recorded_by,
-            'parked_at' => $r->parked_at,
-            'age_seconds' => (int) $r->age_seconds,
-            'parked_events' => (int) $r->parked_events,
-        ], $rows);
-    }
-
     public function handle(): int
     {
         $db = DB::connection(config('suitex-events.connection', 'event_store'));
-        $parks = self::openParks($db);
+        $parks = Parking::parks($db);
         $key = $this->argument('key');
         if ($key === null) {
             if ($this->option('json')) {

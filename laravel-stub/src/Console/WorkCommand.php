@@ -9,7 +9,9 @@ use SuiteX\EventBackbone\Exceptions\EventStoreWriteForbiddenException;
 use SuiteX\EventBackbone\Models\EventStore;
 use SuiteX\EventBackbone\Worker\DatabaseErrors;
 use SuiteX\EventBackbone\Worker\EventWriter;
+use SuiteX\EventBackbone\Worker\Parking;
 use SuiteX\EventBackbone\Worker\PoisonEvent;
+use SuiteX\EventBackbone\Worker\Stored;
 use Symfony\Component\Console\Output\ConsoleOutputInterface;
 
 /**
@@ -22,7 +24,11 @@ use Symfony\Component\Console\Output\ConsoleOutputInterface;
  * * A duplicate event_id stored as the same event is a success: no second row, acked. Stored
  *   as another event, or refused by the database for its own data, the event is poison: nacked, and dead-lettered by Pub/Sub after its last attempt. Later events of the
  *   same ordering key in the same pull are nacked behind it (held back), so a key never
- *   overtakes its own failure; on its last attempt the key goes on at once.
+ *   overtakes its own failure. On its last attempt (Pub/Sub dead-letters it on that nack) its
+ *   key is parked first, exactly as the Rust worker parks it (Worker\Parking, on the same
+ *   tables): the key's later events are kept aside and acked, never appended, until a redrive
+ *   brings the dead letter back — then it and the kept events are appended in order — or an
+ *   operator skips it (`suitex-events parked`). docs/architecture.md §2.5 "Parked keys".
  * * Any other failure (database down, failover, revoked grant, full disk; Pub/Sub down) is
  *   retried with back-off for as long as it lasts, with the event kept in hand: the extension
  *   keeps its lease alive, so no delivery attempt is spent. After an error about the session
@@ -45,8 +51,19 @@ class WorkCommand extends Command
 
     private bool $stopping = false;
 
+    private \SuiteX\Events\Inbox $inbox;
+
+    private EventWriter $writer;
+
+    private Parking $parking;
+
+    private Backoff $backoff;
+
+    /** Delivery attempts after which the subscription dead-letters: the last one parks its key. */
+    private int $maxAttempts;
+
     /** @var array<string,int> */
-    private array $counts = ['stored' => 0, 'duplicates' => 0, 'poison' => 0, 'held_back' => 0, 'retries' => 0];
+    private array $counts = ['stored' => 0, 'duplicates' => 0, 'poison' => 0, 'held_back' => 0, 'parked' => 0, 'kept_aside' => 0, 'released' => 0, 'retries' => 0];
 
     public function handle(): int
     {
@@ -66,9 +83,9 @@ class WorkCommand extends Command
         $config = $this->laravel['config'];
         $batch = max(1, min(1000, (int) $this->option('batch')));
         $wait = max(0, (int) $this->option('wait'));
-        $maxAttempts = (int) ($this->option('max-attempts') ?? $config->get('suitex-events.worker.max_delivery_attempts', 5));
+        $this->maxAttempts = (int) ($this->option('max-attempts') ?? $config->get('suitex-events.worker.max_delivery_attempts', 5));
         try {
-            $backoff = new Backoff(
+            $this->backoff = new Backoff(
                 Duration::milliseconds($config->get('suitex-events.worker.backoff_min', '200ms'), 'SUITEX_WORKER_BACKOFF_MIN'),
                 Duration::milliseconds($config->get('suitex-events.worker.backoff_max', '30s'), 'SUITEX_WORKER_BACKOFF_MAX'),
             );
@@ -78,11 +95,12 @@ class WorkCommand extends Command
             return 1;
         }
 
-        $inbox = new \SuiteX\Events\Inbox();
-        $writer = new EventWriter();
-        $this->say('info', "events:work started (batch {$batch}, dead-lettering after {$maxAttempts} attempts)");
+        $this->inbox = new \SuiteX\Events\Inbox();
+        $this->writer = new EventWriter();
+        $this->parking = new Parking($config->get('suitex-events.connection', 'event_store'));
+        $this->say('info', "events:work started (batch {$batch}, dead-lettering after {$this->maxAttempts} attempts)");
         while (! $this->stopping) {
-            $deliveries = $this->persist('pulling from events.raw-sub', $backoff, fn () => $inbox->pull($batch, $wait));
+            $deliveries = $this->persist('pulling from events.raw-sub', fn () => $this->inbox->pull($batch, $wait));
             if ($deliveries === null) {
                 break;
             }
@@ -92,70 +110,227 @@ class WorkCommand extends Command
                 }
                 continue;
             }
-            $this->work($inbox, $writer, $backoff, $deliveries, $maxAttempts);
+            $this->work($deliveries);
         }
         $c = $this->counts;
-        $this->say('info', "events:work stopped: {$c['stored']} stored, {$c['duplicates']} duplicates, {$c['poison']} poison, {$c['held_back']} held back, {$c['retries']} retries");
+        $this->say('info', "events:work stopped: {$c['stored']} stored, {$c['duplicates']} duplicates, {$c['poison']} poison, {$c['held_back']} held back, {$c['parked']} keys parked, {$c['kept_aside']} kept aside, {$c['released']} parks released, {$c['retries']} retries");
 
         return 0;
     }
 
     /** Settles one pull's deliveries in order. */
-    private function work(\SuiteX\Events\Inbox $inbox, EventWriter $writer, Backoff $backoff, array $deliveries, int $maxAttempts): void
+    private function work(array $deliveries): void
     {
+        // The open parks, read once per pull like the Rust worker does per batch.
+        $parks = $this->persist('reading the parked keys', fn () => $this->parking->openParks());
+        if ($parks === null) {
+            $this->release($deliveries);
+
+            return;
+        }
         /** @var array<string,string> ordering key => the poison message it waits behind */
         $heldBack = [];
-        foreach ($deliveries as $i => $d) {
+        for ($i = 0; $i < count($deliveries);) {
             if ($this->stopping) {
-                $this->release($inbox, array_slice($deliveries, $i));
+                $this->release(array_slice($deliveries, $i));
 
                 return;
             }
-            $key = $d['ordering_key'];
-            $id = $d['event']['event_id'] ?? "message {$d['message_id']}";
-            if ($key !== '' && isset($heldBack[$key])) {
-                $this->nack($inbox, $d);
-                $this->counts['held_back']++;
-                $this->say('debug', "held back {$id}: behind poison message {$heldBack[$key]} of key {$key}");
+            $d = $deliveries[$i];
+            $done = $d['ordering_key'] !== '' && isset($parks[$d['ordering_key']])
+                ? $this->settleParked($d, $parks)
+                : $this->settle($d, $parks, $heldBack);
+            if ($done === self::STOPPED) {
+                $this->release(array_slice($deliveries, $i));
+
+                return;
+            }
+            if ($done === self::AGAIN) {
+                // A park ended meanwhile (another worker released it): read them again.
+                $parks = $this->persist('reading the parked keys', fn () => $this->parking->openParks());
+                if ($parks === null) {
+                    $this->release(array_slice($deliveries, $i));
+
+                    return;
+                }
                 continue;
             }
+            $i++;
+        }
+    }
+
+    /** What settling a delivery came to: settled, to be settled again (parks changed), or stopping. */
+    private const SETTLED = 0;
+
+    private const AGAIN = 1;
+
+    private const STOPPED = 2;
+
+    /**
+     * Settles a delivery of a key that is not parked: stores it and acks it, or — poison — nacks
+     * it, and on its last attempt parks the key first (docs/architecture.md §2.5).
+     */
+    private function settle(array $d, array &$parks, array &$heldBack): int
+    {
+        $key = $d['ordering_key'];
+        $id = $this->name($d);
+        if ($key !== '' && isset($heldBack[$key])) {
+            $this->nack($d);
+            $this->counts['held_back']++;
+            $this->say('debug', "held back {$id}: behind poison message {$heldBack[$key]} of key {$key}");
+
+            return self::SETTLED;
+        }
+        try {
+            if ($d['error'] !== null) {
+                throw new PoisonEvent($d['error']);
+            }
+            $stored = $this->persist("storing event {$id}", fn () => $this->writer->store($d));
+        } catch (PoisonEvent $p) {
+            $last = $d['delivery_attempt'] >= $this->maxAttempts;
+            if ($key !== '' && $last && ! $this->parkKey($d, $p->getMessage(), $parks)) {
+                return self::STOPPED;
+            }
+            $this->nack($d);
+            $this->counts['poison']++;
+            $this->say('warn', "poison {$id} (attempt {$d['delivery_attempt']} of {$this->maxAttempts}".($last ? ', dead-lettered now' : '')."): {$p->getMessage()}");
+            if ($key !== '' && ! $last) {
+                $heldBack[$key] = $d['message_id'];
+            }
+
+            return self::SETTLED;
+        }
+        if ($stored === null) {
+            // Stopping while the database is away: this event and the rest come back later.
+            return self::STOPPED;
+        }
+
+        return $this->ackStored($d, $stored);
+    }
+
+    /**
+     * Settles a delivery of a parked key. Its oldest park's dead letter, brought back by a
+     * redrive, releases the park (the dead letter and the events kept aside are appended in
+     * order); a dead letter of a later park waits behind it; any other event is kept aside, and
+     * poison on its last attempt parks the key again, behind its open parks.
+     */
+    private function settleParked(array $d, array &$parks): int
+    {
+        $key = $d['ordering_key'];
+        $id = $this->name($d);
+        $oldest = $parks[$key][0];
+        if ($d['data_sha256'] === $oldest['data_sha256']) {
             try {
                 if ($d['error'] !== null) {
                     throw new PoisonEvent($d['error']);
                 }
-                $stored = $this->persist("storing event {$id}", $backoff, fn () => $writer->store($d));
+                $stored = $this->persist("releasing the parked key {$key}", fn () => $this->parking->release($oldest, $d, $this->writer) ?? false);
             } catch (PoisonEvent $p) {
-                $this->nack($inbox, $d);
+                // It fails again: the key stays parked behind it (and Pub/Sub dead-letters it
+                // again after its last attempt).
+                $this->nack($d);
                 $this->counts['poison']++;
-                $attempt = $d['delivery_attempt'];
-                $last = $attempt >= $maxAttempts;
-                $this->say('warn', "poison {$id} (attempt {$attempt} of {$maxAttempts}".($last ? ', dead-lettered now' : '')."): {$p->getMessage()}");
-                if ($key !== '' && ! $last) {
-                    $heldBack[$key] = $d['message_id'];
-                }
-                continue;
+                $this->say('warn', "poison {$id}, the dead letter of parked key {$key} (park {$oldest['id']}), fails again; the key stays parked: {$p->getMessage()}");
+
+                return self::SETTLED;
             }
             if ($stored === null) {
-                // Stopping while the database is away: this event and the rest come back later.
-                $this->release($inbox, array_slice($deliveries, $i));
-
-                return;
+                return self::STOPPED;
             }
-            // Only acked: the row reaches events.merged from the ledger (the Rust worker's feeder).
-            $acked = $this->persist("acknowledging {$id}", $backoff, function () use ($inbox, $d, $stored) {
-                $inbox->ackStored($d['ack_id'], $stored->storeId);
-
-                return true;
-            });
-            if ($acked === null) {
-                // Stored but not acked: its redelivery is a duplicate, acked then.
-                $this->release($inbox, array_slice($deliveries, $i));
-
-                return;
+            if ($stored === false) {
+                return self::AGAIN;
             }
-            $this->counts[$stored->duplicate ? 'duplicates' : 'stored']++;
-            $this->say('debug', ($stored->duplicate ? 'duplicate ' : 'stored ')."{$id} as store id {$stored->storeId}");
+            $this->counts['released']++;
+            $this->say('info', "parked key {$key} released (park {$oldest['id']}): its dead letter {$id} and the events kept aside behind it are appended in order");
+            array_shift($parks[$key]);
+            if ($parks[$key] === []) {
+                unset($parks[$key]);
+            }
+
+            return $this->ackStored($d, $stored);
         }
+        if (in_array($d['data_sha256'], array_column($parks[$key], 'data_sha256'), true)) {
+            // The dead letter of a later park: released only after the earlier ones.
+            $this->nack($d);
+            $this->counts['held_back']++;
+            $this->say('debug', "held back {$id}: a dead letter of parked key {$key} behind an earlier one (park {$oldest['id']})");
+
+            return self::SETTLED;
+        }
+        if ($d['error'] !== null) {
+            $last = $d['delivery_attempt'] >= $this->maxAttempts;
+            if ($last && ! $this->parkKey($d, $d['error'], $parks)) {
+                return self::STOPPED;
+            }
+            $this->nack($d);
+            $this->counts['poison']++;
+            $this->say('warn', "poison {$id} of parked key {$key} (attempt {$d['delivery_attempt']} of {$this->maxAttempts}".($last ? ', dead-lettered now' : '')."): {$d['error']}");
+
+            return self::SETTLED;
+        }
+        $newest = $parks[$key][count($parks[$key]) - 1];
+        $kept = $this->persist("keeping {$id} aside", fn () => $this->parking->keepAside($newest, $d));
+        if ($kept === null) {
+            return self::STOPPED;
+        }
+        if ($kept === false) {
+            return self::AGAIN;
+        }
+        $acked = $this->persist("acknowledging {$id}", function () use ($d) {
+            $this->inbox->ack($d['ack_id']);
+
+            return true;
+        });
+        if ($acked === null) {
+            // Kept aside but not acked: its redelivery is kept aside again, once.
+            return self::STOPPED;
+        }
+        $this->counts['kept_aside']++;
+        $this->say('debug', "kept {$id} aside behind park {$newest['id']} of key {$key}");
+
+        return self::SETTLED;
+    }
+
+    /** Parks the delivery's key (before the nack that dead-letters it); false if stopping meanwhile. */
+    private function parkKey(array $d, string $reason, array &$parks): bool
+    {
+        $park = $this->persist("parking the key {$d['ordering_key']}", fn () => $this->parking->park($d, $reason, $parks));
+        if ($park === null) {
+            return false;
+        }
+        if (! in_array($park['id'], array_column($parks[$d['ordering_key']] ?? [], 'id'), true)) {
+            $parks[$d['ordering_key']][] = $park;
+        }
+        $this->counts['parked']++;
+        $this->say('warn', "key {$d['ordering_key']} parked (park {$park['id']}): {$this->name($d)} is dead-lettered on this nack; its later events are kept aside until it is redriven or skipped (suitex-events parked)");
+
+        return true;
+    }
+
+    /** Acks a delivery whose event is stored as `$stored`. */
+    private function ackStored(array $d, Stored $stored): int
+    {
+        $id = $this->name($d);
+        // Only acked: the row reaches events.merged from the ledger (the Rust worker's feeder).
+        $acked = $this->persist("acknowledging {$id}", function () use ($d, $stored) {
+            $this->inbox->ackStored($d['ack_id'], $stored->storeId);
+
+            return true;
+        });
+        if ($acked === null) {
+            // Stored but not acked: its redelivery is a duplicate, acked then.
+            return self::STOPPED;
+        }
+        $this->counts[$stored->duplicate ? 'duplicates' : 'stored']++;
+        $this->say('debug', ($stored->duplicate ? 'duplicate ' : 'stored ')."{$id} as store id {$stored->storeId}");
+
+        return self::SETTLED;
+    }
+
+    /** The delivery's event id, or its message id when its body names none. */
+    private function name(array $d): string
+    {
+        return $d['event_id'] ?? "message {$d['message_id']}";
     }
 
     /**
@@ -163,12 +338,12 @@ class WorkCommand extends Command
      * meanwhile. PoisonEvent and the extension's errors in what it was given
      * (ValidationException, ConfigurationException) are not retried.
      */
-    private function persist(string $what, Backoff $backoff, callable $operation): mixed
+    private function persist(string $what, callable $operation): mixed
     {
         for ($failures = 0; ; $failures++) {
             try {
                 $result = $operation();
-                $backoff->reset();
+                $this->backoff->reset();
 
                 return $result;
             } catch (PoisonEvent|\SuiteX\Events\ValidationException|\SuiteX\Events\ConfigurationException $e) {
@@ -183,7 +358,7 @@ class WorkCommand extends Command
                     DB::connection($connection)->disconnect();
                 }
                 $this->counts['retries']++;
-                $delay = $backoff->next();
+                $delay = $this->backoff->next();
                 $this->say('warn', "{$what} failed ({$class}, ".($failures + 1).' in a row), retrying in '.$delay.' ms: '.strtok($e->getMessage(), "\n"));
                 if ($this->stopping || ! $this->sleep($delay)) {
                     return null;
@@ -192,20 +367,20 @@ class WorkCommand extends Command
         }
     }
 
-    private function nack(\SuiteX\Events\Inbox $inbox, array $d): void
+    private function nack(array $d): void
     {
         try {
-            $inbox->nack($d['ack_id']);
+            $this->inbox->nack($d['ack_id']);
         } catch (\Throwable $e) {
             // Its lease is no longer kept: it comes back when the lease runs out.
             $this->say('warn', "releasing message {$d['message_id']} failed (it returns when its lease runs out): ".$e->getMessage());
         }
     }
 
-    private function release(\SuiteX\Events\Inbox $inbox, array $deliveries): void
+    private function release(array $deliveries): void
     {
         foreach ($deliveries as $d) {
-            $this->nack($inbox, $d);
+            $this->nack($d);
         }
     }
 

@@ -13,7 +13,7 @@ use RuntimeException;
 final class Pipeline
 {
     /** @var array<string,string> */
-    public readonly array $env;
+    public array $env;
 
     public readonly string $merged;
 
@@ -33,6 +33,38 @@ final class Pipeline
             'SUITEX_EVENTS_PAYLOAD_BUCKET' => "$prefix-$suffix",
             'SUITEX_WORKER_METRICS_ADDR' => 'off',
         ];
+    }
+
+    /**
+     * The arguments that give the in-repo Pub/Sub fake (`pubsub-fake`, tests/pubsub-fake) this
+     * pipeline's topology as production has it — the fake runs message ordering and the
+     * dead-letter policy together, which the official emulator cannot, and speaks gRPC only, so
+     * `suitex-events provision` (REST) cannot make it there: the topics; events.raw-sub ordered
+     * with the dead-letter policy (5 attempts; a nack comes back at once); events.dlq-sub; the
+     * workers' dead-letter watch; a subscription on events.merged. Creates the bucket.
+     */
+    public function fakeTopology(): array
+    {
+        Emulator::createBucket($this->env['SUITEX_EVENTS_PAYLOAD_BUCKET']);
+        $project = 'projects/'.$this->env['SUITEX_EVENTS_PROJECT'];
+        $topic = fn (string $setting) => "$project/topics/{$this->env[$setting]}";
+        $subscription = fn (string $name, string $topicSetting, string $options = '') => [
+            '--subscription', "$project/subscriptions/$name=".$topic($topicSetting).$options,
+        ];
+
+        return array_merge(
+            ['--topic', $topic('SUITEX_EVENTS_RAW_TOPIC'), '--topic', $topic('SUITEX_EVENTS_MERGED_TOPIC'), '--topic', $topic('SUITEX_EVENTS_DLQ_TOPIC')],
+            $subscription($this->env['SUITEX_EVENTS_RAW_SUBSCRIPTION'], 'SUITEX_EVENTS_RAW_TOPIC', ',ordered,dead-letter='.$topic('SUITEX_EVENTS_DLQ_TOPIC')),
+            $subscription($this->env['SUITEX_EVENTS_DLQ_SUBSCRIPTION'], 'SUITEX_EVENTS_DLQ_TOPIC'),
+            $subscription($this->env['SUITEX_EVENTS_DLQ_TOPIC'].'-watch', 'SUITEX_EVENTS_DLQ_TOPIC'),
+            $subscription($this->merged, 'SUITEX_EVENTS_MERGED_TOPIC'),
+        );
+    }
+
+    /** Points the pipeline at another Pub/Sub service (host:port), e.g. the fake. */
+    public function usePubSub(string $host): void
+    {
+        $this->env['PUBSUB_EMULATOR_HOST'] = $host;
     }
 
     /** The file an environment variable names (scripts/test sets them). */

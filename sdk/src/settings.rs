@@ -361,7 +361,7 @@ settings! {
         "`off`: this worker only stores; the `events.merged` feeder runs in the workers that have it on (one of them leads at a time)";
     /// Whether the worker watches the dead-letter topic.
     WORKER_DLQ_WATCH = "SUITEX_WORKER_DLQ_WATCH", Worker, php: false, default: Switch(true),
-        "the workers watch the dead-letter topic through their own subscription (`<dlq topic>-watch`, e.g. `events.dlq-watch`): a dead letter Pub/Sub made without the worker's last-attempt nack (the worker stopped during that attempt, acks lost) parks its key from there; `off`: only the worker's own nacks park";
+        "the workers (and `suitex-events feed`) watch the dead-letter topic through their own subscription (`<dlq topic>-watch`, e.g. `events.dlq-watch`): a dead letter Pub/Sub made without the worker's last-attempt nack (the worker stopped during that attempt, acks lost) parks its key from there; `off`: only the worker's own nacks park";
     /// Where the leading feeder writes the ledger's digests.
     WORKER_DIGEST_BUCKET = "SUITEX_WORKER_DIGEST_BUCKET", Worker, php: false, default: Text("suitex-ledger-digests"),
         "the bucket (locked retention, create-only for the worker) the leading feeder writes the ledger's digests to, and `suitex-events verify --digests` reads; `off`: no digests";

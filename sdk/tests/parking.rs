@@ -83,13 +83,15 @@ async fn rows_of(db: &TestDb, aggregate_id: &str) -> Vec<(u64, u64, u64)> {
     rows.iter().map(|s| (n_of(&s.event), s.seq, s.aggregate_version)).collect()
 }
 
-/// The `n` of each of the first `n` events of `key` on `events.merged`, in the order received
-/// (the other keys' messages are consumed and dropped).
+/// The `n` of each message of `key` on `events.merged`, in the order received, until `n`
+/// distinct events came (the other keys' messages are consumed and dropped). The feeder
+/// publishes at least once: a feeder that stopped before recording its position publishes
+/// again from there.
 async fn merged_ns(config: &Config, key: &str, n: usize) -> Vec<u64> {
     let sub = config.subscription_path("events.merged-sub");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut ns = Vec::new();
-    while ns.len() < n {
+    let mut ns: Vec<u64> = Vec::new();
+    while ns.iter().collect::<std::collections::HashSet<_>>().len() < n {
         assert!(tokio::time::Instant::now() < deadline, "events.merged held only {ns:?} of {key}");
         for m in receive(config, &sub, 1, Duration::from_secs(1)).await {
             if m.ordering_key == key {
@@ -455,6 +457,185 @@ async fn the_watch_parks_a_key_within_a_poll_and_never_for_an_event_already_stor
     .await;
     assert_eq!(db.store.open_parks().await.unwrap().of(&lost.ordering_key()).len(), 1);
     worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_during_the_poisons_last_attempt_leaves_its_key_parked_for_the_next_worker() {
+    // The scene of k_parked_behind_e2, with the worker a process of its own that is killed
+    // (SIGKILL) during e2's last attempt — after it found e2 poison, before it could park the
+    // key or nack. Pub/Sub then dead-letters e2 on its own when the lease runs out; the next
+    // worker's dead-letter watch parks K before that worker takes its first message.
+    let fake = pubsub_fake::start().await;
+    let config = fake_topology(&fake, "park_kill").await;
+    let db = TestDb::new("park_kill").await;
+    let k: Vec<Event> = (1..=4).map(|n| event("SO-1", n)).collect();
+    let poison = with_missing_object(&config, &k[1]);
+    let l: Vec<Event> = (1..=2).map(|n| event("SO-2", n)).collect();
+    let key = k[0].ordering_key();
+    publish(
+        &config,
+        &fake,
+        &[k[0].clone(), poison.clone(), k[2].clone(), l[0].clone(), k[3].clone(), l[1].clone()],
+    )
+    .await;
+
+    // An administrator's transaction holds the gap where K's park would go (a locking read;
+    // plain reads of the table go on), so the worker reaches e2's last attempt and stops
+    // there: e2 found poison, nothing parked, nothing nacked.
+    let mut lock = db.store.pool().acquire().await.unwrap();
+    sqlx::raw_sql("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let mut gap = sqlx::Connection::begin(&mut *lock).await.unwrap();
+    sqlx::query("SELECT id FROM event_store_parking WHERE ordering_key = ? FOR UPDATE")
+        .bind(&key)
+        .fetch_all(&mut *gap)
+        .await
+        .unwrap();
+    let mut worker = spawn_worker_process(
+        env!("CARGO_BIN_EXE_suitex-events"),
+        &config,
+        &db.settings,
+        "park_kill.log",
+        &[("SUITEX_WORKER_LEASE_EXTENSION", "10s")],
+    );
+    let waiting = "SELECT ID FROM information_schema.PROCESSLIST \
+                   WHERE INFO LIKE '%INSERT INTO event_store_parking%' AND INFO NOT LIKE '%PROCESSLIST%'";
+    let mut parking_session: Option<i64> = None;
+    for _ in 0..600 {
+        parking_session = sqlx::query_scalar(waiting).fetch_optional(db.store.pool()).await.unwrap();
+        if parking_session.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let Some(parking_session) = parking_session else {
+        let _ = worker.kill();
+        let sessions: Vec<(i64, Option<String>)> =
+            sqlx::query_as("SELECT ID, INFO FROM information_schema.PROCESSLIST")
+                .fetch_all(db.store.pool())
+                .await
+                .unwrap();
+        panic!("the worker never came to park K on e2's last attempt; sessions: {sessions:?}");
+    };
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    // The dead worker's statement would still run once the gap is free: end its session first.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL {parking_session}")))
+        .execute(db.store.pool())
+        .await
+        .unwrap();
+    gap.rollback().await.unwrap();
+    let _ = lock.close().await;
+    assert!(db.store.open_parks().await.unwrap().is_empty(), "the killed worker parked nothing");
+    assert_eq!(rows_of(&db, "SO-1").await.len(), 1, "only e1 of K is stored");
+
+    // Its leases run out (10 s at most): e2 is dead-lettered without the worker's nack.
+    let dlq_sub = config.subscription_path(&config.names().dlq_subscription);
+    eventually(Duration::from_secs(60), "Pub/Sub dead-letters e2 on its own", || async {
+        fake.backlog(&dlq_sub) >= 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(11)).await; // every lease of the killed worker is over
+
+    let worker = RunningWorker::start(&config, &db.settings, options()).await;
+    eventually(Duration::from_secs(30), "L flows and K's events wait", || async {
+        rows_of(&db, "SO-2").await.len() == 2
+    })
+    .await;
+    let raw = config.subscription_path(&config.names().raw_subscription);
+    eventually(Duration::from_secs(30), "nothing is left on events.raw-sub", || async {
+        fake.backlog(&raw) == 0
+    })
+    .await;
+    eventually(Duration::from_secs(30), "the dead-letter watch parks K", || async {
+        db.store.open_parks().await.unwrap().contains_key(&key)
+    })
+    .await;
+    let parks = db.store.open_parks().await.unwrap();
+    assert_eq!(
+        parks.of(&key)[0].event_id,
+        Some(poison.event_id().to_string()),
+        "K is parked behind e2 first"
+    );
+    assert_eq!(rows_of(&db, "SO-1").await.len(), 1, "nothing of K was stored ahead of e2");
+
+    // The cause is fixed; K's dead letters are redriven (e2's, and those of e3 and e4 if their
+    // attempts ran out with the killed worker too): K is whole and in order.
+    restore(&config, &k[1]).await;
+    let dead =
+        dlq::list(&config, &Filter { ordering_key: Some(key.clone()), ..Filter::default() }).await.unwrap();
+    redrive_until_released(&config, &db, &key, dead.len(), Duration::from_secs(60)).await;
+    let rows = rows_of(&db, "SO-1").await;
+    assert_eq!(rows.iter().map(|r| (r.0, r.2)).collect::<Vec<_>>(), [(1, 1), (2, 2), (3, 3), (4, 4)]);
+    // The killed worker's feeder had published e1 without recording it: e1 may come twice.
+    let mut merged = merged_ns(&config, &key, 4).await;
+    let mut seen = std::collections::HashSet::new();
+    merged.retain(|n| seen.insert(*n));
+    assert_eq!(merged, [1, 2, 3, 4], "events.merged shows K in order");
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_made_while_no_worker_ran_parks_its_key_before_the_next_worker_takes_a_message() {
+    // e1 was dead-lettered while no worker ran (say the only one was killed during its last
+    // attempt); e2 and e3 wait on events.raw. The worker that starts considers the dead letters
+    // first, so neither is appended ahead of e1.
+    let fake = pubsub_fake::start().await;
+    let config = fake_topology(&fake, "park_start").await;
+    let db = TestDb::new("park_start").await;
+    let k: Vec<Event> = (1..=3).map(|n| event("SO-4", n)).collect();
+    let key = k[0].ordering_key();
+    // Other keys' dead letters ahead of it give the watch work: a worker that did not wait for
+    // the watch would append e2 long before the watch reached e1's dead letter.
+    for n in 0..100 {
+        dead_letter(&config, &fake, &event(&format!("SO-X{n}"), 1)).await;
+    }
+    dead_letter(&config, &fake, &k[0]).await;
+    publish(&config, &fake, &k[1..]).await;
+    let worker = RunningWorker::start(&config, &db.settings, options()).await;
+    let raw = config.subscription_path(&config.names().raw_subscription);
+    eventually(Duration::from_secs(30), "e2 and e3 are settled", || async { fake.backlog(&raw) == 0 }).await;
+    assert_eq!(rows_of(&db, "SO-4").await, [], "nothing of the key is appended ahead of its dead letter");
+    let parks = db.store.open_parks().await.unwrap();
+    assert_eq!(parks.get(&key).map(|p| p.parked_events), Some(2), "e2 and e3 are kept aside behind e1");
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feeder_that_runs_beside_events_work_parks_the_key_of_a_dead_letter_no_worker_parked() {
+    // Where `php artisan events:work` stores, no Rust worker runs and `suitex-events feed` feeds
+    // events.merged: it runs the dead-letter watch too, so a dead letter Pub/Sub made on its own
+    // (a crash on the last attempt, lost acks) parks its key there as well.
+    let fake = pubsub_fake::start().await;
+    let config = fake_topology(&fake, "park_feed").await;
+    let db = TestDb::new("park_feed").await;
+    let mut feed = std::process::Command::new(env!("CARGO_BIN_EXE_suitex-events"))
+        .arg("feed")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PUBSUB_EMULATOR_HOST", fake.addr().to_string())
+        .env("STORAGE_EMULATOR_HOST", required_env("STORAGE_EMULATOR_HOST"))
+        .env("SUITEX_WORKER_METRICS_ADDR", "off")
+        .envs(db.settings.to_settings())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lost = event("SO-3", 1);
+    dead_letter(&config, &fake, &lost).await;
+    let parked = tokio::time::timeout(Duration::from_secs(30), async {
+        while !db.store.open_parks().await.unwrap().contains_key(&lost.ordering_key()) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    feed.kill().unwrap();
+    feed.wait().unwrap();
+    assert!(parked.is_ok(), "suitex-events feed did not park {} within 30 s", lost.ordering_key());
+    let park = db.store.open_parks().await.unwrap().remove(&lost.ordering_key()).unwrap();
+    assert_eq!(park.event_id.as_deref(), Some(&*lost.event_id().to_string()));
+    assert_eq!(park.data_sha256, sha256_hex(&lost.to_wire_json()), "known by its body, for its redrive");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,8 +68,9 @@ enum Command {
     /// Consume events.raw-sub into the event store; feed events.merged from the ledger.
     #[cfg(feature = "worker")]
     Worker(worker::Args),
-    /// The events.merged feeder alone (no events.raw-sub): for when `php artisan events:work`
-    /// stores and no Rust worker runs; one of all the feeders leads at a time.
+    /// The events.merged feeder and the dead-letter watch, without events.raw-sub: for when
+    /// `php artisan events:work` stores and no Rust worker runs; one of all the feeders leads at
+    /// a time.
     #[cfg(feature = "worker")]
     Feed(feed::Args),
     /// Give a database account exactly one role's rights (migrator, writer, reader), revoking

@@ -21,7 +21,8 @@
 //! **The window.** Between Pub/Sub publishing the dead letter and the watch parking its key, a
 //! later event of the key can be appended ahead of it: the watch polls every [`POLL`], so the
 //! window is at most one poll plus one pull and a few queries while a worker runs
-//! (`sdk/tests/parking.rs` measures it), and lasts while no worker runs at all.
+//! (`sdk/tests/parking.rs` measures it). A dead letter made while no worker ran is considered
+//! before the next worker takes its first message ([`DlqWatch::drain`]).
 
 use super::metrics::Metrics;
 use crate::config::Config;
@@ -86,6 +87,28 @@ impl DlqWatch {
                 }
             }
         }
+    }
+
+    /// Considers what the subscription holds now, until a pull finds nothing, a failure, or
+    /// `within` has passed: what a worker does before it takes its first message, so that a
+    /// dead letter Pub/Sub made while no worker ran (a worker killed during its last attempt)
+    /// parks its key before any later event of the key can be appended. Returns the dead
+    /// letters considered; a failure is logged and left to [`DlqWatch::run`].
+    pub async fn drain(&self, within: Duration) -> usize {
+        let mut puller = None;
+        let mut considered = 0;
+        let until = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < until {
+            match tokio::time::timeout_at(until, self.round(&mut puller)).await {
+                Ok(Ok(0)) | Err(_) => break,
+                Ok(Ok(n)) => considered += n,
+                Ok(Err(e)) => {
+                    tracing::warn!(subscription = %self.subscription, error = %e, "the dead-letter watch cannot read its subscription before the worker starts; it goes on trying beside the worker");
+                    break;
+                }
+            }
+        }
+        considered
     }
 
     /// One pull: considers and acks what it got; returns how many dead letters.

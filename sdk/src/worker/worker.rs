@@ -64,6 +64,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Who the worker's parking records name (with its database account).
 const WORKER: &str = "worker";
+/// How long a starting worker's dead-letter watch may take to consider what its subscription
+/// holds before the worker takes its first message.
+const WATCH_DRAIN: Duration = Duration::from_secs(10);
 /// Claim-check downloads of one batch that run at once.
 const FETCH_CONCURRENCY: usize = 8;
 /// How often the run loop shows it is alive while it waits for messages.
@@ -242,6 +245,8 @@ impl Worker {
         let _watch_guard = watch_stop.clone().drop_guard();
         if self.options.dlq_watch {
             let watch = DlqWatch::new(self.config.clone(), self.store.clone(), self.metrics.clone());
+            // Dead letters made while no worker ran park their keys before the first message.
+            watch.drain(WATCH_DRAIN).await;
             let stop = watch_stop.clone();
             tokio::spawn(async move { watch.run(stop).await });
         }

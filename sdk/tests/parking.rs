@@ -48,6 +48,16 @@ async fn publish(config: &Config, fake: &PubSubFake, events: &[Event]) {
     }
 }
 
+/// A child process, killed (SIGKILL) and reaped when dropped: a failing test leaves none behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `e` as a claim-check whose object was never written (or was lost): poison until the
 /// object is restored with [`restore`].
 fn with_missing_object(config: &Config, e: &Event) -> Event {
@@ -493,13 +503,13 @@ async fn a_worker_killed_during_the_poisons_last_attempt_leaves_its_key_parked_f
         .fetch_all(&mut *gap)
         .await
         .unwrap();
-    let mut worker = spawn_worker_process(
+    let worker = KillOnDrop(spawn_worker_process(
         env!("CARGO_BIN_EXE_suitex-events"),
         &config,
         &db.settings,
         "park_kill.log",
         &[("SUITEX_WORKER_LEASE_EXTENSION", "10s")],
-    );
+    ));
     let waiting = "SELECT ID FROM information_schema.PROCESSLIST \
                    WHERE INFO LIKE '%INSERT INTO event_store_parking%' AND INFO NOT LIKE '%PROCESSLIST%'";
     let mut parking_session: Option<i64> = None;
@@ -511,7 +521,6 @@ async fn a_worker_killed_during_the_poisons_last_attempt_leaves_its_key_parked_f
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let Some(parking_session) = parking_session else {
-        let _ = worker.kill();
         let sessions: Vec<(i64, Option<String>)> =
             sqlx::query_as("SELECT ID, INFO FROM information_schema.PROCESSLIST")
                 .fetch_all(db.store.pool())
@@ -519,8 +528,7 @@ async fn a_worker_killed_during_the_poisons_last_attempt_leaves_its_key_parked_f
                 .unwrap();
         panic!("the worker never came to park K on e2's last attempt; sessions: {sessions:?}");
     };
-    worker.kill().unwrap();
-    worker.wait().unwrap();
+    drop(worker); // SIGKILL
     // The dead worker's statement would still run once the gap is free: end its session first.
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL {parking_session}")))
         .execute(db.store.pool())
@@ -611,7 +619,7 @@ async fn the_feeder_that_runs_beside_events_work_parks_the_key_of_a_dead_letter_
     let fake = pubsub_fake::start().await;
     let config = fake_topology(&fake, "park_feed").await;
     let db = TestDb::new("park_feed").await;
-    let mut feed = std::process::Command::new(env!("CARGO_BIN_EXE_suitex-events"))
+    let feed = std::process::Command::new(env!("CARGO_BIN_EXE_suitex-events"))
         .arg("feed")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -622,6 +630,7 @@ async fn the_feeder_that_runs_beside_events_work_parks_the_key_of_a_dead_letter_
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let feed = KillOnDrop(feed);
     let lost = event("SO-3", 1);
     dead_letter(&config, &fake, &lost).await;
     let parked = tokio::time::timeout(Duration::from_secs(30), async {
@@ -630,8 +639,7 @@ async fn the_feeder_that_runs_beside_events_work_parks_the_key_of_a_dead_letter_
         }
     })
     .await;
-    feed.kill().unwrap();
-    feed.wait().unwrap();
+    drop(feed);
     assert!(parked.is_ok(), "suitex-events feed did not park {} within 30 s", lost.ordering_key());
     let park = db.store.open_parks().await.unwrap().remove(&lost.ordering_key()).unwrap();
     assert_eq!(park.event_id.as_deref(), Some(&*lost.event_id().to_string()));
@@ -698,6 +706,43 @@ async fn keeping_events_aside_while_the_key_is_released_strands_none_of_them() {
         kept.len(),
         "nothing was kept after the release"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_of_a_parked_key_holds_back_the_events_after_it_until_it_is_dead_lettered() {
+    // K is parked behind e2 (e3 and e4 kept aside). Then e5 (poison) and e6 arrive together:
+    // while e5 still has attempts left, e6 must not be kept aside behind e2's park — released
+    // with it, e6 would be appended before e5.
+    let s = k_parked_behind_e2("park_poison_behind", 1).await;
+    let key = s.k[0].ordering_key();
+    let k: Vec<Event> = (5..=6).map(|n| event("SO-1", n)).collect();
+    let p5 = with_missing_object(&s.config, &k[0]);
+    publish(&s.config, &s.fake, &[p5.clone(), k[1].clone()]).await;
+    eventually(Duration::from_secs(60), "e5 parks K again, with e6 behind it", || async {
+        s.db.store.open_parks().await.unwrap().of(&key).len() == 2
+    })
+    .await;
+    let raw = s.config.subscription_path(&s.config.names().raw_subscription);
+    eventually(Duration::from_secs(30), "e6 is settled", || async { s.fake.backlog(&raw) == 0 }).await;
+    let open = s.db.store.open_parks().await.unwrap();
+    let parks = open.of(&key);
+    let behind = |i: usize| {
+        let id = parks[i].id;
+        let store = s.db.store.clone();
+        async move { store.parked_events(id).await.unwrap().iter().map(n_of).collect::<Vec<_>>() }
+    };
+    assert_eq!(
+        (behind(0).await, behind(1).await),
+        (vec![3, 4], vec![6]),
+        "each event behind the dead letter before it"
+    );
+
+    restore(&s.config, &s.k[1]).await;
+    restore(&s.config, &k[0]).await;
+    redrive_until_released(&s.config, &s.db, &key, 2, Duration::from_secs(60)).await;
+    let rows = rows_of(&s.db, "SO-1").await;
+    assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6], "K is whole and in order");
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -138,7 +138,7 @@ class WorkCommand extends Command
             }
             $d = $deliveries[$i];
             $done = $d['ordering_key'] !== '' && isset($parks[$d['ordering_key']])
-                ? $this->settleParked($d, $parks)
+                ? $this->settleParked($d, $parks, $heldBack)
                 : $this->settle($d, $parks, $heldBack);
             if ($done === self::STOPPED) {
                 $this->release(array_slice($deliveries, $i));
@@ -212,9 +212,11 @@ class WorkCommand extends Command
      * Settles a delivery of a parked key. Its oldest park's dead letter, brought back by a
      * redrive, releases the park (the dead letter and the events kept aside are appended in
      * order); a dead letter of a later park waits behind it; any other event is kept aside, and
-     * poison on its last attempt parks the key again, behind its open parks.
+     * poison on its last attempt parks the key again, behind its open parks. Behind poison that
+     * has attempts left the key's later events are held back, not kept aside: kept behind the
+     * older park, they would be released ahead of that poison's dead letter.
      */
-    private function settleParked(array $d, array &$parks): int
+    private function settleParked(array $d, array &$parks, array &$heldBack): int
     {
         $key = $d['ordering_key'];
         $id = $this->name($d);
@@ -257,6 +259,13 @@ class WorkCommand extends Command
 
             return self::SETTLED;
         }
+        if (isset($heldBack[$key])) {
+            $this->nack($d);
+            $this->counts['held_back']++;
+            $this->say('debug', "held back {$id}: behind poison message {$heldBack[$key]} of parked key {$key}");
+
+            return self::SETTLED;
+        }
         if ($d['error'] !== null) {
             $last = $d['delivery_attempt'] >= $this->maxAttempts;
             if ($last && ! $this->parkKey($d, $d['error'], $parks)) {
@@ -265,6 +274,9 @@ class WorkCommand extends Command
             $this->nack($d);
             $this->counts['poison']++;
             $this->say('warn', "poison {$id} of parked key {$key} (attempt {$d['delivery_attempt']} of {$this->maxAttempts}".($last ? ', dead-lettered now' : '')."): {$d['error']}");
+            if (! $last) {
+                $heldBack[$key] = $d['message_id'];
+            }
 
             return self::SETTLED;
         }

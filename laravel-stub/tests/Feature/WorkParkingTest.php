@@ -200,6 +200,68 @@ final class WorkParkingTest extends LaravelTestCase
         return $records;
     }
 
+    /** K's event n: a claim-check when `$big`. */
+    private static function k(int $n, bool $big = false): array
+    {
+        return [
+            'event_id' => self::id('SO-K', $n), 'account_id' => 31, 'aggregate_type' => 'sales_order', 'aggregate_id' => 'SO-K',
+            'event_type' => 'sales_order.updated', 'occurred_at' => sprintf('2026-12-06T10:00:%02d.000000Z', $n),
+            'payload' => ['n' => $n] + ($big ? ['lines' => array_fill(0, 9000, ['item' => 1234567, 'memo' => 'netsuite'])] : []),
+        ];
+    }
+
+    /** Emits `$events` on `$pipeline`, losing the claim-check objects they make; returns them (name => bytes). */
+    private static function emitLosingObjects(Pipeline $pipeline, array $events): array
+    {
+        $before = self::objects($pipeline);
+        $pipeline->emit($events);
+        $lost = array_diff_key(self::objects($pipeline), $before);
+        foreach (array_keys($lost) as $name) {
+            self::deleteObject($pipeline, $name);
+        }
+
+        return $lost;
+    }
+
+    /** The events kept aside behind each open park of K, by the payload's n. */
+    private static function behindEachPark(string $database): array
+    {
+        $pdo = Harness::pdo($database);
+        $parks = $pdo->query("SELECT id FROM event_store_parking WHERE action = 'parked' ORDER BY id")->fetchAll(\PDO::FETCH_COLUMN);
+
+        return array_map(fn ($id) => array_map(
+            fn ($text) => json_decode($text, true)['payload']['n'],
+            $pdo->query("SELECT event FROM event_store_parked_events WHERE park_id = $id ORDER BY id")->fetchAll(\PDO::FETCH_COLUMN)
+        ), $parks);
+    }
+
+    public function test_poison_of_a_parked_key_holds_back_the_events_after_it_until_it_is_dead_lettered(): void
+    {
+        // K is parked behind k2 (k3 kept aside). Then k4 (poison) and k5 arrive: while k4 has
+        // attempts left, k5 must not be kept aside behind k2's park — released with it, k5
+        // would be appended before k4. It waits, and is kept behind k4's own park.
+        $pipeline = new Pipeline('parkagain');
+        $this->startFake($pipeline);
+        $this->migrate();
+        $env = $this->envOf($pipeline, $this->eventStore);
+        $lost = self::emitLosingObjects($pipeline, [self::k(1), self::k(2, true), self::k(3)]);
+        $log = $this->eventsWork($env);
+        $this->assertSame([[3]], self::behindEachPark($this->eventStore), "K is parked behind k2 with k3 aside:\n$log");
+
+        $lost += self::emitLosingObjects($pipeline, [self::k(4, true), self::k(5)]);
+        $this->assertCount(2, $lost);
+        $log = $this->eventsWork($env);
+        $this->assertSame([[3], [5]], self::behindEachPark($this->eventStore), "each event behind the dead letter before it:\n$log");
+
+        foreach ($lost as $name => $bytes) {
+            self::restoreObject($pipeline, $name, $bytes);
+        }
+        $this->suitex(['parked', 'release', self::KEY], $env);
+        $log = $this->eventsWork($env);
+        $ledger = self::records($this->eventStore)['ledger']['SO-K'] ?? [];
+        $this->assertSame(array_map(fn ($n) => [self::id('SO-K', $n), $n], [1, 2, 3, 4, 5]), $ledger, "K is whole and in order:\n$log");
+    }
+
     public function test_events_work_parks_a_key_exactly_as_the_rust_worker_does_and_either_worker_releases_the_others_park(): void
     {
         $php = new Pipeline('parkphp');

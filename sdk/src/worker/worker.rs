@@ -602,20 +602,25 @@ impl Worker {
                 continue;
             }
             let key = r.key();
+            // Behind poison of its key that has attempts left, a message waits — parked key or
+            // not: kept aside now, it would be released ahead of that poison's dead letter.
+            if fenced_here.contains(key) || fences.holds(key, &r.message.message_id) {
+                verdicts[i] = Some(Verdict::HoldBack);
+                continue;
+            }
             if parks.contains_key(key) || parked_here.contains(key) {
                 match res {
                     Ok(event) => steps.push((i, Parking::KeepAside(event))),
                     Err(why) => {
                         if self.last_attempt(r) {
                             steps.push((i, Parking::Park(dead_letter(r, why))));
+                        } else {
+                            fenced_here.insert(key);
+                            fences.fence(key, &r.message.message_id, window);
                         }
                         verdicts[i] = Some(Verdict::Nack(why.clone()));
                     }
                 }
-                continue;
-            }
-            if fenced_here.contains(key) || fences.holds(key, &r.message.message_id) {
-                verdicts[i] = Some(Verdict::HoldBack);
                 continue;
             }
             match res {

@@ -612,6 +612,39 @@ async fn a_dead_letter_made_while_no_worker_ran_parks_its_key_before_the_next_wo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_key_is_visible_in_the_metrics_and_the_worker_stays_ready() {
+    // Parking is not an outage: /readyz answers 200 while a key is parked, and /metrics shows
+    // the parked key, the event kept aside and how long ago the key was parked.
+    let fake = pubsub_fake::start().await;
+    let config = fake_topology(&fake, "park_ready").await;
+    let db = TestDb::new("park_ready").await;
+    let (worker, addr) = RunningWorker::start_serving(&config, &db.settings, options()).await;
+    until_status(addr, "/readyz", 200, Duration::from_secs(20)).await;
+    let k: Vec<Event> = (1..=2).map(|n| event("SO-5", n)).collect();
+    dead_letter(&config, &fake, &k[0]).await;
+    eventually(Duration::from_secs(30), "the watch parks the key behind e1", || async {
+        db.store.open_parks().await.unwrap().contains_key(&k[0].ordering_key())
+    })
+    .await;
+    publish(&config, &fake, &k[1..]).await;
+    eventually(Duration::from_secs(30), "e2 is kept aside behind e1's park", || async {
+        db.store.open_parks().await.unwrap().get(&k[0].ordering_key()).is_some_and(|p| p.parked_events == 1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await; // the oldest park is a second old
+    eventually(Duration::from_secs(15), "the gauges show the parked key", || async {
+        let text = http_get(addr, "/metrics").await.1;
+        text.contains("suitex_events_parked_keys 1")
+            && text.contains("suitex_events_parked_events 1")
+            && !text.contains("suitex_events_parked_oldest_age_seconds 0")
+    })
+    .await;
+    let (status, body) = http_get(addr, "/readyz").await;
+    assert_eq!(status, 200, "a parked key leaves the worker ready: {body}");
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_feeder_that_runs_beside_events_work_parks_the_key_of_a_dead_letter_no_worker_parked() {
     // Where `php artisan events:work` stores, no Rust worker runs and `suitex-events feed` feeds
     // events.merged: it runs the dead-letter watch too, so a dead letter Pub/Sub made on its own

@@ -172,33 +172,17 @@ class WorkCommand extends Command
      */
     private function settle(array $d, array &$parks, array &$heldBack): int
     {
-        $key = $d['ordering_key'];
         $id = $this->name($d);
-        if ($key !== '' && isset($heldBack[$key])) {
-            $this->nack($d);
-            $this->counts['held_back']++;
-            $this->say('debug', "held back {$id}: behind poison message {$heldBack[$key]} of key {$key}");
-
+        if ($this->holdBack($d, $heldBack)) {
             return self::SETTLED;
         }
+        if ($d['error'] !== null) {
+            return $this->poison($d, $d['error'], $parks, $heldBack);
+        }
         try {
-            if ($d['error'] !== null) {
-                throw new PoisonEvent($d['error']);
-            }
             $stored = $this->persist("storing event {$id}", fn () => $this->writer->store($d));
         } catch (PoisonEvent $p) {
-            $last = $d['delivery_attempt'] >= $this->maxAttempts;
-            if ($key !== '' && $last && ! $this->parkKey($d, $p->getMessage(), $parks)) {
-                return self::STOPPED;
-            }
-            $this->nack($d);
-            $this->counts['poison']++;
-            $this->say('warn', "poison {$id} (attempt {$d['delivery_attempt']} of {$this->maxAttempts}".($last ? ', dead-lettered now' : '')."): {$p->getMessage()}");
-            if ($key !== '' && ! $last) {
-                $heldBack[$key] = $d['message_id'];
-            }
-
-            return self::SETTLED;
+            return $this->poison($d, $p->getMessage(), $parks, $heldBack);
         }
         if ($stored === null) {
             // Stopping while the database is away: this event and the rest come back later.
@@ -259,26 +243,11 @@ class WorkCommand extends Command
 
             return self::SETTLED;
         }
-        if (isset($heldBack[$key])) {
-            $this->nack($d);
-            $this->counts['held_back']++;
-            $this->say('debug', "held back {$id}: behind poison message {$heldBack[$key]} of parked key {$key}");
-
+        if ($this->holdBack($d, $heldBack)) {
             return self::SETTLED;
         }
         if ($d['error'] !== null) {
-            $last = $d['delivery_attempt'] >= $this->maxAttempts;
-            if ($last && ! $this->parkKey($d, $d['error'], $parks)) {
-                return self::STOPPED;
-            }
-            $this->nack($d);
-            $this->counts['poison']++;
-            $this->say('warn', "poison {$id} of parked key {$key} (attempt {$d['delivery_attempt']} of {$this->maxAttempts}".($last ? ', dead-lettered now' : '')."): {$d['error']}");
-            if (! $last) {
-                $heldBack[$key] = $d['message_id'];
-            }
-
-            return self::SETTLED;
+            return $this->poison($d, $d['error'], $parks, $heldBack);
         }
         $newest = $parks[$key][count($parks[$key]) - 1];
         $kept = $this->persist("keeping {$id} aside", fn () => $this->parking->keepAside($newest, $d));
@@ -299,6 +268,43 @@ class WorkCommand extends Command
         }
         $this->counts['kept_aside']++;
         $this->say('debug', "kept {$id} aside behind park {$newest['id']} of key {$key}");
+
+        return self::SETTLED;
+    }
+
+    /** Nacks the delivery if it is behind poison of its key in this pull (held back); whether it did. */
+    private function holdBack(array $d, array $heldBack): bool
+    {
+        $key = $d['ordering_key'];
+        if ($key === '' || ! isset($heldBack[$key])) {
+            return false;
+        }
+        $this->nack($d);
+        $this->counts['held_back']++;
+        $this->say('debug', "held back {$this->name($d)}: behind poison message {$heldBack[$key]} of key {$key}");
+
+        return true;
+    }
+
+    /**
+     * Nacks poison (`$reason`). On its last attempt — Pub/Sub dead-letters it on this nack — its
+     * key is parked first (again, behind its open parks, when it is parked already); before
+     * that, the key's later events in this pull are held back behind it.
+     */
+    private function poison(array $d, string $reason, array &$parks, array &$heldBack): int
+    {
+        $key = $d['ordering_key'];
+        $of = isset($parks[$key]) ? " of parked key {$key}" : '';
+        $last = $d['delivery_attempt'] >= $this->maxAttempts;
+        if ($key !== '' && $last && ! $this->parkKey($d, $reason, $parks)) {
+            return self::STOPPED;
+        }
+        $this->nack($d);
+        $this->counts['poison']++;
+        $this->say('warn', "poison {$this->name($d)}{$of} (attempt {$d['delivery_attempt']} of {$this->maxAttempts}".($last ? ', dead-lettered now' : '')."): {$reason}");
+        if ($key !== '' && ! $last) {
+            $heldBack[$key] = $d['message_id'];
+        }
 
         return self::SETTLED;
     }

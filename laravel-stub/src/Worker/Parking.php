@@ -110,7 +110,7 @@ final class Parking
     public function keepAside(array $park, array $delivery): bool
     {
         return $this->underLock($park, function (ConnectionInterface $db) use ($park, $delivery) {
-            if ($db->selectOne('SELECT id FROM event_store_parking WHERE park_id = ?', [$park['id']]) !== null) {
+            if (self::released($db, $park)) {
                 return false;
             }
             $eventId = $delivery['event']['event_id'];
@@ -134,7 +134,7 @@ final class Parking
     public function release(array $park, array $delivery, EventWriter $writer): ?Stored
     {
         return $this->underLock($park, function (ConnectionInterface $db) use ($park, $delivery, $writer) {
-            if ($db->selectOne('SELECT id FROM event_store_parking WHERE park_id = ?', [$park['id']]) !== null) {
+            if (self::released($db, $park)) {
                 return null;
             }
             $db->insert(
@@ -187,6 +187,12 @@ final class Parking
         } finally {
             self::quietly(fn () => $db->selectOne('SELECT RELEASE_LOCK(?)', [$name]));
         }
+    }
+
+    /** Whether `$park` has ended (its release is recorded). */
+    private static function released(ConnectionInterface $db, array $park): bool
+    {
+        return $db->selectOne('SELECT id FROM event_store_parking WHERE park_id = ?', [$park['id']]) !== null;
     }
 
     /** Runs `$f`, ignoring a failure (of a session that is gone: its lock and transaction went with it). */

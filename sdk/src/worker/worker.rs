@@ -608,22 +608,9 @@ impl Worker {
                 verdicts[i] = Some(Verdict::HoldBack);
                 continue;
             }
-            if parks.contains_key(key) || parked_here.contains(key) {
-                match res {
-                    Ok(event) => steps.push((i, Parking::KeepAside(event))),
-                    Err(why) => {
-                        if self.last_attempt(r) {
-                            steps.push((i, Parking::Park(dead_letter(r, why))));
-                        } else {
-                            fenced_here.insert(key);
-                            fences.fence(key, &r.message.message_id, window);
-                        }
-                        verdicts[i] = Some(Verdict::Nack(why.clone()));
-                    }
-                }
-                continue;
-            }
             match res {
+                // Poison on its last attempt parks its key (again, if it is parked already);
+                // other poison fences it.
                 Err(why) => {
                     if self.last_attempt(r) && !key.is_empty() {
                         steps.push((i, Parking::Park(dead_letter(r, why))));
@@ -633,6 +620,9 @@ impl Worker {
                         fences.fence(key, &r.message.message_id, window);
                     }
                     verdicts[i] = Some(Verdict::Nack(why.clone()));
+                }
+                Ok(event) if parks.contains_key(key) || parked_here.contains(key) => {
+                    steps.push((i, Parking::KeepAside(event)))
                 }
                 Ok(event) => to_store.push((i, event)),
             }

@@ -120,6 +120,11 @@ async fn check(out: &Output, config: &sdk::Config, probe: &str) {
         .expect("the small event arrived");
     let data = String::from_utf8_lossy(&small.data);
     assert!(data.contains(r#""max":18446744073709551615"#) && data.contains(r#""rate":0.1"#), "{data}");
+    // The trace context the C caller put in the metadata, in the official clients' attribute.
+    assert_eq!(
+        attr(small, "googclient_traceparent"),
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,20 +25,22 @@ class EventBackbone
      * and metadata optional). Returns ['event_id' => …, 'message_id' => …, 'payload_location' =>
      * 'inline'|'gcs', 'spooled' => bool]: in spool mode (php.ini suitex_events.spool) the event
      * is appended durably to the host's spool, `spooled` is true and `message_id` is empty.
+     * `$options`: ['traceparent' => …, 'tracestate' => …], the W3C trace context the event
+     * continues; under php-fpm the extension reads the request's `traceparent` header itself.
      */
-    public function emitEvent(array $event): array
+    public function emitEvent(array $event, array $options = []): array
     {
         $this->requireExtension();
 
-        return \SuiteX\Events\emit_event($event);
+        return \SuiteX\Events\emit_event($event, $options);
     }
 
     /** Emits several events at once; returns one receipt per event, in order. */
-    public function emitEvents(array $events): array
+    public function emitEvents(array $events, array $options = []): array
     {
         $this->requireExtension();
 
-        return \SuiteX\Events\emit_events($events);
+        return \SuiteX\Events\emit_events($events, $options);
     }
 
     /** @deprecated 0.2 name: use emitEvent(), the operation's name in every language. */

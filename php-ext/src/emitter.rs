@@ -3,6 +3,7 @@
 use crate::convert::{Path, string_map, to_json};
 use crate::exceptions::{from_refused, from_sdk, invalid};
 use crate::settings;
+use crate::trace_context;
 use ext_php_rs::boxed::ZBox;
 use ext_php_rs::exception::PhpException;
 use ext_php_rs::prelude::*;
@@ -22,6 +23,7 @@ fn default_emitter() -> PhpResult<Arc<BlockingEmitter>> {
         return Ok(e.clone());
     }
     let config = settings::config(HashMap::new()).map_err(|e| from_sdk(&sdk::Error::Config(e)))?;
+    trace_context::export_spans()?;
     let emitter = Arc::new(BlockingEmitter::new(config));
     *slot = Some(emitter.clone());
     Ok(emitter)
@@ -98,14 +100,25 @@ fn receipt(r: &EmitReceipt) -> ZBox<ZendHashTable> {
     out
 }
 
-fn emit_one(emitter: &BlockingEmitter, event: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
-    let event = event_from_php(event, &Path::Root)?;
+fn emit_one(
+    emitter: &BlockingEmitter,
+    event: &ZendHashTable,
+    options: Option<&ZendHashTable>,
+) -> PhpResult<ZBox<ZendHashTable>> {
+    let cx = trace_context::of_call(options)?;
+    let event = trace_context::continuing(event_from_php(event, &Path::Root)?, cx.as_ref());
     emitter.emit_event(event).map(|r| receipt(&r)).map_err(|e| from_sdk(&e))
 }
 
 /// One receipt per event; a failed one has `message_id` null and `error` set.
-fn emit_many(emitter: &BlockingEmitter, events: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
-    let events = events_from_php(events)?;
+fn emit_many(
+    emitter: &BlockingEmitter,
+    events: &ZendHashTable,
+    options: Option<&ZendHashTable>,
+) -> PhpResult<ZBox<ZendHashTable>> {
+    let cx = trace_context::of_call(options)?;
+    let events: Vec<Event> =
+        events_from_php(events)?.into_iter().map(|e| trace_context::continuing(e, cx.as_ref())).collect();
     let ids: Vec<String> = events.iter().map(|e| e.event_id().to_string()).collect();
     let results = emitter.emit_events(events).map_err(|e| from_sdk(&e))?;
     let mut out = ZendHashTable::with_capacity(results.len() as u32);
@@ -132,13 +145,19 @@ fn emit_many(emitter: &BlockingEmitter, events: &ZendHashTable) -> PhpResult<ZBo
 }
 
 /// `emit_event()`: one event through the per-process emitter.
-pub fn emit_with_default(event: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
-    emit_one(&*default_emitter()?, event)
+pub fn emit_with_default(
+    event: &ZendHashTable,
+    options: Option<&ZendHashTable>,
+) -> PhpResult<ZBox<ZendHashTable>> {
+    emit_one(&*default_emitter()?, event, options)
 }
 
 /// `emit_events()`: several events through the per-process emitter.
-pub fn emit_batch_with_default(events: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
-    emit_many(&*default_emitter()?, events)
+pub fn emit_batch_with_default(
+    events: &ZendHashTable,
+    options: Option<&ZendHashTable>,
+) -> PhpResult<ZBox<ZendHashTable>> {
+    emit_many(&*default_emitter()?, events, options)
 }
 
 /// An emitter with explicit configuration.
@@ -181,26 +200,35 @@ impl Emitter {
     pub fn __construct(options: Option<&ZendHashTable>) -> PhpResult<Self> {
         let config =
             settings::config(self::options(options)?).map_err(|e| from_sdk(&sdk::Error::Config(e)))?;
+        trace_context::export_spans()?;
         Ok(Emitter { inner: Arc::new(BlockingEmitter::new(config)) })
     }
 
-    /// Emits one event (see `emit_event()`).
-    pub fn emit_event(&self, event: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
-        emit_one(&self.inner, event)
+    /// Emits one event (see `emit_event()`; `$options` the same).
+    pub fn emit_event(
+        &self,
+        event: &ZendHashTable,
+        options: Option<&ZendHashTable>,
+    ) -> PhpResult<ZBox<ZendHashTable>> {
+        emit_one(&self.inner, event, options)
     }
 
-    /// Emits several events (see `emit_events()`).
-    pub fn emit_events(&self, events: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
-        emit_many(&self.inner, events)
+    /// Emits several events (see `emit_events()`; `$options` the same).
+    pub fn emit_events(
+        &self,
+        events: &ZendHashTable,
+        options: Option<&ZendHashTable>,
+    ) -> PhpResult<ZBox<ZendHashTable>> {
+        emit_many(&self.inner, events, options)
     }
 
     /// Deprecated name of `emitEvent()`.
     pub fn emit(&self, event: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
-        emit_one(&self.inner, event)
+        emit_one(&self.inner, event, None)
     }
 
     /// Deprecated name of `emitEvents()`.
     pub fn emit_batch(&self, events: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
-        emit_many(&self.inner, events)
+        emit_many(&self.inner, events, None)
     }
 }

@@ -25,6 +25,7 @@ mod exceptions;
 #[cfg(feature = "inbox")]
 mod inbox;
 mod settings;
+mod trace_context;
 
 use ext_php_rs::prelude::*;
 use ext_php_rs::zend::IniEntryDef;
@@ -37,25 +38,29 @@ const INBOX_SAPIS: [&str; 2] = ["cli", "phpdbg"];
 /// 'payload_location' => 'inline'|'gcs']`. Keys: `account_id`, `aggregate_type`, `aggregate_id`,
 /// `event_type`, `payload` (or `payload_json`, a JSON document as a string), and optionally
 /// `event_id`, `occurred_at` (RFC 3339 UTC string or a DateTimeInterface), `metadata`.
+/// `$options`: `traceparent` (and `tracestate`), the W3C trace context the event continues;
+/// without it, under php-fpm, the request's `traceparent` header.
 /// Throws ValidationException, ConfigurationException or PublishException.
 #[php_function]
 #[php(name = "SuiteX\\Events\\emit_event")]
 pub fn emit_event(
     event: &ext_php_rs::types::ZendHashTable,
+    options: Option<&ext_php_rs::types::ZendHashTable>,
 ) -> PhpResult<ext_php_rs::boxed::ZBox<ext_php_rs::types::ZendHashTable>> {
-    emitter::emit_with_default(event)
+    emitter::emit_with_default(event, options)
 }
 
 /// Emits several events, in order per aggregate. Every event is checked first (one invalid
 /// event throws ValidationException and nothing is sent). Returns one receipt per event; a
 /// failed event has `message_id` null and `error` set (later events of its aggregate are not
-/// sent).
+/// sent). `$options` as for `emit_event()`, for every event of the call.
 #[php_function]
 #[php(name = "SuiteX\\Events\\emit_events")]
 pub fn emit_events(
     events: &ext_php_rs::types::ZendHashTable,
+    options: Option<&ext_php_rs::types::ZendHashTable>,
 ) -> PhpResult<ext_php_rs::boxed::ZBox<ext_php_rs::types::ZendHashTable>> {
-    emitter::emit_batch_with_default(events)
+    emitter::emit_batch_with_default(events, options)
 }
 
 /// Module startup (MINIT): the php.ini directives and the exception classes. Nothing else:
@@ -69,6 +74,13 @@ pub extern "C" fn startup(_ty: i32, module_number: i32) -> i32 {
             -1
         }
     }
+}
+
+/// Module shutdown (MSHUTDOWN, a php-fpm worker's or a CLI script's end): spans still buffered
+/// are sent.
+pub extern "C" fn shutdown(_ty: i32, _module_number: i32) -> i32 {
+    trace_context::flush();
+    0
 }
 
 /// The `phpinfo()` section (also `php --ri suitex_events`): version, mode, and each setting's
@@ -108,6 +120,7 @@ pub extern "C" fn info(_module: *mut ext_php_rs::zend::ModuleEntry) {
 pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
     let module = module
         .info_function(info)
+        .shutdown_function(shutdown)
         .class::<emitter::Emitter>()
         .function(wrap_function!(emit_event))
         .function(wrap_function!(emit_events));

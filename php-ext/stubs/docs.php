@@ -21,6 +21,7 @@ DOC,
 Emits one event through this process's emitter (configured from php.ini and the environment).
 
 @param array<string, mixed> $event
+@param array{traceparent?: string, tracestate?: string}|null $options the W3C trace context the event continues; without it, under php-fpm, the request's traceparent header (docs/architecture.md §2.8)
 @return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs', spooled: bool} (spool mode: spooled true, message_id '')
 @throws ValidationException the event broke a rule (the message names the field and the limit); nothing was sent
 @throws ConfigurationException a setting is missing or invalid
@@ -32,6 +33,7 @@ event throws and nothing is sent. A receipt per event, in order; a failed event 
 message_id null and error set, and later events of its aggregate are not sent.
 
 @param list<array<string, mixed>> $events
+@param array{traceparent?: string, tracestate?: string}|null $options as for emit_event(), for every event of the call
 @return list<array{event_id: string, message_id: ?string, payload_location: ?string, spooled: bool, error: ?string}>
 @throws ValidationException
 @throws ConfigurationException
@@ -51,6 +53,7 @@ DOC,
 Emits one event (as emit_event()).
 
 @param array<string, mixed> $event
+@param array{traceparent?: string, tracestate?: string}|null $options as for emit_event()
 @return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs', spooled: bool} (spool mode: spooled true, message_id '')
 @throws ValidationException|PublishException
 DOC,
@@ -58,6 +61,7 @@ DOC,
 Emits several events (as emit_events()).
 
 @param list<array<string, mixed>> $events
+@param array{traceparent?: string, tracestate?: string}|null $options as for emit_event()
 @return list<array{event_id: string, message_id: ?string, payload_location: ?string, spooled: bool, error: ?string}>
 @throws ValidationException
 DOC,

@@ -40,12 +40,13 @@ namespace SuiteX\Events;
  * Emits one event through this process's emitter (configured from php.ini and the environment).
  *
  * @param array<string, mixed> $event
+ * @param array{traceparent?: string, tracestate?: string}|null $options the W3C trace context the event continues; without it, under php-fpm, the request's traceparent header (docs/architecture.md §2.8)
  * @return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs', spooled: bool} (spool mode: spooled true, message_id '')
  * @throws ValidationException the event broke a rule (the message names the field and the limit); nothing was sent
  * @throws ConfigurationException a setting is missing or invalid
  * @throws PublishException uploading or publishing failed or timed out (emitting the same event again is safe); in spool mode, the spool is full (the message names SUITEX_EVENTS_SPOOL_MAX_BYTES) or cannot be written
  */
-function emit_event(array $event): array
+function emit_event(array $event, ?array $options = null): array
 {
 }
 
@@ -55,11 +56,12 @@ function emit_event(array $event): array
  * message_id null and error set, and later events of its aggregate are not sent.
  *
  * @param list<array<string, mixed>> $events
+ * @param array{traceparent?: string, tracestate?: string}|null $options as for emit_event(), for every event of the call
  * @return list<array{event_id: string, message_id: ?string, payload_location: ?string, spooled: bool, error: ?string}>
  * @throws ValidationException
  * @throws ConfigurationException
  */
-function emit_events(array $events): array
+function emit_events(array $events, ?array $options = null): array
 {
 }
 
@@ -116,10 +118,11 @@ class Emitter
      * Emits one event (as emit_event()).
      *
      * @param array<string, mixed> $event
+     * @param array{traceparent?: string, tracestate?: string}|null $options as for emit_event()
      * @return array{event_id: string, message_id: string, payload_location: 'inline'|'gcs', spooled: bool} (spool mode: spooled true, message_id '')
      * @throws ValidationException|PublishException
      */
-    public function emitEvent(array $event): array
+    public function emitEvent(array $event, ?array $options = null): array
     {
     }
 
@@ -127,10 +130,11 @@ class Emitter
      * Emits several events (as emit_events()).
      *
      * @param list<array<string, mixed>> $events
+     * @param array{traceparent?: string, tracestate?: string}|null $options as for emit_event()
      * @return list<array{event_id: string, message_id: ?string, payload_location: ?string, spooled: bool, error: ?string}>
      * @throws ValidationException
      */
-    public function emitEvents(array $events): array
+    public function emitEvents(array $events, ?array $options = null): array
     {
     }
 

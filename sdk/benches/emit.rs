@@ -12,6 +12,11 @@
 //!    emitter and for the bare publisher, each in a fresh child process (target for the
 //!    emitter: ≤ 1.5× growth).
 //!
+//! 3. Tracing: the emitter's throughput in a fresh process with no `OTEL_*` settings (nothing
+//!    installed: each span a disabled `tracing` span) and in one exporting every span with OTLP
+//!    to a local endpoint that accepts and drops them; the ratio on/off, and off against the
+//!    tuned bare publisher of the same run (compare that with an earlier commit's sdk/tuned).
+//!
 //! ```sh
 //! scripts/services start && eval "$(scripts/services env)"
 //! cargo bench -p suitex-events --bench emit            # defaults: N=20000 K=1000 rounds=3
@@ -44,6 +49,9 @@ struct Args {
     /// Internal: run the memory measurement of `sdk` or `bare` for this many keys.
     #[arg(long, num_args = 2, value_names = ["PUBLISHER", "KEYS"], hide = true)]
     memory_child: Option<Vec<String>>,
+    /// Internal: run the tracing measurement with spans exported (`on`) or not (`off`).
+    #[arg(long, value_name = "MODE", hide = true)]
+    tracing_child: Option<String>,
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
@@ -186,9 +194,95 @@ fn memory_in_child(which: &str, keys: usize) -> (f64, f64) {
     (it.next().unwrap(), it.next().unwrap())
 }
 
-#[tokio::main]
-async fn main() {
+/// An OTLP/HTTP endpoint that answers every export with 200 and keeps nothing.
+fn otlp_sink() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                let mut seen = Vec::new();
+                loop {
+                    // One request at a time per connection: headers, then Content-Length bytes.
+                    let Ok(n) = stream.read(&mut buf) else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if seen.len() < end + 4 + length {
+                            break;
+                        }
+                        seen.drain(..end + 4 + length);
+                        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n");
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// In a child process: the emitter's median throughput with spans exported (`on`) or with no
+/// `OTEL_*` settings at all (`off`).
+fn tracing_child(mode: &str, a: &Args) {
+    let telemetry = match mode {
+        "off" => None,
+        "on" => {
+            // SAFETY: set before any other thread of this process reads the environment.
+            unsafe { std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_sink()) };
+            let t = suitex_events::telemetry::install_global("suitex-bench").unwrap();
+            assert!(t.is_some(), "spans are exported");
+            t
+        }
+        other => panic!("unknown tracing mode {other}"),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rates: Vec<f64> = runtime.block_on(async {
+        let batch = one_kib_events(0..a.events, a.keys, 0);
+        run_sdk(batch[..a.events.min(2_000)].to_vec()).await;
+        let mut rates = Vec::new();
+        for _ in 0..a.rounds {
+            rates.push(run_sdk(batch.clone()).await);
+        }
+        rates
+    });
+    drop(runtime);
+    drop(telemetry);
+    println!("{:.1}", median(rates));
+}
+
+fn tracing_in_child(mode: &str, a: &Args) -> f64 {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--tracing-child", mode, "--events", &a.events.to_string(), "--keys", &a.keys.to_string()])
+        .args(["--rounds", &a.rounds.to_string()])
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_TRACES_EXPORTER")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+}
+
+fn main() {
     let a = <Args as clap::Parser>::parse();
+    if let Some(mode) = &a.tracing_child {
+        tracing_child(mode, &a);
+        return;
+    }
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(bench(a));
+}
+
+async fn bench(a: Args) {
     if let Some(child) = &a.memory_child {
         memory_child(&child[0], child[1].parse().expect("a key count")).await;
         return;
@@ -241,4 +335,15 @@ async fn main() {
     let (b1, b2) = memory_in_child("bare", a.memory_keys);
     println!("  sdk emitter:    {s1:>8.1} MiB -> {s2:>8.1} MiB   growth {:.2}x (target <= 1.5x)", s2 / s1);
     println!("  bare publisher: {b1:>8.1} MiB -> {b2:>8.1} MiB   growth {:.2}x", b2 / b1);
+
+    println!("tracing: the emitter in a fresh process, median of {} rounds each", a.rounds);
+    let off = tracing_in_child("off", &a);
+    let on = tracing_in_child("on", &a);
+    println!("  no OTEL_* settings (nothing installed):          {off:>7.0} events/s");
+    println!("  every span exported with OTLP (a local sink):   {on:>7.0} events/s");
+    println!(
+        "  ratio on/off = {:.2}; off/tuned bare publisher = {:.2} (compare with sdk/tuned above and with an earlier commit's)",
+        on / off,
+        off / t
+    );
 }

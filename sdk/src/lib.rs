@@ -46,6 +46,7 @@ pub mod error;
 pub mod ordered_publisher;
 pub mod per_process;
 pub mod settings;
+pub mod trace;
 
 #[cfg(feature = "consume")]
 pub mod consume;
@@ -53,6 +54,8 @@ pub mod consume;
 pub mod serve;
 #[cfg(feature = "store")]
 pub mod store;
+#[cfg(feature = "otlp")]
+pub mod telemetry;
 #[cfg(feature = "worker")]
 pub mod worker;
 

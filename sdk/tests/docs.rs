@@ -119,6 +119,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("ordered_publisher", FOUNDATIONS),
     ("per_process", FOUNDATIONS),
     ("serve", FOUNDATIONS),
+    ("trace", FOUNDATIONS),
+    ("telemetry", FOUNDATIONS),
     ("emit", FOUNDATIONS),
     ("consume", FOUNDATIONS),
     ("store", FOUNDATIONS),
@@ -137,6 +139,8 @@ const FOUNDATIONS: &[&str] = &[
     "ordered_publisher",
     "per_process",
     "serve",
+    "trace",
+    "telemetry",
 ];
 
 #[test]

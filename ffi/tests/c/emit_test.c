@@ -65,7 +65,8 @@ static void test_emits(const suitex_emitter *em) {
     memset(&r, 0, sizeof r);
     const char *small = EVENT("\"event_id\": \"0190a7f2-4c1e-7b3a-9d2e-000000000001\", \"aggregate_id\": \"C-1\", "
                               "\"payload\": {\"name\": \"Zo\\u00eb\", \"n\": 1.5, \"tags\": [], \"obj\": {}, "
-                              "\"max\": 18446744073709551615, \"rate\": 0.1}");
+                              "\"max\": 18446744073709551615, \"rate\": 0.1}, "
+                              "\"metadata\": {\"traceparent\": \"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\"}");
     suitex_result rc = emit_str(em, small, &r);
     CHECK(rc == SUITEX_OK, "small emit: %s: %s", suitex_result_name(rc), last_error());
     CHECK(strcmp(r.event_id, "0190a7f2-4c1e-7b3a-9d2e-000000000001") == 0, "receipt event_id %s", r.event_id);
@@ -142,6 +143,9 @@ static void test_error_paths(const suitex_emitter *em) {
     EXPECT_FAILURE(emit_str(em, EVENT("\"aggregate_id\": \"C\", \"payload\": {\"o\": {\"sku\": \"A\", \"sku\": \"B\"}}"), &r),
                    SUITEX_ERR_VALIDATION, "payload.o.sku appears twice in one object");
     CHECK(r.result == SUITEX_ERR_VALIDATION && r.message_id[0] == '\0', "an inexact payload is refused in the receipt too: %s", r.error);
+    /* The trace context a C caller gives travels in the event's metadata, in W3C form. */
+    EXPECT_FAILURE(emit_str(em, EVENT("\"aggregate_id\": \"C\", \"payload\": {}, \"metadata\": {\"traceparent\": \"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01\"}"), &r),
+                   SUITEX_ERR_VALIDATION, "metadata.traceparent has an all-zero parent id");
     char deep[256];
     snprintf(deep, sizeof deep, EVENT("\"aggregate_id\": \"C\", \"payload\": %s1%s"),
              "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");

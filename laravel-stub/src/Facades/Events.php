@@ -9,8 +9,8 @@ use Illuminate\Support\Facades\Facade;
  * Events::emitEvent([...]) — emit an event to the SuiteX event backbone; Events::emitEvents([...])
  * for several. (emit() and emitBatch(), the 0.2 names, remain as deprecated aliases.)
  *
- * @method static array emitEvent(array $event)
- * @method static array emitEvents(array $events)
+ * @method static array emitEvent(array $event, array $options = []) $options: traceparent, tracestate
+ * @method static array emitEvents(array $events, array $options = [])
  * @method static array emit(array $event) deprecated: use emitEvent()
  * @method static array emitBatch(array $events) deprecated: use emitEvents()
  * @method static bool available()

@@ -21,7 +21,7 @@ class EventBackboneFake
     }
 
     /** Validates and records one event; returns a receipt shaped like the extension's. */
-    public function emitEvent(array $event): array
+    public function emitEvent(array $event, array $options = []): array
     {
         $valid = EventValidator::validate($event);
         $this->emitted[] = $valid;
@@ -30,7 +30,7 @@ class EventBackboneFake
     }
 
     /** Validates every event first (the extension sends nothing when one is bad), then records them. */
-    public function emitEvents(array $events): array
+    public function emitEvents(array $events, array $options = []): array
     {
         $valid = array_map(fn (array $e) => EventValidator::validate($e), $events);
         $receipts = [];

@@ -31,6 +31,52 @@ final class EmitterTest extends TestCase
         $this->assertContains($old['event_id'], array_map(fn ($m) => $m['attributes']['event_id'], Emulator::receive($sub, 2)));
     }
 
+    public function test_a_traceparent_option_is_carried_in_the_attributes_and_the_envelope_and_a_bad_one_is_refused_by_name(): void
+    {
+        $topic = 'php-trace-'.bin2hex(random_bytes(4));
+        Emulator::createTopic($topic);
+        $sub = Emulator::createSubscription($topic);
+        $emitter = new Emitter(['SUITEX_EVENTS_RAW_TOPIC' => $topic]);
+        $tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+        // No OTEL_* here: nothing is recorded, so the context is carried exactly as given.
+        $one = $emitter->emitEvent(self::EVENT, ['traceparent' => $tp, 'tracestate' => 'rojo=00f067aa0ba902b7']);
+        $many = $emitter->emitEvents([self::EVENT, self::EVENT], ['traceparent' => $tp]);
+        $own = array_merge(self::EVENT, ['metadata' => ['traceparent' => '00-11111111111111111111111111111111-2222222222222222-00']]);
+        $kept = $emitter->emitEvent($own, ['traceparent' => $tp]);
+        $plain = $emitter->emitEvent(self::EVENT);
+        $got = [];
+        foreach (Emulator::receive($sub, 5) as $m) {
+            $got[$m['attributes']['event_id']] = $m;
+        }
+        $m = $got[$one['event_id']];
+        $this->assertSame($tp, $m['attributes']['googclient_traceparent']);
+        $this->assertSame('rojo=00f067aa0ba902b7', $m['attributes']['googclient_tracestate']);
+        $this->assertSame(['traceparent' => $tp, 'tracestate' => 'rojo=00f067aa0ba902b7'], json_decode($m['data'], true)['metadata']);
+        $this->assertSame('00-11111111111111111111111111111111-2222222222222222-00', $got[$kept['event_id']]['attributes']['googclient_traceparent'], "the event's own context wins over the call's");
+        $this->assertArrayNotHasKey('googclient_traceparent', $got[$plain['event_id']]['attributes']);
+        $this->assertCount(5, $got);
+        $this->assertSame([$tp, $tp], array_map(fn ($r) => $got[$r['event_id']]['attributes']['googclient_traceparent'], $many));
+
+        foreach ([
+            [['traceparent' => '00-zz-01'], 'options.traceparent', 'dash-separated parts'],
+            [['traceparent' => '00-00000000000000000000000000000000-b7ad6b7169203331-01'], 'options.traceparent', 'all-zero trace id'],
+            [['tracestate' => 'a=b'], 'options.tracestate', 'without options.traceparent'],
+            [['trace_parent' => $tp], 'options.trace_parent', 'the options are traceparent, tracestate'],
+            [['traceparent' => 7], 'options.traceparent', 'must be a string'],
+        ] as [$options, $field, $says]) {
+            try {
+                $emitter->emitEvent(self::EVENT, $options);
+                $this->fail("accepted $field");
+            } catch (\SuiteX\Events\ValidationException $e) {
+                $this->assertStringStartsWith($field, $e->getMessage());
+                $this->assertStringContainsString($says, $e->getMessage());
+            }
+        }
+        $this->expectException(\SuiteX\Events\ValidationException::class);
+        $this->expectExceptionMessage('metadata.traceparent');
+        $emitter->emitEvent(array_merge(self::EVENT, ['metadata' => ['traceparent' => 'not one']]));
+    }
+
     public function test_bad_options_are_configuration_errors_naming_the_setting(): void
     {
         foreach ([

@@ -81,8 +81,83 @@ final class FpmTest extends TestCase
         exec('rm -rf '.escapeshellarg($spool));
     }
 
+    public function test_a_request_with_a_traceparent_header_emits_an_event_that_continues_its_trace(): void
+    {
+        $trace = '4bf92f3577b34da6a3ce929d0e0e4736';
+        $requestSpan = '00f067aa0ba902b7';
+        [$receiver, $port, $spansFile] = $this->startOtlpReceiver();
+        try {
+            $subscription = Emulator::createSubscription(getenv('SUITEX_EVENTS_RAW_TOPIC'));
+            $fpm = $this->startFpm([], [
+                'OTEL_EXPORTER_OTLP_ENDPOINT' => "http://127.0.0.1:$port",
+                'OTEL_BSP_SCHEDULE_DELAY' => '100',
+            ]);
+            $served = $this->request($fpm, 'traced', [
+                'HTTP_TRACEPARENT' => "00-$trace-$requestSpan-01",
+                'HTTP_TRACESTATE' => 'suitex=web',
+            ]);
+            $plain = $this->request($fpm, 'plain');
+
+            $messages = [];
+            foreach (Emulator::receive($subscription, 2) as $m) {
+                $messages[$m['attributes']['event_id']] = $m;
+            }
+            $traced = $messages[$served['receipt']['event_id']];
+            $this->assertMatchesRegularExpression("/^00-$trace-[0-9a-f]{16}-01\$/", $traced['attributes']['googclient_traceparent']);
+            $this->assertSame('suitex=web', $traced['attributes']['googclient_tracestate']);
+            $body = json_decode($traced['data'], true);
+            $this->assertSame($traced['attributes']['googclient_traceparent'], $body['metadata']['traceparent'], 'the envelope carries the same context');
+            // A request without the header: its create span starts a trace of its own.
+            $this->assertDoesNotMatchRegularExpression("/^00-$trace-/", $messages[$plain['receipt']['event_id']]['attributes']['googclient_traceparent']);
+
+            // The spans php-fpm's worker exported: create, a child of the request's span, whose
+            // context the event carries; publish, a child of the request's span linked to it.
+            $create = $this->waitForSpan($spansFile, 'suitex-web', getenv('SUITEX_EVENTS_RAW_TOPIC').' create', $trace);
+            $this->assertSame($requestSpan, $create['parent_span_id']);
+            $this->assertSame('producer', $create['kind']);
+            $this->assertSame('gcp_pubsub', $create['attributes']['messaging.system']);
+            $this->assertSame($served['receipt']['event_id'], $create['attributes']['event_id']);
+            $this->assertSame("00-$trace-{$create['span_id']}-01", $traced['attributes']['googclient_traceparent']);
+            $publish = $this->waitForSpan($spansFile, 'suitex-web', getenv('SUITEX_EVENTS_RAW_TOPIC').' publish', $trace);
+            $this->assertSame($requestSpan, $publish['parent_span_id']);
+            $this->assertContains(['trace_id' => $trace, 'span_id' => $create['span_id']], $publish['links']);
+        } finally {
+            proc_terminate($receiver, SIGKILL);
+            proc_close($receiver);
+            @unlink($spansFile);
+        }
+    }
+
+    /** The OTLP/HTTP receiver of tests/otlp-receiver.py: [process, port, spans file]. */
+    private function startOtlpReceiver(): array
+    {
+        $python = Emulator::env('SUITEX_TEST_PYTHON');
+        $out = sys_get_temp_dir().'/suitex-php-spans-'.bin2hex(random_bytes(4)).'.jsonl';
+        $receiver = proc_open([$python, realpath(__DIR__.'/../../../tests/otlp-receiver.py'), $out], [1 => ['pipe', 'w'], 2 => STDERR], $pipes);
+        $port = (int) trim((string) fgets($pipes[1]));
+        $this->assertGreaterThan(0, $port, 'the OTLP receiver started (scripts/services start installs its Python packages)');
+
+        return [$receiver, $port, $out];
+    }
+
+    /** Waits up to 20 s for the span `$name` of `$service` in `$trace`. */
+    private function waitForSpan(string $file, string $service, string $name, string $trace): array
+    {
+        $until = microtime(true) + 20;
+        do {
+            foreach (file(is_file($file) ? $file : '/dev/null', FILE_IGNORE_NEW_LINES) as $line) {
+                $span = json_decode($line, true);
+                if ($span['service'] === $service && $span['name'] === $name && $span['trace_id'] === $trace) {
+                    return $span;
+                }
+            }
+            usleep(100_000);
+        } while (microtime(true) < $until);
+        $this->fail("no $name span of $service in trace $trace: ".@file_get_contents($file));
+    }
+
     /** Starts php-fpm (static pool of 2, re-forked every 3 requests) with `$ini`; returns its port. */
-    private function startFpm(array $ini): int
+    private function startFpm(array $ini, array $env = []): int
     {
         $fpmBinary = '/usr/sbin/php-fpm'.PHP_MAJOR_VERSION.'.'.PHP_MINOR_VERSION;
         $this->assertFileExists($fpmBinary, 'php-fpm is installed (.ci/run installs it)');
@@ -107,16 +182,17 @@ final class FpmTest extends TestCase
         foreach ($ini as $k => $v) {
             array_push($cmd, '-d', "$k=$v");
         }
-        $this->fpm = proc_open($cmd, [1 => ['file', "$this->dir/stdout", 'w'], 2 => ['file', "$this->dir/stderr", 'w']], $pipes, null, getenv());
+        $this->fpm = proc_open($cmd, [1 => ['file', "$this->dir/stdout", 'w'], 2 => ['file', "$this->dir/stderr", 'w']], $pipes, null, array_merge(getenv(), $env));
         $this->waitForPort($port);
 
         return $port;
     }
 
-    private function request(int $port, string $id): array
+    /** One request to the fixture; `$headers` are FastCGI parameters (`HTTP_*`). */
+    private function request(int $port, string $id, array $headers = []): array
     {
         $script = realpath(__DIR__.'/../fixtures/fpm-emit.php');
-        $env = ['SCRIPT_FILENAME' => $script, 'SCRIPT_NAME' => '/fpm-emit.php', 'REQUEST_METHOD' => 'GET', 'QUERY_STRING' => "request=$id"];
+        $env = $headers + ['SCRIPT_FILENAME' => $script, 'SCRIPT_NAME' => '/fpm-emit.php', 'REQUEST_METHOD' => 'GET', 'QUERY_STRING' => "request=$id"];
         [, $out, $err] = Emulator::run(['/usr/bin/cgi-fcgi', '-bind', '-connect', "127.0.0.1:$port"], $env, 30);
         $body = explode("\r\n\r\n", $out, 2)[1] ?? '';
         $decoded = json_decode($body, true);

@@ -17,7 +17,7 @@ final class StubTest extends TestCase
         $stub = realpath(__DIR__.'/../../stubs/suitex_events.stub.php');
         [$status, $generated, $err] = Emulator::php([__DIR__.'/../../stubs/generate.php']);
         $this->assertSame(0, $status, $err);
-        $this->assertStringContainsString('function emit_event(array $event): array', $generated);
+        $this->assertStringContainsString('function emit_event(array $event, ?array $options = null): array', $generated);
         $this->assertSame($generated, file_get_contents($stub), "$stub is stale; regenerate it:\n"
             .'php -n -d extension=target/debug/libsuitex_events_php.so php-ext/stubs/generate.php > php-ext/stubs/suitex_events.stub.php');
     }

@@ -113,6 +113,20 @@ impl Command {
         }
         matches!(self, Command::Relay(_))
     }
+
+    /// The service name spans are exported under when `OTEL_SERVICE_NAME` is not set.
+    fn service_name(&self) -> &'static str {
+        #[cfg(feature = "worker")]
+        match self {
+            Command::Worker(_) => return "suitex-events-worker",
+            Command::Feed(_) => return "suitex-events-feed",
+            _ => {}
+        }
+        match self {
+            Command::Relay(_) => "suitex-events-relay",
+            _ => "suitex-events",
+        }
+    }
 }
 
 /// A token cancelled once SIGTERM or SIGINT arrives (the long-running commands finish what
@@ -146,14 +160,13 @@ pub fn main() -> ExitCode {
     }
     // The worker reports its progress; one-shot commands only warnings.
     let default_level = if worker { "info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
-    if std::env::var(suitex_events::settings::LOG_FORMAT.name).is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        logs.event_format(logs::CloudLogging).init();
-    } else {
-        logs.init();
-    }
+    let telemetry = match logs::init(default_level, cli.command.service_name()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -193,6 +206,8 @@ pub fn main() -> ExitCode {
             Command::Settings(args) => settings::run(args).await,
         }
     });
+    // Spans still buffered go out before the process ends.
+    drop(telemetry);
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -31,6 +31,7 @@ use crate::deadline::Deadline;
 use crate::envelope::{ClaimCheckRef, Event, Payload, PayloadLocation};
 use crate::error::{Error, Result, ValidationError};
 use crate::ordered_publisher::OrderedPublisher;
+use crate::trace::{self, TraceContext};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -38,6 +39,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Claim-check uploads of one batch that run at once.
@@ -56,6 +58,15 @@ pub struct EmitReceipt {
     /// Spool mode: the event was appended durably to the spool and the relay publishes it;
     /// `message_id` is empty (there is none yet).
     pub spooled: bool,
+}
+
+/// Where the events of an emit come from.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    /// The caller creates them now.
+    Caller,
+    /// The spool: created, and traced, when they were spooled.
+    Spool,
 }
 
 /// Emits events to `events.raw`. Cheap to clone; share one per process.
@@ -110,11 +121,14 @@ impl Emitter {
     /// Emits one event; fails with [`Error::DeadlineExceeded`] if the upload and publish take
     /// longer than `deadline`.
     pub async fn emit_event_within(&self, event: Event, deadline: Duration) -> Result<EmitReceipt> {
-        let prepared = self.prepare(event).map_err(Error::Invalid)?;
+        let ambient = event.trace_context();
+        let prepared = self.prepare(event, Origin::Caller).map_err(Error::Invalid)?;
         if let Some(spool) = &self.inner.spool {
             return Ok(self.spool_all(spool, vec![prepared])?.pop().expect("one receipt per event"));
         }
-        let mut results = self.send(vec![prepared], Deadline::after(deadline)).await;
+        let prepared = vec![prepared];
+        let publish = self.publish_span(trace::Publishing::Caller(ambient.as_ref()), &prepared);
+        let mut results = self.send(prepared, Deadline::after(deadline)).instrument(publish).await;
         results.pop().expect("one result per event")
     }
 
@@ -135,15 +149,77 @@ impl Emitter {
         events: Vec<Event>,
         deadline: Duration,
     ) -> Result<Vec<Result<EmitReceipt>>> {
-        let prepared = events
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| self.prepare(e).map_err(|v| v.within(&format!("events[{i}]"))))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        // The caller's context, when every event of the call carries the same one.
+        let ambient = events.first().and_then(Event::trace_context).filter(|first| {
+            events.iter().all(|e| e.trace_context().is_some_and(|cx| cx.traceparent == first.traceparent))
+        });
+        let prepared = self.prepare_all(events, Origin::Caller)?;
         if let Some(spool) = &self.inner.spool {
             return Ok(self.spool_all(spool, prepared)?.into_iter().map(Ok).collect());
         }
-        Ok(self.send(prepared, Deadline::after(deadline)).await)
+        let publish = self.publish_span(trace::Publishing::Caller(ambient.as_ref()), &prepared);
+        Ok(self.send(prepared, Deadline::after(deadline)).instrument(publish).await)
+    }
+
+    /// The relay's publish of spooled events: created (and traced) by the web tier already, so
+    /// each keeps its trace context unchanged; the publish span is linked to every one of them.
+    pub(crate) async fn relay_events(&self, events: Vec<Event>) -> Result<Vec<Result<EmitReceipt>>> {
+        let prepared = self.prepare_all(events, Origin::Spool)?;
+        let publish = self.publish_span(trace::Publishing::OnBehalf, &prepared);
+        Ok(self
+            .send(prepared, Deadline::after(self.inner.config.publish_deadline()))
+            .instrument(publish)
+            .await)
+    }
+
+    fn prepare_all(
+        &self,
+        events: Vec<Event>,
+        origin: Origin,
+    ) -> std::result::Result<Vec<Prepared>, ValidationError> {
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| self.prepare(e, origin).map_err(|v| v.within(&format!("events[{i}]"))))
+            .collect()
+    }
+
+    /// The `create` span of one event (OpenTelemetry's messaging conventions), a child of the
+    /// event's own trace context where the caller gave one, else of the current span. Once it
+    /// is recorded, the event carries its context instead ([`crate::trace`]).
+    fn create_span(&self, event: Event, key: &str) -> Event {
+        let topic = &self.inner.config.names().raw_topic;
+        let span = tracing::info_span!(
+            "create",
+            otel.name = format!("{topic} create"),
+            otel.kind = "producer",
+            messaging.system = trace::MESSAGING_SYSTEM,
+            messaging.operation.type = "create",
+            messaging.operation.name = "create",
+            messaging.destination.name = %topic,
+            messaging.gcp_pubsub.message.ordering_key = key,
+            event_id = %event.event_id(),
+            account_id = event.account_id(),
+        );
+        if span.is_disabled() {
+            return event;
+        }
+        trace::continue_from(&span, event.trace_context().as_ref());
+        match TraceContext::of_span(&span) {
+            Some(cx) => event.with_trace_context(cx),
+            None => event,
+        }
+    }
+
+    /// The `publish` span of one call ([`trace::publish_span`]): in the caller's emit (`Some`
+    /// ambient context or the current span), or on behalf of the spool's producers.
+    fn publish_span(&self, publishing: trace::Publishing<'_>, prepared: &[Prepared]) -> tracing::Span {
+        trace::publish_span(
+            &self.inner.config.names().raw_topic,
+            prepared.len(),
+            publishing,
+            prepared.iter().map(|p| p.event.trace_context()),
+        )
     }
 
     /// Spool mode: appends the checked events to the spool in one durable transaction, payloads
@@ -206,8 +282,9 @@ impl Emitter {
         self.inner.publisher.flush().await;
     }
 
-    /// Size checks; decides whether the payload is offloaded.
-    fn prepare(&self, event: Event) -> std::result::Result<Prepared, ValidationError> {
+    /// Size checks; decides whether the payload is offloaded; records the `create` span of an
+    /// event the caller creates now.
+    fn prepare(&self, event: Event, origin: Origin) -> std::result::Result<Prepared, ValidationError> {
         let config = &self.inner.config;
         let raw = match event.payload() {
             Payload::ClaimCheck(_) => None,
@@ -233,7 +310,12 @@ impl Emitter {
                 }
             }
         };
-        Ok(Prepared { key: event.ordering_key(), event, payload })
+        let key = event.ordering_key();
+        let event = match origin {
+            Origin::Caller => self.create_span(event, &key),
+            Origin::Spool => event,
+        };
+        Ok(Prepared { key, event, payload })
     }
 
     async fn claim_check(&self) -> Result<&ClaimCheck> {

@@ -177,7 +177,7 @@ impl Relay {
             }
         }
         let (spooled, batch): (Vec<Spooled>, Vec<Event>) = events.into_iter().unzip();
-        let outcomes = match self.emitter.emit_events(batch).await {
+        let outcomes = match self.emitter.relay_events(batch).await {
             Ok(outcomes) => outcomes,
             // Every event was size-checked by `decode`; a refusal here is a bug, never a reason
             // to drop: keep them all and let the operator see it.

@@ -270,16 +270,44 @@ impl Event {
     }
 
     /// The message attributes: `event_id`, `account_id`, `aggregate_type`, `event_type`,
-    /// `schema_version`, `payload_location`.
-    pub fn attributes(&self) -> [(&'static str, String); 6] {
-        [
+    /// `schema_version`, `payload_location`, and — when the event carries a trace context —
+    /// `googclient_traceparent` / `googclient_tracestate` ([`crate::trace`]).
+    pub fn attributes(&self) -> Vec<(&'static str, String)> {
+        let mut attributes = vec![
             ("event_id", self.event_id.to_string()),
             ("account_id", self.account_id.to_string()),
             ("aggregate_type", self.aggregate_type.clone()),
             ("event_type", self.event_type.clone()),
             ("schema_version", SCHEMA_VERSION.to_string()),
             ("payload_location", self.payload_location().as_str().to_string()),
-        ]
+        ];
+        if let Some(cx) = self.trace_context() {
+            attributes.push((crate::trace::TRACEPARENT_ATTRIBUTE, cx.traceparent));
+            if let Some(state) = cx.tracestate {
+                attributes.push((crate::trace::TRACESTATE_ATTRIBUTE, state));
+            }
+        }
+        attributes
+    }
+
+    /// The trace context the event carries (`metadata.traceparent`, `metadata.tracestate`;
+    /// checked when the event was built or decoded).
+    pub fn trace_context(&self) -> Option<crate::trace::TraceContext> {
+        let m = self.metadata.as_ref()?;
+        let traceparent = m.get(crate::trace::TRACEPARENT)?.as_str()?.to_string();
+        let tracestate = m.get(crate::trace::TRACESTATE).and_then(Value::as_str).map(str::to_string);
+        Some(crate::trace::TraceContext { traceparent, tracestate })
+    }
+
+    /// The event carrying `cx` as its trace context (replacing the one it had).
+    pub fn with_trace_context(mut self, cx: crate::trace::TraceContext) -> Event {
+        let m = self.metadata.get_or_insert_with(Map::new);
+        m.insert(crate::trace::TRACEPARENT.into(), cx.traceparent.into());
+        match cx.tracestate {
+            Some(state) => m.insert(crate::trace::TRACESTATE.into(), state.into()),
+            None => m.remove(crate::trace::TRACESTATE),
+        };
+        self
     }
 
     /// The idempotency key.

@@ -368,6 +368,35 @@ pub(super) fn check_metadata(m: Map<String, Value>) -> Result<Map<String, Value>
             }
         }
     }
+    // The trace context (crate::trace): W3C form, so every reader can continue it.
+    match (m.get(crate::trace::TRACEPARENT), m.get(crate::trace::TRACESTATE)) {
+        (None | Some(Value::Null), None | Some(Value::Null)) => {}
+        (Some(Value::String(parent)), state) => {
+            let state = match state {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.as_str()),
+                Some(other) => {
+                    return Err(ValidationError::new(
+                        "metadata.tracestate",
+                        format!("must be a string; got {}", type_name(other)),
+                    ));
+                }
+            };
+            crate::trace::TraceContext::parse("metadata.traceparent", parent, state)?;
+        }
+        (None | Some(Value::Null), Some(_)) => {
+            return Err(ValidationError::new(
+                "metadata.tracestate",
+                "is given without metadata.traceparent; W3C Trace Context carries it only beside one",
+            ));
+        }
+        (Some(other), _) => {
+            return Err(ValidationError::new(
+                "metadata.traceparent",
+                format!("must be a string; got {}", type_name(other)),
+            ));
+        }
+    }
     let size = serde_json::to_vec(&m).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > METADATA_MAX_BYTES {
         return Err(ValidationError::new(

@@ -29,11 +29,13 @@ use crate::deadline::Deadline;
 use crate::error::Result;
 use crate::ordered_publisher::OrderedPublisher;
 use crate::store::{EventStore, FOLLOW_POLL, Leadership, Selection, StoredEvent};
+use crate::trace;
 use backon::BackoffBuilder;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Payload bytes read from the ledger per page (at least one row).
 const PAGE_BYTES: u64 = 32 * 1024 * 1024;
@@ -331,6 +333,31 @@ impl Feeder {
 
     /// Publishes a page of the ledger, ordered per key, and waits for every message id.
     async fn publish(&self, page: &[StoredEvent]) -> Result<()> {
+        let span = self.publish_span(page);
+        self.publish_page(page).instrument(span).await
+    }
+
+    /// The `publish` span of a page ([`trace::publish_span`]), linked to the trace context each
+    /// row carries (the producer's `create` span). The messages carry that context unchanged, so
+    /// `events.merged`'s consumers continue the producer's trace.
+    fn publish_span(&self, page: &[StoredEvent]) -> tracing::Span {
+        let span = trace::publish_span(
+            &self.config.names().merged_topic,
+            page.len(),
+            trace::Publishing::OnBehalf,
+            page.iter().map(|s| s.event.trace_context()),
+        );
+        // As OTLP integers (a u64 would travel as text).
+        if let (Some(first), Some(last)) = (page.first(), page.last())
+            && let (Ok(first), Ok(last)) = (i64::try_from(first.seq), i64::try_from(last.seq))
+        {
+            span.record("ledger.seq.first", first);
+            span.record("ledger.seq.last", last);
+        }
+        span
+    }
+
+    async fn publish_page(&self, page: &[StoredEvent]) -> Result<()> {
         let keys: Vec<String> = page.iter().map(|s| s.event.ordering_key()).collect();
         let mut batch = self.publisher.batch(keys.iter().map(String::as_str));
         for s in page {

@@ -49,6 +49,7 @@ use crate::config::Config;
 use crate::envelope::{Event, Payload};
 use crate::error::{Error, Poison, Result, Service};
 use crate::store::{Appended, EventStore, NewPark, Parking, Release};
+use crate::trace::{self, TraceContext};
 use backon::BackoffBuilder;
 use futures::{FutureExt, StreamExt};
 use google_cloud_pubsub::model::Message;
@@ -61,6 +62,7 @@ use std::time::Duration;
 use tokio::sync::{OnceCell, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Who the worker's parking records name (with its database account).
 const WORKER: &str = "worker";
@@ -87,6 +89,9 @@ struct Received {
     handler: Handler,
     /// The decoded event, or why it is poison.
     event: std::result::Result<Event, Poison>,
+    /// From receipt to settlement (`events.raw-sub receive`), a child of the producer's
+    /// `create` span (crate::trace); disabled unless spans are exported.
+    span: tracing::Span,
 }
 
 impl Received {
@@ -397,7 +402,46 @@ impl Worker {
     fn received(&self, message: Message, handler: Handler) -> Received {
         self.metrics.in_flight.inc();
         let event = Event::decode(&message.data).map_err(Poison::BadEnvelope);
-        Received { message, handler, event }
+        let span = self.receive_span(&message, event.as_ref().ok());
+        if let Some(attempt) = handler.delivery_attempt() {
+            span.record("messaging.gcp_pubsub.message.delivery_attempt", attempt);
+        }
+        Received { message, handler, event, span }
+    }
+
+    /// The `receive` span of a message (OpenTelemetry's messaging conventions for Pub/Sub): a
+    /// child of the context the producer sent — the message's `googclient_traceparent`, else its
+    /// envelope's `metadata.traceparent`.
+    fn receive_span(&self, message: &Message, event: Option<&Event>) -> tracing::Span {
+        let subscription = &self.config.names().raw_subscription;
+        let span = tracing::info_span!(
+            parent: None,
+            "receive",
+            otel.name = format!("{subscription} receive"),
+            otel.kind = "consumer",
+            messaging.system = trace::MESSAGING_SYSTEM,
+            messaging.operation.type = "receive",
+            messaging.operation.name = "receive",
+            messaging.destination.subscription.name = %subscription,
+            messaging.message.id = %message.message_id,
+            messaging.gcp_pubsub.message.ordering_key = %message.ordering_key,
+            messaging.gcp_pubsub.message.delivery_attempt = tracing::field::Empty,
+            event_id = tracing::field::Empty,
+            account_id = tracing::field::Empty,
+        );
+        if span.is_disabled() {
+            return span;
+        }
+        let attribute = message.attributes.get(trace::TRACEPARENT_ATTRIBUTE).and_then(|p| {
+            let state = message.attributes.get(trace::TRACESTATE_ATTRIBUTE).map(String::as_str);
+            TraceContext::parse(trace::TRACEPARENT_ATTRIBUTE, p, state).ok()
+        });
+        trace::continue_from(&span, attribute.or_else(|| event.and_then(Event::trace_context)).as_ref());
+        if let Some(e) = event {
+            span.record("event_id", tracing::field::display(e.event_id()));
+            span.record("account_id", e.account_id());
+        }
+        span
     }
 
     /// Handles one batch until it is through. Returns `Some(n)` when shutdown's deadline
@@ -473,8 +517,30 @@ impl Worker {
     fn settle(&self, batch: Vec<Received>, verdicts: Vec<Verdict>) {
         for (r, verdict) in batch.into_iter().zip(verdicts) {
             self.metrics.in_flight.dec();
+            let settle = tracing::info_span!(
+                parent: &r.span,
+                "settle",
+                otel.name = format!(
+                    "{} {}",
+                    self.config.names().raw_subscription,
+                    if matches!(verdict, Verdict::Ack) { "ack" } else { "nack" }
+                ),
+                otel.kind = "client",
+                messaging.system = trace::MESSAGING_SYSTEM,
+                messaging.operation.type = "settle",
+                messaging.operation.name = if matches!(verdict, Verdict::Ack) { "ack" } else { "nack" },
+                messaging.message.id = %r.message.message_id,
+            );
+            let _settling = settle.enter();
             match verdict {
-                Verdict::Ack => r.handler.ack(),
+                Verdict::Ack => {
+                    tracing::debug!(
+                        event_id = r.message.attributes.get("event_id").map(String::as_str).unwrap_or(""),
+                        message_id = %r.message.message_id,
+                        "stored and acked"
+                    );
+                    r.handler.ack();
+                }
                 Verdict::Nack(reason) => {
                     self.metrics.poison.inc();
                     tracing::warn!(
@@ -632,7 +698,8 @@ impl Worker {
         // 4. Append, in message order. A refused event holds back its key's later events; on
         //    its last attempt it parks the key and they are kept aside.
         let events: Vec<&Event> = to_store.iter().map(|(_, e)| *e).collect();
-        let appended = self.store.append_refs(&events).await?;
+        let append = append_span(to_store.iter().map(|(i, _)| &batch[*i].span), events.len());
+        let appended = self.store.append_refs(&events).instrument(append).await?;
         let (mut new, mut dup) = (0u64, 0u64);
         for ((i, event), outcome) in to_store.iter().zip(appended) {
             let r = &batch[*i];
@@ -710,6 +777,30 @@ impl Worker {
         );
         Ok(verdicts.into_iter().map(|v| v.expect("every message has a verdict")).collect())
     }
+}
+
+/// The database span of one batch's INSERT into the ledger (OpenTelemetry's database
+/// conventions), linked to the `receive` span of every message it stores.
+fn append_span<'a>(receives: impl Iterator<Item = &'a tracing::Span>, rows: usize) -> tracing::Span {
+    let span = tracing::info_span!(
+        parent: None,
+        "append",
+        otel.name = "INSERT event_store",
+        otel.kind = "client",
+        db.system = "mysql",
+        db.system.name = "mysql",
+        db.operation.name = "INSERT",
+        db.collection.name = "event_store",
+        db.operation.batch.size = rows,
+    );
+    if !span.is_disabled() {
+        for r in receives {
+            if let Some(cx) = TraceContext::of_span(r) {
+                trace::link(&span, Some(&cx));
+            }
+        }
+    }
+    span
 }
 
 /// The park that `r`, nacked on its last delivery attempt for `why`, makes of its key.

@@ -40,6 +40,8 @@ impl Inbox {
     fn open(options: Option<&ZendHashTable>) -> PhpResult<BlockingInbox> {
         let config =
             settings::config(self::options(options)?).map_err(|e| from_sdk(&sdk::Error::Config(e)))?;
+        // Receive and settle spans of `php artisan events:work`, when OTEL_* asks for them.
+        crate::trace_context::export_spans()?;
         Ok(BlockingInbox::new(config))
     }
 

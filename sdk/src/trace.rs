@@ -234,6 +234,79 @@ pub(crate) fn publish_span(
     span
 }
 
+/// A message as its consumer received it, for its `receive` span.
+pub(crate) struct Received<'a> {
+    /// The subscription's id (not its path).
+    pub subscription: &'a str,
+    pub message_id: &'a str,
+    pub ordering_key: &'a str,
+    pub attributes: &'a std::collections::HashMap<String, String>,
+    /// The decoded event, when the body is one.
+    pub event: Option<&'a crate::envelope::Event>,
+    pub delivery_attempt: Option<i32>,
+}
+
+/// The `receive` span of a message (OpenTelemetry's messaging conventions for Pub/Sub): a child
+/// of the context its producer sent — the `googclient_traceparent` attribute, else the
+/// envelope's `metadata.traceparent`. It lasts until the message is settled.
+pub(crate) fn receive_span(m: Received<'_>) -> tracing::Span {
+    let span = tracing::info_span!(
+        parent: None,
+        "receive",
+        otel.name = format!("{} receive", m.subscription),
+        otel.kind = "consumer",
+        messaging.system = MESSAGING_SYSTEM,
+        messaging.operation.type = "receive",
+        messaging.operation.name = "receive",
+        messaging.destination.subscription.name = m.subscription,
+        messaging.message.id = m.message_id,
+        messaging.gcp_pubsub.message.ordering_key = m.ordering_key,
+        messaging.gcp_pubsub.message.delivery_attempt = tracing::field::Empty,
+        event_id = tracing::field::Empty,
+        account_id = tracing::field::Empty,
+    );
+    if span.is_disabled() {
+        return span;
+    }
+    let attribute = m.attributes.get(TRACEPARENT_ATTRIBUTE).and_then(|p| {
+        let state = m.attributes.get(TRACESTATE_ATTRIBUTE).map(String::as_str);
+        TraceContext::parse(TRACEPARENT_ATTRIBUTE, p, state).ok()
+    });
+    continue_from(
+        &span,
+        attribute.or_else(|| m.event.and_then(crate::envelope::Event::trace_context)).as_ref(),
+    );
+    if let Some(e) = m.event {
+        span.record("event_id", tracing::field::display(e.event_id()));
+        span.record("account_id", e.account_id());
+    }
+    if let Some(attempt) = m.delivery_attempt.filter(|a| *a > 0) {
+        span.record("messaging.gcp_pubsub.message.delivery_attempt", attempt);
+    }
+    span
+}
+
+/// The `ack` / `nack` span of a message, a child of its `receive` span.
+pub(crate) fn settle_span(
+    receive: &tracing::Span,
+    subscription: &str,
+    message_id: &str,
+    ack: bool,
+) -> tracing::Span {
+    let operation = if ack { "ack" } else { "nack" };
+    tracing::info_span!(
+        parent: receive,
+        "settle",
+        otel.name = format!("{subscription} {operation}"),
+        otel.kind = "client",
+        messaging.system = MESSAGING_SYSTEM,
+        messaging.operation.type = "settle",
+        messaging.operation.name = operation,
+        messaging.message.id = message_id,
+        ledger.store_id = tracing::field::Empty,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

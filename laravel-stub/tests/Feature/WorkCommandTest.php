@@ -148,6 +148,58 @@ final class WorkCommandTest extends LaravelTestCase
         $this->assertSame([], $pipeline->deadLetters(1, 1.0));
     }
 
+    public function test_events_work_continues_the_producers_trace_in_its_receive_and_ack_spans(): void
+    {
+        $trace = '4bf92f3577b34da6a3ce929d0e0e4736';
+        $producer = '00f067aa0ba902b7';
+        $this->migrate();
+        $pipeline = new Pipeline('worktrace');
+        $pipeline->provision();
+        [$id] = $pipeline->emit([['account_id' => 42, 'aggregate_type' => 'customer', 'aggregate_id' => 'C-traced',
+            'event_type' => 'customer.updated', 'payload' => ['n' => 1], 'metadata' => ['traceparent' => "00-$trace-$producer-01"]]]);
+        // The receiving end of a real OTLP exporter (tests/otlp-receiver.py).
+        $spans = sys_get_temp_dir().'/suitex-work-spans-'.bin2hex(random_bytes(4)).'.jsonl';
+        $this->logs[] = $spans;
+        $receiver = proc_open([Emulator::env('SUITEX_TEST_PYTHON'), realpath(__DIR__.'/../../../tests/otlp-receiver.py'), $spans],
+            [1 => ['pipe', 'w'], 2 => STDERR], $pipes);
+        $this->workers[] = $receiver;
+        $port = (int) trim((string) fgets($pipes[1]));
+        $this->assertGreaterThan(0, $port, 'the OTLP receiver started');
+
+        $env = $this->env($pipeline->env) + ['OTEL_EXPORTER_OTLP_ENDPOINT' => "http://127.0.0.1:$port", 'OTEL_BSP_SCHEDULE_DELAY' => '100'];
+        [$code, $out, $err] = $this->work($env);
+        $this->assertSame(0, $code, $out.$err);
+        $this->assertStringContainsString('1 stored', $out, $err);
+        $this->boot($pipeline->env);
+        $row = EventStore::query()->where('event_id', $id)->sole();
+
+        $subscription = $pipeline->env['SUITEX_EVENTS_RAW_SUBSCRIPTION'];
+        $receive = self::span($spans, "$subscription receive", $trace);
+        $this->assertSame('suitex-php-cli', $receive['service']);
+        $this->assertSame($producer, $receive['parent_span_id'], 'a child of the context the producer sent');
+        $this->assertSame('consumer', $receive['kind']);
+        $this->assertSame($id, $receive['attributes']['event_id']);
+        $ack = self::span($spans, "$subscription ack", $trace);
+        $this->assertSame($receive['span_id'], $ack['parent_span_id']);
+        $this->assertSame($row->id, $ack['attributes']['ledger.store_id'], 'the ack names the row it settles');
+    }
+
+    /** Waits up to 20 s for the span `$name` in `$trace` among those the receiver wrote. */
+    private static function span(string $file, string $name, string $trace): array
+    {
+        $until = microtime(true) + 20;
+        do {
+            foreach (is_file($file) ? file($file, FILE_IGNORE_NEW_LINES) : [] as $line) {
+                $span = json_decode($line, true);
+                if ($span['name'] === $name && $span['trace_id'] === $trace) {
+                    return $span;
+                }
+            }
+            usleep(100_000);
+        } while (microtime(true) < $until);
+        self::fail("no $name span in trace $trace: ".@file_get_contents($file));
+    }
+
     public function test_poison_is_dead_lettered_after_exactly_five_attempts_and_healthy_events_flow(): void
     {
         // Scenario 3: a message that is not an event, and an event_id stored already as another

@@ -24,6 +24,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// One message pulled from `events.raw-sub`, decoded.
 #[derive(Debug, Clone)]
@@ -84,6 +85,10 @@ pub struct Inbox {
 struct Leased {
     /// Whether its message is poison (and so cannot have been stored).
     poison: bool,
+    message_id: String,
+    /// From the pull to the settlement (crate::trace::receive_span); disabled unless spans are
+    /// exported.
+    span: tracing::Span,
 }
 
 impl Drop for Inbox {
@@ -174,7 +179,18 @@ impl Inbox {
                 },
             };
             let m = r.message.unwrap_or_default();
-            self.leased.lock().insert(r.ack_id.clone(), Leased { poison: event.is_err() });
+            let span = crate::trace::receive_span(crate::trace::Received {
+                subscription: &self.config.names().raw_subscription,
+                message_id: &m.message_id,
+                ordering_key: &m.ordering_key,
+                attributes: &m.attributes,
+                event: event.as_ref().ok(),
+                delivery_attempt: Some(r.delivery_attempt),
+            });
+            self.leased.lock().insert(
+                r.ack_id.clone(),
+                Leased { poison: event.is_err(), message_id: m.message_id.clone(), span },
+            );
             out.push(Delivery {
                 ack_id: r.ack_id,
                 message_id: m.message_id,
@@ -233,15 +249,19 @@ impl Inbox {
     /// Acknowledges (consumes) deliveries, without publishing them anywhere. They leave the
     /// inbox's hands at once: should the ack fail, their leases run out and they come back.
     pub async fn ack(&self, ack_ids: Vec<String>) -> Result<()> {
-        self.forget(&ack_ids);
-        self.puller.ack(&self.subscription, ack_ids).await
+        let settled = self.settling(&ack_ids, true);
+        let result = self.puller.ack(&self.subscription, ack_ids).await;
+        drop(settled);
+        result
     }
 
     /// Releases deliveries for redelivery (counts a delivery attempt; Pub/Sub dead-letters a
     /// message after its last one). Should the release fail, their leases run out instead.
     pub async fn nack(&self, ack_ids: Vec<String>) -> Result<()> {
-        self.forget(&ack_ids);
-        self.puller.release(&self.subscription, ack_ids).await
+        let settled = self.settling(&ack_ids, false);
+        let result = self.puller.release(&self.subscription, ack_ids).await;
+        drop(settled);
+        result
     }
 
     /// Settles a delivery whose event the caller has committed to the event store as row
@@ -252,7 +272,7 @@ impl Inbox {
     /// When the ack fails the delivery stays in hand, its lease kept alive, and the call can be
     /// repeated.
     pub async fn ack_stored(&self, ack_id: &str, store_id: u64) -> Result<()> {
-        {
+        let settle = {
             let leased = self.leased.lock();
             let Some(h) = leased.get(ack_id) else {
                 return Err(Error::Invalid(ValidationError::new(
@@ -266,15 +286,19 @@ impl Inbox {
                     "is a delivery whose message is poison; it cannot have been stored (nack it)",
                 )));
             }
-        }
+            crate::trace::settle_span(&h.span, &self.config.names().raw_subscription, &h.message_id, true)
+        };
         if store_id == 0 {
             return Err(Error::Invalid(ValidationError::new(
                 "store_id",
                 "must be a positive row id of event_store",
             )));
         }
+        if let Ok(id) = i64::try_from(store_id) {
+            settle.record("ledger.store_id", id);
+        }
         // Forgotten only once acked: a failed ack leaves it leased for the next try.
-        self.puller.ack(&self.subscription, vec![ack_id.to_string()]).await?;
+        self.puller.ack(&self.subscription, vec![ack_id.to_string()]).instrument(settle).await?;
         self.forget(&[ack_id.to_string()]);
         Ok(())
     }
@@ -288,6 +312,18 @@ impl Inbox {
     #[deprecated(since = "0.3.0", note = "use leased: one word, leased, for handed out and not settled")]
     pub fn in_hand(&self) -> usize {
         self.leased()
+    }
+
+    /// Forgets deliveries being settled; returns their `settle` spans, each with its `receive`
+    /// span, to be dropped (ended) once the settling call returns.
+    fn settling(&self, ack_ids: &[String], ack: bool) -> Vec<(tracing::Span, Leased)> {
+        let subscription = &self.config.names().raw_subscription;
+        let mut leased = self.leased.lock();
+        ack_ids
+            .iter()
+            .filter_map(|id| leased.remove(id))
+            .map(|l| (crate::trace::settle_span(&l.span, subscription, &l.message_id, ack), l))
+            .collect()
     }
 
     fn forget(&self, ack_ids: &[String]) {

@@ -402,46 +402,15 @@ impl Worker {
     fn received(&self, message: Message, handler: Handler) -> Received {
         self.metrics.in_flight.inc();
         let event = Event::decode(&message.data).map_err(Poison::BadEnvelope);
-        let span = self.receive_span(&message, event.as_ref().ok());
-        if let Some(attempt) = handler.delivery_attempt() {
-            span.record("messaging.gcp_pubsub.message.delivery_attempt", attempt);
-        }
-        Received { message, handler, event, span }
-    }
-
-    /// The `receive` span of a message (OpenTelemetry's messaging conventions for Pub/Sub): a
-    /// child of the context the producer sent — the message's `googclient_traceparent`, else its
-    /// envelope's `metadata.traceparent`.
-    fn receive_span(&self, message: &Message, event: Option<&Event>) -> tracing::Span {
-        let subscription = &self.config.names().raw_subscription;
-        let span = tracing::info_span!(
-            parent: None,
-            "receive",
-            otel.name = format!("{subscription} receive"),
-            otel.kind = "consumer",
-            messaging.system = trace::MESSAGING_SYSTEM,
-            messaging.operation.type = "receive",
-            messaging.operation.name = "receive",
-            messaging.destination.subscription.name = %subscription,
-            messaging.message.id = %message.message_id,
-            messaging.gcp_pubsub.message.ordering_key = %message.ordering_key,
-            messaging.gcp_pubsub.message.delivery_attempt = tracing::field::Empty,
-            event_id = tracing::field::Empty,
-            account_id = tracing::field::Empty,
-        );
-        if span.is_disabled() {
-            return span;
-        }
-        let attribute = message.attributes.get(trace::TRACEPARENT_ATTRIBUTE).and_then(|p| {
-            let state = message.attributes.get(trace::TRACESTATE_ATTRIBUTE).map(String::as_str);
-            TraceContext::parse(trace::TRACEPARENT_ATTRIBUTE, p, state).ok()
+        let span = trace::receive_span(trace::Received {
+            subscription: &self.config.names().raw_subscription,
+            message_id: &message.message_id,
+            ordering_key: &message.ordering_key,
+            attributes: &message.attributes,
+            event: event.as_ref().ok(),
+            delivery_attempt: handler.delivery_attempt(),
         });
-        trace::continue_from(&span, attribute.or_else(|| event.and_then(Event::trace_context)).as_ref());
-        if let Some(e) = event {
-            span.record("event_id", tracing::field::display(e.event_id()));
-            span.record("account_id", e.account_id());
-        }
-        span
+        Received { message, handler, event, span }
     }
 
     /// Handles one batch until it is through. Returns `Some(n)` when shutdown's deadline
@@ -517,19 +486,11 @@ impl Worker {
     fn settle(&self, batch: Vec<Received>, verdicts: Vec<Verdict>) {
         for (r, verdict) in batch.into_iter().zip(verdicts) {
             self.metrics.in_flight.dec();
-            let settle = tracing::info_span!(
-                parent: &r.span,
-                "settle",
-                otel.name = format!(
-                    "{} {}",
-                    self.config.names().raw_subscription,
-                    if matches!(verdict, Verdict::Ack) { "ack" } else { "nack" }
-                ),
-                otel.kind = "client",
-                messaging.system = trace::MESSAGING_SYSTEM,
-                messaging.operation.type = "settle",
-                messaging.operation.name = if matches!(verdict, Verdict::Ack) { "ack" } else { "nack" },
-                messaging.message.id = %r.message.message_id,
+            let settle = trace::settle_span(
+                &r.span,
+                &self.config.names().raw_subscription,
+                &r.message.message_id,
+                matches!(verdict, Verdict::Ack),
             );
             let _settling = settle.enter();
             match verdict {

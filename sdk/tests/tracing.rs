@@ -290,6 +290,14 @@ async fn an_emitted_event_is_one_trace_from_the_callers_context_to_the_ledger_an
     assert_eq!(acked["logging.googleapis.com/trace"], format!("projects/suitex-local/traces/{TRACE}"));
     assert_eq!(acked["logging.googleapis.com/spanId"], ack["span_id"]);
     assert_eq!(acked["logging.googleapis.com/trace_sampled"], true);
+    // And as an operator reads them: jq, line by line.
+    let jq = Command::new("jq")
+        .args(["-r", r#"select(.message == "stored and acked") | ."logging.googleapis.com/trace""#])
+        .arg(&log)
+        .output()
+        .expect("jq (scripts/setup --test installs it)");
+    assert!(jq.status.success(), "jq reads every line: {}", String::from_utf8_lossy(&jq.stderr));
+    assert_eq!(String::from_utf8_lossy(&jq.stdout).trim(), format!("projects/suitex-local/traces/{TRACE}"));
     let _ = std::fs::remove_file(&log);
 }
 

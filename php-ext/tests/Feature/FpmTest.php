@@ -128,6 +128,115 @@ final class FpmTest extends TestCase
         }
     }
 
+    /**
+     * The whole way: a php-fpm request with a traceparent header emits; `suitex-events worker`
+     * stores the event and its feeder publishes it to events.merged; every span the receiver gets
+     * belongs to the request's trace or links to it, and the ledger row holds the context.
+     */
+    public function test_one_trace_from_a_php_fpm_request_to_the_ledger_row_and_events_merged(): void
+    {
+        $this->oneTrace(false);
+    }
+
+    /** The same in spool mode: the relay publishes what the request spooled, context unchanged. */
+    public function test_one_trace_through_the_spool_and_the_relay(): void
+    {
+        $this->oneTrace(true);
+    }
+
+    private function oneTrace(bool $spooled): void
+    {
+        $trace = '4bf92f3577b34da6a3ce929d0e0e4736';
+        $requestSpan = '00f067aa0ba902b7';
+        $bin = getenv('SUITEX_EVENTS_BIN');
+        $this->assertIsString($bin, 'SUITEX_EVENTS_BIN names the suitex-events binary (scripts/test sets it)');
+        // A topology and a ledger database of this test's own.
+        $run = 'fpmtrace-'.bin2hex(random_bytes(4));
+        $db = str_replace('-', '_', $run);
+        $names = [
+            'SUITEX_EVENTS_RAW_TOPIC' => "$run-raw", 'SUITEX_EVENTS_RAW_SUBSCRIPTION' => "$run-raw-sub",
+            'SUITEX_EVENTS_MERGED_TOPIC' => "$run-merged", 'SUITEX_EVENTS_DLQ_TOPIC' => "$run-dlq",
+            'SUITEX_EVENTS_DLQ_SUBSCRIPTION' => "$run-dlq-sub", 'SUITEX_EVENTS_PAYLOAD_BUCKET' => $run,
+            'DB_EVENT_STORE_HOST' => '127.0.0.1', 'DB_EVENT_STORE_PORT' => '3306', 'DB_EVENT_STORE_DATABASE' => $db,
+            'DB_EVENT_STORE_USERNAME' => 'root', 'DB_EVENT_STORE_PASSWORD' => '',
+        ];
+        $env = array_merge(getenv(), $names);
+        (new \PDO('mysql:host=127.0.0.1;port=3306', 'root', ''))->exec("CREATE DATABASE `$db`");
+        foreach ([['provision', '--merged-subscription', "$run-merged-sub"], ['migrate']] as $args) {
+            [$code, $out, $err] = Emulator::run(array_merge([$bin], $args), $env);
+            $this->assertSame(0, $code, implode(' ', $args).": $out$err");
+        }
+        [$receiver, $port, $spansFile] = $this->startOtlpReceiver();
+        $otel = ['OTEL_EXPORTER_OTLP_ENDPOINT' => "http://127.0.0.1:$port", 'OTEL_BSP_SCHEDULE_DELAY' => '100'];
+        $worker = proc_open([$bin, 'worker'], [1 => ['file', '/dev/null', 'w'], 2 => ['file', "$spansFile.worker.log", 'w']], $pipes, null,
+            array_merge($env, $otel, ['SUITEX_WORKER_METRICS_ADDR' => 'off', 'SUITEX_WORKER_BATCH_WAIT' => '10ms']));
+        try {
+            $spool = sys_get_temp_dir()."/suitex-$run-spool";
+            $fpm = $this->startFpm($spooled ? ['suitex_events.spool' => $spool] : [], array_merge($names, $otel));
+            $served = $this->request($fpm, 'e2e', ['HTTP_TRACEPARENT' => "00-$trace-$requestSpan-01"]);
+            $eventId = $served['receipt']['event_id'];
+            $this->assertSame($spooled, $served['receipt']['spooled']);
+            if ($spooled) {
+                [$code, $out, $err] = Emulator::run([$bin, 'relay', '--until-empty'],
+                    array_merge($env, $otel, ['SUITEX_EVENTS_SPOOL' => $spool, 'SUITEX_RELAY_METRICS_ADDR' => 'off']));
+                $this->assertSame(0, $code, $out.$err);
+                exec('rm -rf '.escapeshellarg($spool));
+            }
+            $merged = Emulator::receive("$run-merged-sub", 1, 60);
+            $this->assertCount(1, $merged, 'the event reached events.merged');
+            $this->assertSame($eventId, $merged[0]['attributes']['event_id']);
+
+            $raw = $names['SUITEX_EVENTS_RAW_TOPIC'];
+            $sub = $names['SUITEX_EVENTS_RAW_SUBSCRIPTION'];
+            $create = $this->waitForSpan($spansFile, 'suitex-web', "$raw create", $trace);
+            $this->assertSame($requestSpan, $create['parent_span_id']);
+            if ($spooled) {
+                $relayed = $this->waitForLinkedSpan($spansFile, "$raw publish", $trace, $create['span_id']);
+                $this->assertSame('suitex-events-relay', $relayed['service']);
+            } else {
+                $publish = $this->waitForSpan($spansFile, 'suitex-web', "$raw publish", $trace);
+                $this->assertSame($requestSpan, $publish['parent_span_id']);
+            }
+            $receive = $this->waitForSpan($spansFile, 'suitex-events-worker', "$sub receive", $trace);
+            $this->assertSame($create['span_id'], $receive['parent_span_id'], 'receive continues the create span');
+            $ack = $this->waitForSpan($spansFile, 'suitex-events-worker', "$sub ack", $trace);
+            $this->assertSame($receive['span_id'], $ack['parent_span_id']);
+            // The batch's INSERT and the feeder's publish are linked to the request's trace.
+            $insert = $this->waitForLinkedSpan($spansFile, 'INSERT event_store', $trace, $receive['span_id']);
+            $this->assertSame('mysql', $insert['attributes']['db.system']);
+            $this->waitForLinkedSpan($spansFile, $names['SUITEX_EVENTS_MERGED_TOPIC'].' publish', $trace, $create['span_id']);
+
+            $metadata = (new \PDO("mysql:host=127.0.0.1;port=3306;dbname=$db", 'root', ''))
+                ->query("SELECT CAST(metadata AS CHAR) FROM event_store WHERE event_id = '$eventId'")->fetchColumn();
+            $this->assertSame("00-$trace-{$create['span_id']}-01", json_decode($metadata, true)['traceparent'], 'the ledger row holds the context');
+            $this->assertSame("00-$trace-{$create['span_id']}-01", $merged[0]['attributes']['googclient_traceparent']);
+        } finally {
+            proc_terminate($worker, SIGKILL);
+            proc_close($worker);
+            proc_terminate($receiver, SIGKILL);
+            proc_close($receiver);
+            @unlink($spansFile);
+            @unlink("$spansFile.worker.log");
+            (new \PDO('mysql:host=127.0.0.1;port=3306', 'root', ''))->exec("DROP DATABASE IF EXISTS `$db`");
+        }
+    }
+
+    /** Waits up to 20 s for a span named `$name` linked to span `$spanId` of `$trace`. */
+    private function waitForLinkedSpan(string $file, string $name, string $trace, string $spanId): array
+    {
+        $until = microtime(true) + 20;
+        do {
+            foreach (file(is_file($file) ? $file : '/dev/null', FILE_IGNORE_NEW_LINES) as $line) {
+                $span = json_decode($line, true);
+                if ($span['name'] === $name && in_array(['trace_id' => $trace, 'span_id' => $spanId], $span['links'], true)) {
+                    return $span;
+                }
+            }
+            usleep(100_000);
+        } while (microtime(true) < $until);
+        $this->fail("no $name span linked to $trace/$spanId: ".@file_get_contents($file));
+    }
+
     /** The OTLP/HTTP receiver of tests/otlp-receiver.py: [process, port, spans file]. */
     private function startOtlpReceiver(): array
     {

@@ -235,6 +235,7 @@ pub(crate) fn publish_span(
 }
 
 /// A message as its consumer received it, for its `receive` span.
+#[cfg(feature = "consume")]
 pub(crate) struct Received<'a> {
     /// The subscription's id (not its path).
     pub subscription: &'a str,
@@ -249,6 +250,7 @@ pub(crate) struct Received<'a> {
 /// The `receive` span of a message (OpenTelemetry's messaging conventions for Pub/Sub): a child
 /// of the context its producer sent — the `googclient_traceparent` attribute, else the
 /// envelope's `metadata.traceparent`. It lasts until the message is settled.
+#[cfg(feature = "consume")]
 pub(crate) fn receive_span(m: Received<'_>) -> tracing::Span {
     let span = tracing::info_span!(
         parent: None,
@@ -287,6 +289,7 @@ pub(crate) fn receive_span(m: Received<'_>) -> tracing::Span {
 }
 
 /// The `ack` / `nack` span of a message, a child of its `receive` span.
+#[cfg(feature = "consume")]
 pub(crate) fn settle_span(
     receive: &tracing::Span,
     subscription: &str,

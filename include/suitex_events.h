@@ -134,6 +134,11 @@ uint32_t suitex_abi_version(void);
 // `PUBSUB_EMULATOR_HOST`, `STORAGE_EMULATOR_HOST`; see the README). No connection is made
 // until the first emit. On success `*out` holds the handle; free it with `suitex_emitter_free`.
 //
+// Spans: when the standard `OTEL_*` variables ask for it (`OTEL_EXPORTER_OTLP_ENDPOINT` …),
+// each emit's `create` and `publish` spans are exported with OTLP/HTTP from a thread of the
+// library's own, for either constructor (docs/architecture.md §2.8); a value the SDK cannot use
+// (`OTEL_EXPORTER_OTLP_PROTOCOL=grpc`) fails the call with `SUITEX_ERR_CONFIG`, naming it.
+//
 // # Safety
 // `out` must be NULL or a valid pointer.
 suitex_result suitex_emitter_new_from_env(suitex_emitter **out);
@@ -141,7 +146,8 @@ suitex_result suitex_emitter_new_from_env(suitex_emitter **out);
 // Creates an emitter from a JSON object of settings (`config_json`, `len` bytes) whose keys
 // are the environment variables' names, e.g.
 // `{"SUITEX_EVENTS_PROJECT": "suitex-prod", "SUITEX_EVENTS_PUBLISH_DEADLINE": "5s"}`.
-// Settings not given take their defaults (the environment is not read). Values are strings or
+// Settings not given take their defaults (the environment is not read, except the `OTEL_*`
+// variables of spans, as for `suitex_emitter_new_from_env`). Values are strings or
 // numbers. On success `*out` holds the handle; free it with `suitex_emitter_free`.
 //
 // # Safety
@@ -152,7 +158,8 @@ suitex_result suitex_emitter_new_from_json(const uint8_t *config_json,
 
 // Releases an emitter. NULL is ignored (`SUITEX_OK`); a handle that is not live (freed
 // twice, never created) returns `SUITEX_ERR_INVALID_HANDLE` and is left alone. Emits running
-// on other threads finish first; the handle is invalid as soon as this returns.
+// on other threads finish first; the handle is invalid as soon as this returns. When spans are
+// exported (the `OTEL_*` variables), the spans still buffered are sent before it returns.
 //
 // # Safety
 // `emitter` must be NULL or a value `suitex_emitter_new_*` produced.

@@ -83,6 +83,11 @@ fn lookup(handle: *const suitex_emitter) -> Option<Arc<BlockingEmitter>> {
 }
 
 fn register(config: Config, out: *mut *mut suitex_emitter) -> SuitexResult {
+    // The emits' `create` and `publish` spans, exported when the OTEL_* variables ask for it;
+    // installed once per process (sdk::telemetry).
+    if let Err(e) = sdk::telemetry::export_from_this_process(&service_name()) {
+        return fail(&sdk::Error::Config(e));
+    }
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let handle = Box::into_raw(Box::new(suitex_emitter { _id: id }));
@@ -90,6 +95,14 @@ fn register(config: Config, out: *mut *mut suitex_emitter) -> SuitexResult {
     // SAFETY: `out` was checked non-NULL by the caller.
     unsafe { *out = handle };
     SuitexResult::SUITEX_OK
+}
+
+/// The service name of this process's spans when `OTEL_SERVICE_NAME` is not set: what the
+/// OpenTelemetry SDKs default to, `unknown_service:` and the executable's name.
+fn service_name() -> String {
+    let exe = std::env::current_exe().ok();
+    let name = exe.as_deref().and_then(std::path::Path::file_name).map(|n| n.to_string_lossy().into_owned());
+    format!("unknown_service:{}", name.unwrap_or_else(|| "suitex_events".into()))
 }
 
 fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8], SuitexResult> {
@@ -123,6 +136,11 @@ fn json(
 /// `PUBSUB_EMULATOR_HOST`, `STORAGE_EMULATOR_HOST`; see the README). No connection is made
 /// until the first emit. On success `*out` holds the handle; free it with `suitex_emitter_free`.
 ///
+/// Spans: when the standard `OTEL_*` variables ask for it (`OTEL_EXPORTER_OTLP_ENDPOINT` …),
+/// each emit's `create` and `publish` spans are exported with OTLP/HTTP from a thread of the
+/// library's own, for either constructor (docs/architecture.md §2.8); a value the SDK cannot use
+/// (`OTEL_EXPORTER_OTLP_PROTOCOL=grpc`) fails the call with `SUITEX_ERR_CONFIG`, naming it.
+///
 /// # Safety
 /// `out` must be NULL or a valid pointer.
 #[unsafe(no_mangle)]
@@ -141,7 +159,8 @@ pub unsafe extern "C" fn suitex_emitter_new_from_env(out: *mut *mut suitex_emitt
 /// Creates an emitter from a JSON object of settings (`config_json`, `len` bytes) whose keys
 /// are the environment variables' names, e.g.
 /// `{"SUITEX_EVENTS_PROJECT": "suitex-prod", "SUITEX_EVENTS_PUBLISH_DEADLINE": "5s"}`.
-/// Settings not given take their defaults (the environment is not read). Values are strings or
+/// Settings not given take their defaults (the environment is not read, except the `OTEL_*`
+/// variables of spans, as for `suitex_emitter_new_from_env`). Values are strings or
 /// numbers. On success `*out` holds the handle; free it with `suitex_emitter_free`.
 ///
 /// # Safety
@@ -190,7 +209,8 @@ pub unsafe extern "C" fn suitex_emitter_new_from_json(
 
 /// Releases an emitter. NULL is ignored (`SUITEX_OK`); a handle that is not live (freed
 /// twice, never created) returns `SUITEX_ERR_INVALID_HANDLE` and is left alone. Emits running
-/// on other threads finish first; the handle is invalid as soon as this returns.
+/// on other threads finish first; the handle is invalid as soon as this returns. When spans are
+/// exported (the `OTEL_*` variables), the spans still buffered are sent before it returns.
 ///
 /// # Safety
 /// `emitter` must be NULL or a value `suitex_emitter_new_*` produced.
@@ -206,6 +226,8 @@ pub unsafe extern "C" fn suitex_emitter_free(emitter: *mut suitex_emitter) -> Su
                 // SAFETY: the handle was live, so it is the Box `register` leaked.
                 drop(unsafe { Box::from_raw(emitter) });
                 drop(inner);
+                // Its emits' spans are sent now, before a program that exits next loses them.
+                sdk::telemetry::flush_this_process();
                 SuitexResult::SUITEX_OK
             }
             None => set_last_error(

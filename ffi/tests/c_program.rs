@@ -62,12 +62,13 @@ fn the_library_is_named_for_its_abi_version() {
     assert!(header.contains(&format!("#define SUITEX_ABI_VERSION {abi}")), "the header names the ABI");
 }
 
-fn compile(name: &str) -> PathBuf {
+/// Builds `ffi/tests/c/<source>.c` against the library as `<name>-<unique>`.
+fn compile_source(source: &str, name: &str) -> PathBuf {
     let out = std::env::temp_dir().join(format!("{name}-{}", unique()));
     let lib = lib_dir();
     let status = Command::new("gcc")
         .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pthread", "-g"])
-        .arg(repo().join("ffi/tests/c/emit_test.c"))
+        .arg(repo().join(format!("ffi/tests/c/{source}.c")))
         .arg("-I")
         .arg(repo().join("include"))
         .arg("-L")
@@ -77,8 +78,12 @@ fn compile(name: &str) -> PathBuf {
         .arg(&out)
         .status()
         .expect("gcc is installed");
-    assert!(status.success(), "emit_test.c does not compile cleanly with -Wall -Wextra -Werror");
+    assert!(status.success(), "{source}.c does not compile cleanly with -Wall -Wextra -Werror");
     out
+}
+
+fn compile(name: &str) -> PathBuf {
+    compile_source("emit_test", name)
 }
 
 fn run(program: &[&Path], config: &sdk::Config) -> Output {
@@ -194,4 +199,68 @@ fn the_example_builds_with_its_makefile() {
     );
     std::fs::remove_file(example).ok();
     std::fs::remove_dir_all(out_dir).ok();
+}
+
+/// A C program's emit continues the trace context it gives in the metadata: with the `OTEL_*`
+/// variables set, the library exports the emit's `create` span (a child of that context) and
+/// its `publish` span to a real OTLP receiver, under the executable's name, before
+/// `suitex_emitter_free` returns; the event carries the `create` span's context.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_programs_emit_exports_its_spans_continuing_the_callers_trace() {
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const CALLER: &str = "00f067aa0ba902b7";
+    let program = compile_source("trace_test", "trace_test");
+    let config = emulator_config("ctrace").build().unwrap();
+    let probe = provision_with_probe(&config).await;
+    let receiver = suitex_test_support::otlp::Receiver::start();
+    let mut cmd = Command::new(&program);
+    cmd.arg(format!("00-{TRACE}-{CALLER}-01"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(config.to_settings())
+        .envs(receiver.env());
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let event_id = stdout.trim().strip_prefix("emitted ").expect("the program emitted").to_string();
+
+    let exe = program.file_name().unwrap().to_string_lossy().into_owned();
+    let service = format!("unknown_service:{exe}");
+    let topic = &config.names().raw_topic;
+    // Sent by suitex_emitter_free: the program has exited, so they are in the file already.
+    let spans = receiver.spans();
+    let named = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s["service"] == service.as_str() && s["name"] == name)
+            .unwrap_or_else(|| panic!("no {name:?} span of {service} among {spans:#?}"))
+            .clone()
+    };
+    let create = named(&format!("{topic} create"));
+    assert_eq!(create["trace_id"], TRACE, "the caller's trace");
+    assert_eq!(create["parent_span_id"], CALLER, "a child of the caller's context");
+    assert_eq!(create["kind"], "producer");
+    assert_eq!(create["attributes"]["event_id"], event_id.as_str());
+    let publish = named(&format!("{topic} publish"));
+    assert_eq!(publish["trace_id"], TRACE);
+    assert!(
+        publish["links"].as_array().unwrap().iter().any(|l| l["span_id"] == create["span_id"]),
+        "the publish span links the create span: {publish:#}"
+    );
+    let got = receive(&config, &probe, 1, Duration::from_secs(30)).await;
+    let span_id = create["span_id"].as_str().unwrap();
+    assert_eq!(attr(&got[0], "googclient_traceparent"), format!("00-{TRACE}-{span_id}-01"));
+
+    // An OTEL_* value the library cannot use fails the emitter's creation, naming it.
+    let out = Command::new(&program)
+        .env_clear()
+        .envs(config.to_settings())
+        .envs(receiver.env())
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("created SUITEX_ERR_CONFIG "), "{stdout}");
+    assert!(stdout.contains("OTEL_EXPORTER_OTLP_PROTOCOL is \"grpc\""), "{stdout}");
+    std::fs::remove_file(program).ok();
 }

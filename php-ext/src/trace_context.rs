@@ -10,7 +10,6 @@
 use crate::exceptions::{from_sdk, invalid};
 use ext_php_rs::exception::PhpException;
 use ext_php_rs::types::ZendHashTable;
-use parking_lot::Mutex;
 use sdk::Event;
 use sdk::trace::TraceContext;
 
@@ -79,36 +78,14 @@ pub fn continuing(event: Event, cx: Option<&TraceContext>) -> Event {
     }
 }
 
-/// This process's exporter: (pid, exporter). Kept for the process's life.
-static EXPORTER: Mutex<Option<(u32, Option<sdk::telemetry::Telemetry>)>> = Mutex::new(None);
-
 /// Installs the span exporter the `OTEL_*` variables ask for, once per process.
 pub fn export_spans() -> Result<(), PhpException> {
-    let pid = std::process::id();
-    let mut slot = EXPORTER.lock();
-    match slot.as_ref() {
-        Some((p, _)) if *p == pid => return Ok(()),
-        // Inherited across fork(): its thread is gone and the subscriber is the parent's.
-        Some(_) => {
-            std::mem::forget(slot.take());
-            *slot = Some((pid, None));
-            return Ok(());
-        }
-        None => {}
-    }
-    let telemetry =
-        sdk::telemetry::install_global(&service_name()).map_err(|e| from_sdk(&sdk::Error::Config(e)))?;
-    *slot = Some((pid, telemetry));
-    Ok(())
+    sdk::telemetry::export_from_this_process(&service_name()).map_err(|e| from_sdk(&sdk::Error::Config(e)))
 }
 
 /// Sends the spans still buffered (module shutdown).
 pub fn flush() {
-    if let Some((pid, Some(t))) = EXPORTER.lock().as_ref()
-        && *pid == std::process::id()
-    {
-        t.flush();
-    }
+    sdk::telemetry::flush_this_process();
 }
 
 fn service_name() -> String {

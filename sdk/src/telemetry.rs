@@ -234,6 +234,42 @@ pub fn install_global(service: &str) -> Result<Option<Telemetry>, ConfigError> {
     }
 }
 
+/// This process's exporter, for [`export_from_this_process`]: (pid, exporter), kept for the
+/// process's life.
+static PROCESS: parking_lot::Mutex<Option<(u32, Option<Telemetry>)>> = parking_lot::Mutex::new(None);
+
+/// For a library loaded into a host process (the PHP extension, the C library): installs the
+/// exporter the `OTEL_*` variables ask for ([`install_global`]) once per process, on first use —
+/// after php-fpm forked its workers, like the emitter's runtime. A child forked after it was
+/// installed exports nothing: the batch span processor's thread does not exist in it and the
+/// global subscriber is the parent's.
+pub fn export_from_this_process(service: &str) -> Result<(), ConfigError> {
+    let pid = std::process::id();
+    let mut slot = PROCESS.lock();
+    match slot.as_ref() {
+        Some((p, _)) if *p == pid => return Ok(()),
+        Some(_) => {
+            // Inherited across fork(): never dropped here (its shutdown would wait on a thread
+            // that does not exist in this process).
+            std::mem::forget(slot.take());
+            *slot = Some((pid, None));
+            return Ok(());
+        }
+        None => {}
+    }
+    *slot = Some((pid, install_global(service)?));
+    Ok(())
+}
+
+/// Sends the spans this process's exporter still buffers (module shutdown, an emitter freed).
+pub fn flush_this_process() {
+    if let Some((pid, Some(t))) = PROCESS.lock().as_ref()
+        && *pid == std::process::id()
+    {
+        t.flush();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

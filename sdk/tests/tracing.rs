@@ -5,11 +5,12 @@
 
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use suitex_events::Config;
+use suitex_test_support::otlp::Receiver;
 use suitex_test_support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_suitex-events");
@@ -19,74 +20,6 @@ const REQUEST_SPAN: &str = "00f067aa0ba902b7";
 
 fn request_traceparent() -> String {
     format!("00-{TRACE}-{REQUEST_SPAN}-01")
-}
-
-/// The OTLP/HTTP receiver: a Python process appending every span it decodes to a file.
-struct Receiver {
-    child: Child,
-    port: u16,
-    out: PathBuf,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let python = required_env("SUITEX_TEST_PYTHON");
-        let out = std::env::temp_dir().join(format!("suitex-spans-{}.jsonl", unique()));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/otlp-receiver.py");
-        let mut child = Command::new(python)
-            .arg(script)
-            .arg(&out)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the OTLP receiver (scripts/services start installs its Python packages)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let port =
-            line.trim().parse().unwrap_or_else(|_| panic!("the OTLP receiver did not start: {line:?}"));
-        Receiver { child, port, out }
-    }
-
-    /// The `OTEL_*` settings that export to this receiver, quickly.
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{}", self.port)),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
-        ]
-    }
-
-    fn spans(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("one JSON span a line"))
-            .collect()
-    }
-
-    /// Waits until a span named `name` arrived from `service`.
-    async fn span(&self, service: &str, name: &str) -> Value {
-        let until = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let spans = self.spans();
-            if let Some(hit) = spans.iter().find(|s| s["service"] == service && s["name"] == name) {
-                return hit.clone();
-            }
-            if tokio::time::Instant::now() > until {
-                let seen: Vec<String> =
-                    spans.iter().map(|s| format!("{} / {}", s["service"], s["name"])).collect();
-                panic!("{service} exported no {name:?} span within 30 s; received: {seen:#?}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.out);
-    }
 }
 
 fn command(config: &Config, args: &[&str], extra: &[(&str, String)]) -> Command {

@@ -6,6 +6,7 @@
 //! that cannot reach them fails with a message saying so; none is skipped.
 
 pub mod bench;
+pub mod otlp;
 
 use google_cloud_pubsub::model::{Message, Subscription};
 use std::time::Duration;

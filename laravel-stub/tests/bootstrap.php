@@ -7,6 +7,7 @@ require_once __DIR__.'/Support/Harness.php';
 require_once __DIR__.'/Support/PrivateMariaDb.php';
 // The emulators' REST calls are the PHP extension suite's.
 require_once __DIR__.'/../../php-ext/tests/Support/Emulator.php';
+require_once __DIR__.'/../../php-ext/tests/Support/OtlpReceiver.php';
 require_once __DIR__.'/Support/Pipeline.php';
 require_once __DIR__.'/Support/LaravelTestCase.php';
 

@@ -136,6 +136,16 @@ impl Inbox {
         self.inner.ack_stored(&ackId, store_id).map_err(|e| from_consume(&e))
     }
 
+    /// The database span of the caller's INSERT of this delivery's event (`INSERT event_store`,
+    /// `db.system = mysql`, linked to the delivery's `receive` span) when spans are exported:
+    /// hold it while `EventStore::create()` runs, then `end()` it — with the error's message
+    /// when the INSERT failed. A ValidationException names an `ackId` this inbox does not hold
+    /// or whose message is poison.
+    pub fn appendSpan(&self, ackId: String) -> PhpResult<AppendSpan> {
+        let span = self.inner.append_span(&[&ackId]).map_err(|e| from_consume(&e))?;
+        Ok(AppendSpan { span: Some(span) })
+    }
+
     /// An event's wire text (as `event_json` of a delivery, or as a parked key keeps it aside)
     /// decoded into a delivery's event fields: `['event', 'event_json', 'payload_json',
     /// 'metadata_json']`. A ValidationException names what is wrong with it.
@@ -155,6 +165,33 @@ impl Inbox {
     /// The 0.2 name of `leased()` (deprecated).
     pub fn inHand(&self) -> i64 {
         self.inner.leased() as i64
+    }
+}
+
+/// The database span of one INSERT a PHP worker runs itself (from `Inbox::appendSpan()`). It
+/// ends at `end()`, or when the object is destroyed.
+#[php_class]
+#[php(name = "SuiteX\\Events\\AppendSpan")]
+pub struct AppendSpan {
+    span: Option<sdk::trace::AppendSpan>,
+}
+
+#[php_impl]
+impl AppendSpan {
+    /// Ends the span; `$error` (the database's message) marks the INSERT as failed. A second
+    /// call does nothing.
+    pub fn end(&mut self, error: Option<String>) {
+        if let Some(span) = self.span.take() {
+            if let Some(why) = error {
+                span.fail(&why);
+            }
+            span.end();
+        }
+    }
+
+    /// Whether the span is recorded (the `OTEL_*` variables ask for spans to be exported).
+    pub fn isRecorded(&self) -> bool {
+        self.span.as_ref().is_some_and(sdk::trace::AppendSpan::is_recorded)
     }
 }
 

@@ -128,7 +128,7 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
     let module = {
         let sapi = ext_php_rs::zend::php_sapi_name().unwrap_or_default();
         if INBOX_SAPIS.contains(&sapi.as_str()) {
-            module.class::<inbox::Inbox>().class::<inbox::Consumer>()
+            module.class::<inbox::Inbox>().class::<inbox::AppendSpan>().class::<inbox::Consumer>()
         } else {
             module
         }

@@ -211,6 +211,10 @@ class Inbox
     {
     }
 
+    public function appendSpan(string $ackId): AppendSpan
+    {
+    }
+
     /**
      * An event's wire text (a delivery's event_json, or an event a parked key kept aside) decoded into
      * a delivery's event fields.
@@ -233,6 +237,21 @@ class Inbox
      * @deprecated the 0.2 name of leased(); use leased().
      */
     public function inHand(): int
+    {
+    }
+}
+
+class AppendSpan
+{
+    public function __construct()
+    {
+    }
+
+    public function end(?string $error = null): void
+    {
+    }
+
+    public function isRecorded(): bool
     {
     }
 }

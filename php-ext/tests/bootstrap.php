@@ -7,6 +7,7 @@ if (! extension_loaded('suitex_events')) {
 }
 
 require __DIR__.'/Support/Emulator.php';
+require __DIR__.'/Support/OtlpReceiver.php';
 
 // A topology of this run's own on the emulators; emit_event() reads it from the environment.
 \Tests\Support\Emulator::provisionRun();

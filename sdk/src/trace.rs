@@ -169,6 +169,12 @@ pub fn check_tracestate(field: &str, value: &str) -> Result<(), ValidationError>
     Ok(())
 }
 
+/// Whether the SDK's spans are recorded in this process (an exporter is installed): a caller
+/// reads trace contexts only for spans that will be recorded.
+pub(crate) fn recording() -> bool {
+    tracing::span_enabled!(tracing::Level::INFO)
+}
+
 /// Makes `span` a child of `parent` (a remote context) where the span is recorded.
 pub(crate) fn continue_from(span: &tracing::Span, parent: Option<&TraceContext>) {
     if let (false, Some(parent)) = (span.is_disabled(), parent) {
@@ -308,6 +314,75 @@ pub(crate) fn settle_span(
         messaging.message.id = message_id,
         ledger.store_id = tracing::field::Empty,
     )
+}
+
+/// The database span of one INSERT into the ledger (OpenTelemetry's database conventions): a
+/// root span linked to the `receive` span of every message whose event it stores (one statement
+/// stores many messages' events, so it is the child of none of them).
+#[cfg(feature = "consume")]
+pub(crate) fn append_span<'a>(receives: impl IntoIterator<Item = &'a tracing::Span>, rows: usize) -> tracing::Span {
+    let span = tracing::info_span!(
+        parent: None,
+        "append",
+        otel.name = "INSERT event_store",
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        otel.status_message = tracing::field::Empty,
+        db.system = "mysql",
+        db.system.name = "mysql",
+        db.operation.name = "INSERT",
+        db.collection.name = "event_store",
+        db.operation.batch.size = rows,
+        error.type = tracing::field::Empty,
+    );
+    if !span.is_disabled() {
+        for receive in receives {
+            let cx = receive.context();
+            let sc = cx.span().span_context().clone();
+            if sc.is_valid() {
+                span.add_link(sc);
+            }
+        }
+    }
+    span
+}
+
+/// Records on `span` that its operation failed: `error.type` (the semantic conventions' short
+/// class of the error) and the status, with `why` as its message.
+#[cfg(feature = "consume")]
+pub(crate) fn failed(span: &tracing::Span, error_type: &str, why: &dyn std::fmt::Display) {
+    if !span.is_disabled() {
+        span.record("otel.status_code", "error");
+        span.record("otel.status_message", tracing::field::display(why));
+        span.record("error.type", error_type);
+    }
+}
+
+/// The database span of an INSERT into the ledger that the caller runs itself (`php artisan
+/// events:work`'s `EventStore::create()`), from [`crate::consume::Inbox::append_span`]. It ends
+/// when dropped, or at [`AppendSpan::end`]; [`AppendSpan::fail`] first records a failure.
+#[cfg(feature = "consume")]
+#[derive(Debug)]
+pub struct AppendSpan(tracing::Span);
+
+#[cfg(feature = "consume")]
+impl AppendSpan {
+    pub(crate) fn new(span: tracing::Span) -> AppendSpan {
+        AppendSpan(span)
+    }
+
+    /// Records that the INSERT failed, with `why` (the database's error) as the status message.
+    pub fn fail(&self, why: &str) {
+        failed(&self.0, "database", &why);
+    }
+
+    /// Ends the span (as dropping it does).
+    pub fn end(self) {}
+
+    /// Whether the span is recorded (spans are exported).
+    pub fn is_recorded(&self) -> bool {
+        !self.0.is_disabled()
+    }
 }
 
 #[cfg(test)]

@@ -180,7 +180,7 @@ class WorkCommand extends Command
             return $this->poison($d, $d['error'], $parks, $heldBack);
         }
         try {
-            $stored = $this->persist("storing event {$id}", fn () => $this->writer->store($d));
+            $stored = $this->persist("storing event {$id}", fn () => $this->appending($d, fn () => $this->writer->store($d)));
         } catch (PoisonEvent $p) {
             return $this->poison($d, $p->getMessage(), $parks, $heldBack);
         }
@@ -190,6 +190,25 @@ class WorkCommand extends Command
         }
 
         return $this->ackStored($d, $stored);
+    }
+
+    /**
+     * Runs `$insert` (the INSERT of `$d`'s event) inside the extension's database span — `INSERT
+     * event_store`, linked to the delivery's `receive` span — which records its failure, if any.
+     * The span is recorded only when the OTEL_* variables ask for spans to be exported.
+     */
+    private function appending(array $d, callable $insert): mixed
+    {
+        $span = $this->inbox->appendSpan($d['ack_id']);
+        try {
+            $result = $insert();
+        } catch (\Throwable $e) {
+            $span->end(strtok($e->getMessage(), "\n") ?: get_class($e));
+            throw $e;
+        }
+        $span->end();
+
+        return $result;
     }
 
     /**
@@ -210,7 +229,7 @@ class WorkCommand extends Command
                 if ($d['error'] !== null) {
                     throw new PoisonEvent($d['error']);
                 }
-                $stored = $this->persist("releasing the parked key {$key}", fn () => $this->parking->release($oldest, $d, $this->writer) ?? false);
+                $stored = $this->persist("releasing the parked key {$key}", fn () => $this->appending($d, fn () => $this->parking->release($oldest, $d, $this->writer)) ?? false);
             } catch (PoisonEvent $p) {
                 // It fails again: the key stays parked behind it (and Pub/Sub dead-letters it
                 // again after its last attempt).

@@ -5,6 +5,7 @@ namespace Tests\Feature;
 use SuiteX\EventBackbone\Models\EventStore;
 use Tests\Support\Emulator;
 use Tests\Support\Harness;
+use Tests\Support\OtlpReceiver;
 use Tests\Support\LaravelTestCase;
 use Tests\Support\Pipeline;
 use Tests\Support\PrivateMariaDb;
@@ -22,6 +23,9 @@ final class WorkCommandTest extends LaravelTestCase
     /** @var list<string> */
     private array $logs = [];
 
+    /** @var list<OtlpReceiver> */
+    private array $receivers = [];
+
     protected function tearDown(): void
     {
         foreach ($this->workers as $w) {
@@ -32,6 +36,9 @@ final class WorkCommandTest extends LaravelTestCase
         }
         foreach ($this->logs as $log) {
             @unlink($log);
+        }
+        foreach ($this->receivers as $r) {
+            $r->stop();
         }
         parent::tearDown();
     }
@@ -148,7 +155,7 @@ final class WorkCommandTest extends LaravelTestCase
         $this->assertSame([], $pipeline->deadLetters(1, 1.0));
     }
 
-    public function test_events_work_continues_the_producers_trace_in_its_receive_and_ack_spans(): void
+    public function test_events_work_continues_the_producers_trace_in_its_receive_insert_and_ack_spans(): void
     {
         $trace = '4bf92f3577b34da6a3ce929d0e0e4736';
         $producer = '00f067aa0ba902b7';
@@ -158,15 +165,10 @@ final class WorkCommandTest extends LaravelTestCase
         [$id] = $pipeline->emit([['account_id' => 42, 'aggregate_type' => 'customer', 'aggregate_id' => 'C-traced',
             'event_type' => 'customer.updated', 'payload' => ['n' => 1], 'metadata' => ['traceparent' => "00-$trace-$producer-01"]]]);
         // The receiving end of a real OTLP exporter (tests/otlp-receiver.py).
-        $spans = sys_get_temp_dir().'/suitex-work-spans-'.bin2hex(random_bytes(4)).'.jsonl';
-        $this->logs[] = $spans;
-        $receiver = proc_open([Emulator::env('SUITEX_TEST_PYTHON'), realpath(__DIR__.'/../../../tests/otlp-receiver.py'), $spans],
-            [1 => ['pipe', 'w'], 2 => STDERR], $pipes);
-        $this->workers[] = $receiver;
-        $port = (int) trim((string) fgets($pipes[1]));
-        $this->assertGreaterThan(0, $port, 'the OTLP receiver started');
+        $receiver = OtlpReceiver::start();
+        $this->receivers[] = $receiver;
 
-        $env = $this->env($pipeline->env) + ['OTEL_EXPORTER_OTLP_ENDPOINT' => "http://127.0.0.1:$port", 'OTEL_BSP_SCHEDULE_DELAY' => '100'];
+        $env = $this->env($pipeline->env) + $receiver->env();
         [$code, $out, $err] = $this->work($env);
         $this->assertSame(0, $code, $out.$err);
         $this->assertStringContainsString('1 stored', $out, $err);
@@ -174,30 +176,20 @@ final class WorkCommandTest extends LaravelTestCase
         $row = EventStore::query()->where('event_id', $id)->sole();
 
         $subscription = $pipeline->env['SUITEX_EVENTS_RAW_SUBSCRIPTION'];
-        $receive = self::span($spans, "$subscription receive", $trace);
+        $receive = $receiver->span("$subscription receive", $trace);
         $this->assertSame('suitex-php-cli', $receive['service']);
         $this->assertSame($producer, $receive['parent_span_id'], 'a child of the context the producer sent');
         $this->assertSame('consumer', $receive['kind']);
         $this->assertSame($id, $receive['attributes']['event_id']);
-        $ack = self::span($spans, "$subscription ack", $trace);
+        $ack = $receiver->span("$subscription ack", $trace);
         $this->assertSame($receive['span_id'], $ack['parent_span_id']);
         $this->assertSame($row->id, $ack['attributes']['ledger.store_id'], 'the ack names the row it settles');
-    }
-
-    /** Waits up to 20 s for the span `$name` in `$trace` among those the receiver wrote. */
-    private static function span(string $file, string $name, string $trace): array
-    {
-        $until = microtime(true) + 20;
-        do {
-            foreach (is_file($file) ? file($file, FILE_IGNORE_NEW_LINES) : [] as $line) {
-                $span = json_decode($line, true);
-                if ($span['name'] === $name && $span['trace_id'] === $trace) {
-                    return $span;
-                }
-            }
-            usleep(100_000);
-        } while (microtime(true) < $until);
-        self::fail("no $name span in trace $trace: ".@file_get_contents($file));
+        // EventStore::create()'s INSERT: a database span linked to the delivery's receive span.
+        $insert = $receiver->linkedSpan('INSERT event_store', $trace, $receive['span_id']);
+        $this->assertSame('suitex-php-cli', $insert['service']);
+        $this->assertSame('mysql', $insert['attributes']['db.system']);
+        $this->assertSame('event_store', $insert['attributes']['db.collection.name']);
+        $this->assertArrayNotHasKey('error.type', $insert['attributes'], 'the INSERT succeeded');
     }
 
     public function test_poison_is_dead_lettered_after_exactly_five_attempts_and_healthy_events_flow(): void

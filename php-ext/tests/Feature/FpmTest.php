@@ -4,6 +4,7 @@ namespace Tests\Feature;
 
 use PHPUnit\Framework\TestCase;
 use Tests\Support\Emulator;
+use Tests\Support\OtlpReceiver;
 
 /**
  * The extension under php-fpm: loaded by the master, used by the workers it forks (and
@@ -85,13 +86,10 @@ final class FpmTest extends TestCase
     {
         $trace = '4bf92f3577b34da6a3ce929d0e0e4736';
         $requestSpan = '00f067aa0ba902b7';
-        [$receiver, $port, $spansFile] = $this->startOtlpReceiver();
+        $receiver = OtlpReceiver::start();
         try {
             $subscription = Emulator::createSubscription(getenv('SUITEX_EVENTS_RAW_TOPIC'));
-            $fpm = $this->startFpm([], [
-                'OTEL_EXPORTER_OTLP_ENDPOINT' => "http://127.0.0.1:$port",
-                'OTEL_BSP_SCHEDULE_DELAY' => '100',
-            ]);
+            $fpm = $this->startFpm([], $receiver->env());
             $served = $this->request($fpm, 'traced', [
                 'HTTP_TRACEPARENT' => "00-$trace-$requestSpan-01",
                 'HTTP_TRACESTATE' => 'suitex=web',
@@ -112,19 +110,17 @@ final class FpmTest extends TestCase
 
             // The spans php-fpm's worker exported: create, a child of the request's span, whose
             // context the event carries; publish, a child of the request's span linked to it.
-            $create = $this->waitForSpan($spansFile, 'suitex-web', getenv('SUITEX_EVENTS_RAW_TOPIC').' create', $trace);
+            $create = $receiver->span(getenv('SUITEX_EVENTS_RAW_TOPIC').' create', $trace, 'suitex-web');
             $this->assertSame($requestSpan, $create['parent_span_id']);
             $this->assertSame('producer', $create['kind']);
             $this->assertSame('gcp_pubsub', $create['attributes']['messaging.system']);
             $this->assertSame($served['receipt']['event_id'], $create['attributes']['event_id']);
             $this->assertSame("00-$trace-{$create['span_id']}-01", $traced['attributes']['googclient_traceparent']);
-            $publish = $this->waitForSpan($spansFile, 'suitex-web', getenv('SUITEX_EVENTS_RAW_TOPIC').' publish', $trace);
+            $publish = $receiver->span(getenv('SUITEX_EVENTS_RAW_TOPIC').' publish', $trace, 'suitex-web');
             $this->assertSame($requestSpan, $publish['parent_span_id']);
             $this->assertContains(['trace_id' => $trace, 'span_id' => $create['span_id']], $publish['links']);
         } finally {
-            proc_terminate($receiver, SIGKILL);
-            proc_close($receiver);
-            @unlink($spansFile);
+            $receiver->stop();
         }
     }
 
@@ -166,9 +162,9 @@ final class FpmTest extends TestCase
             [$code, $out, $err] = Emulator::run(array_merge([$bin], $args), $env);
             $this->assertSame(0, $code, implode(' ', $args).": $out$err");
         }
-        [$receiver, $port, $spansFile] = $this->startOtlpReceiver();
-        $otel = ['OTEL_EXPORTER_OTLP_ENDPOINT' => "http://127.0.0.1:$port", 'OTEL_BSP_SCHEDULE_DELAY' => '100'];
-        $worker = proc_open([$bin, 'worker'], [1 => ['file', '/dev/null', 'w'], 2 => ['file', "$spansFile.worker.log", 'w']], $pipes, null,
+        $receiver = OtlpReceiver::start();
+        $otel = $receiver->env();
+        $worker = proc_open([$bin, 'worker'], [1 => ['file', '/dev/null', 'w'], 2 => ['file', "$receiver->file.worker.log", 'w']], $pipes, null,
             array_merge($env, $otel, ['SUITEX_WORKER_METRICS_ADDR' => 'off', 'SUITEX_WORKER_BATCH_WAIT' => '10ms']));
         try {
             $spool = sys_get_temp_dir()."/suitex-$run-spool";
@@ -188,23 +184,23 @@ final class FpmTest extends TestCase
 
             $raw = $names['SUITEX_EVENTS_RAW_TOPIC'];
             $sub = $names['SUITEX_EVENTS_RAW_SUBSCRIPTION'];
-            $create = $this->waitForSpan($spansFile, 'suitex-web', "$raw create", $trace);
+            $create = $receiver->span("$raw create", $trace, 'suitex-web');
             $this->assertSame($requestSpan, $create['parent_span_id']);
             if ($spooled) {
-                $relayed = $this->waitForLinkedSpan($spansFile, "$raw publish", $trace, $create['span_id']);
+                $relayed = $receiver->linkedSpan("$raw publish", $trace, $create['span_id']);
                 $this->assertSame('suitex-events-relay', $relayed['service']);
             } else {
-                $publish = $this->waitForSpan($spansFile, 'suitex-web', "$raw publish", $trace);
+                $publish = $receiver->span("$raw publish", $trace, 'suitex-web');
                 $this->assertSame($requestSpan, $publish['parent_span_id']);
             }
-            $receive = $this->waitForSpan($spansFile, 'suitex-events-worker', "$sub receive", $trace);
+            $receive = $receiver->span("$sub receive", $trace, 'suitex-events-worker');
             $this->assertSame($create['span_id'], $receive['parent_span_id'], 'receive continues the create span');
-            $ack = $this->waitForSpan($spansFile, 'suitex-events-worker', "$sub ack", $trace);
+            $ack = $receiver->span("$sub ack", $trace, 'suitex-events-worker');
             $this->assertSame($receive['span_id'], $ack['parent_span_id']);
             // The batch's INSERT and the feeder's publish are linked to the request's trace.
-            $insert = $this->waitForLinkedSpan($spansFile, 'INSERT event_store', $trace, $receive['span_id']);
+            $insert = $receiver->linkedSpan('INSERT event_store', $trace, $receive['span_id']);
             $this->assertSame('mysql', $insert['attributes']['db.system']);
-            $this->waitForLinkedSpan($spansFile, $names['SUITEX_EVENTS_MERGED_TOPIC'].' publish', $trace, $create['span_id']);
+            $receiver->linkedSpan($names['SUITEX_EVENTS_MERGED_TOPIC'].' publish', $trace, $create['span_id']);
 
             $metadata = (new \PDO("mysql:host=127.0.0.1;port=3306;dbname=$db", 'root', ''))
                 ->query("SELECT CAST(metadata AS CHAR) FROM event_store WHERE event_id = '$eventId'")->fetchColumn();
@@ -213,56 +209,10 @@ final class FpmTest extends TestCase
         } finally {
             proc_terminate($worker, SIGKILL);
             proc_close($worker);
-            proc_terminate($receiver, SIGKILL);
-            proc_close($receiver);
-            @unlink($spansFile);
-            @unlink("$spansFile.worker.log");
+            $receiver->stop();
+            @unlink("$receiver->file.worker.log");
             (new \PDO('mysql:host=127.0.0.1;port=3306', 'root', ''))->exec("DROP DATABASE IF EXISTS `$db`");
         }
-    }
-
-    /** Waits up to 20 s for a span named `$name` linked to span `$spanId` of `$trace`. */
-    private function waitForLinkedSpan(string $file, string $name, string $trace, string $spanId): array
-    {
-        $until = microtime(true) + 20;
-        do {
-            foreach (file(is_file($file) ? $file : '/dev/null', FILE_IGNORE_NEW_LINES) as $line) {
-                $span = json_decode($line, true);
-                if ($span['name'] === $name && in_array(['trace_id' => $trace, 'span_id' => $spanId], $span['links'], true)) {
-                    return $span;
-                }
-            }
-            usleep(100_000);
-        } while (microtime(true) < $until);
-        $this->fail("no $name span linked to $trace/$spanId: ".@file_get_contents($file));
-    }
-
-    /** The OTLP/HTTP receiver of tests/otlp-receiver.py: [process, port, spans file]. */
-    private function startOtlpReceiver(): array
-    {
-        $python = Emulator::env('SUITEX_TEST_PYTHON');
-        $out = sys_get_temp_dir().'/suitex-php-spans-'.bin2hex(random_bytes(4)).'.jsonl';
-        $receiver = proc_open([$python, realpath(__DIR__.'/../../../tests/otlp-receiver.py'), $out], [1 => ['pipe', 'w'], 2 => STDERR], $pipes);
-        $port = (int) trim((string) fgets($pipes[1]));
-        $this->assertGreaterThan(0, $port, 'the OTLP receiver started (scripts/services start installs its Python packages)');
-
-        return [$receiver, $port, $out];
-    }
-
-    /** Waits up to 20 s for the span `$name` of `$service` in `$trace`. */
-    private function waitForSpan(string $file, string $service, string $name, string $trace): array
-    {
-        $until = microtime(true) + 20;
-        do {
-            foreach (file(is_file($file) ? $file : '/dev/null', FILE_IGNORE_NEW_LINES) as $line) {
-                $span = json_decode($line, true);
-                if ($span['service'] === $service && $span['name'] === $name && $span['trace_id'] === $trace) {
-                    return $span;
-                }
-            }
-            usleep(100_000);
-        } while (microtime(true) < $until);
-        $this->fail("no $name span of $service in trace $trace: ".@file_get_contents($file));
     }
 
     /** Starts php-fpm (static pool of 2, re-forked every 3 requests) with `$ini`; returns its port. */

@@ -104,6 +104,35 @@ final class InboxTest extends TestCase
         $consumer->ack($d['ack_id']);
     }
 
+    public function test_an_append_span_is_given_for_a_held_delivery_and_refused_by_name_otherwise(): void
+    {
+        $url = Emulator::pubsub().'/v1/projects/'.Emulator::$project.'/topics/'.$this->topic.':publish';
+        [$status] = Emulator::request('POST', $url, ['messages' => [['data' => base64_encode('{"not":"an event"}')]]]);
+        $this->assertSame(200, $status);
+        (new Emitter($this->options()))->emitEvent(self::event('S-1', ['n' => 1]));
+        $inbox = new Inbox($this->options());
+        $byError = [];
+        foreach (self::pullAll($inbox, 2) as $d) {
+            $byError[$d['error'] === null ? 'event' : 'poison'] = $d;
+        }
+
+        $span = $inbox->appendSpan($byError['event']['ack_id']);
+        $this->assertFalse($span->isRecorded(), 'no OTEL_* settings: nothing is recorded');
+        $span->end();
+        $span->end(); // a second end does nothing
+        foreach ([[$byError['poison']['ack_id'], 'poison'], ['no-such-ack-id', 'not a delivery this inbox holds']] as [$ackId, $why]) {
+            try {
+                $inbox->appendSpan($ackId);
+                $this->fail("an append span for $why");
+            } catch (\SuiteX\Events\ValidationException $e) {
+                $this->assertStringStartsWith('ack_id ', $e->getMessage());
+                $this->assertStringContainsString($why, $e->getMessage());
+            }
+        }
+        $inbox->ack($byError['event']['ack_id']);
+        $inbox->ack($byError['poison']['ack_id']);
+    }
+
     public function test_decoding_an_invalid_event_text_names_the_field(): void
     {
         try {

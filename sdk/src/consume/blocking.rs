@@ -49,6 +49,12 @@ impl BlockingInbox {
         self.run(async |i| i.ack_stored(ack_id, store_id).await)?
     }
 
+    /// The database span of the caller's INSERT of these deliveries' events (see
+    /// [`Inbox::append_span`]).
+    pub fn append_span(&self, ack_ids: &[&str]) -> Result<crate::trace::AppendSpan> {
+        self.run(async |i| i.append_span(ack_ids))?
+    }
+
     /// How many deliveries this process has leased (pulled, not settled). Their leases are
     /// kept alive in the background until they are settled.
     pub fn leased(&self) -> usize {

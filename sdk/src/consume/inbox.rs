@@ -274,18 +274,7 @@ impl Inbox {
     pub async fn ack_stored(&self, ack_id: &str, store_id: u64) -> Result<()> {
         let settle = {
             let leased = self.leased.lock();
-            let Some(h) = leased.get(ack_id) else {
-                return Err(Error::Invalid(ValidationError::new(
-                    "ack_id",
-                    "is not a delivery this inbox holds (settled already, or pulled by another inbox)",
-                )));
-            };
-            if h.poison {
-                return Err(Error::Invalid(ValidationError::new(
-                    "ack_id",
-                    "is a delivery whose message is poison; it cannot have been stored (nack it)",
-                )));
-            }
+            let h = self.held(&leased, ack_id)?;
             crate::trace::settle_span(&h.span, &self.config.names().raw_subscription, &h.message_id, true)
         };
         if store_id == 0 {
@@ -301,6 +290,39 @@ impl Inbox {
         self.puller.ack(&self.subscription, vec![ack_id.to_string()]).instrument(settle).await?;
         self.forget(&[ack_id.to_string()]);
         Ok(())
+    }
+
+    /// The database span of the caller's own INSERT of these deliveries' events into the ledger
+    /// (`INSERT event_store`, `db.system = mysql`), linked to each delivery's `receive` span —
+    /// what the Rust worker records for its batches. Hold it while the INSERT runs; it ends when
+    /// dropped ([`AppendSpan::fail`] records a failure first). Disabled (a branch) unless spans
+    /// are exported.
+    ///
+    /// Every ack id must be a delivery this inbox holds and whose event can be stored.
+    pub fn append_span(&self, ack_ids: &[&str]) -> Result<crate::trace::AppendSpan> {
+        let leased = self.leased.lock();
+        let mut receives = Vec::with_capacity(ack_ids.len());
+        for id in ack_ids {
+            receives.push(&self.held(&leased, id)?.span);
+        }
+        Ok(crate::trace::AppendSpan::new(crate::trace::append_span(receives, ack_ids.len())))
+    }
+
+    /// The delivery `ack_id` leased to this inbox, whose event is not poison.
+    fn held<'a>(&self, leased: &'a HashMap<String, Leased>, ack_id: &str) -> Result<&'a Leased> {
+        let Some(h) = leased.get(ack_id) else {
+            return Err(Error::Invalid(ValidationError::new(
+                "ack_id",
+                "is not a delivery this inbox holds (settled already, or pulled by another inbox)",
+            )));
+        };
+        if h.poison {
+            return Err(Error::Invalid(ValidationError::new(
+                "ack_id",
+                "is a delivery whose message is poison; it cannot have been stored (nack it)",
+            )));
+        }
+        Ok(h)
     }
 
     /// How many deliveries are leased: handed out, not settled (their leases are kept alive).

@@ -121,7 +121,7 @@ impl Emitter {
     /// Emits one event; fails with [`Error::DeadlineExceeded`] if the upload and publish take
     /// longer than `deadline`.
     pub async fn emit_event_within(&self, event: Event, deadline: Duration) -> Result<EmitReceipt> {
-        let ambient = event.trace_context();
+        let ambient = if trace::recording() { event.trace_context() } else { None };
         let prepared = self.prepare(event, Origin::Caller).map_err(Error::Invalid)?;
         if let Some(spool) = &self.inner.spool {
             return Ok(self.spool_all(spool, vec![prepared])?.pop().expect("one receipt per event"));
@@ -149,10 +149,15 @@ impl Emitter {
         events: Vec<Event>,
         deadline: Duration,
     ) -> Result<Vec<Result<EmitReceipt>>> {
-        // The caller's context, when every event of the call carries the same one.
-        let ambient = events.first().and_then(Event::trace_context).filter(|first| {
-            events.iter().all(|e| e.trace_context().is_some_and(|cx| cx.traceparent == first.traceparent))
-        });
+        // The caller's context, when every event of the call carries the same one (read only
+        // when spans are recorded: it is what the publish span hangs from).
+        let ambient = if trace::recording() {
+            events.first().and_then(Event::trace_context).filter(|first| {
+                events.iter().all(|e| e.trace_context().is_some_and(|cx| cx.traceparent == first.traceparent))
+            })
+        } else {
+            None
+        };
         let prepared = self.prepare_all(events, Origin::Caller)?;
         if let Some(spool) = &self.inner.spool {
             return Ok(self.spool_all(spool, prepared)?.into_iter().map(Ok).collect());

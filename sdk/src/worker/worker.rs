@@ -49,7 +49,7 @@ use crate::config::Config;
 use crate::envelope::{Event, Payload};
 use crate::error::{Error, Poison, Result, Service};
 use crate::store::{Appended, EventStore, NewPark, Parking, Release};
-use crate::trace::{self, TraceContext};
+use crate::trace;
 use backon::BackoffBuilder;
 use futures::{FutureExt, StreamExt};
 use google_cloud_pubsub::model::Message;
@@ -659,8 +659,15 @@ impl Worker {
         // 4. Append, in message order. A refused event holds back its key's later events; on
         //    its last attempt it parks the key and they are kept aside.
         let events: Vec<&Event> = to_store.iter().map(|(_, e)| *e).collect();
-        let append = append_span(to_store.iter().map(|(i, _)| &batch[*i].span), events.len());
-        let appended = self.store.append_refs(&events).instrument(append).await?;
+        let append = trace::append_span(to_store.iter().map(|(i, _)| &batch[*i].span), events.len());
+        let appended = match self.store.append_refs(&events).instrument(append.clone()).await {
+            Ok(appended) => appended,
+            Err(e) => {
+                trace::failed(&append, "database", &e);
+                return Err(e);
+            }
+        };
+        drop(append);
         let (mut new, mut dup) = (0u64, 0u64);
         for ((i, event), outcome) in to_store.iter().zip(appended) {
             let r = &batch[*i];
@@ -738,30 +745,6 @@ impl Worker {
         );
         Ok(verdicts.into_iter().map(|v| v.expect("every message has a verdict")).collect())
     }
-}
-
-/// The database span of one batch's INSERT into the ledger (OpenTelemetry's database
-/// conventions), linked to the `receive` span of every message it stores.
-fn append_span<'a>(receives: impl Iterator<Item = &'a tracing::Span>, rows: usize) -> tracing::Span {
-    let span = tracing::info_span!(
-        parent: None,
-        "append",
-        otel.name = "INSERT event_store",
-        otel.kind = "client",
-        db.system = "mysql",
-        db.system.name = "mysql",
-        db.operation.name = "INSERT",
-        db.collection.name = "event_store",
-        db.operation.batch.size = rows,
-    );
-    if !span.is_disabled() {
-        for r in receives {
-            if let Some(cx) = TraceContext::of_span(r) {
-                trace::link(&span, Some(&cx));
-            }
-        }
-    }
-    span
 }
 
 /// The park that `r`, nacked on its last delivery attempt for `why`, makes of its key.

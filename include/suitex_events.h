@@ -137,7 +137,7 @@ uint32_t suitex_abi_version(void);
 // Spans: when the standard `OTEL_*` variables ask for it (`OTEL_EXPORTER_OTLP_ENDPOINT` …),
 // each emit's `create` and `publish` spans are exported with OTLP/HTTP from a thread of the
 // library's own, for either constructor (docs/architecture.md §2.8); a value the SDK cannot use
-// (`OTEL_EXPORTER_OTLP_PROTOCOL=grpc`) fails the call with `SUITEX_ERR_CONFIG`, naming it.
+// (`OTEL_EXPORTER_OTLP_PROTOCOL=http/json`) fails the call with `SUITEX_ERR_CONFIG`, naming it.
 //
 // # Safety
 // `out` must be NULL or a valid pointer.

@@ -256,11 +256,11 @@ async fn a_c_programs_emit_exports_its_spans_continuing_the_callers_trace() {
         .env_clear()
         .envs(config.to_settings())
         .envs(receiver.env())
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("created SUITEX_ERR_CONFIG "), "{stdout}");
-    assert!(stdout.contains("OTEL_EXPORTER_OTLP_PROTOCOL is \"grpc\""), "{stdout}");
+    assert!(stdout.contains("OTEL_EXPORTER_OTLP_PROTOCOL is \"http/json\""), "{stdout}");
     std::fs::remove_file(program).ok();
 }

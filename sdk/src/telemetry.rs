@@ -6,7 +6,7 @@
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | either one turns export on; where spans go (`…/v1/traces` is added to the first) |
 //! | `OTEL_TRACES_EXPORTER` | `otlp` turns export on (to `http://localhost:4318`), `none` keeps it off |
 //! | `OTEL_SDK_DISABLED` | `true` keeps it off whatever else is set |
-//! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_TRACES_PROTOCOL` | `http/protobuf` (the default; any other value is refused at start, naming the variable) |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_TRACES_PROTOCOL` | `http/protobuf` (the default, port 4318) or `grpc` (port 4317); `http/json` is refused at start, naming the variable |
 //! | `OTEL_EXPORTER_OTLP_HEADERS`, `…_TRACES_HEADERS`, `…_TIMEOUT` | headers (`key=value,…`) and the export timeout |
 //! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | the sampler (`parentbased_always_on` by default) |
 //! | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | the resource; the service name defaults to the process's (`suitex-events-worker`, `suitex-web` …) |
@@ -14,7 +14,8 @@
 //!
 //! With none of them set nothing is installed: no exporter, no thread, and every span of
 //! [`crate::trace`] stays disabled (a branch). Spans are sent from the batch span processor's own
-//! thread with a blocking HTTP client, so an emit never waits on the collector.
+//! thread — with a blocking HTTP client, or for `grpc` through tonic on a one-thread runtime the
+//! exporter owns — so an emit never waits on the collector.
 
 use crate::error::ConfigError;
 use opentelemetry::trace::TracerProvider as _;
@@ -32,6 +33,8 @@ pub const SCOPE: &str = "suitex-events";
 #[derive(Debug)]
 pub struct Telemetry {
     provider: SdkTracerProvider,
+    /// The gRPC transport's runtime (`None` for http/protobuf); stopped after the provider.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 /// Whether the `OTEL_*` variables ask for spans to be exported (see the module's table).
@@ -59,20 +62,37 @@ fn wanted_by(var: impl Fn(&str) -> Option<String>) -> Result<bool, ConfigError> 
         }
     };
     if on {
-        for name in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
-            if let Some(p) = set(name)
-                && p.trim() != "http/protobuf"
-            {
-                return Err(ConfigError::new(
-                    name,
-                    format!(
-                        "is {p:?}; this SDK exports OTLP over HTTP with protobuf bodies (http/protobuf), which the OpenTelemetry Collector, Grafana Tempo, Jaeger and Cloud Trace's OTLP endpoint take"
-                    ),
-                ));
-            }
-        }
+        protocol_by(&var)?;
     }
     Ok(on)
+}
+
+/// The OTLP transports this SDK exports with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// `http/protobuf`, the default: from the batch span processor's thread, a blocking client.
+    HttpProtobuf,
+    /// `grpc`: tonic, on a one-thread Tokio runtime of the exporter's own.
+    Grpc,
+}
+
+/// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`
+/// (the specification's order and default); a value this SDK cannot use is refused by name.
+fn protocol_by(var: &impl Fn(&str) -> Option<String>) -> Result<Protocol, ConfigError> {
+    for name in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
+        let Some(p) = var(name).filter(|v| !v.trim().is_empty()) else { continue };
+        return match p.trim() {
+            "http/protobuf" => Ok(Protocol::HttpProtobuf),
+            "grpc" => Ok(Protocol::Grpc),
+            _ => Err(ConfigError::new(
+                name,
+                format!(
+                    "is {p:?}; this SDK exports OTLP as http/protobuf (the default) or grpc, which the OpenTelemetry Collector, Grafana Tempo, Jaeger and Cloud Trace's OTLP endpoint take"
+                ),
+            )),
+        };
+    }
+    Ok(Protocol::HttpProtobuf)
 }
 
 impl Telemetry {
@@ -82,11 +102,36 @@ impl Telemetry {
         if !wanted()? {
             return Ok(None);
         }
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .build()
-            .map_err(|e| ConfigError::new("OTEL_EXPORTER_OTLP_ENDPOINT", format!("cannot be used: {e}")))?;
+        let unusable = |e: opentelemetry_otlp::ExporterBuildError| {
+            ConfigError::new("OTEL_EXPORTER_OTLP_ENDPOINT", format!("cannot be used: {e}"))
+        };
+        let (exporter, runtime) = match protocol_by(&|name| std::env::var(name).ok())? {
+            Protocol::HttpProtobuf => {
+                let exporter = opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .build()
+                    .map_err(unusable)?;
+                (exporter, None)
+            }
+            Protocol::Grpc => {
+                // tonic's channel runs its connection on a Tokio runtime, made here and kept as
+                // long as the exporter: the batch span processor's thread, which drives each
+                // export, has none (opentelemetry-otlp's documented setup without
+                // `#[tokio::main]`). One thread: it only carries spans.
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("suitex-otlp")
+                    .enable_all()
+                    .build()
+                    .map_err(|e| ConfigError::new("OTEL_EXPORTER_OTLP_PROTOCOL", format!("grpc: no runtime: {e}")))?;
+                let exporter = {
+                    let _in_runtime = runtime.enter();
+                    opentelemetry_otlp::SpanExporter::builder().with_tonic().build().map_err(unusable)?
+                };
+                (exporter, Some(runtime))
+            }
+        };
         let mut resource = Resource::builder();
         if std::env::var("OTEL_SERVICE_NAME").map_or(true, |v| v.trim().is_empty()) {
             resource = resource.with_service_name(service.to_string());
@@ -95,7 +140,7 @@ impl Telemetry {
             .with_resource(resource.build())
             .with_batch_exporter(exporter)
             .build();
-        Ok(Some(Telemetry { provider }))
+        Ok(Some(Telemetry { provider, runtime }))
     }
 
     /// The `tracing` layer that records the SDK's spans ([`SdkSpans`]) into this exporter. It
@@ -125,6 +170,11 @@ impl Drop for Telemetry {
     fn drop(&mut self) {
         if let Err(e) = self.provider.shutdown() {
             tracing::debug!(error = %e, "stopping the span exporter");
+        }
+        // Without waiting for its thread: a runtime may not be dropped inside another's
+        // asynchronous context (the command line's).
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
@@ -301,18 +351,37 @@ mod tests {
         let e = wanted_with(&[("OTEL_TRACES_EXPORTER", "zipkin")]).unwrap_err();
         assert!(e.to_string().starts_with("OTEL_TRACES_EXPORTER is \"zipkin\""), "{e}");
         let e = wanted_with(&[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
         ])
         .unwrap_err();
-        assert!(e.to_string().contains("OTEL_EXPORTER_OTLP_PROTOCOL is \"grpc\""), "{e}");
-        assert!(e.to_string().contains("http/protobuf"), "{e}");
-        assert!(
-            wanted_with(&[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c"),
-                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        assert!(e.to_string().contains("OTEL_EXPORTER_OTLP_PROTOCOL is \"http/json\""), "{e}");
+        assert!(e.to_string().contains("http/protobuf (the default) or grpc"), "{e}");
+        let e = wanted_with(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "thrift"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL is \"thrift\""), "{e}");
+    }
+
+    fn protocol_with(vars: &[(&str, &str)]) -> Result<Protocol, ConfigError> {
+        protocol_by(&|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+    }
+
+    #[test]
+    fn the_protocol_is_http_protobuf_unless_grpc_is_asked_for_the_traces_setting_first() {
+        assert_eq!(protocol_with(&[]).unwrap(), Protocol::HttpProtobuf);
+        assert_eq!(protocol_with(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]).unwrap(), Protocol::Grpc);
+        assert_eq!(protocol_with(&[("OTEL_EXPORTER_OTLP_PROTOCOL", " ")]).unwrap(), Protocol::HttpProtobuf);
+        assert_eq!(
+            protocol_with(&[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
             ])
-            .unwrap()
+            .unwrap(),
+            Protocol::HttpProtobuf
         );
     }
 }
@@ -340,6 +409,7 @@ mod sdk_spans_tests {
         let collected = Collected::default();
         let telemetry = Telemetry {
             provider: SdkTracerProvider::builder().with_simple_exporter(collected.clone()).build(),
+            runtime: None,
         };
         // As the command line sets it up: one global filter that logs the SDK at DEBUG.
         let subscriber = tracing_subscriber::registry()

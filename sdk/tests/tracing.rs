@@ -238,6 +238,37 @@ fn attr_of<'a>(m: &'a google_cloud_pubsub::model::Message, key: &str) -> &'a str
     m.attributes.get(key).map(String::as_str).unwrap_or_else(|| panic!("attribute {key} on {m:?}"))
 }
 
+/// `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`: the same spans reach an OTLP/gRPC receiver, from a
+/// short-lived command (which sends them before it exits) and from the worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_otlp_over_grpc_the_emit_and_worker_spans_reach_a_grpc_receiver() {
+    let receiver = Receiver::start_grpc();
+    assert!(receiver.env().contains(&("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into())));
+    let config = emulator_config("tracegrpc").build().unwrap();
+    provision_for_tests(&config, Topology::OrderedWithoutDeadLetters, &[]).await;
+    let db = TestDb::new("tracegrpc").await;
+    let log = std::env::temp_dir().join(format!("suitex-trace-grpc-worker-{}.log", unique()));
+    let w = worker(&config, &db, &receiver.env(), &log);
+
+    let receipt = emit(&config, &order_event("SO-G", Some(request_traceparent())), &receiver.env());
+    let event_id = receipt["event_id"].as_str().unwrap().to_string();
+    let create = receiver.span("suitex-events", &format!("{} create", config.names().raw_topic)).await;
+    assert_eq!(create["protocol"], "grpc");
+    assert_eq!(
+        (create["trace_id"].as_str(), create["parent_span_id"].as_str()),
+        (Some(TRACE), Some(REQUEST_SPAN))
+    );
+    assert_eq!(attr(&create, "event_id"), event_id.as_str());
+    let receive_span =
+        receiver.span("suitex-events-worker", &format!("{} receive", config.names().raw_subscription)).await;
+    assert_eq!(receive_span["protocol"], "grpc");
+    assert_eq!(receive_span["parent_span_id"], create["span_id"]);
+    let insert = receiver.span("suitex-events-worker", "INSERT event_store").await;
+    assert!(links_to(&insert, &receive_span), "the INSERT is linked to the receive span: {insert}");
+    stop(w);
+    let _ = std::fs::remove_file(&log);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_the_spool_the_relay_carries_the_context_unchanged_and_links_its_publish() {
     let receiver = Receiver::start();

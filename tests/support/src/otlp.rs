@@ -9,22 +9,36 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// The OTLP/HTTP receiver: a Python process appending every span it decodes to a file.
+/// The OTLP receiver: a Python process appending every span it decodes to a file.
 pub struct Receiver {
     child: Child,
     /// Its port on 127.0.0.1.
     pub port: u16,
     out: PathBuf,
+    grpc: bool,
 }
 
 impl Receiver {
+    /// An OTLP/HTTP (protobuf) receiver.
     pub fn start() -> Receiver {
+        Receiver::serving(false)
+    }
+
+    /// An OTLP/gRPC receiver.
+    pub fn start_grpc() -> Receiver {
+        Receiver::serving(true)
+    }
+
+    fn serving(grpc: bool) -> Receiver {
         let python = required_env("SUITEX_TEST_PYTHON");
         let out = std::env::temp_dir().join(format!("suitex-spans-{}.jsonl", unique()));
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../otlp-receiver.py");
-        let mut child = Command::new(python)
-            .arg(script)
-            .arg(&out)
+        let mut cmd = Command::new(python);
+        cmd.arg(script).arg(&out);
+        if grpc {
+            cmd.arg("--grpc");
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -33,15 +47,19 @@ impl Receiver {
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let port =
             line.trim().parse().unwrap_or_else(|_| panic!("the OTLP receiver did not start: {line:?}"));
-        Receiver { child, port, out }
+        Receiver { child, port, out, grpc }
     }
 
     /// The `OTEL_*` settings that export to this receiver, quickly.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{}", self.port)),
             ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
-        ]
+        ];
+        if self.grpc {
+            env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()));
+        }
+        env
     }
 
     pub fn spans(&self) -> Vec<Value> {

@@ -124,7 +124,9 @@ impl Telemetry {
                     .thread_name("suitex-otlp")
                     .enable_all()
                     .build()
-                    .map_err(|e| ConfigError::new("OTEL_EXPORTER_OTLP_PROTOCOL", format!("grpc: no runtime: {e}")))?;
+                    .map_err(|e| {
+                        ConfigError::new("OTEL_EXPORTER_OTLP_PROTOCOL", format!("grpc: no runtime: {e}"))
+                    })?;
                 let exporter = {
                     let _in_runtime = runtime.enter();
                     opentelemetry_otlp::SpanExporter::builder().with_tonic().build().map_err(unusable)?
@@ -432,5 +434,55 @@ mod sdk_spans_tests {
         assert_eq!(names, ["INSERT event_store", "raw-sub receive"]);
         let spans = collected.0.lock().unwrap();
         assert!(spans.iter().all(|s| s.events.is_empty()), "log lines are not copied into spans");
+    }
+
+    /// The INSERT span a PHP worker holds around `EventStore::create()` (and the Rust worker's):
+    /// linked to the receive span; a failure makes it an error span with the database's message.
+    #[cfg(feature = "consume")]
+    #[test]
+    fn an_append_span_is_linked_to_its_receive_span_and_a_failed_insert_is_an_error_naming_why() {
+        use opentelemetry::trace::Status;
+        let collected = Collected::default();
+        let telemetry = Telemetry {
+            provider: SdkTracerProvider::builder().with_simple_exporter(collected.clone()).build(),
+            runtime: None,
+        };
+        let subscriber = tracing_subscriber::registry().with(telemetry.layer());
+        tracing::subscriber::with_default(subscriber, || {
+            let receive = tracing::info_span!(parent: None, "receive", otel.name = "raw-sub receive");
+            let failed = crate::trace::AppendSpan::new(crate::trace::append_span([&receive], 1));
+            assert!(failed.is_recorded());
+            failed.fail("1213 Deadlock found when trying to get lock");
+            failed.end();
+            crate::trace::AppendSpan::new(crate::trace::append_span([&receive], 1)).end();
+            drop(receive);
+        });
+        telemetry.flush();
+        let spans = collected.0.lock().unwrap();
+        let receive = spans.iter().find(|s| s.name == "raw-sub receive").expect("the receive span");
+        let inserts: Vec<&SpanData> = spans.iter().filter(|s| s.name == "INSERT event_store").collect();
+        assert_eq!(inserts.len(), 2);
+        for insert in &inserts {
+            assert_eq!(insert.parent_span_id, opentelemetry::trace::SpanId::INVALID, "a root span");
+            assert!(
+                insert.links.iter().any(|l| l.span_context == receive.span_context),
+                "linked to the receive span"
+            );
+            assert!(
+                insert
+                    .attributes
+                    .iter()
+                    .any(|a| a.key.as_str() == "db.system" && a.value.as_str() == "mysql")
+            );
+        }
+        assert_eq!(inserts[0].status, Status::error("1213 Deadlock found when trying to get lock"));
+        assert!(
+            inserts[0]
+                .attributes
+                .iter()
+                .any(|a| a.key.as_str() == "error.type" && a.value.as_str() == "database")
+        );
+        assert_eq!(inserts[1].status, Status::Unset, "an INSERT that succeeded");
+        assert!(!inserts[1].attributes.iter().any(|a| a.key.as_str() == "error.type"));
     }
 }

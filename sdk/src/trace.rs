@@ -320,14 +320,17 @@ pub(crate) fn settle_span(
 /// root span linked to the `receive` span of every message whose event it stores (one statement
 /// stores many messages' events, so it is the child of none of them).
 #[cfg(feature = "consume")]
-pub(crate) fn append_span<'a>(receives: impl IntoIterator<Item = &'a tracing::Span>, rows: usize) -> tracing::Span {
+pub(crate) fn append_span<'a>(
+    receives: impl IntoIterator<Item = &'a tracing::Span>,
+    rows: usize,
+) -> tracing::Span {
     let span = tracing::info_span!(
         parent: None,
         "append",
         otel.name = "INSERT event_store",
         otel.kind = "client",
         otel.status_code = tracing::field::Empty,
-        otel.status_message = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
         db.system = "mysql",
         db.system.name = "mysql",
         db.operation.name = "INSERT",
@@ -353,7 +356,7 @@ pub(crate) fn append_span<'a>(receives: impl IntoIterator<Item = &'a tracing::Sp
 pub(crate) fn failed(span: &tracing::Span, error_type: &str, why: &dyn std::fmt::Display) {
     if !span.is_disabled() {
         span.record("otel.status_code", "error");
-        span.record("otel.status_message", tracing::field::display(why));
+        span.record("otel.status_description", tracing::field::display(why));
         span.record("error.type", error_type);
     }
 }

@@ -95,4 +95,3 @@ impl Drop for Receiver {
         let _ = std::fs::remove_file(&self.out);
     }
 }
-

@@ -32,7 +32,7 @@ final class StubTest extends TestCase
 
         $extension = json_decode($fromExtension, true, 512, JSON_THROW_ON_ERROR);
         $this->assertCount(2, $extension['functions']);
-        $this->assertCount(8, $extension['classes'], 'CLI has the Inbox (and its old name, Consumer) too');
+        $this->assertCount(9, $extension['classes'], 'CLI has the Inbox, its AppendSpan and the old name of the Inbox, Consumer, too');
         $this->assertSame($extension, json_decode($proc[1], true, 512, JSON_THROW_ON_ERROR), 'php-ext/stubs/suitex_events.stub.php has drifted');
     }
 

@@ -135,8 +135,9 @@ uint32_t suitex_abi_version(void);
 // until the first emit. On success `*out` holds the handle; free it with `suitex_emitter_free`.
 //
 // Spans: when the standard `OTEL_*` variables ask for it (`OTEL_EXPORTER_OTLP_ENDPOINT` …),
-// each emit's `create` and `publish` spans are exported with OTLP/HTTP from a thread of the
-// library's own, for either constructor (docs/architecture.md §2.8); a value the SDK cannot use
+// each emit's `create` and `publish` spans are exported with OTLP — http/protobuf, or gRPC with
+// `OTEL_EXPORTER_OTLP_PROTOCOL=grpc` — from a thread of the library's own, for either
+// constructor (docs/architecture.md §2.8); a value the SDK cannot use
 // (`OTEL_EXPORTER_OTLP_PROTOCOL=http/json`) fails the call with `SUITEX_ERR_CONFIG`, naming it.
 //
 // # Safety

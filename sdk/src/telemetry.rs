@@ -39,16 +39,17 @@ pub struct Telemetry {
 
 /// Whether the `OTEL_*` variables ask for spans to be exported (see the module's table).
 pub fn wanted() -> Result<bool, ConfigError> {
-    wanted_by(|name| std::env::var(name).ok())
+    Ok(requested_by(|name| std::env::var(name).ok())?.is_some())
 }
 
-fn wanted_by(var: impl Fn(&str) -> Option<String>) -> Result<bool, ConfigError> {
+/// The transport the `OTEL_*` variables ask spans to be exported by, or `None` for no export.
+fn requested_by(var: impl Fn(&str) -> Option<String>) -> Result<Option<Protocol>, ConfigError> {
     let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
     if set("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
-        return Ok(false);
+        return Ok(None);
     }
     let on = match set("OTEL_TRACES_EXPORTER").map(|v| v.trim().to_ascii_lowercase()) {
-        Some(v) if v == "none" => return Ok(false),
+        Some(v) if v == "none" => return Ok(None),
         Some(v) if v == "otlp" => true,
         Some(v) => {
             return Err(ConfigError::new(
@@ -61,10 +62,10 @@ fn wanted_by(var: impl Fn(&str) -> Option<String>) -> Result<bool, ConfigError> 
                 || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some()
         }
     };
-    if on {
-        protocol_by(&var)?;
+    if !on {
+        return Ok(None);
     }
-    Ok(on)
+    protocol_by(&var).map(Some)
 }
 
 /// The OTLP transports this SDK exports with.
@@ -99,13 +100,13 @@ impl Telemetry {
     /// Builds the exporter the `OTEL_*` variables ask for, or `None` when they ask for none.
     /// `service` is the service name when `OTEL_SERVICE_NAME` is not set.
     pub fn from_env(service: &str) -> Result<Option<Telemetry>, ConfigError> {
-        if !wanted()? {
+        let Some(protocol) = requested_by(|name| std::env::var(name).ok())? else {
             return Ok(None);
-        }
+        };
         let unusable = |e: opentelemetry_otlp::ExporterBuildError| {
             ConfigError::new("OTEL_EXPORTER_OTLP_ENDPOINT", format!("cannot be used: {e}"))
         };
-        let (exporter, runtime) = match protocol_by(&|name| std::env::var(name).ok())? {
+        let (exporter, runtime) = match protocol {
             Protocol::HttpProtobuf => {
                 let exporter = opentelemetry_otlp::SpanExporter::builder()
                     .with_http()
@@ -327,7 +328,8 @@ mod tests {
     use super::*;
 
     fn wanted_with(vars: &[(&str, &str)]) -> Result<bool, ConfigError> {
-        wanted_by(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+        requested_by(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+            .map(|p| p.is_some())
     }
 
     #[test]
@@ -406,13 +408,16 @@ mod sdk_spans_tests {
         }
     }
 
+    /// A `Telemetry` whose spans are collected in memory, each as it ends.
+    fn collecting() -> (Collected, Telemetry) {
+        let collected = Collected::default();
+        let provider = SdkTracerProvider::builder().with_simple_exporter(collected.clone()).build();
+        (collected, Telemetry { provider, runtime: None })
+    }
+
     #[test]
     fn only_the_sdks_spans_at_info_are_exported_and_the_logs_filter_decides_nothing_for_them() {
-        let collected = Collected::default();
-        let telemetry = Telemetry {
-            provider: SdkTracerProvider::builder().with_simple_exporter(collected.clone()).build(),
-            runtime: None,
-        };
+        let (collected, telemetry) = collecting();
         // As the command line sets it up: one global filter that logs the SDK at DEBUG.
         let subscriber = tracing_subscriber::registry()
             .with(tracing_subscriber::EnvFilter::new("suitex_events=debug,other_crate=info"))
@@ -442,11 +447,7 @@ mod sdk_spans_tests {
     #[test]
     fn an_append_span_is_linked_to_its_receive_span_and_a_failed_insert_is_an_error_naming_why() {
         use opentelemetry::trace::Status;
-        let collected = Collected::default();
-        let telemetry = Telemetry {
-            provider: SdkTracerProvider::builder().with_simple_exporter(collected.clone()).build(),
-            runtime: None,
-        };
+        let (collected, telemetry) = collecting();
         let subscriber = tracing_subscriber::registry().with(telemetry.layer());
         tracing::subscriber::with_default(subscriber, || {
             let receive = tracing::info_span!(parent: None, "receive", otel.name = "raw-sub receive");

@@ -48,7 +48,7 @@ use crate::claim_check::ClaimCheck;
 use crate::config::Config;
 use crate::envelope::{Event, Payload};
 use crate::error::{Error, Poison, Result, Service};
-use crate::store::{Appended, EventStore, NewPark, Parking, Release};
+use crate::store::{Appended, EventStore, NewPark, Park, Parking, Release};
 use crate::trace;
 use backon::BackoffBuilder;
 use futures::{FutureExt, StreamExt};
@@ -155,6 +155,19 @@ impl Fences {
     fn fence(&mut self, key: &str, message_id: &str, window: Duration) {
         if !key.is_empty() {
             self.0.insert(key.to_string(), (message_id.to_string(), Instant::now() + window));
+        }
+    }
+
+    /// Lifts the fences whose failed message is the dead letter of an open park — parked by
+    /// this worker or by another on its last attempt: it will not be delivered again, so
+    /// nothing waits for it; its key's later events go aside behind the park. (Without this, a
+    /// worker that saw an earlier attempt fail held the key's events back for the rest of the
+    /// window while another worker parked the key.)
+    fn lift_parked<'a>(&mut self, parks: impl IntoIterator<Item = &'a Park>) {
+        for park in parks {
+            if self.0.get(&park.ordering_key).is_some_and(|(failed, _)| *failed == park.message_id) {
+                self.0.remove(&park.ordering_key);
+            }
         }
     }
 }
@@ -578,6 +591,7 @@ impl Worker {
         //    are released.
         let mut parks = self.store.open_parks().await?;
         self.metrics.observe_parks(parks.all());
+        fences.lift_parked(parks.all());
         let mut verdicts: Vec<Option<Verdict>> = (0..batch.len()).map(|_| None).collect();
         if !parks.is_empty() {
             for (i, (r, res)) in batch.iter().zip(&resolved).enumerate() {
@@ -772,5 +786,42 @@ async fn shutdown_deadline(mut stop: watch::Receiver<Option<Instant>>) {
         Some(d) => tokio::time::sleep_until(d.checked_sub(RELEASE_RESERVE).unwrap_or(d)).await,
         // The sender is gone: no shutdown will ever be asked for.
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn park(key: &str, message_id: &str) -> Park {
+        Park {
+            id: 1,
+            ordering_key: key.into(),
+            event_id: None,
+            message_id: message_id.into(),
+            data_sha256: String::new(),
+            reason: "claim-check object missing".into(),
+            recorded_by: "worker as writer".into(),
+            parked_at: String::new(),
+            age_seconds: 0,
+            parked_events: 0,
+        }
+    }
+
+    /// Two workers: this one saw attempt 4 of m2 fail and fenced K; the other parked K when
+    /// attempt 5 failed. K's next event must go aside behind the park at once, not wait here for
+    /// m2, which is dead-lettered and will not come back.
+    #[test]
+    fn a_fence_is_lifted_when_its_failed_message_parks_the_key_elsewhere() {
+        let window = Duration::from_secs(60);
+        let mut fences = Fences::default();
+        fences.fence("7:so:1", "m2", window);
+        fences.fence("7:so:2", "m9", window);
+        fences.lift_parked([&park("7:so:1", "m2"), &park("7:so:2", "m8")]);
+        assert!(!fences.holds("7:so:1", "m5"), "K's fence went with its dead letter");
+        assert!(
+            fences.holds("7:so:2", "m10"),
+            "a fence behind a poison message that is not the park's dead letter stays"
+        );
     }
 }

@@ -37,12 +37,8 @@ pub struct Telemetry {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-/// Whether the `OTEL_*` variables ask for spans to be exported (see the module's table).
-pub fn wanted() -> Result<bool, ConfigError> {
-    Ok(requested_by(|name| std::env::var(name).ok())?.is_some())
-}
-
-/// The transport the `OTEL_*` variables ask spans to be exported by, or `None` for no export.
+/// The transport the `OTEL_*` variables ask spans to be exported by (see the module's table),
+/// or `None` for no export.
 fn requested_by(var: impl Fn(&str) -> Option<String>) -> Result<Option<Protocol>, ConfigError> {
     let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
     if set("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {

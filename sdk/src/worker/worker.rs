@@ -590,8 +590,9 @@ impl Worker {
         //    behind it. A dead letter of a later park waits (held back) until the earlier ones
         //    are released.
         let mut parks = self.store.open_parks().await?;
-        self.metrics.observe_parks(parks.all());
-        fences.lift_parked(parks.all());
+        let open = parks.all();
+        self.metrics.observe_parks(open.iter().copied());
+        fences.lift_parked(open);
         let mut verdicts: Vec<Option<Verdict>> = (0..batch.len()).map(|_| None).collect();
         if !parks.is_empty() {
             for (i, (r, res)) in batch.iter().zip(&resolved).enumerate() {

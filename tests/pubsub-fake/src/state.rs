@@ -60,6 +60,11 @@ pub(crate) struct State {
     pub(crate) settlements: Vec<Settlement>,
     /// Messages handed out, per subscription (each delivery counts).
     pub(crate) delivered: HashMap<String, u64>,
+    /// No lease expires before this (`None`: no lease since the last expiry scan): the periodic
+    /// expiry scans every message only when a lease may have run out. Never later than the
+    /// earliest lease's expiry — a new or shortened lease lowers it; an extended or ended lease
+    /// leaves it early, which costs one scan that finds nothing and sets it again.
+    earliest_expiry: Option<Instant>,
 }
 
 /// How a delivery ended.
@@ -437,6 +442,8 @@ impl State {
             let ack_id = format!("ack-{}-{seq}", self.next_ack);
             m.deliveries += 1;
             m.lease = Some(Lease { ack_id: ack_id.clone(), expires: now + deadline, stream });
+            self.earliest_expiry =
+                Some(self.earliest_expiry.map_or(now + deadline, |e| e.min(now + deadline)));
             self.acks.insert(ack_id.clone(), (sub_name.to_string(), seq));
             held_messages += 1;
             held_bytes += m.message.data.len() as i64;
@@ -525,6 +532,9 @@ impl State {
                 self.subs.get_mut(sub).and_then(|s| s.messages.get_mut(&seq)).and_then(|m| m.lease.as_mut())
             {
                 lease.expires = now + Duration::from_secs(seconds as u64);
+                // A deadline may be shortened as well as extended.
+                self.earliest_expiry =
+                    Some(self.earliest_expiry.map_or(lease.expires, |e| e.min(lease.expires)));
             }
         }
         Ok(())
@@ -572,16 +582,21 @@ impl State {
 
     /// Expires leases whose deadline passed. Returns whether anything changed.
     pub(crate) fn expire(&mut self, now: Instant) -> bool {
+        if self.earliest_expiry.is_none_or(|e| e > now) {
+            return false;
+        }
         let mut expired = Vec::new();
+        let mut earliest: Option<Instant> = None;
         for (name, sub) in &self.subs {
             for (&seq, m) in &sub.messages {
-                if let Some(l) = &m.lease
-                    && l.expires <= now
-                {
-                    expired.push((name.clone(), seq, l.ack_id.clone()));
+                match &m.lease {
+                    Some(l) if l.expires <= now => expired.push((name.clone(), seq, l.ack_id.clone())),
+                    Some(l) => earliest = Some(earliest.map_or(l.expires, |e| e.min(l.expires))),
+                    None => {}
                 }
             }
         }
+        self.earliest_expiry = earliest;
         let changed = !expired.is_empty();
         for (sub, seq, ack_id) in expired {
             self.acks.remove(&ack_id);
@@ -600,6 +615,68 @@ mod tests {
         let t = prost_types::Timestamp { seconds: 1_795_651_200, nanos: 123_456_789 };
         assert_eq!(rfc3339(&t), "2026-11-26T00:00:00.123456Z");
         assert_eq!(rfc3339(&prost_types::Timestamp { seconds: 0, nanos: 0 }), "1970-01-01T00:00:00.000000Z");
+    }
+
+    /// A state with topic `topic`, subscription `sub` (10 s ack deadline) and one message leased
+    /// by a unary pull: the message's ack id and when it was leased.
+    fn one_leased(st: &mut State) -> (String, Instant) {
+        st.create_topic(pb::Topic { name: "projects/p/topics/topic".into(), ..Default::default() }).unwrap();
+        st.create_subscription(pb::Subscription {
+            name: "projects/p/subscriptions/sub".into(),
+            topic: "projects/p/topics/topic".into(),
+            ack_deadline_seconds: 10,
+            ..Default::default()
+        })
+        .unwrap();
+        st.publish(pb::PublishRequest {
+            topic: "projects/p/topics/topic".into(),
+            messages: vec![pb::PubsubMessage { data: b"m".to_vec(), ..Default::default() }],
+        })
+        .unwrap();
+        let now = Instant::now();
+        let got = st.deliver("projects/p/subscriptions/sub", None, 10, now);
+        assert_eq!(got.len(), 1);
+        (got[0].ack_id.clone(), now)
+    }
+
+    #[test]
+    fn a_lease_expires_at_its_deadline_however_it_was_changed() {
+        const SUB: &str = "projects/p/subscriptions/sub";
+        let secs = |t0: Instant, n: u64| t0 + Duration::from_secs(n);
+
+        // As leased: nothing before 10 s, released at 10 s.
+        let mut st = State::default();
+        let (_, t0) = one_leased(&mut st);
+        let secs = |n: u64| secs(t0, n);
+        assert!(!st.expire(secs(9)));
+        assert!(st.expire(secs(10)));
+        assert_eq!(st.deliver(SUB, None, 10, secs(10)).len(), 1, "redelivered");
+
+        // Extended to 60 s: the scan at 10 s finds nothing, and the lease still runs out at 60.
+        let mut st = State::default();
+        let (ack, t0) = one_leased(&mut st);
+        let secs = |n: u64| t0 + Duration::from_secs(n);
+        st.modify_ack_deadline(SUB, std::slice::from_ref(&ack), 60, t0).unwrap();
+        assert!(!st.expire(secs(10)));
+        assert!(!st.expire(secs(59)));
+        assert!(st.expire(secs(60)));
+
+        // Extended, then shortened: it runs out at the shorter deadline.
+        let mut st = State::default();
+        let (ack, t0) = one_leased(&mut st);
+        let secs = |n: u64| t0 + Duration::from_secs(n);
+        st.modify_ack_deadline(SUB, std::slice::from_ref(&ack), 60, t0).unwrap();
+        assert!(!st.expire(secs(10)));
+        st.modify_ack_deadline(SUB, std::slice::from_ref(&ack), 15, secs(10)).unwrap();
+        assert!(!st.expire(secs(24)));
+        assert!(st.expire(secs(25)));
+
+        // Acked: nothing to expire.
+        let mut st = State::default();
+        let (ack, t0) = one_leased(&mut st);
+        let secs = |n: u64| t0 + Duration::from_secs(n);
+        st.acknowledge(SUB, &[ack]).unwrap();
+        assert!(!st.expire(secs(100)));
     }
 
     #[test]

@@ -44,19 +44,37 @@ fn through(relay: &Relay, db: &PrivateMariaDb) -> suitex_events::StoreSettings {
     s
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_during_a_hung_database_call_returns_within_the_shutdown_deadline_and_loses_nothing() {
+/// A worker on the fake, storing through a relay to a private MariaDB, that has stored
+/// `first` (so that its connections are open) before the test freezes the relay.
+struct Running {
+    fake: pubsub_fake::PubSubFake,
+    config: suitex_events::config::Config,
+    db: PrivateMariaDb,
+    relay: Relay,
+    root: EventStore,
+    worker: RunningWorker,
+    emitter: Emitter,
+}
+
+async fn running(tag: &str, first: Event) -> Running {
     let fake = pubsub_fake::start().await;
-    let config = fake_topology(&fake, "hangdb").await;
+    let config = fake_topology(&fake, tag).await;
     let (db, relay, root) = frozen_bed().await;
     let worker = RunningWorker::start(&config, &through(&relay, &db), options()).await;
     let emitter = Emitter::connect(config.clone()).await.unwrap();
-    emitter.emit_event(event("O-1", 0, 10)).await.unwrap();
+    emitter.emit_event(first).await.unwrap();
     eventually(Duration::from_secs(20), "the first event is stored", || {
         let root = root.clone();
         async move { count_rows(&root).await == 1 }
     })
     .await;
+    Running { fake, config, db, relay, root, worker, emitter }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_hung_database_call_returns_within_the_shutdown_deadline_and_loses_nothing() {
+    let Running { fake, config, db, relay, root, worker, emitter } =
+        running("hangdb", event("O-1", 0, 10)).await;
 
     relay.set_mode(RelayMode::Frozen);
     for seq in 1..=5 {
@@ -83,6 +101,50 @@ async fn sigterm_during_a_hung_database_call_returns_within_the_shutdown_deadlin
     .await;
     worker.stop().await;
     assert_eq!(fake.backlog(&config.subscription_path(&config.names().dlq_subscription)), 0);
+}
+
+/// The worker decodes the next messages while a batch is stored (its intake): at shutdown,
+/// what was decoded and not yet in a batch is handed back at once with the batch in hand, and
+/// nothing stays counted as in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_shutdown_the_messages_decoded_ahead_of_a_hung_batch_are_handed_back_with_it() {
+    let Running { fake, config, db: _db, relay, root, worker, emitter } =
+        running("ahead", event("A-0", 0, 10)).await;
+
+    relay.set_mode(RelayMode::Frozen);
+    let hung = event("A-1", 1, 10);
+    emitter.emit_event(hung.clone()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await; // its batch is in its INSERT, which hangs
+    let ahead: Vec<Event> = (2..=6).map(|i| event(&format!("A-{i}"), i, 10)).collect();
+    for e in &ahead {
+        emitter.emit_event(e.clone()).await.unwrap();
+    }
+    eventually(Duration::from_secs(10), "the later events are taken and decoded", || {
+        let in_flight = worker.metrics.in_flight.get();
+        async move { in_flight == 6 }
+    })
+    .await;
+    let metrics = worker.metrics.clone();
+    let summary = tokio::time::timeout(Duration::from_secs(3 + 10), worker.stop())
+        .await
+        .expect("the worker returned within its shutdown deadline");
+    assert_eq!(summary.released, 1, "the hung batch was released: {summary:?}");
+    assert_eq!(metrics.in_flight.get(), 0, "nothing is left counted as in flight");
+    let raw = config.subscription_path(&config.names().raw_subscription);
+    let nacked: std::collections::HashSet<String> = fake
+        .settlements(&raw)
+        .into_iter()
+        .filter(|s| s.outcome == pubsub_fake::Outcome::Nack)
+        .map(|s| s.ordering_key)
+        .collect();
+    for e in std::iter::once(&hung).chain(&ahead) {
+        assert!(
+            nacked.contains(&e.ordering_key()),
+            "{} was handed back (nacked) before the worker returned, not left leased: {nacked:?}",
+            e.ordering_key()
+        );
+    }
+    drop(root);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,8 @@
 //! The worker side (feature `worker`): the `suitex-events worker` process and the operator
 //! tools around the event store.
 //!
-//! * [`Worker`]: StreamingPull `events.raw-sub` → `event_store` → ack.
+//! * [`Worker`]: StreamingPull `events.raw-sub` → `event_store` → ack; its intake (`intake`)
+//!   decodes the next batch while one is stored.
 //! * [`feeder`]: the ledger → `events.merged`, one leader across all workers.
 //! * [`digests`]: the ledger's digests outside the database, written by the leading feeder.
 //! * [`WorkerOptions`]: its tuning.
@@ -16,6 +17,7 @@ pub mod dlq;
 pub mod dlq_watch;
 pub mod feeder;
 pub mod health;
+mod intake;
 pub mod metrics;
 mod options;
 pub mod provision;

@@ -43,6 +43,7 @@ use super::WorkerOptions;
 use super::dlq_watch::DlqWatch;
 use super::feeder::Feeder;
 use super::health::Health;
+use super::intake::{Decoder, Intake, Received, Waiting};
 use super::metrics::Metrics;
 use crate::claim_check::ClaimCheck;
 use crate::config::Config;
@@ -52,9 +53,7 @@ use crate::store::{Appended, EventStore, NewPark, Park, Parking, Release};
 use crate::trace;
 use backon::BackoffBuilder;
 use futures::{FutureExt, StreamExt};
-use google_cloud_pubsub::model::Message;
 use google_cloud_pubsub::subscriber::ShutdownBehavior;
-use google_cloud_pubsub::subscriber::handler::Handler;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -81,40 +80,6 @@ pub struct RunSummary {
     pub batches: u64,
     /// Messages still in hand at the shutdown deadline, released for redelivery.
     pub released: u64,
-}
-
-/// One received message and what is known about it.
-struct Received {
-    message: Message,
-    handler: Handler,
-    /// The decoded event, or why it is poison.
-    event: std::result::Result<Event, Poison>,
-    /// From receipt to settlement (`events.raw-sub receive`), a child of the producer's
-    /// `create` span (crate::trace); disabled unless spans are exported.
-    span: tracing::Span,
-}
-
-impl Received {
-    /// Bytes of payload this message brings into the batch once resolved.
-    fn payload_bytes(&self, max_payload: usize) -> u64 {
-        match &self.event {
-            Ok(e) => match e.payload() {
-                // A reference above the maximum is refused without a download.
-                Payload::ClaimCheck(r) if r.size > max_payload as u64 => 0,
-                Payload::ClaimCheck(r) => r.size,
-                _ => self.message.data.len() as u64,
-            },
-            Err(_) => self.message.data.len() as u64,
-        }
-    }
-
-    fn key(&self) -> &str {
-        &self.message.ordering_key
-    }
-
-    fn attempt(&self) -> Option<i32> {
-        self.handler.delivery_attempt()
-    }
 }
 
 /// A message's event with its payload inline, or why it is poison.
@@ -290,7 +255,7 @@ impl Worker {
         let subscription = self.config.subscription_path(&self.config.names().raw_subscription);
         let subscriber = crate::clients::subscriber(&self.config).await?;
         self.learn_max_attempts(subscription.clone());
-        let mut stream = subscriber
+        let stream = subscriber
             .subscribe(&subscription)
             .set_max_outstanding_messages(self.options.max_outstanding)
             .set_max_lease(self.options.max_lease)
@@ -300,6 +265,13 @@ impl Worker {
             // that is going away (which would hold its keys until the leases ran out).
             .set_shutdown_behavior(ShutdownBehavior::NackImmediately)
             .build();
+        // Up to a batch is decoded while the batch before it is stored.
+        let decoder = Decoder {
+            metrics: self.metrics.clone(),
+            subscription: self.config.names().raw_subscription.clone(),
+            subscription_path: subscription.clone(),
+        };
+        let mut intake = Intake::start(stream, decoder, self.options.batch_size);
         self.health.set_subscribed(true);
         // `Some(deadline)` once shutdown has been asked for.
         let (stop_tx, stop) = watch::channel::<Option<Instant>>(None);
@@ -317,30 +289,33 @@ impl Worker {
         );
         let mut summary = RunSummary::default();
         let mut fences = Fences::default();
-        // A message taken from the stream that did not fit the batch before: the next one's first.
-        let mut carried: Option<Received> = None;
+        // What was taken from the intake after the last batch was full: a message that did not
+        // fit (the next batch's first), or the stream's failure (reported after that batch).
+        let mut carried: Option<Result<Received>> = None;
         tracing::info!(%subscription, "worker started");
 
         'run: loop {
             self.health.beat();
-            let first = match carried.take() {
-                Some(r) => r,
+            let next = match carried.take() {
+                Some(next) => Some(next),
                 None => tokio::select! {
                     biased;
                     _ = &mut shutdown => break 'run,
-                    next = stream.next() => match next {
-                        None => break 'run,
-                        Some(Err(e)) => {
-                            self.health.set_subscribed(false);
-                            return Err(Error::service(Service::PubSub, format!("pulling from {subscription}"), false, e));
-                        }
-                        Some(Ok((m, h))) => self.received(m, h),
-                    },
+                    next = intake.next() => next,
                     _ = tokio::time::sleep(HEARTBEAT) => {
                         self.observe_parks().await;
                         continue 'run;
                     }
                 },
+            };
+            let first = match next {
+                None => break 'run,
+                Some(Ok(r)) => r,
+                Some(Err(e)) => {
+                    self.health.set_subscribed(false);
+                    let _ = intake.stop().await;
+                    return Err(e);
+                }
             };
             let max_payload = self.config.max_payload();
             let mut bytes = first.payload_bytes(max_payload);
@@ -348,20 +323,28 @@ impl Worker {
             // Take what is there now; wait for more only within `batch_wait`.
             let fill_until = Instant::now() + self.options.batch_wait;
             while batch.len() < self.options.batch_size {
-                let next = match stream.next().now_or_never() {
-                    Some(next) => next,
-                    None if Instant::now() < fill_until => tokio::select! {
+                let next = match intake.try_next() {
+                    Ok(next) => next,
+                    Err(Waiting::Empty) if Instant::now() < fill_until => tokio::select! {
                         biased;
-                        next = stream.next() => next,
+                        next = intake.next() => match next {
+                            Some(next) => next,
+                            None => break,
+                        },
                         _ = tokio::time::sleep_until(fill_until) => break,
                     },
-                    None => break,
+                    Err(Waiting::Empty | Waiting::Ended) => break,
                 };
-                let Some(Ok((m, h))) = next else { break };
-                let r = self.received(m, h);
+                let r = match next {
+                    Ok(r) => r,
+                    Err(e) => {
+                        carried = Some(Err(e));
+                        break;
+                    }
+                };
                 let cost = r.payload_bytes(max_payload);
                 if bytes + cost > self.options.batch_max_bytes as u64 {
-                    carried = Some(r);
+                    carried = Some(Ok(r));
                     break;
                 }
                 bytes += cost;
@@ -389,16 +372,20 @@ impl Worker {
         }
 
         self.health.set_subscribed(false);
-        if let Some(r) = carried.take() {
+        if let Some(Ok(r)) = carried.take() {
             self.metrics.in_flight.dec();
             summary.released += 1;
             drop(r); // released for redelivery
         }
-        // Stop pulling; let the subscriber flush acks and release what it prefetched.
+        // Stop pulling (what the intake decoded and the batches did not take is released); let
+        // the subscriber flush acks and release what it prefetched.
+        let stream = intake.stop().await;
         let remaining = stop
             .borrow()
             .map_or(self.options.shutdown_deadline, |d| d.saturating_duration_since(Instant::now()));
-        crate::clients::close_stream(stream, || {}, remaining).await;
+        if let Some(stream) = stream {
+            crate::clients::close_stream(stream, || {}, remaining).await;
+        }
         tracing::info!(batches = summary.batches, released = summary.released, "worker stopped");
         Ok(summary)
     }
@@ -410,20 +397,6 @@ impl Worker {
         if let Ok(parks) = self.store.open_parks().await {
             self.metrics.observe_parks(parks.all());
         }
-    }
-
-    fn received(&self, message: Message, handler: Handler) -> Received {
-        self.metrics.in_flight.inc();
-        let event = Event::decode(&message.data).map_err(Poison::BadEnvelope);
-        let span = trace::receive_span(trace::Received {
-            subscription: &self.config.names().raw_subscription,
-            message_id: &message.message_id,
-            ordering_key: &message.ordering_key,
-            attributes: &message.attributes,
-            event: event.as_ref().ok(),
-            delivery_attempt: handler.delivery_attempt(),
-        });
-        Received { message, handler, event, span }
     }
 
     /// Handles one batch until it is through. Returns `Some(n)` when shutdown's deadline

@@ -86,6 +86,13 @@ impl Decoder {
         self.metrics.in_flight.dec();
         drop(r);
     }
+
+    /// [`Decoder::release`] for what the intake holds: a message (a stream failure holds none).
+    fn release_item(&self, item: Result<Received>) {
+        if let Ok(r) = item {
+            self.release(r);
+        }
+    }
 }
 
 /// Why [`Intake::try_next`] has no message.
@@ -135,9 +142,7 @@ impl Intake {
                         permit = tx.reserve() => permit.ok(),
                     };
                     let Some(permit) = permit else {
-                        if let Ok(r) = item {
-                            decoder.release(r);
-                        }
+                        decoder.release_item(item);
                         break;
                     };
                     permit.send(item);
@@ -164,15 +169,18 @@ impl Intake {
         })
     }
 
+    /// Lets a message taken from the intake go unsettled ([`Decoder::release`]).
+    pub(super) fn release(&self, r: Received) {
+        self.decoder.release(r);
+    }
+
     /// Stops taking messages and releases what was decoded but not taken; returns the stream,
     /// to be closed by the caller (which also releases what the subscriber prefetched).
     pub(super) async fn stop(mut self) -> Option<MessageStream> {
         self.stop.cancel();
         self.rx.close();
         while let Some(item) = self.rx.recv().await {
-            if let Ok(r) = item {
-                self.decoder.release(r);
-            }
+            self.decoder.release_item(item);
         }
         match self.task.await {
             Ok(stream) => Some(stream),

@@ -373,9 +373,8 @@ impl Worker {
 
         self.health.set_subscribed(false);
         if let Some(Ok(r)) = carried.take() {
-            self.metrics.in_flight.dec();
             summary.released += 1;
-            drop(r); // released for redelivery
+            intake.release(r);
         }
         // Stop pulling (what the intake decoded and the batches did not take is released); let
         // the subscriber flush acks and release what it prefetched.

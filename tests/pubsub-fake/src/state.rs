@@ -442,8 +442,7 @@ impl State {
             let ack_id = format!("ack-{}-{seq}", self.next_ack);
             m.deliveries += 1;
             m.lease = Some(Lease { ack_id: ack_id.clone(), expires: now + deadline, stream });
-            self.earliest_expiry =
-                Some(self.earliest_expiry.map_or(now + deadline, |e| e.min(now + deadline)));
+            lower_to(&mut self.earliest_expiry, now + deadline);
             self.acks.insert(ack_id.clone(), (sub_name.to_string(), seq));
             held_messages += 1;
             held_bytes += m.message.data.len() as i64;
@@ -533,8 +532,7 @@ impl State {
             {
                 lease.expires = now + Duration::from_secs(seconds as u64);
                 // A deadline may be shortened as well as extended.
-                self.earliest_expiry =
-                    Some(self.earliest_expiry.map_or(lease.expires, |e| e.min(lease.expires)));
+                lower_to(&mut self.earliest_expiry, lease.expires);
             }
         }
         Ok(())
@@ -591,7 +589,7 @@ impl State {
             for (&seq, m) in &sub.messages {
                 match &m.lease {
                     Some(l) if l.expires <= now => expired.push((name.clone(), seq, l.ack_id.clone())),
-                    Some(l) => earliest = Some(earliest.map_or(l.expires, |e| e.min(l.expires))),
+                    Some(l) => lower_to(&mut earliest, l.expires),
                     None => {}
                 }
             }
@@ -604,6 +602,11 @@ impl State {
         }
         changed
     }
+}
+
+/// Lowers `mark` to `at` (a `None` mark is none yet: it becomes `at`).
+fn lower_to(mark: &mut Option<Instant>, at: Instant) {
+    *mark = Some(mark.map_or(at, |m| m.min(at)));
 }
 
 #[cfg(test)]

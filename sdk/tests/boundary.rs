@@ -3,37 +3,40 @@
 //! for each of them alone (as their release builds see it), so a dependency added to the wrong
 //! side fails here rather than in a php-fpm worker.
 
+use std::collections::BTreeSet;
 use std::process::Command;
+
+/// The lines `cargo tree` prints with `args`.
+fn cargo_tree_lines(args: &[&str]) -> Vec<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["tree", "--locked", "--offline"])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo tree runs");
+    assert!(out.status.success(), "cargo tree {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+}
+
+/// The normal (non-dev, non-build) dependency graph of what `args` select, one package a line
+/// in `format`.
+fn cargo_tree(format: &str, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["-e", "normal", "--prefix", "none", "--format", format];
+    all.extend(args);
+    cargo_tree_lines(&all).iter().map(|l| l.trim_end_matches(" (*)").to_string()).collect()
+}
 
 /// Packages in the normal (non-dev, non-build) dependency graph of `package` with `args`,
 /// `depth` levels deep (`None`: all).
 fn tree(package: &str, args: &[&str], depth: Option<u32>) -> Vec<String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args([
-        "tree",
-        "--locked",
-        "--offline",
-        "-e",
-        "normal",
-        "--prefix",
-        "none",
-        "--format",
-        "{p}",
-        "-p",
-        package,
-    ]);
-    if let Some(d) = depth {
-        cmd.args(["--depth", &d.to_string()]);
+    let depth = depth.map(|d| d.to_string());
+    let mut all = vec!["-p", package];
+    if let Some(d) = &depth {
+        all.extend(["--depth", d]);
     }
-    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
-    let out = cmd.output().expect("cargo tree runs");
-    assert!(out.status.success(), "cargo tree -p {package}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-        .collect()
+    all.extend(args);
+    cargo_tree("{p}", &all).iter().filter_map(|l| l.split_whitespace().next().map(str::to_string)).collect()
 }
 
 /// Never in the web tier's graph: the database driver and the command-line parser.
@@ -72,21 +75,10 @@ fn the_sdk_adds_no_worker_dependency_of_its_own_to_the_emit_and_consume_sides() 
 
 /// The features of `serde_json` cargo resolves for `package` with `args`.
 fn serde_json_features(package: &str, args: &[&str]) -> Vec<String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["tree", "--locked", "--offline", "-e", "features", "-i", "serde_json", "-p", package])
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cargo tree runs");
-    assert!(
-        out.status.success(),
-        "cargo tree -i serde_json -p {package}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut features: Vec<String> = text
-        .lines()
+    let mut all = vec!["-e", "features", "-i", "serde_json", "-p", package];
+    all.extend(args);
+    let mut features: Vec<String> = cargo_tree_lines(&all)
+        .iter()
         .filter_map(|l| l.split("serde_json feature \"").nth(1)?.split('"').next().map(str::to_string))
         .collect();
     features.sort();
@@ -113,6 +105,26 @@ fn no_build_enables_serde_json_arbitrary_precision_and_doubles_round_trip() {
             "{package} {args:?} enables arbitrary_precision: {features:?}"
         );
     }
+}
+
+/// scripts/test builds the PHP extension alone, as it ships, after the workspace build. Every
+/// crate it links beside the SDK must resolve with the features the workspace build gave it, or
+/// that build compiles it — and every crate above it — a second time (php-ext/Cargo.toml lists
+/// the features the extension takes on for this; the build-override profile does the same for
+/// proc-macros).
+#[test]
+fn the_php_extension_alone_resolves_its_dependencies_as_the_workspace_build_does() {
+    // The workspace build compiles the tests too: the dev-dependencies' features count.
+    let workspace: BTreeSet<String> =
+        cargo_tree("{p}|{f}", &["--workspace", "-e", "dev"]).into_iter().collect();
+    let alone: BTreeSet<String> = cargo_tree("{p}|{f}", &["-p", "suitex_events"]).into_iter().collect();
+    let other: Vec<&String> =
+        alone.difference(&workspace).filter(|l| !l.starts_with("suitex-events ")).collect();
+    assert!(
+        other.is_empty(),
+        "built alone, the PHP extension resolves these crates with features the workspace build does not give them (add them to php-ext/Cargo.toml's list): {other:?}"
+    );
+    assert!(alone.iter().any(|l| l.starts_with("tokio ")), "the extension was resolved: {alone:?}");
 }
 
 #[test]

@@ -16,6 +16,17 @@ use suitex_test_support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_suitex-events");
 
+/// Runs `suitex-events args` with `config`'s settings and nothing else from this environment.
+fn cli(config: &Config, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(config.to_settings())
+        .output()
+        .unwrap()
+}
+
 /// Publishes `n` dead letters (as Pub/Sub leaves them) to the dead-letter topic on the fake.
 async fn dead_letters(fake: &pubsub_fake::PubSubFake, config: &Config, n: usize) -> Vec<Event> {
     let publisher = Publisher::builder(config.topic_path(&config.names().dlq_topic))
@@ -125,15 +136,7 @@ async fn redrive_dry_run_publishes_and_acks_nothing() {
 async fn peek_refuses_the_workers_subscription_unless_forced() {
     let config = emulator_config("peek").build().unwrap();
     provision_for_tests(&config, Topology::UnorderedWithDeadLetters, &[]).await;
-    let run = |args: &[&str]| {
-        Command::new(BIN)
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(config.to_settings())
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| cli(&config, args);
     let raw = config.names().raw_subscription.clone();
     let out = run(&["peek", &raw]);
     assert_eq!(out.status.code(), Some(78), "{}", String::from_utf8_lossy(&out.stderr));
@@ -160,4 +163,36 @@ async fn dead_letters_are_kept_for_31_days() {
         "{:?}",
         step.status
     );
+}
+
+/// `provision --ack-deadline`: every subscription it creates has that deadline (a test that kills
+/// a worker waits that long for the leases it held); out of Pub/Sub's range it is refused by
+/// name, before anything is created.
+#[tokio::test]
+async fn provision_sets_the_ack_deadline_asked_for_and_refuses_one_out_of_range() {
+    let config = emulator_config("ackdeadline").build().unwrap();
+    let run = |args: &[&str]| cli(&config, &[&["provision"], args].concat());
+    let out = run(&["--without-ordering", "--ack-deadline", "5"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--ack-deadline") && stderr.contains("10..=600"), "{stderr}");
+
+    let out = run(&["--without-ordering", "--ack-deadline", "10"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("10 s ack deadline (production: 60 s)"));
+    let admin = suitex_events::clients::subscription_admin(&config).await.unwrap();
+    let names = config.names();
+    for name in [&names.raw_subscription, &names.dlq_subscription] {
+        let sub =
+            admin.get_subscription().set_subscription(config.subscription_path(name)).send().await.unwrap();
+        assert_eq!(sub.ack_deadline_seconds, 10, "{name}");
+    }
+
+    // The library refuses the same, naming the option and the range.
+    let options = suitex_events::worker::provision::ProvisionOptions {
+        ack_deadline_seconds: 601,
+        ..Default::default()
+    };
+    let e = suitex_events::worker::provision::provision(&config, &options).await.unwrap_err();
+    assert!(e.to_string().contains("ack_deadline_seconds") && e.to_string().contains("10 to 600"), "{e}");
 }

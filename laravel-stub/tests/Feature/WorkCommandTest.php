@@ -420,7 +420,9 @@ final class WorkCommandTest extends LaravelTestCase
     {
         $this->migrate();
         $pipeline = new Pipeline('workkill');
-        $pipeline->provision();
+        // What the killed worker held comes back when its leases run out: after 10 s here
+        // rather than production's 60.
+        $pipeline->provision(ackDeadline: 10);
         $env = $this->env($pipeline->env);
         $ids = $pipeline->emit(self::events(900, 30));
 

@@ -82,12 +82,17 @@ final class Pipeline
      * `suitex-events provision --without-ordering`: events.raw-sub with the dead-letter policy
      * (the official emulator cannot combine it with ordering), plus a subscription on
      * events.merged for the test to read. `$immediateRedelivery`: a nacked message comes back at
-     * once instead of after Pub/Sub's retry back-off (10 s and more).
+     * once instead of after Pub/Sub's retry back-off (10 s and more). `$ackDeadline`: the
+     * subscriptions' ack deadline in seconds instead of production's 60, for a test that waits
+     * for the leases of a killed worker to run out.
      */
-    public function provision(bool $immediateRedelivery = false): void
+    public function provision(bool $immediateRedelivery = false, ?int $ackDeadline = null): void
     {
         $bin = self::required('SUITEX_EVENTS_BIN', 'the suitex-events binary');
         $flags = $immediateRedelivery ? ['--immediate-redelivery'] : [];
+        if ($ackDeadline !== null) {
+            $flags = [...$flags, '--ack-deadline', (string) $ackDeadline];
+        }
         [$code, $out, $err] = Harness::run([$bin, 'provision', '--without-ordering', ...$flags, '--merged-subscription', $this->merged], $this->env);
         if ($code !== 0) {
             throw new RuntimeException("suitex-events provision failed:\n$out\n$err");

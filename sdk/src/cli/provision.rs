@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 use suitex_events::Config;
-use suitex_events::worker::provision::{ProvisionOptions, Status, provision, warnings};
+use suitex_events::worker::provision::{
+    ACK_DEADLINE_RANGE, ACK_DEADLINE_SECONDS, ProvisionOptions, Status, provision, warnings,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -18,6 +20,11 @@ pub struct Args {
     /// Also create this subscription on events.merged (repeatable).
     #[arg(long = "merged-subscription", value_name = "NAME")]
     merged_subscriptions: Vec<String>,
+    /// Ack deadline of the subscriptions, in seconds (10-600; production has 60): for tests
+    /// that kill a worker and wait for the leases it held to run out.
+    #[arg(long, value_name = "SECONDS", default_value_t = ACK_DEADLINE_SECONDS,
+          value_parser = clap::value_parser!(i32).range(*ACK_DEADLINE_RANGE.start() as i64..=*ACK_DEADLINE_RANGE.end() as i64))]
+    ack_deadline: i32,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -25,6 +32,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = ProvisionOptions {
         without_ordering: args.without_ordering,
         merged_subscriptions: args.merged_subscriptions,
+        ack_deadline_seconds: args.ack_deadline,
         retry_backoff: if args.immediate_redelivery {
             None
         } else {

@@ -13,8 +13,10 @@ use std::time::Duration;
 
 /// Delivery attempts before a message on `events.raw-sub` is dead-lettered.
 pub const MAX_DELIVERY_ATTEMPTS: i32 = 5;
-/// Ack deadline of the subscriptions, seconds.
+/// Ack deadline of the subscriptions, seconds, as in production.
 pub const ACK_DEADLINE_SECONDS: i32 = 60;
+/// The ack deadlines Pub/Sub accepts, seconds.
+pub const ACK_DEADLINE_RANGE: std::ops::RangeInclusive<i32> = 10..=600;
 /// Redelivery backoff of `events.raw-sub` (Pub/Sub's retry policy), as in production.
 pub const RETRY_MIN_BACKOFF: Duration = Duration::from_secs(10);
 /// See [`RETRY_MIN_BACKOFF`].
@@ -39,6 +41,10 @@ pub struct ProvisionOptions {
     pub retry_backoff: Option<(Duration, Duration)>,
     /// Extra subscriptions on `events.merged` (downstream consumers, the demo's viewer).
     pub merged_subscriptions: Vec<String>,
+    /// Ack deadline of every subscription created, seconds ([`ACK_DEADLINE_RANGE`]). Default
+    /// [`ACK_DEADLINE_SECONDS`], as in production; a test that kills a worker can wait less for
+    /// the leases it held to run out.
+    pub ack_deadline_seconds: i32,
 }
 
 impl Default for ProvisionOptions {
@@ -48,6 +54,7 @@ impl Default for ProvisionOptions {
             without_dead_lettering: false,
             retry_backoff: Some((RETRY_MIN_BACKOFF, RETRY_MAX_BACKOFF)),
             merged_subscriptions: Vec::new(),
+            ack_deadline_seconds: ACK_DEADLINE_SECONDS,
         }
     }
 }
@@ -87,6 +94,12 @@ pub fn warnings(options: &ProvisionOptions, config: &Config) -> Vec<String> {
             config.names().raw_subscription
         ));
     }
+    if options.ack_deadline_seconds != ACK_DEADLINE_SECONDS {
+        w.push(format!(
+            "warning: the subscriptions are created with a {} s ack deadline (production: {ACK_DEADLINE_SECONDS} s).",
+            options.ack_deadline_seconds
+        ));
+    }
     if options.without_ordering {
         w.push(format!(
             "warning: {} is created WITHOUT message ordering: the Pub/Sub emulator crashes on a \
@@ -119,6 +132,18 @@ pub async fn provision(config: &Config, options: &ProvisionOptions) -> Result<Ve
         )
         .into());
     };
+    if !ACK_DEADLINE_RANGE.contains(&options.ack_deadline_seconds) {
+        return Err(ConfigError::new(
+            "ack_deadline_seconds",
+            format!(
+                "is {} s; Pub/Sub accepts {} to {} s",
+                options.ack_deadline_seconds,
+                ACK_DEADLINE_RANGE.start(),
+                ACK_DEADLINE_RANGE.end()
+            ),
+        )
+        .into());
+    }
     let names = config.names();
     let topics = crate::clients::topic_admin(config).await?;
     let subs = crate::clients::subscription_admin(config).await?;
@@ -187,7 +212,7 @@ pub fn wanted_subscriptions(config: &Config, options: &ProvisionOptions) -> Vec<
     let mut raw_sub = Subscription::new()
         .set_name(config.subscription_path(&names.raw_subscription))
         .set_topic(config.topic_path(&names.raw_topic))
-        .set_ack_deadline_seconds(ACK_DEADLINE_SECONDS)
+        .set_ack_deadline_seconds(options.ack_deadline_seconds)
         .set_enable_message_ordering(!options.without_ordering)
         .set_expiration_policy(ExpirationPolicy::new());
     if !options.without_dead_lettering {
@@ -205,7 +230,7 @@ pub fn wanted_subscriptions(config: &Config, options: &ProvisionOptions) -> Vec<
     let dlq_sub = Subscription::new()
         .set_name(config.subscription_path(&names.dlq_subscription))
         .set_topic(&dlq_topic)
-        .set_ack_deadline_seconds(ACK_DEADLINE_SECONDS)
+        .set_ack_deadline_seconds(options.ack_deadline_seconds)
         .set_message_retention_duration(wkt_duration(DLQ_RETENTION))
         .set_expiration_policy(ExpirationPolicy::new());
     // The workers' dead-letter watch (worker::dlq_watch): it parks the key of a dead letter the
@@ -213,7 +238,7 @@ pub fn wanted_subscriptions(config: &Config, options: &ProvisionOptions) -> Vec<
     let watch_sub = Subscription::new()
         .set_name(config.subscription_path(&names.dlq_watch_subscription()))
         .set_topic(dlq_topic)
-        .set_ack_deadline_seconds(ACK_DEADLINE_SECONDS)
+        .set_ack_deadline_seconds(options.ack_deadline_seconds)
         .set_expiration_policy(ExpirationPolicy::new());
     let mut wanted = vec![raw_sub, dlq_sub, watch_sub];
     for name in &options.merged_subscriptions {
@@ -221,7 +246,7 @@ pub fn wanted_subscriptions(config: &Config, options: &ProvisionOptions) -> Vec<
             Subscription::new()
                 .set_name(config.subscription_path(name))
                 .set_topic(config.topic_path(&names.merged_topic))
-                .set_ack_deadline_seconds(ACK_DEADLINE_SECONDS)
+                .set_ack_deadline_seconds(options.ack_deadline_seconds)
                 .set_enable_message_ordering(true)
                 .set_expiration_policy(ExpirationPolicy::new()),
         );

@@ -65,6 +65,7 @@ pub async fn provision_for_tests(config: &Config, topology: Topology, merged_sub
         without_dead_lettering: topology == Topology::OrderedWithoutDeadLetters,
         retry_backoff: None,
         merged_subscriptions: merged_subscriptions.iter().map(|s| s.to_string()).collect(),
+        ..ProvisionOptions::default()
     };
     provision(config, &options)
         .await

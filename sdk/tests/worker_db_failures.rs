@@ -90,19 +90,7 @@ async fn a_rotated_password_under_load_dead_letters_nothing_and_every_event_is_s
     // every new connection is refused with 1045 until the password is changed back.
     let outage = async |b: &Bed| {
         b.db.sql(&format!("ALTER USER '{WORKER}'@'%' IDENTIFIED BY 'rotated-elsewhere'"));
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE user = ?",
-        )
-        .bind(WORKER)
-        .fetch_all(b.root.pool())
-        .await
-        .unwrap();
-        assert!(!ids.is_empty(), "the worker had connections");
-        for id in ids {
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL CONNECTION {id}")))
-                .execute(b.root.pool())
-                .await;
-        }
+        assert!(b.kill_sessions_of(WORKER).await > 0, "the worker had connections");
     };
     let repair = async |b: &Bed| b.db.sql(&format!("ALTER USER '{WORKER}'@'%' IDENTIFIED BY '{PASSWORD}'"));
     through_an_outage("password", outage, repair).await;

@@ -284,6 +284,15 @@ final class WorkCommandTest extends LaravelTestCase
         Harness::dropDatabase($store, $db->port);
     }
 
+    /** The sessions a test ends as a DBA are listed as the Rust tests list them, proven there. */
+    public function test_the_session_listing_is_the_rust_tests(): void
+    {
+        $rust = file_get_contents(dirname(__DIR__, 3).'/tests/support/src/lib.rs');
+        $this->assertSame(1, preg_match('/SESSIONS_OF_ACCOUNT: &str = "((?:[^"\\\\]|\\\\.)*)";/s', $rust, $m), 'the Rust query');
+        // A backslash at a line's end continues a Rust string past the line break and indent.
+        $this->assertSame(Harness::SESSIONS_OF_ACCOUNT, preg_replace('/\\\\\n\s*/', '', $m[1]));
+    }
+
     /**
      * A private MariaDB with the event store migrated and a worker account holding
      * database-level rights (the common way to grant), and a provisioned pipeline:
@@ -319,14 +328,7 @@ final class WorkCommandTest extends LaravelTestCase
         $worker = $this->startWorker($this->env(array_merge($base, [
             'DB_EVENT_STORE_USERNAME' => 'suitex_worker', 'DB_EVENT_STORE_PASSWORD' => 'w0rker-secret',
         ])));
-        $killSessions = function () use ($root): int {
-            $ids = $root->query("SELECT id FROM information_schema.processlist WHERE user = 'suitex_worker'")->fetchAll(\PDO::FETCH_COLUMN);
-            foreach ($ids as $id) {
-                $root->exec("KILL CONNECTION {$id}");
-            }
-
-            return count($ids);
-        };
+        $killSessions = fn (): int => Harness::killSessionsOf($root, 'suitex_worker');
 
         $ids = $pipeline->emit(self::events(200, 20));
         $this->eventually(60, 'the worker stores events', fn () => self::rowCount($store, $db->port) >= 20);
@@ -376,11 +378,7 @@ final class WorkCommandTest extends LaravelTestCase
         $worker = $this->startWorker($this->env(array_merge($base, [
             'DB_EVENT_STORE_USERNAME' => 'suitex_worker', 'DB_EVENT_STORE_PASSWORD' => '', 'DB_EVENT_STORE_PASSWORD_FILE' => $secret,
         ])));
-        $killSessions = function () use ($root): void {
-            foreach ($root->query("SELECT id FROM information_schema.processlist WHERE user = 'suitex_worker'")->fetchAll(\PDO::FETCH_COLUMN) as $id) {
-                $root->exec("KILL CONNECTION {$id}");
-            }
-        };
+        $killSessions = fn (): int => Harness::killSessionsOf($root, 'suitex_worker');
 
         $ids = $pipeline->emit(self::events(100, 10));
         $this->eventually(60, 'the worker stores events', fn () => self::rowCount($store, $db->port) >= 20);

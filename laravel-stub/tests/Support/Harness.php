@@ -96,6 +96,40 @@ final class Harness
         return new PDO($dsn, $user, $password, [PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION]);
     }
 
+    /**
+     * The sessions of the database account bound as its one parameter, never the listing's own:
+     * what a DBA ends so that a REVOKE or a new password bites. Inside `event_store`'s triggers a
+     * session runs as their definer, and information_schema.processlist shows what it runs now
+     * (the definer as its user), so an appending session is also found as a busy session of the
+     * definer (the migrator: root here, whose own sessions are idle meanwhile). The Rust tests'
+     * query (tests/support: SESSIONS_OF_ACCOUNT), which they prove on a session held there; a
+     * test here keeps the two the same.
+     */
+    public const SESSIONS_OF_ACCOUNT = 'SELECT CAST(id AS SIGNED) FROM information_schema.processlist '
+        ."WHERE id <> CONNECTION_ID() AND (user = ? OR (command <> 'Sleep' AND user IN "
+        ."(SELECT SUBSTRING_INDEX(definer, '@', 1) FROM information_schema.triggers WHERE event_object_table = 'event_store')))";
+
+    /** Ends every session of `$account` from `$root` (see SESSIONS_OF_ACCOUNT); how many it ended. */
+    public static function killSessionsOf(PDO $root, string $account): int
+    {
+        $list = $root->prepare(self::SESSIONS_OF_ACCOUNT);
+        $list->execute([$account]);
+        $killed = 0;
+        foreach ($list->fetchAll(PDO::FETCH_COLUMN) as $id) {
+            try {
+                $root->exec('KILL CONNECTION '.(int) $id);
+                $killed++;
+            } catch (\PDOException $e) {
+                // 1094 Unknown thread id: it ended between the listing and its KILL.
+                if (($e->errorInfo[1] ?? null) !== 1094) {
+                    throw $e;
+                }
+            }
+        }
+
+        return $killed;
+    }
+
     public static function createDatabase(string $prefix, ?int $port = null): string
     {
         $name = 't_'.$prefix.'_'.bin2hex(random_bytes(5));

@@ -1018,7 +1018,48 @@ pub struct DbFaultBed {
     pub root: suitex_events::store::EventStore,
 }
 
+/// The sessions of the database account bound as its one parameter, never the listing's own: what a
+/// DBA ends so that a REVOKE or a new password bites.
+///
+/// The account alone does not find them all. Inside `event_store`'s triggers (the ledger's
+/// numbering and chain) a session runs as the triggers' definer, and
+/// `information_schema.processlist` shows what it runs *now*: the definer as its user, the
+/// trigger's statement as its query. So an appending session is also found as a busy session
+/// (not `Sleep`) of the definer (the migrator: here root, whose own sessions are idle meanwhile).
+/// The Laravel tests list sessions with the same query (`Tests\Support\Harness::SESSIONS_OF_ACCOUNT`).
+pub const SESSIONS_OF_ACCOUNT: &str = "SELECT CAST(id AS SIGNED) FROM information_schema.processlist \
+     WHERE id <> CONNECTION_ID() AND (user = ? OR (command <> 'Sleep' AND user IN \
+     (SELECT SUBSTRING_INDEX(definer, '@', 1) FROM information_schema.triggers WHERE event_object_table = 'event_store')))";
+
+/// The ids of `account`'s sessions, listed on `conn` (see [`SESSIONS_OF_ACCOUNT`]).
+pub async fn sessions_of<'c>(conn: impl sqlx::MySqlExecutor<'c>, account: &str) -> Vec<i64> {
+    sqlx::query_scalar(SESSIONS_OF_ACCOUNT).bind(account).fetch_all(conn).await.expect("list the sessions")
+}
+
+/// Ends each session in `ids` from `conn`; returns how many it ended. A session that ended between
+/// the listing and its KILL (a pool retiring it) is gone already: MariaDB answers 1094 (Unknown
+/// thread id), which is no failure here.
+pub async fn kill_sessions(conn: &mut sqlx::MySqlConnection, ids: &[i64]) -> usize {
+    let mut killed = 0;
+    for id in ids {
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL CONNECTION {id}"))).execute(&mut *conn).await {
+            Ok(_) => killed += 1,
+            Err(e) if e.to_string().contains("Unknown thread id") => {}
+            Err(e) => panic!("KILL CONNECTION {id}: {e}"),
+        }
+    }
+    killed
+}
+
 impl DbFaultBed {
+    /// Ends every session of the database account `account` (see [`SESSIONS_OF_ACCOUNT`]);
+    /// returns how many it ended.
+    pub async fn kill_sessions_of(&self, account: &str) -> usize {
+        let mut conn = self.root.pool().acquire().await.expect("a root session");
+        let ids = sessions_of(&mut *conn, account).await;
+        kill_sessions(&mut conn, &ids).await
+    }
+
     pub async fn start(prefix: &str) -> DbFaultBed {
         let fake = pubsub_fake::start().await;
         let config = fake_topology(&fake, prefix).await;

@@ -6,17 +6,22 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-/// The lines `cargo tree` prints with `args`.
-fn cargo_tree_lines(args: &[&str]) -> Vec<String> {
+/// The lines `cargo <args>` prints (offline, from the lock file), run in the SDK's directory.
+fn cargo_lines(args: &[&str]) -> Vec<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["tree", "--locked", "--offline"])
         .args(args)
+        .args(["--locked", "--offline"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
-        .expect("cargo tree runs");
-    assert!(out.status.success(), "cargo tree {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        .expect("cargo runs");
+    assert!(out.status.success(), "cargo {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+}
+
+/// The lines `cargo tree` prints with `args`.
+fn cargo_tree_lines(args: &[&str]) -> Vec<String> {
+    cargo_lines(&[&["tree"], args].concat())
 }
 
 /// The normal (non-dev, non-build) dependency graph of what `args` select, one package a line
@@ -129,14 +134,7 @@ fn the_php_extension_alone_resolves_its_dependencies_as_the_workspace_build_does
 
 #[test]
 fn the_crate_package_is_self_contained_and_carries_its_migrations() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["package", "--list", "--locked", "--offline", "--allow-dirty", "-p", "suitex-events"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cargo package runs");
-    assert!(out.status.success(), "cargo package --list: {}", String::from_utf8_lossy(&out.stderr));
-    let files = String::from_utf8(out.stdout).unwrap();
+    let files = cargo_lines(&["package", "--list", "--allow-dirty", "-p", "suitex-events"]).join("\n");
     for wanted in ["README.md", "migrations/0001_create_event_store.sql", "examples/emit.rs", "src/lib.rs"] {
         assert!(files.lines().any(|f| f == wanted), "the package lacks {wanted}:\n{files}");
     }

@@ -187,6 +187,18 @@ async fn provision_sets_the_ack_deadline_asked_for_and_refuses_one_out_of_range(
             admin.get_subscription().set_subscription(config.subscription_path(name)).send().await.unwrap();
         assert_eq!(sub.ack_deadline_seconds, 10, "{name}");
     }
+    // Provisioning again with another deadline changes nothing, and says so for each subscription.
+    let out = run(&["--without-ordering"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for name in [&names.raw_subscription, &names.dlq_subscription] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(name.as_str()) && l.contains("ack deadline is 10 s (wanted 60 s)")),
+            "{name}: {stderr}"
+        );
+    }
 
     // The library refuses the same, naming the option and the range.
     let options = suitex_events::worker::provision::ProvisionOptions {

@@ -283,6 +283,12 @@ fn differences(want: &Subscription, have: &Subscription) -> Vec<String> {
     if dl(want) != dl(have) {
         d.push(format!("dead-letter policy is {:?} (wanted {:?})", dl(have), dl(want)));
     }
+    if want.ack_deadline_seconds != have.ack_deadline_seconds {
+        d.push(format!(
+            "ack deadline is {} s (wanted {} s)",
+            have.ack_deadline_seconds, want.ack_deadline_seconds
+        ));
+    }
     d
 }
 

@@ -215,25 +215,55 @@ async fn a_hung_claim_check_download_times_out_and_the_batch_is_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledge_and_modify_deadline_calls_give_up_at_their_deadline() {
+async fn pull_acknowledge_and_modify_deadline_calls_give_up_at_their_deadline() {
     let fake = pubsub_fake::start().await;
     let config = fake_topology(&fake, "rpc").await;
     Emitter::connect(config.clone()).await.unwrap().emit_event(event("R-1", 0, 10)).await.unwrap();
     let sub = config.subscription_path(&config.names().raw_subscription);
     let puller = Puller::connect(&config).await.unwrap();
+    assert_eq!(puller.deadlines(), (Duration::from_secs(30), Duration::from_secs(10)), "production's");
     let got = puller.pull(&sub, 10).await.unwrap();
     assert_eq!(got.len(), 1);
+    // The same calls with shorter deadlines, against a service that answers after a minute.
+    let (pull_deadline, rpc_deadline) = (Duration::from_secs(2), Duration::from_secs(1));
+    let puller = puller.with_deadlines(pull_deadline, rpc_deadline);
     fake.set_response_delay(Duration::from_secs(60));
+    // The deadline, named as missed (a transient failure), not before it and long before the answer.
+    fn gave_up<T>(
+        result: &suitex_events::Result<T>,
+        deadline: Duration,
+        started: std::time::Instant,
+    ) -> bool {
+        let waited = started.elapsed();
+        let missed = match result {
+            Err(e @ suitex_events::Error::DeadlineExceeded { deadline: d, .. }) => {
+                *d == deadline && e.is_transient()
+            }
+            _ => false,
+        };
+        missed && waited >= deadline && waited < Duration::from_secs(30)
+    }
     let ack_ids = vec![got[0].ack_id.clone()];
-    let ack = tokio::time::timeout(Duration::from_secs(30), puller.ack(&sub, ack_ids.clone())).await;
+    let started = std::time::Instant::now();
+    let ack = puller.ack(&sub, ack_ids.clone()).await;
     assert!(
-        matches!(ack, Ok(Err(ref e)) if e.is_transient()),
-        "ack ends at its deadline with a transient error: {ack:?}"
+        gave_up(&ack, rpc_deadline, started),
+        "ack ends at its deadline: {ack:?} after {:?}",
+        started.elapsed()
     );
-    let extend =
-        tokio::time::timeout(Duration::from_secs(30), puller.modify_deadline(&sub, ack_ids, 60)).await;
-    assert!(matches!(extend, Ok(Err(_))), "modify-deadline ends at its deadline: {extend:?}");
-    let pull = tokio::time::timeout(Duration::from_secs(60), puller.pull(&sub, 10)).await;
-    assert!(matches!(pull, Ok(Err(_))), "pull ends at its deadline: {pull:?}");
+    let started = std::time::Instant::now();
+    let extend = puller.modify_deadline(&sub, ack_ids, 60).await;
+    assert!(
+        gave_up(&extend, rpc_deadline, started),
+        "modify-deadline ends at its deadline: {extend:?} after {:?}",
+        started.elapsed()
+    );
+    let started = std::time::Instant::now();
+    let pull = puller.pull(&sub, 10).await;
+    assert!(
+        gave_up(&pull, pull_deadline, started),
+        "pull ends at its deadline: {pull:?} after {:?}",
+        started.elapsed()
+    );
     fake.set_response_delay(Duration::ZERO);
 }

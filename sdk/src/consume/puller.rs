@@ -39,6 +39,10 @@ pub(super) const PULL_MAX: i32 = 1000;
 pub struct Puller {
     client: SubscriberClient<Channel>,
     credentials: Option<Credentials>,
+    /// Deadline of one Pull call.
+    pull_deadline: Duration,
+    /// Deadline of one Acknowledge or ModifyAckDeadline call.
+    rpc_deadline: Duration,
 }
 
 fn rpc_error(operation: String, e: impl Into<crate::error::BoxError>, transient: bool) -> Error {
@@ -50,7 +54,25 @@ impl Puller {
     /// [`crate::clients`], like every other client's).
     pub async fn connect(config: &Config) -> Result<Puller> {
         let (channel, credentials) = crate::clients::subscriber_channel(config)?;
-        Ok(Puller { client: SubscriberClient::new(channel).max_decoding_message_size(64 << 20), credentials })
+        Ok(Puller {
+            client: SubscriberClient::new(channel).max_decoding_message_size(64 << 20),
+            credentials,
+            pull_deadline: PULL_TIMEOUT,
+            rpc_deadline: RPC_TIMEOUT,
+        })
+    }
+
+    /// The same client with other deadlines for each Pull call and for each Acknowledge or
+    /// ModifyAckDeadline call (by default 30 s and 10 s).
+    pub fn with_deadlines(mut self, pull: Duration, rpc: Duration) -> Puller {
+        self.pull_deadline = pull;
+        self.rpc_deadline = rpc;
+        self
+    }
+
+    /// The deadlines of a Pull call and of an Acknowledge or ModifyAckDeadline call.
+    pub fn deadlines(&self) -> (Duration, Duration) {
+        (self.pull_deadline, self.rpc_deadline)
     }
 
     async fn request<T>(&self, message: T) -> Result<tonic::Request<T>> {
@@ -85,15 +107,25 @@ impl Puller {
         transient: impl Fn(tonic::Code) -> bool,
         rpc: impl std::future::Future<Output = std::result::Result<T, tonic::Status>>,
     ) -> Result<T> {
+        let exceeded =
+            |operation: String| Error::DeadlineExceeded { service: Service::PubSub, operation, deadline };
+        let started = tokio::time::Instant::now();
         match tokio::time::timeout(deadline, rpc).await {
             Ok(Ok(v)) => Ok(v),
+            // The request carries its deadline (`grpc-timeout`), which tonic's channel and the
+            // server keep too: whichever ends the call first, it is the same missed deadline
+            // (tonic reports its own expiry as `Cancelled`, Pub/Sub as `DeadlineExceeded`).
+            Ok(Err(status))
+                if matches!(status.code(), tonic::Code::Cancelled | tonic::Code::DeadlineExceeded)
+                    && started.elapsed() >= deadline =>
+            {
+                Err(exceeded(operation()))
+            }
             Ok(Err(status)) => {
                 let t = transient(status.code());
                 Err(rpc_error(operation(), status, t))
             }
-            Err(_) => {
-                Err(Error::DeadlineExceeded { service: Service::PubSub, operation: operation(), deadline })
-            }
+            Err(_) => Err(exceeded(operation())),
         }
     }
 
@@ -111,11 +143,11 @@ impl Puller {
             return_immediately: true,
         };
         let mut req = self.request(message).await?;
-        req.set_timeout(PULL_TIMEOUT);
+        req.set_timeout(self.pull_deadline);
         let transient = |c| matches!(c, tonic::Code::Unavailable | tonic::Code::DeadlineExceeded);
         self.call(
             || format!("pulling from {subscription}"),
-            PULL_TIMEOUT,
+            self.pull_deadline,
             transient,
             self.client.clone().pull(req),
         )
@@ -130,10 +162,10 @@ impl Puller {
         }
         let mut req =
             self.request(pb::AcknowledgeRequest { subscription: subscription.to_string(), ack_ids }).await?;
-        req.set_timeout(RPC_TIMEOUT);
+        req.set_timeout(self.rpc_deadline);
         self.call(
             || format!("acknowledging on {subscription}"),
-            RPC_TIMEOUT,
+            self.rpc_deadline,
             |_| true,
             self.client.clone().acknowledge(req),
         )
@@ -163,11 +195,11 @@ impl Puller {
                 ack_deadline_seconds: seconds,
             })
             .await?;
-        req.set_timeout(RPC_TIMEOUT);
+        req.set_timeout(self.rpc_deadline);
         let what = if seconds == 0 { "releasing" } else { "extending the lease of" };
         self.call(
             || format!("{what} messages on {subscription}"),
-            RPC_TIMEOUT,
+            self.rpc_deadline,
             |_| true,
             self.client.clone().modify_ack_deadline(req),
         )

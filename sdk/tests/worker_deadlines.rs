@@ -25,6 +25,9 @@ fn options() -> WorkerOptions {
         backoff_min: Duration::from_millis(100),
         backoff_max: Duration::from_millis(500),
         shutdown_deadline: Duration::from_secs(3),
+        // The shortest Pub/Sub allows: what was on its way to a stopped worker comes back once
+        // its lease runs out.
+        lease_extension: Duration::from_secs(10),
         ..WorkerOptions::default()
     }
 }

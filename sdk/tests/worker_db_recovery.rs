@@ -56,19 +56,16 @@ async fn a_worker_session_appending_inside_the_ledger_triggers_is_found_and_ende
     let id: i64 =
         sqlx::query_scalar("SELECT CAST(CONNECTION_ID() AS SIGNED)").fetch_one(&mut *appender).await.unwrap();
     let appending = tokio::spawn(async move { insert_one(&mut appender, "waiting").await });
-    let mut listing = b.root.pool().acquire().await.unwrap();
     // Waiting for the counter row, which root's transaction holds.
-    let inside = "SELECT COUNT(*) FROM information_schema.processlist WHERE id = ? AND info LIKE '%event_store_sequence%'";
-    let mut waited = Duration::ZERO;
-    while sqlx::query_scalar::<_, i64>(inside).bind(id).fetch_one(&mut *listing).await.unwrap() == 0 {
-        assert!(
-            waited < Duration::from_secs(10) && !appending.is_finished(),
-            "the worker's INSERT did not wait inside the triggers: {:?}",
-            if appending.is_finished() { Some(appending.await) } else { None }
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        waited += Duration::from_millis(20);
-    }
+    eventually(Duration::from_secs(10), "the worker's INSERT waits inside the triggers", || {
+        let root = b.root.clone();
+        async move {
+            let inside = "SELECT COUNT(*) FROM information_schema.processlist WHERE id = ? AND info LIKE '%event_store_sequence%'";
+            sqlx::query_scalar::<_, i64>(inside).bind(id).fetch_one(root.pool()).await.unwrap() > 0
+        }
+    })
+    .await;
+    let mut listing = b.root.pool().acquire().await.unwrap();
     let shown_as: String = sqlx::query_scalar("SELECT user FROM information_schema.processlist WHERE id = ?")
         .bind(id)
         .fetch_one(&mut *listing)

@@ -24,9 +24,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-/// Deadline of one Pull call.
+/// Default deadline of one Pull call ([`Puller::with_deadlines`] sets another).
 const PULL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Deadline of one Acknowledge or ModifyAckDeadline call.
+/// Default deadline of one Acknowledge or ModifyAckDeadline call.
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 /// Empty pulls in a row that mean the backlog has been taken (the service may answer an
 /// immediate Pull with nothing while messages are pending).

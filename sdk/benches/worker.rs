@@ -38,6 +38,10 @@
 //! ```
 //!
 //! `RUST_LOG=suitex_events::worker=debug` adds each batch's resolve/append/publish times on stderr.
+//!
+//! The sections that run the worker in this process run it with the `suitex-events` binary's
+//! allocator, mimalloc (the Pub/Sub fake and the bare subscriber, in this process too, use it as
+//! well); `memory` measures the binary itself.
 
 use google_cloud_auth::credentials::anonymous;
 use google_cloud_pubsub::client::Subscriber;
@@ -54,6 +58,11 @@ use suitex_events::{Emitter, Event};
 use suitex_test_support::bench::{median, percentile};
 use suitex_test_support::*;
 use time::OffsetDateTime;
+
+/// The allocator of the `suitex-events` binary (sdk/src/main.rs), so that the worker measured in
+/// this process allocates as the binary's does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BIN: &str = env!("CARGO_BIN_EXE_suitex-events");
 

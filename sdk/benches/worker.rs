@@ -743,27 +743,11 @@ async fn worker_peak_rss(config: &Config, events: Vec<Event>) -> f64 {
             r.unwrap();
         }
     }
-    let mut child = std::process::Command::new(BIN)
-        .arg("worker")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(config.to_settings())
-        .envs(db.settings.to_settings())
-        .env("SUITEX_WORKER_METRICS_ADDR", "off")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start suitex-events worker");
+    let mut child = spawn_worker_process(BIN, config, &db.settings, "bench_memory.log", &[]);
     let mut peak = 0.0;
     loop {
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
-            let kb: f64 = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0.0);
-            peak = kb / 1024.0;
+        if let Some(p) = peak_rss_mib(child.id()) {
+            peak = p;
         }
         if db.rows().await >= n {
             break;

@@ -115,6 +115,40 @@ impl ClaimCheck {
         Ok(ClaimCheckRef { bucket: self.bucket.clone(), object, generation, sha256, size })
     }
 
+    /// The reference to the object that holds `event`'s payload of `size` bytes with SHA-256
+    /// `sha256`, when the bucket still has it; `None` when it is gone (expired after 30 days,
+    /// deleted, never written). The object's name carries the sha256 of its bytes and objects
+    /// are written create-only, so the name proves the content (a reader verifies both when it
+    /// fetches). Reads one byte, not the payload.
+    pub async fn find(&self, event: &Event, sha256: &str, size: u64) -> Result<Option<ClaimCheckRef>> {
+        let object = object_name(event, sha256);
+        let found = self
+            .storage
+            .read_object(&self.bucket_path, &object)
+            .set_read_range(google_cloud_storage::model_ext::ReadRange::head(1))
+            .send()
+            .await;
+        match found {
+            Ok(response) => Ok(Some(ClaimCheckRef {
+                bucket: self.bucket.clone(),
+                generation: response.object().generation,
+                object,
+                sha256: sha256.to_string(),
+                size,
+            })),
+            Err(e) if e.http_status_code() == Some(404) => Ok(None),
+            Err(e) => {
+                let transient = gax_is_transient(&e);
+                Err(Error::service(
+                    Service::Storage,
+                    format!("looking up gs://{}/{object}", self.bucket),
+                    transient,
+                    e,
+                ))
+            }
+        }
+    }
+
     /// Downloads the payload a reference points to and verifies its size and sha256.
     /// A reference outside the configured bucket, a size above the configured maximum payload
     /// (refused before anything is downloaded), a missing object or a mismatch is

@@ -133,6 +133,24 @@ impl MergedWriter {
         let LedgerPosition { store_id, seq, aggregate_version } = position;
         Ok(MergedEvent { store_id, seq, aggregate_version, replayed, event })
     }
+
+    /// The merged form of a stored event whose payload — `size` bytes with SHA-256 `sha256` —
+    /// was left in the database: a claim-check naming the object the event arrived with, when
+    /// the bucket still holds it. `None` when it does not (the payload is to be read and
+    /// offloaded again with [`MergedWriter::merged`]).
+    pub async fn merged_by_reference(
+        &self,
+        position: LedgerPosition,
+        event: &Event,
+        size: u64,
+        sha256: &str,
+    ) -> Result<Option<MergedEvent>> {
+        let claim_check = self.claim_check.get_or_try_init(|| ClaimCheck::connect(&self.config)).await?;
+        let Some(r) = claim_check.find(event, sha256, size).await? else { return Ok(None) };
+        let event = event.clone_without_payload().with_payload(Payload::ClaimCheck(r));
+        let LedgerPosition { store_id, seq, aggregate_version } = position;
+        Ok(Some(MergedEvent { store_id, seq, aggregate_version, replayed: false, event }))
+    }
 }
 
 /// Where a stored event sits in the ledger: its row, its `seq`, its aggregate version.

@@ -34,7 +34,7 @@ pub use errors::{
 pub use event_store::{Appended, EventStore, MAX_ROWS_PER_INSERT};
 pub use feed::{Leadership, feeder_lock_name};
 pub use parking::{KeptAside, NewPark, OpenParks, Park, Parking, ParkingRecord, Release, Released};
-pub use reads::{FOLLOW_POLL, Selection, StoredEvent};
+pub use reads::{FOLLOW_POLL, FeedRow, Selection, StoredEvent};
 pub use settings::{DEFAULT_CONNECTION_MAX_LIFETIME, SslMode, StoreSettings};
 
 /// The migrations of the crate's `migrations/` folder, embedded at compile time (applied by

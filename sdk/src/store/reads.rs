@@ -33,6 +33,17 @@ pub struct StoredEvent {
     pub created_at: OffsetDateTime,
 }
 
+/// A row read for `events.merged` ([`EventStore::read_for_feed`]): a payload above the
+/// offload threshold is left in the database, and only its size and SHA-256 are read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedRow {
+    /// The row; its event's payload is `null` when [`FeedRow::large`] is set.
+    pub stored: StoredEvent,
+    /// The payload left unread: its size and the lowercase hex SHA-256 of its bytes, as the
+    /// database holds them.
+    pub large: Option<(u64, String)>,
+}
+
 /// Which stored events to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selection {
@@ -141,6 +152,73 @@ impl EventStore {
         max_bytes: u64,
     ) -> Result<Vec<StoredEvent>> {
         self.read_page(selection, Cursor::Seq, after_seq, limit, max_bytes).await
+    }
+
+    /// Up to `limit` rows after `after_seq`, in ledger order, for `events.merged`: payloads of
+    /// at most `inline_max` bytes are read (together at most `max_bytes`, at least one row);
+    /// larger ones are not — the row carries their size and SHA-256, computed by the database,
+    /// so that the feeder can name the object the event arrived with instead of holding the
+    /// payload (docs/architecture.md §2.4).
+    pub async fn read_for_feed(
+        &self,
+        after_seq: u64,
+        limit: u32,
+        inline_max: u64,
+        max_bytes: u64,
+    ) -> Result<Vec<FeedRow>> {
+        let operation = || format!("reading from {}", self.describe);
+        let sizes: Vec<(u64, Option<i64>)> = self
+            .timed(
+                "SELECT",
+                sqlx::query_as(
+                    "SELECT seq, LENGTH(payload) FROM event_store WHERE seq > ? ORDER BY seq LIMIT ?",
+                )
+                .bind(after_seq)
+                .bind(limit)
+                .fetch_all(&self.pool),
+            )
+            .await
+            .map_err(|e| db_error(operation(), e))?;
+        let mut last = None;
+        let mut bytes = 0u64;
+        for (seq, size) in sizes {
+            let size = size.unwrap_or(0).max(0) as u64;
+            let read = if size > inline_max { 0 } else { size };
+            if last.is_some() && bytes + read > max_bytes {
+                break;
+            }
+            bytes += read;
+            last = Some(seq);
+        }
+        let Some(last) = last else { return Ok(Vec::new()) };
+        let rows = self
+            .timed(
+                "SELECT",
+                sqlx::query(
+                    "SELECT id, seq, aggregate_version, account_id, event_id, aggregate_type, aggregate_id, event_type, \
+                     IF(LENGTH(payload) > ?, 'null', CAST(payload AS CHAR)) AS payload, \
+                     IF(LENGTH(payload) > ?, SHA2(CAST(payload AS CHAR), 256), NULL) AS payload_sha256, \
+                     IF(LENGTH(payload) > ?, LENGTH(CAST(payload AS CHAR)), NULL) AS payload_size, \
+                     CAST(metadata AS CHAR) AS metadata, occurred_at, created_at \
+                     FROM event_store WHERE seq > ? AND seq <= ? ORDER BY seq",
+                )
+                .bind(inline_max)
+                .bind(inline_max)
+                .bind(inline_max)
+                .bind(after_seq)
+                .bind(last)
+                .fetch_all(&self.pool),
+            )
+            .await
+            .map_err(|e| db_error(operation(), e))?;
+        rows.into_iter()
+            .map(|r| {
+                let sha256: Option<String> = r.try_get("payload_sha256").map_err(decode)?;
+                let size: Option<i64> = r.try_get("payload_size").map_err(decode)?;
+                let large = sha256.map(|sha| (size.unwrap_or(0).max(0) as u64, sha.to_ascii_lowercase()));
+                Ok(FeedRow { stored: stored_event(&r)?, large })
+            })
+            .collect()
     }
 
     /// Every event of `selection` after `after_seq`, in ledger order: first what is stored,

@@ -26,9 +26,9 @@ use super::metrics::Metrics;
 use crate::config::Config;
 use crate::consume::merged::{LedgerPosition, MergedWriter};
 use crate::deadline::Deadline;
-use crate::error::Result;
+use crate::error::{Error, Result, Service};
 use crate::ordered_publisher::OrderedPublisher;
-use crate::store::{EventStore, FOLLOW_POLL, Leadership, Selection, StoredEvent};
+use crate::store::{EventStore, FOLLOW_POLL, FeedRow, Leadership, Selection};
 use crate::trace;
 use backon::BackoffBuilder;
 use std::sync::Arc;
@@ -223,9 +223,10 @@ impl Feeder {
             }
             // Taken before reading: a commit during the read ends the wait below.
             let mut commits = self.store.commits();
+            let inline_max = self.config.offload_threshold() as u64;
             let page = match self
                 .store
-                .read_after_bounded(&Selection::All, position, self.options.page, PAGE_BYTES)
+                .read_for_feed(position, self.options.page, inline_max, PAGE_BYTES)
                 .await
             {
                 Ok(page) => page,
@@ -237,7 +238,7 @@ impl Feeder {
                     continue;
                 }
             };
-            let Some(last) = page.last().map(|s| s.seq) else {
+            let Some(last) = page.last().map(|r| r.stored.seq) else {
                 self.metrics.merged_lag.set(0);
                 if drain_to.is_some() {
                     // Nothing left of what the ledger held at shutdown.
@@ -332,7 +333,7 @@ impl Feeder {
     }
 
     /// Publishes a page of the ledger, ordered per key, and waits for every message id.
-    async fn publish(&self, page: &[StoredEvent]) -> Result<()> {
+    async fn publish(&self, page: &[FeedRow]) -> Result<()> {
         let span = self.publish_span(page);
         self.publish_page(page).instrument(span).await
     }
@@ -340,16 +341,16 @@ impl Feeder {
     /// The `publish` span of a page ([`trace::publish_span`]), linked to the trace context each
     /// row carries (the producer's `create` span). The messages carry that context unchanged, so
     /// `events.merged`'s consumers continue the producer's trace.
-    fn publish_span(&self, page: &[StoredEvent]) -> tracing::Span {
+    fn publish_span(&self, page: &[FeedRow]) -> tracing::Span {
         let span = trace::publish_span(
             &self.config.names().merged_topic,
             page.len(),
             trace::Publishing::OnBehalf,
-            page.iter().map(|s| s.event.trace_context()),
+            page.iter().map(|r| r.stored.event.trace_context()),
         );
         // As OTLP integers (a u64 would travel as text).
         if let (Some(first), Some(last)) = (page.first(), page.last())
-            && let (Ok(first), Ok(last)) = (i64::try_from(first.seq), i64::try_from(last.seq))
+            && let (Ok(first), Ok(last)) = (i64::try_from(first.stored.seq), i64::try_from(last.stored.seq))
         {
             span.record("ledger.seq.first", first);
             span.record("ledger.seq.last", last);
@@ -357,13 +358,40 @@ impl Feeder {
         span
     }
 
-    async fn publish_page(&self, page: &[StoredEvent]) -> Result<()> {
-        let keys: Vec<String> = page.iter().map(|s| s.event.ordering_key()).collect();
+    async fn publish_page(&self, page: &[FeedRow]) -> Result<()> {
+        let keys: Vec<String> = page.iter().map(|r| r.stored.event.ordering_key()).collect();
         let mut batch = self.publisher.batch(keys.iter().map(String::as_str));
-        for s in page {
+        for row in page {
+            let s = &row.stored;
             let position =
                 LedgerPosition { store_id: s.id, seq: s.seq, aggregate_version: s.aggregate_version };
-            batch.push(self.merged.merged(position, &s.event, None, false).await?.to_message());
+            let merged = match &row.large {
+                None => self.merged.merged(position, &s.event, None, false).await?,
+                // A large payload stays in the database: the merged message names the object the
+                // event arrived with — or, when the bucket no longer has it, the payload is read
+                // and offloaded again.
+                Some((size, sha256)) => {
+                    match self.merged.merged_by_reference(position, &s.event, *size, sha256).await? {
+                        Some(merged) => merged,
+                        None => {
+                            let full = self
+                                .store
+                                .read_after_bounded(&Selection::All, s.seq - 1, 1, u64::MAX)
+                                .await?;
+                            let Some(full) = full.into_iter().find(|f| f.seq == s.seq) else {
+                                return Err(Error::service(
+                                    Service::Database,
+                                    "reading a ledger row for events.merged",
+                                    true,
+                                    format!("row seq {} was listed but cannot be read", s.seq),
+                                ));
+                            };
+                            self.merged.merged(position, &full.event, None, false).await?
+                        }
+                    }
+                }
+            };
+            batch.push(merged.to_message());
         }
         for result in batch.finish(Deadline::after(self.config.publish_deadline())).await {
             result?;

@@ -352,6 +352,13 @@ pub async fn download(bucket: &str, object: &str) -> Vec<u8> {
     resp.bytes().await.unwrap().to_vec()
 }
 
+/// Deletes one object straight from the storage emulator's JSON API (as its lifecycle would).
+pub async fn delete_object(bucket: &str, object: &str) {
+    let url = format!("{}/storage/v1/b/{bucket}/o/{}", storage_url(), object.replace('/', "%2F"));
+    let resp = reqwest::Client::new().delete(&url).send().await.expect("DELETE object");
+    assert!(resp.status().is_success(), "DELETE {url}: {}", resp.status());
+}
+
 /// Object names in `bucket` under `prefix`, straight from the emulator.
 pub async fn list_objects(bucket: &str, prefix: &str) -> Vec<String> {
     let url = format!("{}/storage/v1/b/{bucket}/o?prefix={prefix}", storage_url());
@@ -686,6 +693,15 @@ impl RunningWorker {
         self.stop.cancel();
         self.handle.await.expect("worker task").expect("worker run")
     }
+}
+
+/// The peak resident memory of process `pid` so far (its `VmHWM`), in MiB; `None` once it is
+/// gone.
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.split_whitespace().next()?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Starts `bin worker` (the `suitex-events` binary of the calling test crate) as production

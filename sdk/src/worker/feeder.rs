@@ -20,6 +20,11 @@
 //!   recorded position, so after a crash up to that much is published again — never less.
 //! * **Low latency.** The leader is told of every commit of its own process and polls every
 //!   [`crate::store::FOLLOW_POLL`] only for rows other processes commit.
+//! * **Large payloads stay in the database.** A payload above the offload threshold is not read
+//!   back: the page carries its size and SHA-256 ([`EventStore::read_for_feed`]), and the merged
+//!   message names the object the event arrived with while the bucket holds it; only when that
+//!   object is gone is the payload read and offloaded again. A worker process holds a large
+//!   payload for its batch, not a second time here (docs/architecture.md §2.4).
 
 use super::digests::{Digest, Digests};
 use super::metrics::Metrics;

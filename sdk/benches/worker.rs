@@ -733,30 +733,11 @@ async fn scale_section(a: &Args) {
     }
 }
 
-/// The peak RSS (VmHWM) of a worker process storing `events` (emitted before it starts).
+/// The peak RSS (VmHWM) of a worker process storing `events` (emitted before it starts), until it
+/// has exited after its last row.
 async fn worker_peak_rss(config: &Config, events: Vec<Event>) -> f64 {
     let db = TestDb::new("bench_mem").await;
-    let emitter = Emitter::connect(config.clone()).await.unwrap();
-    let n = events.len() as u64;
-    for chunk in events.chunks(2) {
-        for r in emitter.emit_events(chunk.to_vec()).await.unwrap() {
-            r.unwrap();
-        }
-    }
-    let mut child = spawn_worker_process(BIN, config, &db.settings, "bench_memory.log", &[]);
-    let mut peak = 0.0;
-    loop {
-        if let Some(p) = peak_rss_mib(child.id()) {
-            peak = p;
-        }
-        if db.rows().await >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let _ = child.wait();
-    peak
+    worker_process_peak_rss(BIN, config, &db, events, "bench_memory.log").await
 }
 
 async fn memory_section(a: &Args) {

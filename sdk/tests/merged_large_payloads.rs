@@ -5,9 +5,7 @@
 //! (docs/architecture.md §2.4).
 
 use serde_json::json;
-use std::process::Command;
 use std::time::Duration;
-use suitex_events::config::Config;
 use suitex_events::consume::merged::MergedEvent;
 use suitex_events::worker::WorkerOptions;
 use suitex_events::worker::feeder::{Feeder, FeederOptions};
@@ -31,56 +29,19 @@ fn event(i: usize, fill: &str) -> Event {
         .unwrap()
 }
 
-/// A `suitex-events worker` process (feeder on, the defaults) storing `events`, emitted before
-/// it starts; returns its peak RSS in MiB, taken until it has exited — after SIGTERM, once every
-/// event is stored, its feeder publishes what the ledger holds before the process ends.
-async fn worker_peak(config: &Config, db: &TestDb, events: Vec<Event>) -> f64 {
-    let emitter = Emitter::connect(config.clone()).await.unwrap();
-    let n = events.len() as u64;
-    for chunk in events.chunks(2) {
-        for r in emitter.emit_events(chunk.to_vec()).await.unwrap() {
-            r.unwrap();
-        }
-    }
-    let mut child = spawn_worker_process(BIN, config, &db.settings, "merged_large_payloads.log", &[]);
-    let pid = child.id();
-    let mut peak = 0.0f64;
-    eventually(Duration::from_secs(180), "the worker stores every event", || {
-        if let Some(p) = peak_rss_mib(pid) {
-            peak = peak.max(p);
-        }
-        async { db.rows().await >= n }
-    })
-    .await;
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-    loop {
-        if let Some(p) = peak_rss_mib(pid) {
-            peak = peak.max(p);
-        }
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                assert!(status.success(), "the worker stopped cleanly: {status}");
-                break;
-            }
-            Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
-            Err(e) => panic!("waiting for the worker: {e}"),
-        }
-    }
-    peak
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_process_holds_a_large_payload_for_its_batch_not_again_for_its_feeder() {
     let fake = pubsub_fake::start().await;
     let config = fake_topology(&fake, "workermem").await;
     let small_db = TestDb::new("worker_mem_small").await;
+    let small_events: Vec<Event> = (0..EVENTS).map(|i| event(i, &"s".repeat(900))).collect();
     let small =
-        worker_peak(&config, &small_db, (0..EVENTS).map(|i| event(i, &"s".repeat(900))).collect()).await;
+        worker_process_peak_rss(BIN, &config, &small_db, small_events, "merged_large_payloads.log").await;
     let large_db = TestDb::new("worker_mem_large").await;
     let fill = "m".repeat(LARGE_MIB * MIB - 64);
     let large: Vec<Event> = (0..EVENTS).map(|i| event(i, &fill)).collect();
     drop(fill);
-    let large = worker_peak(&config, &large_db, large).await;
+    let large = worker_process_peak_rss(BIN, &config, &large_db, large, "merged_large_payloads.log").await;
     remove_bucket(&config).await;
     assert_eq!(large_db.rows().await, EVENTS as u64);
     let allowed = small + 3.0 * LARGE_MIB as f64;

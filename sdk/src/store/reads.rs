@@ -166,51 +166,18 @@ impl EventStore {
         inline_max: u64,
         max_bytes: u64,
     ) -> Result<Vec<FeedRow>> {
-        let operation = || format!("reading from {}", self.describe);
-        let sizes: Vec<(u64, Option<i64>)> = self
-            .timed(
-                "SELECT",
-                sqlx::query_as(
-                    "SELECT seq, LENGTH(payload) FROM event_store WHERE seq > ? ORDER BY seq LIMIT ?",
-                )
-                .bind(after_seq)
-                .bind(limit)
-                .fetch_all(&self.pool),
-            )
-            .await
-            .map_err(|e| db_error(operation(), e))?;
-        let mut last = None;
-        let mut bytes = 0u64;
-        for (seq, size) in sizes {
-            let size = size.unwrap_or(0).max(0) as u64;
-            let read = if size > inline_max { 0 } else { size };
-            if last.is_some() && bytes + read > max_bytes {
-                break;
-            }
-            bytes += read;
-            last = Some(seq);
-        }
-        let Some(last) = last else { return Ok(Vec::new()) };
-        let rows = self
-            .timed(
-                "SELECT",
-                sqlx::query(
-                    "SELECT id, seq, aggregate_version, account_id, event_id, aggregate_type, aggregate_id, event_type, \
-                     IF(LENGTH(payload) > ?, 'null', CAST(payload AS CHAR)) AS payload, \
-                     IF(LENGTH(payload) > ?, SHA2(CAST(payload AS CHAR), 256), NULL) AS payload_sha256, \
-                     IF(LENGTH(payload) > ?, LENGTH(CAST(payload AS CHAR)), NULL) AS payload_size, \
-                     CAST(metadata AS CHAR) AS metadata, occurred_at, created_at \
-                     FROM event_store WHERE seq > ? AND seq <= ? ORDER BY seq",
-                )
-                .bind(inline_max)
-                .bind(inline_max)
-                .bind(inline_max)
-                .bind(after_seq)
-                .bind(last)
-                .fetch_all(&self.pool),
-            )
-            .await
-            .map_err(|e| db_error(operation(), e))?;
+        let (all, seq) = (&Selection::All, Cursor::Seq);
+        let Some(last) = self.page_end(all, seq, after_seq, limit, max_bytes, inline_max).await? else {
+            return Ok(Vec::new());
+        };
+        // `inline_max` is a number, written into the statement as such.
+        let large = format!("LENGTH(payload) > {inline_max}");
+        let payload = format!(
+            "IF({large}, 'null', CAST(payload AS CHAR)) AS payload, \
+             IF({large}, SHA2(CAST(payload AS CHAR), 256), NULL) AS payload_sha256, \
+             IF({large}, LENGTH(CAST(payload AS CHAR)), NULL) AS payload_size"
+        );
+        let rows = self.rows_through(all, seq, after_seq, last, &payload).await?;
         rows.into_iter()
             .map(|r| {
                 let sha256: Option<String> = r.try_get("payload_sha256").map_err(decode)?;
@@ -283,9 +250,29 @@ impl EventStore {
         limit: u32,
         max_bytes: u64,
     ) -> Result<Vec<StoredEvent>> {
-        let operation = || format!("reading from {}", self.describe);
+        let Some(last) = self.page_end(selection, cursor, after, limit, max_bytes, u64::MAX).await? else {
+            return Ok(Vec::new());
+        };
+        let rows =
+            self.rows_through(selection, cursor, after, last, "CAST(payload AS CHAR) AS payload").await?;
+        let events: Vec<StoredEvent> = rows.iter().map(stored_event).collect::<Result<_>>()?;
+        debug_assert!(events.windows(2).all(|w| cursor.of(&w[0]) < cursor.of(&w[1])));
+        Ok(events)
+    }
+
+    /// Where a page of `selection` after `after` ends, from the payloads' sizes alone: up to
+    /// `limit` rows, stopping before the payloads read exceed `max_bytes` (at least one row).
+    /// Payloads above `unread_above` bytes are not to be read and count nothing. `None`: no row.
+    async fn page_end(
+        &self,
+        selection: &Selection,
+        cursor: Cursor,
+        after: u64,
+        limit: u32,
+        max_bytes: u64,
+        unread_above: u64,
+    ) -> Result<Option<u64>> {
         let column = cursor.column();
-        // Which rows fit, from the payloads' sizes alone.
         let mut q = QueryBuilder::<sqlx::MySql>::new(format!(
             "SELECT {column}, LENGTH(payload) FROM event_store WHERE {column} > "
         ));
@@ -295,35 +282,45 @@ impl EventStore {
         let sizes: Vec<(u64, Option<i64>)> = self
             .timed("SELECT", q.build_query_as().fetch_all(&self.pool))
             .await
-            .map_err(|e| db_error(operation(), e))?;
+            .map_err(|e| db_error(format!("reading from {}", self.describe), e))?;
         let mut last = None;
         let mut bytes = 0u64;
         for (position, size) in sizes {
             let size = size.unwrap_or(0).max(0) as u64;
-            if last.is_some() && bytes + size > max_bytes {
+            let read = if size > unread_above { 0 } else { size };
+            if last.is_some() && bytes + read > max_bytes {
                 break;
             }
-            bytes += size;
+            bytes += read;
             last = Some(position);
         }
-        let Some(last) = last else { return Ok(Vec::new()) };
+        Ok(last)
+    }
+
+    /// The rows of `selection` with `after < cursor <= last`, in cursor order: every column of
+    /// a stored event, the payload's as `payload_columns` gives it.
+    async fn rows_through(
+        &self,
+        selection: &Selection,
+        cursor: Cursor,
+        after: u64,
+        last: u64,
+        payload_columns: &str,
+    ) -> Result<Vec<MySqlRow>> {
+        let column = cursor.column();
         // `CAST(… AS CHAR)`: MySQL 8 sends a JSON column with its own wire type and the binary
         // collation, which no text type decodes; as CHAR both MySQL 8 and MariaDB send text.
         let mut q = QueryBuilder::<sqlx::MySql>::new(format!(
             "SELECT id, seq, aggregate_version, account_id, event_id, aggregate_type, aggregate_id, event_type, \
-             CAST(payload AS CHAR) AS payload, CAST(metadata AS CHAR) AS metadata, occurred_at, created_at \
+             {payload_columns}, CAST(metadata AS CHAR) AS metadata, occurred_at, created_at \
              FROM event_store WHERE {column} > "
         ));
         q.push_bind(after).push(format!(" AND {column} <= ")).push_bind(last).push(" AND ");
         selection.push_where(&mut q);
         q.push(format!(" ORDER BY {column}"));
-        let rows = self
-            .timed("SELECT", q.build().fetch_all(&self.pool))
+        self.timed("SELECT", q.build().fetch_all(&self.pool))
             .await
-            .map_err(|e| db_error(operation(), e))?;
-        let events: Vec<StoredEvent> = rows.iter().map(stored_event).collect::<Result<_>>()?;
-        debug_assert!(events.windows(2).all(|w| cursor.of(&w[0]) < cursor.of(&w[1])));
-        Ok(events)
+            .map_err(|e| db_error(format!("reading from {}", self.describe), e))
     }
 
     /// Counts the events of `selection`.

@@ -29,8 +29,9 @@
 use super::digests::{Digest, Digests};
 use super::metrics::Metrics;
 use crate::config::Config;
-use crate::consume::merged::{LedgerPosition, MergedWriter};
+use crate::consume::merged::{LedgerPosition, MergedEvent, MergedWriter};
 use crate::deadline::Deadline;
+use crate::envelope::Event;
 use crate::error::{Error, Result, Service};
 use crate::ordered_publisher::OrderedPublisher;
 use crate::store::{EventStore, FOLLOW_POLL, FeedRow, Leadership, Selection};
@@ -372,29 +373,7 @@ impl Feeder {
                 LedgerPosition { store_id: s.id, seq: s.seq, aggregate_version: s.aggregate_version };
             let merged = match &row.large {
                 None => self.merged.merged(position, &s.event, None, false).await?,
-                // A large payload stays in the database: the merged message names the object the
-                // event arrived with — or, when the bucket no longer has it, the payload is read
-                // and offloaded again.
-                Some((size, sha256)) => {
-                    match self.merged.merged_by_reference(position, &s.event, *size, sha256).await? {
-                        Some(merged) => merged,
-                        None => {
-                            let full = self
-                                .store
-                                .read_after_bounded(&Selection::All, s.seq - 1, 1, u64::MAX)
-                                .await?;
-                            let Some(full) = full.into_iter().find(|f| f.seq == s.seq) else {
-                                return Err(Error::service(
-                                    Service::Database,
-                                    "reading a ledger row for events.merged",
-                                    true,
-                                    format!("row seq {} was listed but cannot be read", s.seq),
-                                ));
-                            };
-                            self.merged.merged(position, &full.event, None, false).await?
-                        }
-                    }
-                }
+                Some((size, sha256)) => self.merged_large(position, &s.event, *size, sha256).await?,
             };
             batch.push(merged.to_message());
         }
@@ -402,6 +381,32 @@ impl Feeder {
             result?;
         }
         Ok(())
+    }
+
+    /// The merged form of a row whose large payload stayed in the database: it names the object
+    /// the event arrived with — or, when the bucket no longer has it, the payload is read and
+    /// offloaded again.
+    async fn merged_large(
+        &self,
+        position: LedgerPosition,
+        event: &Event,
+        size: u64,
+        sha256: &str,
+    ) -> Result<MergedEvent> {
+        if let Some(merged) = self.merged.merged_by_reference(position, event, size, sha256).await? {
+            return Ok(merged);
+        }
+        let seq = position.seq;
+        let row = self.store.read_after_bounded(&Selection::All, seq - 1, 1, u64::MAX).await?;
+        let Some(row) = row.into_iter().find(|r| r.seq == seq) else {
+            return Err(Error::service(
+                Service::Database,
+                "reading a ledger row for events.merged",
+                true,
+                format!("row seq {seq} was listed but cannot be read"),
+            ));
+        };
+        self.merged.merged(position, &row.event, None, false).await
     }
 
     fn backoff(&self) -> backon::ExponentialBackoff {

@@ -704,6 +704,49 @@ pub fn peak_rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// Emits `events`, then runs `bin worker` ([`spawn_worker_process`], stderr to `log`) until
+/// `db` holds every one, stops it with SIGTERM — its feeder publishes what the ledger holds before
+/// it exits — and returns its peak RSS in MiB, taken until it has exited.
+pub async fn worker_process_peak_rss(
+    bin: &str,
+    config: &Config,
+    db: &TestDb,
+    events: Vec<suitex_events::Event>,
+    log: &str,
+) -> f64 {
+    let emitter = suitex_events::Emitter::connect(config.clone()).await.unwrap();
+    let n = events.len() as u64;
+    for chunk in events.chunks(2) {
+        for r in emitter.emit_events(chunk.to_vec()).await.unwrap() {
+            r.unwrap();
+        }
+    }
+    let mut child = spawn_worker_process(bin, config, &db.settings, log, &[]);
+    let pid = child.id();
+    let mut peak = 0.0f64;
+    eventually(Duration::from_secs(600), "the worker stores every event", || {
+        if let Some(p) = peak_rss_mib(pid) {
+            peak = peak.max(p);
+        }
+        async { db.rows().await >= n }
+    })
+    .await;
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    loop {
+        if let Some(p) = peak_rss_mib(pid) {
+            peak = peak.max(p);
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                assert!(status.success(), "the worker stopped cleanly: {status}");
+                return peak;
+            }
+            Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => panic!("waiting for the worker: {e}"),
+        }
+    }
+}
+
 /// Starts `bin worker` (the `suitex-events` binary of the calling test crate) as production
 /// runs it: every setting from the environment, nothing inherited but `PATH`, its metrics
 /// endpoint off, stderr to `log` in the temporary directory; `extra` settings on top.

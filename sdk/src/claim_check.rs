@@ -12,7 +12,7 @@
 
 use crate::config::Config;
 use crate::envelope::{ClaimCheckRef, Event, Payload};
-use crate::error::{Error, InvalidClaimCheck, Poison, Result, Service, gax_is_transient};
+use crate::error::{Error, InvalidClaimCheck, Poison, Result, Service};
 use bytes::Bytes;
 use google_cloud_storage::client::Storage;
 use sha2::{Digest, Sha256};
@@ -103,11 +103,9 @@ impl ClaimCheck {
             // An earlier attempt of this same upload landed: the name proves the bytes.
             Err(e) if e.http_status_code() == Some(412) => 0,
             Err(e) => {
-                let transient = gax_is_transient(&e);
-                return Err(Error::service(
+                return Err(Error::google(
                     Service::Storage,
                     format!("uploading gs://{}/{object}", self.bucket),
-                    transient,
                     e,
                 ));
             }
@@ -138,13 +136,7 @@ impl ClaimCheck {
             })),
             Err(e) if e.http_status_code() == Some(404) => Ok(None),
             Err(e) => {
-                let transient = gax_is_transient(&e);
-                Err(Error::service(
-                    Service::Storage,
-                    format!("looking up gs://{}/{object}", self.bucket),
-                    transient,
-                    e,
-                ))
+                Err(Error::google(Service::Storage, format!("looking up gs://{}/{object}", self.bucket), e))
             }
         }
     }
@@ -252,8 +244,7 @@ impl ClaimCheck {
                     problem: "does not exist (deleted, expired after 30 days, or never written)".into(),
                 })
             } else {
-                let transient = gax_is_transient(&e);
-                Error::service(Service::Storage, op(), transient, e)
+                Error::google(Service::Storage, op(), e)
             }
         };
         let mut resp = self.storage.read_object(&self.bucket_path, object).send().await.map_err(classify)?;

@@ -253,6 +253,17 @@ impl Error {
         Error::Service { service, operation: operation.into(), transient, source: source.into() }
     }
 
+    /// A Google client's failure of `operation`: transient when it is worth retrying later
+    /// ([`gax_is_transient`]).
+    pub(crate) fn google(
+        service: Service,
+        operation: impl Into<String>,
+        source: google_cloud_gax::error::Error,
+    ) -> Self {
+        let transient = gax_is_transient(&source);
+        Error::service(service, operation, transient, source)
+    }
+
     /// The input broke a rule of the event contract.
     pub fn is_validation(&self) -> bool {
         matches!(self, Error::Invalid(_))

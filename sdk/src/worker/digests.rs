@@ -13,7 +13,7 @@
 //! where to go on by probing (a doubling search, then a bisection).
 
 use crate::config::Config;
-use crate::error::{Error, Result, Service, gax_is_transient};
+use crate::error::{Error, Result, Service};
 use crate::store::Checkpoint;
 use bytes::Bytes;
 use google_cloud_storage::client::Storage;
@@ -77,17 +77,11 @@ impl Digests {
         let mut resp = match self.storage.read_object(&self.bucket_path, &object).send().await {
             Ok(resp) => resp,
             Err(e) if e.http_status_code() == Some(404) => return Ok(None),
-            Err(e) => {
-                let transient = gax_is_transient(&e);
-                return Err(Error::service(Service::Storage, op(), transient, e));
-            }
+            Err(e) => return Err(Error::google(Service::Storage, op(), e)),
         };
         let mut buf = Vec::new();
         while let Some(chunk) = resp.next().await {
-            let chunk = chunk.map_err(|e| {
-                let transient = gax_is_transient(&e);
-                Error::service(Service::Storage, op(), transient, e)
-            })?;
+            let chunk = chunk.map_err(|e| Error::google(Service::Storage, op(), e))?;
             buf.extend_from_slice(&chunk);
             if buf.len() > 64 * 1024 {
                 break;
@@ -154,13 +148,7 @@ impl Digests {
             Ok(_) => Ok(true),
             Err(e) if e.http_status_code() == Some(412) => Ok(false),
             Err(e) => {
-                let transient = gax_is_transient(&e);
-                Err(Error::service(
-                    Service::Storage,
-                    format!("writing gs://{}/{object}", self.bucket),
-                    transient,
-                    e,
-                ))
+                Err(Error::google(Service::Storage, format!("writing gs://{}/{object}", self.bucket), e))
             }
         }
     }

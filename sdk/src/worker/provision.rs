@@ -5,7 +5,7 @@
 //! warning when its settings differ from what production uses.
 
 use crate::config::{Config, Endpoint};
-use crate::error::{ConfigError, Error, Result, Service, gax_is_transient};
+use crate::error::{ConfigError, Error, Result, Service};
 use google_cloud_gax::error::rpc::Code;
 use google_cloud_pubsub::model::{DeadLetterPolicy, ExpirationPolicy, RetryPolicy, Subscription};
 use serde::Serialize;
@@ -116,8 +116,7 @@ fn already_exists(e: &google_cloud_gax::error::Error) -> bool {
 }
 
 fn failed(operation: String, e: google_cloud_gax::error::Error) -> Error {
-    let transient = gax_is_transient(&e);
-    Error::service(Service::PubSub, operation, transient, e)
+    Error::google(Service::PubSub, operation, e)
 }
 
 /// Creates the topology on the emulators named by `config`.

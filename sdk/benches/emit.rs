@@ -136,15 +136,9 @@ async fn run_sdk(events: Vec<Event>) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
+/// This process's resident memory, in MiB.
 fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb / 1024.0
+    suitex_test_support::rss_mib(std::process::id()).expect("this process's /proc status")
 }
 
 /// In a child process: publish one event for each of `keys` distinct ordering keys, 1,000 per

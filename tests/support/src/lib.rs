@@ -698,9 +698,19 @@ impl RunningWorker {
 /// The peak resident memory of process `pid` so far (its `VmHWM`), in MiB; `None` once it is
 /// gone.
 pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    status_mib(pid, "VmHWM:")
+}
+
+/// The resident memory of process `pid` now (its `VmRSS`), in MiB; `None` once it is gone.
+pub fn rss_mib(pid: u32) -> Option<f64> {
+    status_mib(pid, "VmRSS:")
+}
+
+/// A size line (`field` in kB) of `/proc/{pid}/status`, in MiB.
+fn status_mib(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: f64 =
-        status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.split_whitespace().next()?.parse().ok()?;
+        status.lines().find_map(|l| l.strip_prefix(field))?.split_whitespace().next()?.parse().ok()?;
     Some(kib / 1024.0)
 }
 

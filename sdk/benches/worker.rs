@@ -23,17 +23,17 @@
 //!    numbering trigger runs for every row) vs the same INSERTs into a table of the same shape
 //!    without it, alternating rounds; and the floor, the same INSERTs into an `event_store` whose
 //!    trigger does no more than any gapless commit-order numbering must (take the counter row).
-//! 4b. `chain` — what the hash chain costs: migration 0003's trigger against 0002's (numbering
+//! 5. `chain` — what the hash chain costs: migration 0003's trigger against 0002's (numbering
 //!    alone), by raw INSERTs, through `EventStore::append` and for the worker at full load
 //!    (target ≤ 10 %); the floor, a trigger that adds the least a per-row chain can (one SHA-256
 //!    of the previous hash and the payload, inside numbering's own statement); and `verify`'s rate
 //!    beside a plain scan of the same rows.
-//! 5. `parking` — what the parked-key check (one query per batch) costs the healthy path: the
+//! 6. `parking` — what the parked-key check (one query per batch) costs the healthy path: the
 //!    worker at full load on the fake with no key parked vs one key parked (target ≥ 0.95×),
 //!    alternating rounds.
-//! 6. `scale` — 1 vs 2 vs 4 workers on one subscription (the fake), total throughput: the
+//! 7. `scale` — 1 vs 2 vs 4 workers on one subscription (the fake), total throughput: the
 //!    counter row must not make more workers slower than one.
-//! 7. `memory` — peak RSS of a `suitex-events worker` process storing K claim-checked events of
+//! 8. `memory` — peak RSS of a `suitex-events worker` process storing K claim-checked events of
 //!    S MiB each (default 200 × 30 MiB), beside the same process storing K events of 1 KiB;
 //!    target: ≤ 3 × S + the 1 KiB figure.
 //!

@@ -813,7 +813,7 @@ async fn scale_section(a: &Args) {
 /// has exited after its last row.
 async fn worker_peak_rss(config: &Config, events: Vec<Event>) -> f64 {
     let db = TestDb::new("bench_mem").await;
-    worker_process_peak_rss(BIN, config, &db, events, "bench_memory.log").await
+    worker_process_peak_rss(BIN, config, &db, events, "bench_memory.log", &[]).await
 }
 
 async fn memory_section(a: &Args) {

@@ -714,15 +714,16 @@ fn status_mib(pid: u32, field: &str) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// Emits `events`, then runs `bin worker` ([`spawn_worker_process`], stderr to `log`) until
-/// `db` holds every one, stops it with SIGTERM — its feeder publishes what the ledger holds before
-/// it exits — and returns its peak RSS in MiB, taken until it has exited.
+/// Emits `events`, then runs `bin worker` ([`spawn_worker_process`], stderr to `log`, `extra`
+/// settings on top) until `db` holds every one, stops it with SIGTERM — its feeder publishes what
+/// the ledger holds before it exits — and returns its peak RSS in MiB, taken until it has exited.
 pub async fn worker_process_peak_rss(
     bin: &str,
     config: &Config,
     db: &TestDb,
     events: Vec<suitex_events::Event>,
     log: &str,
+    extra: &[(&str, &str)],
 ) -> f64 {
     let emitter = suitex_events::Emitter::connect(config.clone()).await.unwrap();
     let n = events.len() as u64;
@@ -731,7 +732,7 @@ pub async fn worker_process_peak_rss(
             r.unwrap();
         }
     }
-    let mut child = spawn_worker_process(bin, config, &db.settings, log, &[]);
+    let mut child = spawn_worker_process(bin, config, &db.settings, log, extra);
     let pid = child.id();
     let mut peak = 0.0f64;
     eventually(Duration::from_secs(600), "the worker stores every event", || {

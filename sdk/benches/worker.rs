@@ -148,6 +148,14 @@ async fn raw_insert(store: &EventStore, table: &str, events: &[Event]) {
     }
 }
 
+/// Seconds a [`raw_insert`] of `n` fresh events (tagged `tag`) into `table` takes.
+async fn timed_insert(store: &EventStore, table: &str, n: usize, tag: &str) -> f64 {
+    let batch = events(n, tag);
+    let started = Instant::now();
+    raw_insert(store, table, &batch).await;
+    started.elapsed().as_secs_f64()
+}
+
 /// A table of `event_store`'s shape as migration 0001 made it — no `seq` or version keys and no
 /// numbering trigger (CREATE TABLE … LIKE copies no trigger): the baseline of a plain INSERT.
 async fn scratch_table(store: &EventStore) {
@@ -530,28 +538,19 @@ async fn sequence_section(a: &Args) {
         .unwrap();
     let (mut with, mut counter, mut without) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..a.rounds {
-        let batch = events(a.rows, &format!("s{round}"));
-        let started = Instant::now();
-        raw_insert(&db.store, "scratch", &batch).await;
-        let plain = started.elapsed();
-        let batch = events(a.rows, &format!("f{round}"));
-        let started = Instant::now();
-        raw_insert(&floor.store, "event_store", &batch).await;
-        let least = started.elapsed();
-        let batch = events(a.rows, &format!("t{round}"));
-        let started = Instant::now();
-        raw_insert(&db.store, "event_store", &batch).await;
-        let numbered = started.elapsed();
+        let plain = timed_insert(&db.store, "scratch", a.rows, &format!("s{round}")).await;
+        let least = timed_insert(&floor.store, "event_store", a.rows, &format!("f{round}")).await;
+        let numbered = timed_insert(&db.store, "event_store", a.rows, &format!("t{round}")).await;
         println!(
             "  round {}: without a trigger {:>8.0} rows/s   the counter row alone {:>8.0} rows/s   the ledger's trigger {:>8.0} rows/s",
             round + 1,
-            a.rows as f64 / plain.as_secs_f64(),
-            a.rows as f64 / least.as_secs_f64(),
-            a.rows as f64 / numbered.as_secs_f64()
+            a.rows as f64 / plain,
+            a.rows as f64 / least,
+            a.rows as f64 / numbered
         );
-        without.push(plain.as_secs_f64() * 1e6 / a.rows as f64);
-        counter.push(least.as_secs_f64() * 1e6 / a.rows as f64);
-        with.push(numbered.as_secs_f64() * 1e6 / a.rows as f64);
+        without.push(plain * 1e6 / a.rows as f64);
+        counter.push(least * 1e6 / a.rows as f64);
+        with.push(numbered * 1e6 / a.rows as f64);
     }
     let (w, c, wo) = (median(with), median(counter), median(without));
     let rows = db.store.read_after(&suitex_events::store::Selection::All, 0, u32::MAX).await.unwrap();
@@ -623,15 +622,9 @@ async fn chain_section(a: &Args) {
     let least = with_trigger("bench_leastchain", LEAST_CHAIN).await;
     let (mut with, mut floor, mut without) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..a.rounds {
-        let timed = async |db: &TestDb, tag: &str| {
-            let batch = events(a.rows, &format!("{tag}{round}"));
-            let started = Instant::now();
-            raw_insert(&db.store, "event_store", &batch).await;
-            started.elapsed().as_secs_f64()
-        };
-        let plain = timed(&numbered, "n").await;
-        let lean = timed(&least, "l").await;
-        let chain = timed(&chained, "c").await;
+        let plain = timed_insert(&numbered.store, "event_store", a.rows, &format!("n{round}")).await;
+        let lean = timed_insert(&least.store, "event_store", a.rows, &format!("l{round}")).await;
+        let chain = timed_insert(&chained.store, "event_store", a.rows, &format!("c{round}")).await;
         println!(
             "  round {}: numbered {:>8.0} rows/s   with the least chain {:>8.0} rows/s   numbered and chained {:>8.0} rows/s",
             round + 1,

@@ -148,12 +148,23 @@ async fn raw_insert(store: &EventStore, table: &str, events: &[Event]) {
     }
 }
 
-/// Seconds a [`raw_insert`] of `n` fresh events (tagged `tag`) into `table` takes.
-async fn timed_insert(store: &EventStore, table: &str, n: usize, tag: &str) -> f64 {
-    let batch = events(n, tag);
-    let started = Instant::now();
-    raw_insert(store, table, &batch).await;
-    started.elapsed().as_secs_f64()
+/// Alternating rounds of [`raw_insert`]s of `a.rows` fresh events into each of `targets`
+/// (label, store, table), each round's rows/s printed: the median µs per row of each target.
+async fn insert_rounds(a: &Args, targets: &[(&str, &EventStore, &str)]) -> Vec<f64> {
+    let mut per_row = vec![Vec::new(); targets.len()];
+    for round in 0..a.rounds {
+        let mut line = format!("  round {}:", round + 1);
+        for (i, (label, store, table)) in targets.iter().enumerate() {
+            let batch = events(a.rows, &format!("{i}-{round}"));
+            let started = Instant::now();
+            raw_insert(store, table, &batch).await;
+            let secs = started.elapsed().as_secs_f64();
+            line.push_str(&format!("   {label} {:>8.0} rows/s", a.rows as f64 / secs));
+            per_row[i].push(secs * 1e6 / a.rows as f64);
+        }
+        println!("{line}");
+    }
+    per_row.into_iter().map(median).collect()
 }
 
 /// A table of `event_store`'s shape as migration 0001 made it — no `seq` or version keys and no
@@ -536,23 +547,16 @@ async fn sequence_section(a: &Args) {
         )
         .await
         .unwrap();
-    let (mut with, mut counter, mut without) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..a.rounds {
-        let plain = timed_insert(&db.store, "scratch", a.rows, &format!("s{round}")).await;
-        let least = timed_insert(&floor.store, "event_store", a.rows, &format!("f{round}")).await;
-        let numbered = timed_insert(&db.store, "event_store", a.rows, &format!("t{round}")).await;
-        println!(
-            "  round {}: without a trigger {:>8.0} rows/s   the counter row alone {:>8.0} rows/s   the ledger's trigger {:>8.0} rows/s",
-            round + 1,
-            a.rows as f64 / plain,
-            a.rows as f64 / least,
-            a.rows as f64 / numbered
-        );
-        without.push(plain * 1e6 / a.rows as f64);
-        counter.push(least * 1e6 / a.rows as f64);
-        with.push(numbered * 1e6 / a.rows as f64);
-    }
-    let (w, c, wo) = (median(with), median(counter), median(without));
+    let medians = insert_rounds(
+        a,
+        &[
+            ("without a trigger", &db.store, "scratch"),
+            ("the counter row alone", &floor.store, "event_store"),
+            ("the ledger's trigger", &db.store, "event_store"),
+        ],
+    )
+    .await;
+    let (wo, c, w) = (medians[0], medians[1], medians[2]);
     let rows = db.store.read_after(&suitex_events::store::Selection::All, 0, u32::MAX).await.unwrap();
     assert!(rows.iter().enumerate().all(|(i, r)| r.seq == i as u64 + 1), "gapless");
     let rows = floor.store.read_after(&suitex_events::store::Selection::All, 0, u32::MAX).await.unwrap();
@@ -620,23 +624,16 @@ async fn chain_section(a: &Args) {
     let chained = TestDb::new("bench_chain").await;
     let numbered = numbered_only("bench_nochain").await;
     let least = with_trigger("bench_leastchain", LEAST_CHAIN).await;
-    let (mut with, mut floor, mut without) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..a.rounds {
-        let plain = timed_insert(&numbered.store, "event_store", a.rows, &format!("n{round}")).await;
-        let lean = timed_insert(&least.store, "event_store", a.rows, &format!("l{round}")).await;
-        let chain = timed_insert(&chained.store, "event_store", a.rows, &format!("c{round}")).await;
-        println!(
-            "  round {}: numbered {:>8.0} rows/s   with the least chain {:>8.0} rows/s   numbered and chained {:>8.0} rows/s",
-            round + 1,
-            a.rows as f64 / plain,
-            a.rows as f64 / lean,
-            a.rows as f64 / chain
-        );
-        without.push(plain * 1e6 / a.rows as f64);
-        floor.push(lean * 1e6 / a.rows as f64);
-        with.push(chain * 1e6 / a.rows as f64);
-    }
-    let (w, f, wo) = (median(with), median(floor), median(without));
+    let medians = insert_rounds(
+        a,
+        &[
+            ("numbered", &numbered.store, "event_store"),
+            ("with the least chain", &least.store, "event_store"),
+            ("numbered and chained", &chained.store, "event_store"),
+        ],
+    )
+    .await;
+    let (wo, f, w) = (medians[0], medians[1], medians[2]);
     println!(
         "chain (median of {}): {wo:.1} µs per row without, {w:.1} µs with — +{:.1} µs per row, throughput ratio {:.2} (target >= 0.90)",
         a.rounds,
